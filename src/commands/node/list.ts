@@ -1,0 +1,27 @@
+import {BaseCommand} from '../../base-command.js'
+import {NodeRegistry} from '../../lib/nodes/registry.js'
+import {summarize, type NodeSummary} from '../../lib/nodes/record.js'
+
+export default class NodeList extends BaseCommand<typeof NodeList> {
+  static summary = 'List the cluster\'s nodes with their type, MAC, address and state.'
+  static description = 'Reads the node records from etcd, the cluster\'s single source of truth.'
+  static examples = [
+    {command: '<%= config.bin %> <%= command.id %>', description: 'Show every node as a table.'},
+    {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as a JSON array of {name,type,mac,ip,state}.'},
+  ]
+
+  async run(): Promise<NodeSummary[]> {
+    const nodes = (await new NodeRegistry(this.store()).list()).map(summarize)
+    this.table(
+      [
+        {header: 'name', get: (n) => n.name},
+        {header: 'type', get: (n) => n.type},
+        {header: 'mac', get: (n) => n.mac},
+        {header: 'ip', get: (n) => n.ip},
+        {header: 'state', get: (n) => n.state},
+      ],
+      nodes,
+    )
+    return nodes
+  }
+}

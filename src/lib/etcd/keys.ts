@@ -1,0 +1,104 @@
+/**
+ * The etcd key schema. This module is the only place that builds key strings: everything else
+ * asks it for a key, so the layout can be read (and changed) in one file.
+ *
+ *   /xcluster/<cluster>/spec                    validated cluster spec
+ *   /xcluster/<cluster>/nodes/<name>            node record
+ *   /xcluster/<cluster>/macs/<mac>              MAC -> node name
+ *   /xcluster/<cluster>/hostkeys/<name>         pinned SSH host key fingerprints
+ *   /xcluster/<cluster>/dhcp/leases/<ip>        DHCP lease (create-only per IP)
+ *   /xcluster/<cluster>/dhcp/discovered/<mac>   unknown MACs seen on the wire
+ *   /xcluster/<cluster>/election/<service>/...  election candidates, views, history
+ *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
+ *   /xcluster/<cluster>/certs/<name>            certificates
+ *   /xcluster/<cluster>/frontends/<name>        frontend registrations
+ */
+export const ROOT = '/xcluster'
+
+const NAME = /^[a-z0-9][a-z0-9._-]*$/
+
+function segment(kind: string, value: string): string {
+  if (!NAME.test(value)) throw new Error(`invalid ${kind} for an etcd key: ${JSON.stringify(value)}`)
+  return value
+}
+
+export class KeySchema {
+  readonly prefix: string
+
+  constructor(readonly cluster: string) {
+    this.prefix = `${ROOT}/${segment('cluster name', cluster)}/`
+  }
+
+  spec(): string {
+    return `${this.prefix}spec`
+  }
+
+  nodesPrefix(): string {
+    return `${this.prefix}nodes/`
+  }
+
+  node(name: string): string {
+    return `${this.nodesPrefix()}${segment('node name', name)}`
+  }
+
+  nodeFromKey(key: string): string {
+    return key.slice(this.nodesPrefix().length)
+  }
+
+  macsPrefix(): string {
+    return `${this.prefix}macs/`
+  }
+
+  /** MACs are stored lower-case with colons: the canonical form used everywhere. */
+  mac(mac: string): string {
+    return `${this.macsPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
+  }
+
+  macFromKey(key: string): string {
+    return key.slice(this.macsPrefix().length).replaceAll('-', ':')
+  }
+
+  hostKeysPrefix(): string {
+    return `${this.prefix}hostkeys/`
+  }
+
+  hostKey(name: string): string {
+    return `${this.hostKeysPrefix()}${segment('node name', name)}`
+  }
+
+  leasesPrefix(): string {
+    return `${this.prefix}dhcp/leases/`
+  }
+
+  lease(ip: string): string {
+    return `${this.leasesPrefix()}${segment('IP', ip)}`
+  }
+
+  discoveredPrefix(): string {
+    return `${this.prefix}dhcp/discovered/`
+  }
+
+  discovered(mac: string): string {
+    return `${this.discoveredPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
+  }
+
+  electionPrefix(service: string): string {
+    return `${this.prefix}election/${segment('service', service)}/`
+  }
+
+  runsPrefix(): string {
+    return `${this.prefix}runs/`
+  }
+
+  run(id: string): string {
+    return `${this.runsPrefix()}${segment('run id', id)}`
+  }
+
+  cert(name: string): string {
+    return `${this.prefix}certs/${segment('certificate name', name)}`
+  }
+
+  frontend(name: string): string {
+    return `${this.prefix}frontends/${segment('frontend name', name)}`
+  }
+}

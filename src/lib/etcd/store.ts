@@ -1,0 +1,215 @@
+import {readFileSync} from 'node:fs'
+
+import {
+  ComparatorBuilder,
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  type IOptions,
+  type Lease,
+  type Watcher,
+} from 'etcd3'
+
+import {NSApplicator} from 'etcd3/lib/util.js'
+
+import {ExitStatus, XclusterError} from '../errors.js'
+import {settings} from '../settings.js'
+import {KeySchema} from './keys.js'
+
+export interface EtcdConnection {
+  endpoints: string[]
+  cluster: string
+  ca?: string
+  cert?: string
+  key?: string
+}
+
+/** A JSON value read from etcd with the revisions a transaction can compare against. */
+export interface Versioned<T> {
+  key: string
+  value: T
+  modRevision: string
+  createRevision: string
+}
+
+type Compare =
+  | {kind: 'absent'; key: string}
+  | {kind: 'modRevision'; key: string; revision: string}
+  | {kind: 'value'; key: string; value: unknown}
+type Op = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
+
+/**
+ * All-or-nothing writes: every compare must hold or no operation is applied.
+ * Built by {@link EtcdStore.transaction}.
+ */
+export class Transaction {
+  private readonly compares: Compare[] = []
+  private readonly ops: Op[] = []
+
+  constructor(private readonly store: EtcdStore) {}
+
+  /** Succeeds only if the key does not exist (create-only). */
+  ifAbsent(key: string): this {
+    this.compares.push({kind: 'absent', key})
+    return this
+  }
+
+  /** Succeeds only if nobody changed the key since it was read at `revision`. */
+  ifUnchanged(key: string, revision: string): this {
+    this.compares.push({kind: 'modRevision', key, revision})
+    return this
+  }
+
+  ifValue(key: string, value: unknown): this {
+    this.compares.push({kind: 'value', key, value})
+    return this
+  }
+
+  put(key: string, value: unknown): this {
+    this.ops.push({kind: 'put', key, value})
+    return this
+  }
+
+  delete(key: string): this {
+    this.ops.push({kind: 'delete', key})
+    return this
+  }
+
+  get size(): number {
+    return this.ops.length
+  }
+
+  /** Commits; resolves `true` when applied, `false` when a compare failed (nothing written). */
+  async commit(): Promise<boolean> {
+    return this.store.call('transaction', async (client) => {
+      let txn = new ComparatorBuilder(client.kv, NSApplicator.default)
+      for (const c of this.compares) {
+        if (c.kind === 'absent') txn = txn.and(c.key, 'Version', '==', 0)
+        else if (c.kind === 'modRevision') txn = txn.and(c.key, 'Mod', '==', c.revision)
+        else txn = txn.and(c.key, 'Value', '==', encode(c.value))
+      }
+      const ops = this.ops.map((o) => (o.kind === 'put' ? client.put(o.key).value(encode(o.value)) : client.delete().key(o.key)))
+      const res = await txn.then(...ops).commit()
+      return Boolean(res.succeeded)
+    })
+  }
+}
+
+const encode = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value))
+
+function isUnavailable(err: unknown): boolean {
+  if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError) return true
+  const message = String((err as Error)?.message ?? err)
+  return /UNAVAILABLE|RST_STREAM|ECONNREFUSED|No connection established|circuit breaker|Broken circuit|deadline/i.test(message)
+}
+
+/**
+ * Typed access to the cluster's state in etcd. Wraps the (unmaintained) etcd3 client: retries
+ * calls that fail with gRPC UNAVAILABLE / RST_STREAM while a member restarts or an election runs,
+ * and turns an etcd that stays unreachable into one clear error naming the endpoints.
+ */
+export class EtcdStore {
+  readonly keys: KeySchema
+  readonly client: Etcd3
+
+  constructor(readonly connection: EtcdConnection) {
+    this.keys = new KeySchema(connection.cluster)
+    const tls = connection.ca || connection.cert
+    const options: IOptions = {
+      hosts: connection.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`)),
+      dialTimeout: settings.etcdCallTimeoutMs,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : {deadline: Date.now() + settings.etcdCallTimeoutMs}),
+    }
+    if (tls) {
+      options.credentials = {
+        rootCertificate: connection.ca ? readFileSync(connection.ca) : Buffer.alloc(0),
+        ...(connection.cert && connection.key
+          ? {certChain: readFileSync(connection.cert), privateKey: readFileSync(connection.key)}
+          : {}),
+      }
+    }
+    this.client = new Etcd3(options)
+  }
+
+  /**
+   * Runs one etcd call, retrying while etcd is unavailable (a member restarting, a leader
+   * election) for up to `settings.etcdUnavailableRetryMs`.
+   */
+  async call<R>(what: string, fn: (client: Etcd3) => Promise<R>): Promise<R> {
+    const deadline = Date.now() + settings.etcdUnavailableRetryMs
+    let delay = 50
+    for (;;) {
+      try {
+        return await fn(this.client)
+      } catch (err) {
+        if (!isUnavailable(err)) throw err
+        if (Date.now() + delay > deadline) throw this.unreachable(what, err)
+        await new Promise((r) => setTimeout(r, delay))
+        delay = Math.min(delay * 2, 500)
+      }
+    }
+  }
+
+  private unreachable(what: string, err: unknown): XclusterError {
+    const endpoints = this.connection.endpoints.join(', ')
+    return new XclusterError(`etcd is unreachable at ${endpoints} (during ${what}).`, {
+      code: 'ETCD_UNREACHABLE',
+      exit: ExitStatus.precondition,
+      suggestion: 'Check that etcd is running and reachable, or point --etcd (or XCLUSTER_ETCD) at a live endpoint.',
+      details: {endpoints: this.connection.endpoints, reason: String((err as Error)?.message ?? err)},
+      cause: err,
+    })
+  }
+
+  async getJson<T>(key: string): Promise<Versioned<T> | undefined> {
+    const res = await this.call('get', (c) => c.get(key).exec())
+    const kv = res.kvs[0]
+    if (!kv) return undefined
+    return {
+      key,
+      value: JSON.parse(kv.value.toString()) as T,
+      modRevision: String(kv.mod_revision),
+      createRevision: String(kv.create_revision),
+    }
+  }
+
+  async listJson<T>(prefix: string): Promise<Versioned<T>[]> {
+    const res = await this.call('list', (c) => c.getAll().prefix(prefix).sort('Key', 'Ascend').exec())
+    return res.kvs.map((kv) => ({
+      key: kv.key.toString(),
+      value: JSON.parse(kv.value.toString()) as T,
+      modRevision: String(kv.mod_revision),
+      createRevision: String(kv.create_revision),
+    }))
+  }
+
+  async put(key: string, value: unknown): Promise<void> {
+    await this.call('put', (c) => c.put(key).value(encode(value)).exec())
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call('delete', (c) => c.delete().key(key).exec())
+  }
+
+  /** Every key and raw value under the cluster's prefix: used to prove a refused write changed nothing. */
+  async snapshot(): Promise<Record<string, string>> {
+    const res = await this.call('snapshot', (c) => c.getAll().prefix(this.keys.prefix).strings())
+    return res
+  }
+
+  transaction(): Transaction {
+    return new Transaction(this)
+  }
+
+  async lease(ttlSeconds: number): Promise<Lease> {
+    return this.client.lease(ttlSeconds)
+  }
+
+  async watchPrefix(prefix: string): Promise<Watcher> {
+    return this.call('watch', (c) => c.watch().prefix(prefix).create())
+  }
+
+  async close(): Promise<void> {
+    this.client.close()
+  }
+}

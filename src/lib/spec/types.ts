@@ -1,0 +1,42 @@
+import type {NodeType} from '../nodes/record.js'
+
+/** An inclusive IPv4 range, written `10.0.0.11-10.0.0.30` in the spec. */
+export interface IpRange {
+  start: string
+  end: string
+}
+
+export interface NetworkSpec {
+  /** CIDR, e.g. 10.0.0.0/24. */
+  subnet: string
+  gateway: string
+  dns: string[]
+  domain: string
+  adminVip: string
+  ranges: {
+    core: IpRange
+    storage: IpRange
+    compute: IpRange
+    frontend: IpRange
+    /** Short leases for unknown MACs so they can PXE boot into enlistment. */
+    discovery: IpRange
+  }
+}
+
+export interface NodeSpec {
+  name: string
+  /** Canonical form: lower-case, colon-separated. */
+  mac: string
+  /** A fixed address; without one the node is served by DHCP from its type's range. */
+  ip?: string
+  /** Resolved: from the spec when given, otherwise from the name. */
+  type: NodeType
+}
+
+/** The validated cluster spec, as stored in etcd under `spec`. */
+export interface ClusterSpec {
+  cluster: string
+  network: NetworkSpec
+  ssh: {user: string; key: string}
+  nodes: NodeSpec[]
+}
