@@ -6,6 +6,8 @@ export const settings = {
   etcdCallTimeoutMs: 5000,
   /** How long to keep retrying an UNAVAILABLE etcd before reporting it unreachable. */
   etcdUnavailableRetryMs: 3000,
+  /** How long a failing etcd member is skipped before it is tried again. */
+  etcdMemberBackoffMs: 200,
   sshConnectTimeoutMs: 5000,
   sshConnectRetries: 5,
   sshCommandTimeoutMs: 120_000,

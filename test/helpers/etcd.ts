@@ -9,7 +9,17 @@ import {requireTool} from './tools.js'
 /** A real single-member etcd server (Debian etcd-server) on loopback, for one test file. */
 export interface TestEtcd {
   endpoint: string
-  stop(): Promise<void>
+  clientPort: number
+  peerPort: number
+  dir: string
+  /** Stops the server; its data stays when `keepData` so it can be started again on the same ports. */
+  stop(options?: {keepData?: boolean}): Promise<void>
+}
+
+export interface StartEtcdOptions {
+  dir?: string
+  clientPort?: number
+  peerPort?: number
 }
 
 export async function freePort(): Promise<number> {
@@ -23,11 +33,11 @@ export async function freePort(): Promise<number> {
   })
 }
 
-export async function startEtcd(): Promise<TestEtcd> {
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtcd> {
   const bin = requireTool('etcd', 'etcd-server')
-  const dir = mkdtempSync(join(tmpdir(), 'xc-etcd-'))
-  const client = await freePort()
-  const peer = await freePort()
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'xc-etcd-'))
+  const client = options.clientPort ?? (await freePort())
+  const peer = options.peerPort ?? (await freePort())
   const endpoint = `http://127.0.0.1:${client}`
   const proc: ChildProcess = spawn(
     bin,
@@ -61,13 +71,16 @@ export async function startEtcd(): Promise<TestEtcd> {
   }
   return {
     endpoint,
-    async stop() {
+    clientPort: client,
+    peerPort: peer,
+    dir,
+    async stop({keepData = false} = {}) {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r))
         proc.kill('SIGTERM')
         await exited
       }
-      rmSync(dir, {recursive: true, force: true})
+      if (!keepData) rmSync(dir, {recursive: true, force: true})
     },
   }
 }

@@ -5,12 +5,14 @@ import {
   Etcd3,
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
+  isRecoverableError,
   type IOptions,
   type Lease,
   type Watcher,
 } from 'etcd3'
 
 import {NSApplicator} from 'etcd3/lib/util.js'
+import {circuitBreaker, ConsecutiveBreaker, handleWhen, retry} from 'cockatiel'
 
 import {ExitStatus, XclusterError} from '../errors.js'
 import {settings} from '../settings.js'
@@ -119,6 +121,17 @@ export class EtcdStore {
       hosts: connection.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`)),
       dialTimeout: settings.etcdCallTimeoutMs,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : {deadline: Date.now() + settings.etcdCallTimeoutMs}),
+      // etcd3's default breaker shuts a host out for 5 s after three failures, which turns a
+      // member restart of a few hundred ms into seconds of errors. Skip a failing member only
+      // briefly, try each member once per call, and let call() below do the patient retrying.
+      faultHandling: {
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: settings.etcdMemberBackoffMs,
+            breaker: new ConsecutiveBreaker(2),
+          }),
+        global: retry(handleWhen(isRecoverableError), {maxAttempts: Math.max(0, connection.endpoints.length - 1)}),
+      },
     }
     if (tls) {
       options.credentials = {

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {KeySchema} from '../../src/lib/etcd/keys.js'
+
+describe('KeySchema', () => {
+  const keys = new KeySchema('lab')
+
+  it('puts every key under /xcluster/<cluster>/', () => {
+    assert.equal(keys.spec(), '/xcluster/lab/spec')
+    assert.equal(keys.node('s1'), '/xcluster/lab/nodes/s1')
+    assert.equal(keys.hostKey('s1'), '/xcluster/lab/hostkeys/s1')
+    assert.equal(keys.lease('10.0.0.11'), '/xcluster/lab/dhcp/leases/10.0.0.11')
+  })
+
+  it('stores MACs in one canonical form and reads them back', () => {
+    assert.equal(keys.mac('02:58:43:00:01:0A'), '/xcluster/lab/macs/02-58-43-00-01-0a')
+    assert.equal(keys.macFromKey(keys.mac('02:58:43:00:01:0a')), '02:58:43:00:01:0a')
+  })
+
+  it('refuses segments that would escape their prefix', () => {
+    assert.throws(() => keys.node('../spec'), /invalid node name/)
+    assert.throws(() => keys.node(''), /invalid node name/)
+    assert.throws(() => new KeySchema('a/b'), /invalid cluster name/)
+  })
+})
