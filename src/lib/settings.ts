@@ -12,6 +12,8 @@ export const settings = {
   sshConnectRetries: 5,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
+  /** Hosts worked on at once within a phase (`--concurrency`). */
+  taskConcurrency: 20,
 } as const
 
 export const env = {

@@ -94,6 +94,15 @@ export class KeySchema {
     return `${this.runsPrefix()}${segment('run id', id)}`
   }
 
+  /** One key per finished (phase, host): parallel hosts never race on a shared record. */
+  runCheckpointsPrefix(id: string): string {
+    return `${this.prefix}checkpoints/${segment('run id', id)}/`
+  }
+
+  runCheckpoint(id: string, phase: string, host: string): string {
+    return `${this.runCheckpointsPrefix(id)}${segment('phase', phase)}/${segment('host', host)}`
+  }
+
   cert(name: string): string {
     return `${this.prefix}certs/${segment('certificate name', name)}`
   }

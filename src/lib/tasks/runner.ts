@@ -1,0 +1,140 @@
+import {Listr, PRESET_TIMER, type ListrTask} from 'listr2'
+
+import {ExitStatus, XclusterError} from '../errors.js'
+import {settings} from '../settings.js'
+import type {RunContext} from './context.js'
+import type {RunFailure, RunJournal, RunRecord, RunResultState} from './journal.js'
+import type {Phase, TaskHost} from './phase.js'
+
+export type ProgressMode = 'live' | 'plain' | 'silent'
+
+export interface RunOptions {
+  action: string
+  args: string[]
+  concurrency?: number
+  /** live: listr2's updating view (TTY); plain: one line per event; silent: nothing (--json). */
+  progress: ProgressMode
+  /** Journal in etcd for checkpoints and the audit trail; omitted in dry-run. */
+  journal?: RunJournal
+  resume?: string
+}
+
+export interface HostOutcome {
+  name: string
+  status: 'ok' | 'failed'
+  failure?: RunFailure
+}
+
+export interface RunSummary {
+  runId?: string
+  action: string
+  result: RunResultState | 'planned'
+  dryRun: boolean
+  /** Changes made (or, in dry-run, planned) per host. */
+  plan: Record<string, string[]>
+  changed: number
+  hosts: HostOutcome[]
+}
+
+/**
+ * Runs an action's phases in order. Within a phase every host runs in parallel, bounded by
+ * `concurrency`; a host that fails drops out of later phases while the others go on. Each
+ * finished (phase, host) is checkpointed so `--resume` continues where a run stopped.
+ */
+export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
+  phases: Phase<H, C>[],
+  ctx: C,
+  options: RunOptions,
+): Promise<RunSummary> {
+  const concurrency = options.concurrency ?? settings.taskConcurrency
+  const journal = ctx.dryRun ? undefined : options.journal
+  let record: RunRecord | undefined
+  let done = new Set<string>()
+  if (journal && options.resume) ({record, done} = await journal.resume(options.resume, options.action))
+  else if (journal) record = await journal.start(options.action, options.args, ctx.hosts.map((h) => h.name))
+
+  const failed = new Map<string, RunFailure>()
+  let interrupted = false
+  const onSignal = () => {
+    interrupted = true
+  }
+  process.once('SIGINT', onSignal)
+
+  const tasks: ListrTask[] = phases.map((phase) => ({
+    title: phase.title,
+    skip: async () => (phase.shouldRun ? !(await phase.shouldRun(ctx)) : false),
+    task: (_: unknown, task) => {
+      const targets = (phase.hosts?.(ctx) ?? ctx.hosts).filter((h) => !failed.has(h.name))
+      if (targets.length === 0) return task.skip('no hosts')
+      return task.newListr(
+        targets.map((host) => ({
+          title: host.name,
+          task: async (_: unknown, sub) => {
+            if (interrupted) throw new Error('interrupted')
+            const mark = `${phase.id}/${host.name}`
+            if (!phase.readOnly && done.has(mark)) return sub.skip(`${host.name}: done in an earlier attempt`)
+            try {
+              await phase.run(ctx, host)
+              if (journal && record && !phase.readOnly) await journal.checkpoint(record.id, phase.id, host.name)
+            } catch (error) {
+              const message = (error as Error).message
+              failed.set(host.name, {phase: phase.id, host: host.name, message})
+              throw new Error(`${host.name}: ${message}`)
+            }
+          },
+        })),
+        {concurrent: concurrency, exitOnError: false},
+      )
+    },
+  }))
+
+  const renderer = options.progress === 'live' ? 'default' : options.progress === 'plain' ? 'simple' : 'silent'
+  const listr = new Listr(tasks, {
+    concurrent: false,
+    exitOnError: false,
+    renderer,
+    fallbackRenderer: 'simple',
+    rendererOptions: {timer: PRESET_TIMER, collapseSubtasks: false, collapseErrors: false},
+    fallbackRendererOptions: {timer: PRESET_TIMER},
+  } as never)
+  try {
+    await listr.run()
+  } finally {
+    process.removeListener('SIGINT', onSignal)
+  }
+
+  const result: RunResultState = interrupted ? 'interrupted' : failed.size > 0 ? 'failed' : 'succeeded'
+  if (journal && record) record = await journal.finish(record, result, [...failed.values()])
+
+  return {
+    runId: record?.id,
+    action: options.action,
+    result: ctx.dryRun ? 'planned' : result,
+    dryRun: ctx.dryRun,
+    plan: Object.fromEntries(ctx.plan),
+    changed: ctx.changeCount,
+    hosts: ctx.hosts.map((h) => {
+      const failure = failed.get(h.name)
+      return failure ? {name: h.name, status: 'failed', failure} : {name: h.name, status: 'ok'}
+    }),
+  }
+}
+
+/** Turns a run that did not fully succeed into the operator-facing error (exit 4 or 130). */
+export function assertRunSucceeded(summary: RunSummary): void {
+  if (summary.result === 'succeeded' || summary.result === 'planned') return
+  const failures = summary.hosts.filter((h) => h.failure).map((h) => h.failure!)
+  const lines = failures.map((f) => `  ${f.host} (phase ${f.phase}): ${f.message}`)
+  const resume = summary.runId ? `xcluster ${summary.action} --resume ${summary.runId}` : undefined
+  throw new XclusterError(
+    `${summary.action} ${summary.result === 'interrupted' ? 'was interrupted' : `failed on ${failures.length} of ${summary.hosts.length} hosts`}` +
+      (summary.runId ? ` (run ${summary.runId})` : '') +
+      (lines.length ? `:\n${lines.join('\n')}` : '.'),
+    {
+      code: summary.result === 'interrupted' ? 'RUN_INTERRUPTED' : 'RUN_PARTIAL_FAILURE',
+      exit: summary.result === 'interrupted' ? ExitStatus.interrupted : ExitStatus.partial,
+      suggestion: resume ? `Fix the cause, then continue with: ${resume}` : undefined,
+      details: summary,
+    },
+  )
+}
