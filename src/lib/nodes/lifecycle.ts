@@ -1,0 +1,83 @@
+import {ExitStatus, XclusterError} from '../errors.js'
+import type {EtcdStore} from '../etcd/store.js'
+import type {NodeRecord, NodeState} from './record.js'
+
+/** Which state may follow which. Everything else is refused. */
+export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
+  registered: ['provisioning', 'removed'],
+  discovered: ['registered', 'provisioning', 'removed'],
+  provisioning: ['ready', 'failed', 'provisioning'],
+  ready: ['provisioning', 'draining'],
+  draining: ['drained', 'failed', 'ready', 'draining'],
+  drained: ['ready', 'provisioning', 'removed'],
+  failed: ['provisioning', 'draining', 'removed', 'ready'],
+  removed: [],
+}
+
+export interface StateChange {
+  at: string
+  from: NodeState
+  to: NodeState
+  reason?: string
+  by: string
+}
+
+export type NodeWithHistory = NodeRecord & {history?: StateChange[]}
+
+/** Entries kept per node: enough to explain the recent past without growing without bound. */
+const HISTORY_LIMIT = 50
+
+export function canTransition(from: NodeState, to: NodeState): boolean {
+  return TRANSITIONS[from].includes(to)
+}
+
+export interface TransitionOptions {
+  /** The states the caller expects the node to be in (a stricter guard than the table). */
+  from?: readonly NodeState[]
+  reason?: string
+  by?: string
+}
+
+/**
+ * Moves a node to a new state in one etcd transaction that compares the record's revision, so
+ * two operators acting on the same node at once cannot both succeed.
+ */
+export async function transitionNode(store: EtcdStore, name: string, to: NodeState, options: TransitionOptions = {}): Promise<NodeWithHistory> {
+  const key = store.keys.node(name)
+  const found = await store.getJson<NodeWithHistory>(key)
+  if (!found) {
+    throw new XclusterError(`No node named ${name}.`, {
+      code: 'NODE_NOT_FOUND',
+      exit: ExitStatus.precondition,
+      suggestion: 'See the registered nodes with: xcluster node list',
+    })
+  }
+  const node = found.value
+  if ((options.from && !options.from.includes(node.state)) || !canTransition(node.state, to)) {
+    throw new XclusterError(`Node ${name} is ${node.state}; it cannot become ${to}${options.from ? ` (this needs it to be ${options.from.join(' or ')})` : ''}.`, {
+      code: 'NODE_WRONG_STATE',
+      exit: ExitStatus.precondition,
+      suggestion: `Check it with: xcluster node show ${name}`,
+      details: {node: name, state: node.state, wanted: to},
+    })
+  }
+  const now = new Date().toISOString()
+  const change: StateChange = {at: now, from: node.state, to, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.reason ? {reason: options.reason} : {})}
+  const next: NodeWithHistory = {
+    ...node,
+    state: to,
+    updatedAt: now,
+    history: [...(node.history ?? []), change].slice(-HISTORY_LIMIT),
+  }
+  if (options.reason && (to === 'failed' || to === 'draining' || to === 'drained')) next.reason = options.reason
+  else delete next.reason
+  const ok = await store.transaction().ifUnchanged(key, found.modRevision).put(key, next).commit()
+  if (!ok) {
+    throw new XclusterError(`Node ${name} changed while it was being moved to ${to} (another operator?); nothing was written.`, {
+      code: 'NODE_CONCURRENT_CHANGE',
+      exit: ExitStatus.precondition,
+      suggestion: `Check it with: xcluster node show ${name}, then re-run.`,
+    })
+  }
+  return next
+}
