@@ -10,6 +10,12 @@ export const settings = {
   sshConnectRetries: 5,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
+  /**
+   * etcd's per-transaction limit (its --max-txn-ops flag, default 128), for compares and for
+   * operations alike. `config apply` refuses a larger plan rather than split it: an apply is
+   * all-or-nothing. Raise both together if etcd runs with a higher limit.
+   */
+  etcdMaxTxnOps: 128,
 } as const
 
 export const env = {

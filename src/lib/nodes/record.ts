@@ -2,7 +2,14 @@
 export const NODE_TYPES = ['core', 'storage', 'compute', 'frontend'] as const
 export type NodeType = (typeof NODE_TYPES)[number]
 
-export const NODE_STATES = ['discovered', 'provisioning', 'ready', 'draining', 'drained', 'removed', 'failed'] as const
+/**
+ * The node lifecycle: `registered → provisioning → ready → draining → drained → removed`, plus
+ * `failed` with a reason.
+ * - `registered`: declared in the spec and stored by `config apply`; nothing done to it yet.
+ * - `discovered`: an unknown MAC seen by DHCP, not (yet) in the spec.
+ * `config apply` never changes the state of a node that already exists.
+ */
+export const NODE_STATES = ['registered', 'discovered', 'provisioning', 'ready', 'draining', 'drained', 'removed', 'failed'] as const
 export type NodeState = (typeof NODE_STATES)[number]
 
 export interface NodeRecord {
@@ -26,3 +33,8 @@ export interface NodeSummary {
 }
 
 export const summarize = (n: NodeRecord): NodeSummary => ({name: n.name, type: n.type, mac: n.mac, ip: n.ip ?? null, state: n.state})
+
+/** The value under `macs/<mac>`: which node owns the MAC (looked up by DHCP to type a node). */
+export interface MacBinding {
+  node: string
+}
