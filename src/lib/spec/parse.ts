@@ -77,7 +77,8 @@ function yamlLocator(doc: Document, lineCounter: LineCounter): Locator {
   return (path, at) => {
     let node = at === 'key' ? keyAt(path) : nodeAt(path)
     for (let up = path.length - 1; !node?.range && up >= 0; up--) node = nodeAt(path.slice(0, up))
-    if (!node?.range) return undefined
+    // An empty document has no node at all: its problems are at the top of the file.
+    if (!node?.range) return {line: 1, col: 1}
     return lineCounter.linePos(node.range[0])
   }
 }
