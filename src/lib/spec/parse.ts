@@ -23,7 +23,10 @@ export function checkSpecText(text: string, fileName: string): SpecValidation {
     }))
     return {ok: false, problems}
   }
-  return validateSpec(doc.toJS(), {file: fileName, locate: yamlLocator(doc, lineCounter)})
+  const result = validateSpec(doc.toJS(), {file: fileName, locate: yamlLocator(doc, lineCounter)})
+  // In file order, so the operator can fix them top to bottom (sort is stable for ties).
+  result.problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0))
+  return result
 }
 
 /** Parses and validates spec text; throws SPEC_INVALID (exit 2) listing every problem. */
