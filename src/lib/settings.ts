@@ -14,6 +14,12 @@ export const settings = {
   specFile: 'xcluster.yaml',
   /** Hosts worked on at once within a phase (`--concurrency`). */
   taskConcurrency: 20,
+  /**
+   * etcd's per-transaction limit (its --max-txn-ops flag, default 128), for compares and for
+   * operations alike. `config apply` refuses a larger plan rather than split it: an apply is
+   * all-or-nothing. Raise both together if etcd runs with a higher limit.
+   */
+  etcdMaxTxnOps: 128,
 } as const
 
 export const env = {

@@ -81,6 +81,11 @@ export class Transaction {
     return this.ops.length
   }
 
+  /** etcd limits compares and operations separately (each to --max-txn-ops). */
+  get compareCount(): number {
+    return this.compares.length
+  }
+
   /** Commits; resolves `true` when applied, `false` when a compare failed (nothing written). */
   async commit(): Promise<boolean> {
     return this.store.call('transaction', async (client) => {

@@ -1,0 +1,397 @@
+import {NODE_TYPES, type NodeType} from '../nodes/record.js'
+import {
+  fromInt,
+  inRange,
+  inSubnet,
+  isHostAddress,
+  parseCidr,
+  parseIpv4,
+  parseRange,
+  rangesOverlap,
+  type IntRange,
+  type Subnet,
+} from './ipv4.js'
+import {checkMac} from './mac.js'
+import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
+import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
+import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec} from './types.js'
+
+/** The result of validation: a spec when there are no problems, every problem otherwise. */
+export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
+
+export interface ValidateOptions {
+  /** Named in every problem; defaults to `<spec>`. */
+  file?: string
+  /** Source positions for problems (parseSpec provides one from the YAML document). */
+  locate?: Locator
+}
+
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes'] as const
+const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
+const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as const
+const SSH_KEYS = ['user', 'key'] as const
+const NODE_KEYS = ['name', 'mac', 'ip', 'type'] as const
+const NODE_REQUIRED = ['name', 'mac'] as const
+
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const DNS_LABEL_FIX = 'Use a DNS label: 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit.'
+
+type RangeName = (typeof RANGE_KEYS)[number]
+
+/**
+ * Checks a parsed spec (plain data, e.g. from YAML) and resolves it into a ClusterSpec:
+ * canonical MACs, node types from names. Collects every problem rather than stopping at the
+ * first, so the operator can fix a file in one pass.
+ */
+export function validateSpec(raw: unknown, options: ValidateOptions = {}): SpecValidation {
+  const check = new SpecChecker(options.file ?? '<spec>', options.locate)
+  const spec = check.spec(raw)
+  if (check.problems.length > 0 || !spec) return {ok: false, problems: check.problems}
+  return {ok: true, spec, problems: []}
+}
+
+class SpecChecker {
+  readonly problems: SpecProblem[] = []
+
+  constructor(
+    private readonly file: string,
+    private readonly locate?: Locator,
+  ) {}
+
+  private report(path: SpecPath, problem: string, fix: string, at: 'key' | 'value' = 'value'): void {
+    const pos = this.locate?.(path, at)
+    this.problems.push({file: this.file, line: pos?.line ?? null, col: pos?.col ?? null, path: formatPath(path), problem, fix})
+  }
+
+  private where(path: SpecPath): string {
+    const pos = this.locate?.(path, 'value')
+    return pos ? `${formatPath(path)}, line ${pos.line}` : formatPath(path)
+  }
+
+  spec(raw: unknown): ClusterSpec | undefined {
+    const top = this.mapping(raw, [], TOP_KEYS, TOP_KEYS)
+    if (!top) return undefined
+    const cluster = this.dnsLabel(top.cluster, ['cluster'], 'cluster name')
+    const network = this.network(top.network)
+    const ssh = this.ssh(top.ssh)
+    const nodes = this.nodes(top.nodes, network)
+    if (cluster === undefined || !network || !ssh || !nodes) return undefined
+    return {cluster, network: network.spec, ssh, nodes}
+  }
+
+  /** A mapping with only `allowed` keys and every `required` one; undefined if not a mapping. */
+  private mapping(value: unknown, path: SpecPath, allowed: readonly string[], required: readonly string[]): Record<string, unknown> | undefined {
+    if (value === undefined) return undefined // reported as missing by the parent
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      const what = value === null ? 'empty' : Array.isArray(value) ? 'a list' : `${JSON.stringify(value)}`
+      this.report(path, `must be a mapping of ${allowed.join(', ')}, but is ${what}`, `Write it as key: value lines with the keys ${allowed.join(', ')}.`)
+      return undefined
+    }
+    const map = value as Record<string, unknown>
+    for (const key of Object.keys(map)) {
+      if (!allowed.includes(key)) {
+        this.report([...path, key], `unknown key "${key}"`, `Allowed keys here: ${allowed.join(', ')}.`, 'key')
+      }
+    }
+    for (const key of required) {
+      if (map[key] === undefined || map[key] === null) {
+        this.report([...path, key], `required key "${key}" is missing`, `Add ${key}: to ${formatPath(path)}.`)
+      }
+    }
+    return map
+  }
+
+  private string(value: unknown, path: SpecPath, what: string): string | undefined {
+    if (value === undefined || value === null) return undefined // reported as missing
+    if (typeof value !== 'string' || value.trim() === '') {
+      this.report(path, `${what} must be a non-empty string, but is ${JSON.stringify(value)}`, `Write the ${what} as text.`)
+      return undefined
+    }
+    return value
+  }
+
+  private dnsLabel(value: unknown, path: SpecPath, what: string): string | undefined {
+    const text = this.string(value, path, what)
+    if (text === undefined) return undefined
+    if (!DNS_LABEL.test(text)) {
+      this.report(path, `"${text}" is not a valid ${what}`, DNS_LABEL_FIX)
+      return undefined
+    }
+    return text
+  }
+
+  private address(value: unknown, path: SpecPath, what: string, subnet: Subnet | undefined): number | undefined {
+    const text = this.string(value, path, what)
+    if (text === undefined) return undefined
+    const ip = parseIpv4(text)
+    if (ip === undefined) {
+      this.report(path, `"${text}" is not an IPv4 address`, 'Write four decimal numbers from 0 to 255 separated by dots, e.g. 10.0.0.1.')
+      return undefined
+    }
+    if (subnet && !isHostAddress(ip, subnet)) {
+      this.report(path, hostAddressProblem(text, ip, subnet), `Use an address from ${fromInt(firstHost(subnet))} to ${fromInt(lastHost(subnet))}.`)
+      return undefined
+    }
+    return ip
+  }
+
+  private network(raw: unknown): {spec: NetworkSpec; subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined {
+    const path = ['network']
+    const net = this.mapping(raw, path, NETWORK_KEYS, NETWORK_KEYS)
+    if (!net) return undefined
+    const subnet = this.subnet(net.subnet)
+    const gateway = this.address(net.gateway, ['network', 'gateway'], 'gateway', subnet)
+    const adminVip = this.address(net.adminVip, ['network', 'adminVip'], 'admin VIP', subnet)
+    if (gateway !== undefined && gateway === adminVip) {
+      this.report(['network', 'adminVip'], `the admin VIP ${fromInt(adminVip)} is the gateway's address`, 'Pick a free address for the VIP: it moves between core nodes, the gateway stays on the admin host.')
+    }
+    const dns = this.dnsServers(net.dns, subnet)
+    const domain = this.domain(net.domain)
+    const ranges = this.ranges(net.ranges, subnet, {gateway, adminVip})
+    if (!subnet || gateway === undefined || adminVip === undefined || !dns || domain === undefined || !ranges) return undefined
+    const reserved = new Map<number, string>([
+      [gateway, 'the gateway'],
+      [adminVip, 'the admin VIP'],
+    ])
+    return {
+      spec: {subnet: subnet.cidr, gateway: fromInt(gateway), dns, domain, adminVip: fromInt(adminVip), ranges: ranges.spec},
+      subnet,
+      discovery: ranges.ints.discovery,
+      reserved,
+    }
+  }
+
+  private subnet(value: unknown): Subnet | undefined {
+    const path = ['network', 'subnet']
+    const text = this.string(value, path, 'subnet')
+    if (text === undefined) return undefined
+    const subnet = parseCidr(text)
+    if (subnet) return subnet
+    const [address, prefix] = text.split('/')
+    const ip = parseIpv4(address ?? '')
+    if (ip !== undefined && /^\d{1,2}$/.test(prefix ?? '') && Number(prefix) <= 32) {
+      const size = 2 ** (32 - Number(prefix))
+      const network = `${fromInt(ip - (ip % size))}/${prefix}`
+      this.report(path, `"${text}" has host bits set`, `Write the network address: ${network}.`)
+    } else {
+      this.report(path, `"${text}" is not an IPv4 subnet in CIDR form`, 'Write the network address and prefix length, e.g. 10.0.0.0/24.')
+    }
+    return undefined
+  }
+
+  private dnsServers(value: unknown, subnet: Subnet | undefined): string[] | undefined {
+    const path = ['network', 'dns']
+    if (value === undefined || value === null) return undefined
+    if (!Array.isArray(value) || value.length === 0) {
+      this.report(path, `must be a non-empty list of addresses, but is ${JSON.stringify(value)}`, 'Write it as a list, e.g. dns: [10.0.0.1].')
+      return undefined
+    }
+    const servers = value.map((v, i) => this.address(v, [...path, i], 'DNS server', subnet))
+    return servers.every((s) => s !== undefined) ? servers.map((s) => fromInt(s as number)) : undefined
+  }
+
+  private domain(value: unknown): string | undefined {
+    const path = ['network', 'domain']
+    const text = this.string(value, path, 'domain')
+    if (text === undefined) return undefined
+    if (text.length > 253 || !text.split('.').every((label) => DNS_LABEL.test(label))) {
+      this.report(path, `"${text}" is not a valid domain name`, 'Use dot-separated DNS labels (lower-case letters, digits and hyphens), e.g. xcluster.lan.')
+      return undefined
+    }
+    return text
+  }
+
+  private ranges(
+    raw: unknown,
+    subnet: Subnet | undefined,
+    reserved: {gateway?: number; adminVip?: number},
+  ): {spec: NetworkSpec['ranges']; ints: Record<RangeName, IntRange>} | undefined {
+    const base = ['network', 'ranges']
+    const map = this.mapping(raw, base, RANGE_KEYS, RANGE_KEYS)
+    if (!map) return undefined
+    const ints: Partial<Record<RangeName, IntRange>> = {}
+    for (const name of RANGE_KEYS) {
+      const range = this.range(map[name], [...base, name], name, subnet, reserved)
+      if (range) ints[name] = range
+    }
+    // Overlaps only between ranges that are valid on their own; reported on the later range.
+    const valid = RANGE_KEYS.filter((n) => ints[n])
+    for (const [i, later] of valid.entries()) {
+      for (const earlier of valid.slice(0, i)) {
+        const a = ints[earlier] as IntRange
+        const b = ints[later] as IntRange
+        if (rangesOverlap(a, b)) {
+          this.report(
+            [...base, later],
+            `the ${later} range ${formatRange(b)} overlaps the ${earlier} range ${formatRange(a)}`,
+            'Ranges must not share addresses: shrink or move one of them.',
+          )
+        }
+      }
+    }
+    if (valid.length !== RANGE_KEYS.length || this.problems.some((p) => p.path.startsWith('network.ranges'))) return undefined
+    const all = ints as Record<RangeName, IntRange>
+    const spec = Object.fromEntries(RANGE_KEYS.map((n) => [n, toIpRange(all[n])])) as NetworkSpec['ranges']
+    return {spec, ints: all}
+  }
+
+  private range(
+    value: unknown,
+    path: SpecPath,
+    name: RangeName,
+    subnet: Subnet | undefined,
+    reserved: {gateway?: number; adminVip?: number},
+  ): IntRange | undefined {
+    const text = this.string(value, path, `${name} range`)
+    if (text === undefined) return undefined
+    const range = parseRange(text)
+    if (!range) {
+      this.report(path, `"${text}" is not a range of addresses`, 'Write it as FIRST-LAST, e.g. 10.0.0.11-10.0.0.30.')
+      return undefined
+    }
+    if (range.start > range.end) {
+      this.report(path, `the ${name} range "${text}" starts after it ends`, `Write the lower address first: ${formatRange({start: range.end, end: range.start})}.`)
+      return undefined
+    }
+    if (subnet && !(isHostAddress(range.start, subnet) && isHostAddress(range.end, subnet))) {
+      const outside = !inSubnet(range.start, subnet) || !inSubnet(range.end, subnet)
+      this.report(
+        path,
+        outside
+          ? `the ${name} range ${formatRange(range)} is outside the subnet ${subnet.cidr}`
+          : `the ${name} range ${formatRange(range)} includes the subnet's network or broadcast address`,
+        `Keep it within ${fromInt(firstHost(subnet))}-${fromInt(lastHost(subnet))}.`,
+      )
+      return undefined
+    }
+    for (const [what, ip] of [['gateway', reserved.gateway], ['admin VIP', reserved.adminVip]] as const) {
+      if (ip !== undefined && inRange(ip, range)) {
+        this.report(path, `the ${name} range ${formatRange(range)} contains the ${what} ${fromInt(ip)}`, `Shrink the range so it leaves out ${fromInt(ip)}.`)
+        return undefined
+      }
+    }
+    return range
+  }
+
+  private ssh(raw: unknown): ClusterSpec['ssh'] | undefined {
+    const ssh = this.mapping(raw, ['ssh'], SSH_KEYS, SSH_KEYS)
+    if (!ssh) return undefined
+    const user = this.string(ssh.user, ['ssh', 'user'], 'SSH user')
+    const key = this.string(ssh.key, ['ssh', 'key'], 'SSH key path')
+    return user === undefined || key === undefined ? undefined : {user, key}
+  }
+
+  private nodes(raw: unknown, network: {subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined): NodeSpec[] | undefined {
+    if (raw === undefined || raw === null) return undefined // reported as missing
+    if (!Array.isArray(raw)) {
+      this.report(['nodes'], `must be a list of nodes, but is ${JSON.stringify(raw)}`, 'Write one "- {name: ..., mac: ...}" line per node.')
+      return undefined
+    }
+    const before = this.problems.length
+    const names = new Map<string, number>()
+    const macs = new Map<string, number>()
+    const ips = new Map<number, number>()
+    const nodes: (NodeSpec | undefined)[] = raw.map((entry, i) => this.node(entry, i, network, {names, macs, ips}))
+    const resolved = nodes.filter((n): n is NodeSpec => n !== undefined)
+    if (resolved.length === raw.length) {
+      const core = resolved.filter((n) => n.type === 'core').map((n) => n.name)
+      if (!(CORE_COUNTS as readonly number[]).includes(core.length)) {
+        const which = core.length === 0 ? 'none' : core.join(', ')
+        this.report(
+          ['nodes'],
+          `there are ${core.length} core nodes (${which}), but etcd's quorum needs ${CORE_COUNTS.join(' or ')}`,
+          `Declare ${CORE_COUNTS.join(' or ')} core nodes: s1, s2 and s3 are core by name; give any other node type: core.`,
+        )
+      }
+    }
+    return this.problems.length === before ? resolved : undefined
+  }
+
+  private node(
+    raw: unknown,
+    i: number,
+    network: {subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined,
+    seen: {names: Map<string, number>; macs: Map<string, number>; ips: Map<number, number>},
+  ): NodeSpec | undefined {
+    const path = ['nodes', i]
+    const entry = this.mapping(raw, path, NODE_KEYS, NODE_REQUIRED)
+    if (!entry) return undefined
+    const before = this.problems.length
+
+    const name = this.dnsLabel(entry.name, [...path, 'name'], 'node name')
+    if (name !== undefined) {
+      const first = seen.names.get(name)
+      if (first === undefined) seen.names.set(name, i)
+      else this.report([...path, 'name'], `duplicate node name "${name}" (first used at ${this.where(['nodes', first, 'name'])})`, 'Give every node a unique name.')
+    }
+
+    const macText = this.string(entry.mac, [...path, 'mac'], 'MAC')
+    let mac: string | undefined
+    if (macText !== undefined) {
+      const result = checkMac(macText)
+      if (!result.ok) {
+        const fix =
+          result.kind === 'format'
+            ? 'Write the NIC\'s MAC as six hex pairs, e.g. 02:58:43:00:01:01 (or 02-58-43-00-01-01).'
+            : 'Use the MAC of the node\'s boot NIC (as `ip link` shows it): a unicast, non-zero address.'
+        this.report([...path, 'mac'], `"${macText}" ${result.reason}`, fix)
+      } else {
+        mac = result.mac
+        const first = seen.macs.get(mac)
+        if (first === undefined) seen.macs.set(mac, i)
+        else this.report([...path, 'mac'], `duplicate MAC ${mac} (already used at ${this.where(['nodes', first, 'mac'])})`, 'Every NIC has its own MAC: check for a copy-paste error.')
+      }
+    }
+
+    let ip: number | undefined
+    if (entry.ip !== undefined && entry.ip !== null) {
+      ip = this.address(entry.ip, [...path, 'ip'], 'IP address', network?.subnet)
+      if (ip !== undefined && network) {
+        const reservedFor = network.reserved.get(ip)
+        if (reservedFor) {
+          this.report([...path, 'ip'], `${fromInt(ip)} is ${reservedFor}'s address`, 'Pick an address no other host or VIP uses.')
+        } else if (inRange(ip, network.discovery)) {
+          this.report(
+            [...path, 'ip'],
+            `${fromInt(ip)} is inside the discovery range ${formatRange(network.discovery)}`,
+            'Pick an address outside the discovery range: DHCP hands those out to unknown machines.',
+          )
+        }
+      }
+      if (ip !== undefined) {
+        const first = seen.ips.get(ip)
+        if (first === undefined) seen.ips.set(ip, i)
+        else this.report([...path, 'ip'], `duplicate IP ${fromInt(ip)} (already used at ${this.where(['nodes', first, 'ip'])})`, 'Give every node its own address, or leave ip: out to use DHCP.')
+      }
+    }
+
+    let type: NodeType | undefined
+    if (entry.type !== undefined && entry.type !== null) {
+      if (isNodeType(entry.type)) type = entry.type
+      else this.report([...path, 'type'], `${JSON.stringify(entry.type)} is not a node type`, `Use one of: ${NODE_TYPES.join(', ')}.`)
+    } else if (name !== undefined) {
+      type = typeFromName(name)
+      if (!type) {
+        this.report(
+          [...path, 'name'],
+          `cannot tell the type of node "${name}" from its name`,
+          `Add type: (${NODE_TYPES.join('|')}), or follow the naming rule: ${TYPE_FROM_NAME_RULES}.`,
+        )
+      }
+    }
+
+    if (this.problems.length > before || name === undefined || mac === undefined || type === undefined) return undefined
+    return {name, mac, ...(ip === undefined ? {} : {ip: fromInt(ip)}), type}
+  }
+}
+
+function hostAddressProblem(text: string, ip: number, subnet: Subnet): string {
+  if (!inSubnet(ip, subnet)) return `"${text}" is outside the subnet ${subnet.cidr}`
+  if (ip === subnet.network) return `"${text}" is the network address of ${subnet.cidr}`
+  return `"${text}" is the broadcast address of ${subnet.cidr}`
+}
+
+const firstHost = (s: Subnet): number => (s.prefix >= 31 ? s.network : s.network + 1)
+const lastHost = (s: Subnet): number => (s.prefix >= 31 ? s.broadcast : s.broadcast - 1)
+const formatRange = (r: IntRange): string => `${fromInt(r.start)}-${fromInt(r.end)}`
+const toIpRange = (r: IntRange): IpRange => ({start: fromInt(r.start), end: fromInt(r.end)})
