@@ -24,8 +24,12 @@ export const settings = {
     extraNodeFirstHost: 100,
     extraNodeMacPrefix: '02:58:43:00:02',
     nodeBootTimeoutMs: 60_000,
+    /** fs.inotify.max_user_instances floor: base + per node (see ensureHostLimits). */
+    inotifyInstancesBase: 256,
+    inotifyInstancesPerNode: 64,
     serviceStartTimeoutMs: 20_000,
     nodeStopTimeoutMs: 10_000,
+    daemonStopTimeoutMs: 5000,
     rootfsBuildTimeoutMs: 15 * 60_000,
   },
 } as const

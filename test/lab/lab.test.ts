@@ -145,6 +145,16 @@ describe('the running lab (brought up by the test runner)', () => {
     assert.match(res.stdout + res.stderr, /403|Forbidden/)
   })
 
+  test('lab up with a bad spec fails with a usage error and leaves the running lab alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xc-badspec-'))
+    const bad = join(dir, 'bad.yaml')
+    writeFileSync(bad, 'cluster: x\nnetwork: {subnet: nope}\nnodes: []\n')
+    const res = await xcluster(['lab', 'up', '-f', bad])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /SPEC_INVALID/)
+    assert.equal((await xcluster(['lab', 'status', '--json'])).code, 0)
+  })
+
   test('known_hosts pins each addressed node with the fingerprint recorded in the state', () => {
     for (const h of state.hosts.filter((x) => x.kind === 'node' && x.ip)) {
       const out = sh(['ssh-keygen', '-l', '-F', h.ip!, '-f', join(state.dir, 'known_hosts')])

@@ -90,15 +90,18 @@ export async function labDown(options: {dir?: string; purge?: boolean} = {}): Pr
     stoppedNodes.push(node)
     signal(pid, 'SIGTERM')
   }
-  await waitFor(async () => nspawns.every(({pid}) => !alive(pid)), settings.lab.nodeStopTimeoutMs, 100)
 
-  // 2. Admin-side daemons, each in its own process group.
+  // 2. Admin-side daemons, each in its own process group, stopping while the guests halt.
   const daemons = pidFiles.filter((f) => !f.startsWith('boot-') && !f.startsWith('nspawn-')).flatMap((f) => {
     const pid = ourPid(join(runDir, f), dir)
     return pid ? [pid] : []
   })
   for (const pid of daemons) signal(-pid, 'SIGTERM')
-  await waitFor(async () => daemons.every((pid) => !alive(pid)), 3000, 50)
+  await Promise.all([
+    waitFor(async () => nspawns.every(({pid}) => !alive(pid)), settings.lab.nodeStopTimeoutMs, 100),
+    // Squid takes ~4 s to close its cache cleanly; SIGKILL after that only costs a cache rebuild.
+    waitFor(async () => daemons.every((pid) => !alive(pid)), settings.lab.daemonStopTimeoutMs, 100),
+  ])
 
   // 3. Anything left: whatever lives in our cgroups or namespaces gets SIGKILL.
   const namespaces = await labNamespaces()

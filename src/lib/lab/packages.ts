@@ -1,3 +1,5 @@
+import {readFileSync, writeFileSync} from 'node:fs'
+
 import {settings} from '../settings.js'
 import {must, run} from './system.js'
 
@@ -18,4 +20,18 @@ export async function ensureHostPackages(packages: readonly string[] = settings.
     env: {...process.env, DEBIAN_FRONTEND: 'noninteractive'},
   })
   return missing
+}
+
+const INOTIFY_INSTANCES = '/proc/sys/fs/inotify/max_user_instances'
+
+/**
+ * Every node's systemd, journald, logind and dbus run as the same root uid, and inotify
+ * instances are counted per uid machine-wide: the default 128 starves a lab of ~20 nodes
+ * ("Failed to create inotify object", boot stuck in initializing). Raise it, never lower it.
+ */
+export function ensureHostLimits(nodeCount: number): {inotifyInstances: number} {
+  const current = Number(readFileSync(INOTIFY_INSTANCES, 'utf8').trim())
+  const wanted = settings.lab.inotifyInstancesBase + settings.lab.inotifyInstancesPerNode * nodeCount
+  if (current < wanted) writeFileSync(INOTIFY_INSTANCES, `${wanted}\n`)
+  return {inotifyInstances: Math.max(current, wanted)}
 }

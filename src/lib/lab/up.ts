@@ -7,7 +7,7 @@ import {renderTemplate} from '../render/template.js'
 import {labDown, labExists} from './down.js'
 import {createLan} from './network.js'
 import {bootNode, prepareNode, waitNodeReady, type NodeIdentity} from './node.js'
-import {ensureHostPackages} from './packages.js'
+import {ensureHostLimits, ensureHostPackages} from './packages.js'
 import {labDir, labPaths, netnsName, PACKAGE_ROOT} from './paths.js'
 import {ensureRootfs} from './rootfs.js'
 import {startEtcd, startPackageProxy} from './services.js'
@@ -59,10 +59,12 @@ export async function labUp(options: LabUpOptions): Promise<LabUpResult> {
         task: async () => void (await labDown({dir})),
       },
       {
-        title: 'Check host packages',
+        title: 'Prepare the host',
         task: async (ctx, task) => {
           ctx.installedPackages = await ensureHostPackages()
-          task.title = ctx.installedPackages.length > 0 ? `Installed ${ctx.installedPackages.join(', ')}` : 'Host packages present'
+          const {inotifyInstances} = ensureHostLimits(topology.nodes.length)
+          const packages = ctx.installedPackages.length > 0 ? `installed ${ctx.installedPackages.join(', ')}` : 'packages present'
+          task.title = `Host ready: ${packages}, inotify instances ${inotifyInstances}`
         },
       },
       {
