@@ -20,6 +20,28 @@ export const settings = {
    * all-or-nothing. Raise both together if etcd runs with a higher limit.
    */
   etcdMaxTxnOps: 128,
+  lab: {
+    stateDir: '/var/lib/xcluster/lab',
+    cacheDir: '/var/cache/xcluster/lab',
+    /** Relative to the package root. */
+    defaultSpec: 'templates/xcluster.yaml',
+    suite: 'bookworm',
+    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3-minimal', 'sudo', 'procps'],
+    hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
+    proxyPort: 3128,
+    etcdClientPort: 2379,
+    /** Extra compute nodes (`--nodes`) get fixed addresses from here up, outside every DHCP range. */
+    extraNodeFirstHost: 100,
+    extraNodeMacPrefix: '02:58:43:00:02',
+    nodeBootTimeoutMs: 60_000,
+    /** fs.inotify.max_user_instances floor: base + per node (see ensureHostLimits). */
+    inotifyInstancesBase: 256,
+    inotifyInstancesPerNode: 64,
+    serviceStartTimeoutMs: 20_000,
+    nodeStopTimeoutMs: 10_000,
+    daemonStopTimeoutMs: 5000,
+    rootfsBuildTimeoutMs: 15 * 60_000,
+  },
 } as const
 
 export const env = {

@@ -1,0 +1,3 @@
+#!/bin/sh
+# xcluster lab: run this checkout's CLI from inside the admin namespace.
+exec "{{node}}" "{{bin}}" "$@"

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict'
+import {execFileSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {before, describe, test} from 'node:test'
+
+import {extraComputeNodes, labTopology} from '../../src/lib/lab/topology.js'
+import {hostCommand, shellQuote} from '../../src/lib/lab/exec.js'
+import {readLabState, type LabState} from '../../src/lib/lab/state.js'
+import {ROOT, xcluster} from '../helpers/cli.js'
+import {requireTool} from '../helpers/tools.js'
+
+const SPEC = join(ROOT, 'templates', 'xcluster.yaml')
+
+describe('lab topology (pure logic)', () => {
+  test('the default spec gives six typed nodes, three with fixed addresses', () => {
+    const t = labTopology(SPEC, 0)
+    assert.equal(t.cluster, 'xcluster')
+    assert.equal(t.gateway, '10.0.0.1')
+    assert.equal(t.prefixLength, 24)
+    assert.deepEqual(
+      t.nodes.map((n) => [n.name, n.type, n.ip ?? null]),
+      [['s1', 'core', '10.0.0.2'], ['s2', 'core', '10.0.0.3'], ['s3', 'core', '10.0.0.4'], ['s4', 'storage', null], ['c1', 'compute', null], ['f1', 'frontend', null]],
+    )
+  })
+
+  test('--nodes adds c2..c(N+1) with hex MACs and addresses from .100 up, also in the effective spec', () => {
+    const t = labTopology(SPEC, 20)
+    const extra = t.nodes.slice(6)
+    assert.equal(extra.length, 20)
+    assert.deepEqual(extra[0], {name: 'c2', mac: '02:58:43:00:02:02', ip: '10.0.0.100', type: 'compute'})
+    assert.deepEqual(extra[19], {name: 'c21', mac: '02:58:43:00:02:15', ip: '10.0.0.119', type: 'compute'})
+    assert.match(t.effectiveSpecYaml, /\{ name: c21, mac: 02:58:43:00:02:15, ip: 10\.0\.0\.119 \}/)
+    assert.match(t.effectiveSpecYaml, /^# xcluster cluster spec/)
+  })
+
+  test('extra nodes never land in a DHCP range or on a used name', () => {
+    const existing = [{name: 'c2', mac: '02:58:43:00:09:09', type: 'compute' as const}]
+    assert.throws(() => extraComputeNodes(1, existing, '10.0.0.0/24'), /already has a node named c2/)
+    assert.throws(() => extraComputeNodes(101, [], '10.0.0.0/24', [{start: '10.0.0.200', end: '10.0.0.250'}]), /inside the DHCP range/)
+    assert.throws(() => extraComputeNodes(-1, [], '10.0.0.0/24'), /whole number/)
+  })
+
+  test('a bad spec is rejected with SPEC_INVALID before anything is made', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xc-topo-'))
+    const bad = join(dir, 'bad.yaml')
+    writeFileSync(bad, 'cluster: x\nnetwork: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nnodes:\n  - {name: s1, mac: "zz"}\n')
+    assert.throws(() => labTopology(bad, 0), (e: Error & {code?: string}) => e.code === 'SPEC_INVALID' && /mac must look like/.test(e.message))
+    writeFileSync(bad, 'cluster: x\nnetwork: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nnodes:\n  - {name: s1, mac: "02:00:00:00:00:01", ip: 10.0.0.1}\n')
+    assert.throws(() => labTopology(bad, 0), /address already used by network.gateway/)
+  })
+
+  test('ssh arguments survive the remote shell', () => {
+    assert.equal(shellQuote('hostname'), 'hostname')
+    assert.equal(shellQuote("it's a b"), `'it'\\''s a b'`)
+  })
+})
+
+describe('the running lab (brought up by the test runner)', () => {
+  let state: LabState
+  const sh = (args: string[]) => execFileSync(args[0], args.slice(1), {encoding: 'utf8'})
+
+  before(() => {
+    requireTool('nsenter', 'util-linux')
+    requireTool('ssh', 'openssh-client')
+    // Fails loudly (LAB_NOT_UP) when no lab is up: this file never builds or removes one.
+    state = readLabState()
+  })
+
+  test('status reports every host healthy: nodes running with sshd active, etcd on admin', async () => {
+    const res = await xcluster(['lab', 'status', '--json'])
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    const status = res.json<{healthy: boolean; hosts: Array<{name: string; systemd: string | null; sshd: boolean | null; etcd: boolean | null}>}>()
+    assert.equal(status.healthy, true)
+    assert.deepEqual(status.hosts.map((h) => h.name).sort(), state.hosts.map((h) => h.name).sort())
+    for (const h of status.hosts.filter((x) => x.name !== 'admin')) {
+      assert.match(h.systemd ?? '', /^(running|degraded)$/, h.name)
+      assert.equal(h.sshd, true, h.name)
+    }
+    assert.equal(status.hosts.find((h) => h.name === 'admin')?.etcd, true)
+  })
+
+  test('lab exec s1 -- hostname prints s1 (over OpenSSH with the pinned host key)', async () => {
+    assert.equal(hostCommand(state, 's1', ['hostname']).via, 'ssh')
+    assert.ok(hostCommand(state, 's1', ['hostname']).argv.includes('StrictHostKeyChecking=yes'))
+    const res = await xcluster(['lab', 'exec', 's1', '--', 'hostname'])
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal(res.stdout.trim(), 's1')
+  })
+
+  test('exec passes the exit code through, on ssh, nsenter and admin paths', async () => {
+    assert.equal((await xcluster(['lab', 'exec', 's2', '--', 'sh', '-c', 'exit 7'])).code, 7)
+    const viaNsenter = await xcluster(['lab', 'exec', 'c1', '--', 'sh', '-c', 'exit 5'])
+    assert.equal(viaNsenter.code, 5)
+    assert.match(viaNsenter.stderr, /nsenter/)
+    assert.equal((await xcluster(['lab', 'exec', 'admin', '--', 'sh', '-c', 'exit 3'])).code, 3)
+  })
+
+  test('exec on an unknown host is a usage error', async () => {
+    const res = await xcluster(['lab', 'exec', 'nosuch', '--', 'true'])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /LAB_UNKNOWN_HOST/)
+  })
+
+  test("each node's eth0 carries its spec MAC; nodes without an IP have no IPv4 address", () => {
+    const spec = labTopology(state.specFile, 0)
+    for (const node of spec.nodes) {
+      const link = sh(['ip', '-n', `xc-${node.name}`, '-j', 'addr', 'show', 'eth0'])
+      const [info] = JSON.parse(link) as Array<{address: string; addr_info: Array<{family: string; local: string}>}>
+      assert.equal(info.address, node.mac, node.name)
+      const v4 = info.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)
+      assert.deepEqual(v4, node.ip ? [node.ip] : [], node.name)
+    }
+  })
+
+  test('inside a node, eth0 has the same MAC (the container really uses its namespace)', async () => {
+    const res = await xcluster(['lab', 'exec', 's1', '--', 'cat', '/sys/class/net/eth0/address'])
+    assert.equal(res.stdout.trim(), '02:58:43:00:01:01')
+  })
+
+  test('the root namespace has no lab address or route', () => {
+    assert.doesNotMatch(sh(['ip', '-4', 'addr', 'show']), /inet 10\.0\.0\./)
+    assert.doesNotMatch(sh(['ip', '-4', 'route', 'show', 'table', 'all']), /10\.0\.0\./)
+  })
+
+  test('the admin host sees the lab etcd and the CLI shim', async () => {
+    const res = await xcluster(['lab', 'exec', 'admin', '--', 'sh', '-c', 'etcdctl --endpoints=$XCLUSTER_ETCD put /lab-test ok >/dev/null && etcdctl --endpoints=$XCLUSTER_ETCD get --print-value-only /lab-test && command -v xcluster'])
+    assert.equal(res.code, 0, res.stderr)
+    assert.deepEqual(res.stdout.trim().split('\n'), ['ok', join(state.dir, 'bin', 'xcluster')])
+  })
+
+  test('a node fetches the Debian mirror through the admin package proxy', async () => {
+    const res = await xcluster([
+      'lab', 'exec', 's3', '--', 'sh', '-c',
+      'grep -q "http://10.0.0.1:3128" /etc/apt/apt.conf.d/90xcluster-proxy && /usr/lib/apt/apt-helper download-file http://deb.debian.org/debian/dists/bookworm/Release /tmp/Release && head -c 200 /tmp/Release',
+    ])
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /Origin: Debian/)
+  })
+
+  test('the proxy refuses hosts other than the mirror', async () => {
+    const res = await xcluster(['lab', 'exec', 's3', '--', '/usr/lib/apt/apt-helper', 'download-file', 'http://example.com/', '/tmp/x'])
+    assert.notEqual(res.code, 0)
+    assert.match(res.stdout + res.stderr, /403|Forbidden/)
+  })
+
+  test('lab up with a bad spec fails with a usage error and leaves the running lab alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xc-badspec-'))
+    const bad = join(dir, 'bad.yaml')
+    writeFileSync(bad, 'cluster: x\nnetwork: {subnet: nope}\nnodes: []\n')
+    const res = await xcluster(['lab', 'up', '-f', bad])
+    assert.equal(res.code, 2)
+    assert.match(res.stderr, /SPEC_INVALID/)
+    assert.equal((await xcluster(['lab', 'status', '--json'])).code, 0)
+  })
+
+  test('known_hosts pins each addressed node with the fingerprint recorded in the state', () => {
+    for (const h of state.hosts.filter((x) => x.kind === 'node' && x.ip)) {
+      const out = sh(['ssh-keygen', '-l', '-F', h.ip!, '-f', join(state.dir, 'known_hosts')])
+      assert.ok(h.hostKeyFingerprint?.startsWith('SHA256:'), h.name)
+      assert.ok(out.includes(h.hostKeyFingerprint!), `${h.name}: ${out}`)
+    }
+  })
+})
