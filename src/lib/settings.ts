@@ -8,6 +8,12 @@ export const settings = {
   etcdUnavailableRetryMs: 3000,
   sshConnectTimeoutMs: 5000,
   sshConnectRetries: 5,
+  /** First pause between SSH connect attempts; doubles per attempt up to the max. */
+  sshConnectBackoffMs: 250,
+  sshConnectBackoffMaxMs: 4000,
+  /** SSH keepalives notice a silently dead host: interval x count. */
+  sshKeepaliveIntervalMs: 5000,
+  sshKeepaliveCountMax: 3,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
 } as const
