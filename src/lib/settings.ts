@@ -14,6 +14,8 @@ export const settings = {
   /** SSH keepalives notice a silently dead host: interval x count. */
   sshKeepaliveIntervalMs: 5000,
   sshKeepaliveCountMax: 3,
+  /** A timed-out command is killed on the host itself this long after we report the timeout. */
+  sshRemoteKillGraceMs: 500,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
 } as const

@@ -29,6 +29,8 @@ export interface TestSshd {
 export interface SshdOptions {
   /** Login user whose authorized key is the generated client key (default root). */
   user?: string
+  /** sshd LogLevel (default VERBOSE). */
+  logLevel?: string
 }
 
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
@@ -65,7 +67,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       'PermitRootLogin prohibit-password',
       `AllowUsers ${user}`,
       'Subsystem sftp internal-sftp',
-      'LogLevel VERBOSE',
+      `LogLevel ${options.logLevel ?? 'VERBOSE'}`,
       '',
     ].join('\n'),
   )

@@ -54,6 +54,14 @@ describe('remote command wrapping', () => {
     assert.equal(remoteCommand('echo "$A"', 'deploy', {sudo: true, env: {A: "x'y"}}), `sudo -n -- sh -c 'export A='\\''x'\\''\\'\\'''\\''y'\\''; echo "$A"'`)
   })
 
+  it('puts the remote deadline inside sudo so it can kill root processes', () => {
+    assert.equal(remoteCommand('sleep 9', 'root', {killAfterMs: 1500}), `timeout -s KILL 1.5 sh -c 'sleep 9'`)
+    assert.equal(remoteCommand('sleep 9', 'deploy', {sudo: true, killAfterMs: 2000}), `sudo -n -- timeout -s KILL 2 sh -c 'sleep 9'`)
+    const started = Date.now()
+    execFileSync('sh', ['-c', `${remoteCommand('sleep 5; echo late', 'root', {killAfterMs: 200})} || true`], {stdio: 'ignore'})
+    assert.ok(Date.now() - started < 2000)
+  })
+
   it('runs the wrapped command with its environment through a real shell', () => {
     const wire = remoteCommand('printf "%s|%s" "$A" "$B"', 'root', {env: {A: "it's", B: 'two words $x'}})
     assert.equal(execFileSync('sh', ['-c', wire], {encoding: 'utf8'}), "it's|two words $x")

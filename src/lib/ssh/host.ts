@@ -295,7 +295,8 @@ export class SshHost {
   private execRaw(command: string, options: ExecOptions): Promise<RawResult> {
     this.assertAlive(`run ${describe(command)}`)
     const timeoutMs = options.timeoutMs ?? settings.sshCommandTimeoutMs
-    const wire = remoteCommand(command, this.target.user, {sudo: options.sudo, env: options.env})
+    // The host kills the command a little after we give up on it, even where signals do not reach.
+    const wire = remoteCommand(command, this.target.user, {sudo: options.sudo, env: options.env, killAfterMs: timeoutMs + settings.sshRemoteKillGraceMs})
     return new Promise((resolve, reject) => {
       this.client.exec(wire, (error, channel: ClientChannel) => {
         if (error) {
@@ -313,10 +314,7 @@ export class SshHost {
         let timedOut = false
         const timer = setTimeout(() => {
           timedOut = true
-          // OpenSSH honours signal requests; closing the channel also ends the session.
-          try {
-            channel.signal('KILL')
-          } catch {}
+          killRemote(this.client, channel)
           channel.close()
           reject(
             new XclusterError(`${describe(command)} on ${this.name} did not finish within ${timeoutMs} ms and was stopped.`, {
@@ -348,6 +346,23 @@ export class SshHost {
         channel.end(options.input ?? undefined)
       })
     })
+  }
+}
+
+/**
+ * Sends SIGKILL to the command's process group at once where sshd allows it (non-root logins;
+ * the remote `timeout` covers root). ssh2's public
+ * `channel.signal()` is a no-op once stdin was closed (always, here), so this speaks to its
+ * protocol object directly (ssh2 1.x).
+ */
+function killRemote(client: Client, channel: ClientChannel): void {
+  const protocol = (client as unknown as {_protocol?: {signal(id: number, name: string): void}})._protocol
+  const outgoing = (channel as unknown as {outgoing?: {id: number; state: string}}).outgoing
+  if (!protocol || !outgoing || (outgoing.state !== 'open' && outgoing.state !== 'eof')) return
+  try {
+    protocol.signal(outgoing.id, 'KILL')
+  } catch {
+    // the connection is going away anyway
   }
 }
 
