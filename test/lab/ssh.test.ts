@@ -116,7 +116,7 @@ describe('lab nodes over SSH with pinned host keys', () => {
     await assert.rejects(host.exec('sleep 30', {timeoutMs: 500}), isError('SSH_COMMAND_TIMEOUT', (e) => assert.match(e.message, /sleep 30.*s1/)))
     assert.equal((await host.run('echo ok')).stdout, 'ok\n')
     await new Promise((r) => setTimeout(r, 1500))
-    assert.equal((await host.exec(`for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep 30 $' || true`)).stdout.trim(), '0', 'the timed-out command was killed on the node')
+    assert.equal((await host.exec(`for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done | grep -c '^sleep 30 $' || true`)).stdout.trim(), '0', 'the timed-out command was killed on the node')
   })
 
   it('refuses a wrong pin with HOST_KEY_CHANGED before authenticating; nothing runs', async () => {

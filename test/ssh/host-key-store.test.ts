@@ -82,17 +82,19 @@ describe('HostKeyStore', () => {
 
   it('accept-new then pin: the next connection is checked against the stored pin', async () => {
     const target = {name: 'local', address: '127.0.0.1', port: sshd.port, user: 'root', privateKeyPath: sshd.clientKeyPath}
-    const first = await SshHost.connect({...target, hostKey: {pinned: (await pins.get('local'))?.fingerprints, acceptNewHostKey: true}})
+    const first = await SshHost.connect({...target, hostKey: await pins.policy('local', {acceptNewHostKey: true})})
     assert.equal(first.hostKey.decision, 'accepted-new')
-    await pins.pin('local', first.hostKey.fingerprint, 'accept-new')
+    await pins.remember(first)
     await first.close()
     const record = await pins.get('local')
     assert.deepEqual(record, {...record, fingerprints: [sshd.hostFingerprint], source: 'accept-new'})
-    const second = await SshHost.connect({...target, hostKey: {pinned: record?.fingerprints, acceptNewHostKey: true}})
+    const second = await SshHost.connect({...target, hostKey: await pins.policy('local', {acceptNewHostKey: true})})
+    await pins.remember(second)
     assert.equal(second.hostKey.decision, 'pinned')
     await second.close()
     // A pin that no longer matches stays a refusal even with acceptNewHostKey.
     await pins.repin('local', FP_A)
-    await assert.rejects(SshHost.connect({...target, hostKey: {pinned: (await pins.get('local'))?.fingerprints, acceptNewHostKey: true}}), isError('HOST_KEY_CHANGED'))
+    await assert.rejects(SshHost.connect({...target, hostKey: await pins.policy('local', {acceptNewHostKey: true})}), isError('HOST_KEY_CHANGED'))
+    assert.deepEqual(await pins.policy('nobody'), {pinned: [], acceptNewHostKey: false})
   })
 })

@@ -1,7 +1,8 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {assertFingerprint} from './fingerprint.js'
-import {repinSuggestion} from './host-key.js'
+import {repinSuggestion, type HostKeyPolicy} from './host-key.js'
+import type {HostKeyOutcome} from './host.js'
 
 export type HostKeySource = 'registration' | 'accept-new' | 'repin'
 
@@ -37,6 +38,16 @@ export class HostKeyStore {
       suggestion: repinSuggestion(name, fingerprint),
       details: {host: name, pinned: existing?.fingerprints, refused: fingerprint},
     })
+  }
+
+  /** The policy to connect with: the stored pins, and acceptNewHostKey only matters if there are none. */
+  async policy(name: string, options: {acceptNewHostKey?: boolean} = {}): Promise<HostKeyPolicy> {
+    return {pinned: (await this.get(name))?.fingerprints ?? [], acceptNewHostKey: options.acceptNewHostKey === true}
+  }
+
+  /** After a connection made with acceptNewHostKey: pins the key it accepted (create-only). */
+  async remember(host: {name: string; hostKey: HostKeyOutcome}): Promise<void> {
+    if (host.hostKey.decision === 'accepted-new') await this.pin(host.name, host.hostKey.fingerprint, 'accept-new')
   }
 
   /** Replaces the pin (after the operator verified the new key). */

@@ -295,6 +295,7 @@ export class SshHost {
   private execRaw(command: string, options: ExecOptions): Promise<RawResult> {
     this.assertAlive(`run ${describe(command)}`)
     const timeoutMs = options.timeoutMs ?? settings.sshCommandTimeoutMs
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`Invalid command timeout ${timeoutMs} ms for ${describe(command)}.`, 'Pass a positive number of milliseconds.')
     // The host kills the command a little after we give up on it, even where signals do not reach.
     const wire = remoteCommand(command, this.target.user, {sudo: options.sudo, env: options.env, killAfterMs: timeoutMs + settings.sshRemoteKillGraceMs})
     return new Promise((resolve, reject) => {

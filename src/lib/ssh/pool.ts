@@ -27,7 +27,7 @@ export class HostPool {
     return connecting
   }
 
-  /** Names of hosts with a live pooled connection. */
+  /** Number of hosts with a pooled (or connecting) connection. */
   get size(): number {
     return this.connections.size
   }
