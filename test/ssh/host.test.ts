@@ -173,6 +173,10 @@ describe('connection failures', () => {
 
   it('reports a missing private key without touching the network', async () => {
     await assert.rejects(SshHost.connect({...target, privateKeyPath: '/nonexistent/key'}), isError('SSH_KEY_UNREADABLE'))
+    await assert.rejects(
+      SshHost.connect({...target, privateKeyPath: `${sshd.clientKeyPath}.pub`}),
+      isError('SSH_KEY_INVALID', (e) => assert.doesNotMatch(JSON.stringify(e.toJSON()), /AAAA/)),
+    )
   })
 })
 

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {posix} from 'node:path'
 
-import {Client, type ClientChannel, type SFTPWrapper} from 'ssh2'
+import {Client, type ClientChannel, type ConnectConfig, type SFTPWrapper} from 'ssh2'
 
 import {ExitStatus, usageError, XclusterError} from '../errors.js'
 import {settings} from '../settings.js'
@@ -152,7 +152,7 @@ export class SshHost {
         fail(new RetryableConnectError(error.message))
       })
       client.on('close', () => fail(new RetryableConnectError('connection closed during the handshake')))
-      client.connect({
+      const config: ConnectConfig = {
         host: target.address,
         port: target.port ?? 22,
         username: target.user,
@@ -162,7 +162,20 @@ export class SshHost {
         keepaliveCountMax: settings.sshKeepaliveCountMax,
         // Called during key exchange, before any authentication is attempted.
         hostVerifier: (key: Buffer) => pin.verify(key),
-      })
+      }
+      try {
+        client.connect(config)
+      } catch (error) {
+        // ssh2 parses the key synchronously: a malformed or passphrase-protected key lands here.
+        fail(
+          new XclusterError(`The SSH private key ${target.privateKeyPath} (for ${target.name}) is not usable: ${(error as Error).message}.`, {
+            code: 'SSH_KEY_INVALID',
+            exit: ExitStatus.precondition,
+            suggestion: 'Use an unencrypted OpenSSH private key (e.g. ssh-keygen -t ed25519 -N "").',
+            details: {host: target.name, path: target.privateKeyPath},
+          }),
+        )
+      }
     })
   }
 
