@@ -10,6 +10,14 @@ export const settings = {
   etcdMemberBackoffMs: 200,
   sshConnectTimeoutMs: 5000,
   sshConnectRetries: 5,
+  /** First pause between SSH connect attempts; doubles per attempt up to the max. */
+  sshConnectBackoffMs: 250,
+  sshConnectBackoffMaxMs: 4000,
+  /** SSH keepalives notice a silently dead host: interval x count. */
+  sshKeepaliveIntervalMs: 5000,
+  sshKeepaliveCountMax: 3,
+  /** A timed-out command is killed on the host itself this long after we report the timeout. */
+  sshRemoteKillGraceMs: 500,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
   /** Hosts worked on at once within a phase (`--concurrency`). */
