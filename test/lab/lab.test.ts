@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {before, describe, test} from 'node:test'
 
 import {labTopology} from '../../src/lib/lab/topology.js'
-import {hostCommand, shellQuote} from '../../src/lib/lab/exec.js'
+import {hostCommand} from '../../src/lib/lab/exec.js'
 import {readLabState, type LabState} from '../../src/lib/lab/state.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {requireTool} from '../helpers/tools.js'

@@ -6,46 +6,17 @@
  */
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {after, before, describe, it} from 'node:test'
 
 import {XclusterError} from '../../src/lib/errors.js'
+import {readLabState} from '../../src/lib/lab/state.js'
 import {fingerprintOfPublicKey, HostPool, SshHost, type SshTarget} from '../../src/lib/ssh/index.js'
 
-// Local mirror of src/lib/lab/state.ts (on the lab branch): switch to readLabState() on merge.
-interface LabHost {
-  name: string
-  kind: 'admin' | 'node'
-  netns: string
-  mac: string
-  ip?: string
-  type?: string
-  hostKeyFingerprint?: string
-  hostPublicKey?: string
-  pid?: number
-}
-interface LabState {
-  dir: string
-  cluster: string
-  specFile: string
-  sshKey: string
-  sshUser: string
-  etcdEndpoint: string
-  adminIp: string
-  proxyUrl: string
-  hosts: LabHost[]
-}
-
-const STATE_FILE = `${process.env.XCLUSTER_LAB_DIR ?? '/var/lib/xcluster/lab'}/state.json`
 const NODES = ['s1', 's2', 's3']
 const WRONG = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 
-function readState(): LabState {
-  if (!existsSync(STATE_FILE)) throw new Error(`lab state ${STATE_FILE} is missing: bring the lab up first (xcluster lab up)`)
-  return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as LabState
-}
-
-const state = readState()
+const state = readLabState()
 const targets: SshTarget[] = NODES.map((name) => {
   const host = state.hosts.find((h) => h.name === name && h.kind === 'node')
   if (!host?.ip || !host.hostKeyFingerprint) throw new Error(`lab state has no address or host key fingerprint for ${name}`)

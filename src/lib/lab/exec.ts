@@ -1,6 +1,7 @@
 import {spawn} from 'node:child_process'
 
 import {env} from '../settings.js'
+import {shellQuote} from '../ssh/shell.js'
 import {labPaths, netnsName} from './paths.js'
 import {findHost, labNotUp, readLabState, type LabHost, type LabState} from './state.js'
 import {requireRoot} from './system.js'
@@ -11,9 +12,6 @@ export interface HostCommand {
   /** How we reach the host, said once on stderr when it is not the usual path. */
   via: 'netns' | 'ssh' | 'nsenter'
 }
-
-/** Quote for a POSIX shell: ssh hands the remote shell one string, and argv must survive it. */
-export const shellQuote = (arg: string): string => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)
 
 /** OpenSSH from inside xc-admin with the lab key and pinned host keys (never StrictHostKeyChecking=no). */
 export function sshArgv(state: LabState, host: LabHost, options: {tty: boolean}): string[] {
@@ -56,6 +54,7 @@ export function hostCommand(state: LabState, name: string, command: string[]): H
     }
   }
   if (host.ip) {
+    // ssh hands the remote shell one string: quote each word so argv survives it.
     return {argv: [...sshArgv(state, host, {tty: interactive}), ...command.map(shellQuote)], env: process.env, via: 'ssh'}
   }
   if (host.pid === undefined) throw labNotUp(state.dir, `node ${name} is not running`)
