@@ -97,6 +97,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (!this.jsonEnabled()) this.log(message)
   }
 
+  /** How long operations show progress: live on a terminal, plain lines otherwise, nothing under --json. */
+  protected progressMode(): 'live' | 'plain' | 'silent' {
+    if (this.jsonEnabled()) return 'silent'
+    return process.stdout.isTTY ? 'live' : 'plain'
+  }
+
   protected table<R>(columns: Column<R>[], rows: R[]): void {
     this.say(renderTable(columns, rows))
   }

@@ -20,6 +20,12 @@ export const settings = {
   sshRemoteKillGraceMs: 500,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
+  /** The package cache (Squid) on the bootstrap host, at the spec's gateway address. */
+  packageProxyPort: 3128,
+  etcdClientPort: 2379,
+  packageInstallTimeoutMs: 600_000,
+  /** How long `node drain` waits for Ceph to move data off a node's OSDs. */
+  cephDrainTimeoutMs: 30 * 60_000,
   /** Hosts worked on at once within a phase (`--concurrency`). */
   taskConcurrency: 20,
   /**

@@ -4,7 +4,7 @@ import type {NodeRecord, NodeState} from './record.js'
 
 /** Which state may follow which. Everything else is refused. */
 export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
-  registered: ['provisioning', 'removed'],
+  registered: ['provisioning', 'removed', 'failed'],
   discovered: ['registered', 'provisioning', 'removed'],
   provisioning: ['ready', 'failed', 'provisioning'],
   ready: ['provisioning', 'draining'],

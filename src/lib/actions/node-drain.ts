@@ -1,0 +1,120 @@
+import {ExitStatus, XclusterError} from '../errors.js'
+import type {EtcdStore} from '../etcd/store.js'
+import {transitionNode} from '../nodes/lifecycle.js'
+import type {NodeRecord} from '../nodes/record.js'
+import {NodeRegistry} from '../nodes/registry.js'
+import {cephOutPhase} from '../phases/ceph-out.js'
+import {connectPhase} from '../phases/connect.js'
+import {NodeRunContext} from '../phases/context.js'
+import {markStatePhase} from '../phases/mark-state.js'
+import {startStatefulPhase, stopStatefulPhase} from '../phases/stateful-services.js'
+import {readStoredSpec} from '../spec/store.js'
+import {HostKeyStore, HostPool} from '../ssh/index.js'
+import {RunJournal} from '../tasks/journal.js'
+import {assertRunSucceeded, runPhases, type RunSummary} from '../tasks/runner.js'
+import type {ProvisionOptions} from './node-add.js'
+import {nodeHosts} from './node-targets.js'
+
+/** Core nodes that count towards etcd quorum: those not on their way out. */
+const QUORUM_STATES: readonly NodeRecord['state'][] = ['ready', 'provisioning', 'registered']
+
+export interface DrainPreflight {
+  node: string
+  type: NodeRecord['type']
+  state: NodeRecord['state']
+  /** For a core node: members, how many stay up after the drain, and how many quorum needs. */
+  quorum?: {members: number; upAfterDrain: number; needed: number}
+}
+
+/** What draining `name` would take away; refuses a core node whose loss would break etcd quorum. */
+export async function drainPreflight(store: EtcdStore, name: string): Promise<DrainPreflight> {
+  const registry = new NodeRegistry(store)
+  const node = await registry.require(name)
+  const result: DrainPreflight = {node: name, type: node.type, state: node.state}
+  if (node.type === 'core') {
+    const core = (await registry.list()).filter((n) => n.type === 'core' && n.state !== 'removed')
+    const upAfterDrain = core.filter((n) => n.name !== name && QUORUM_STATES.includes(n.state)).length
+    const needed = Math.floor(core.length / 2) + 1
+    result.quorum = {members: core.length, upAfterDrain, needed}
+    if (upAfterDrain < needed) {
+      throw new XclusterError(
+        `Draining core node ${name} would leave ${upAfterDrain} of ${core.length} core nodes up; etcd needs ${needed} for quorum.`,
+        {
+          code: 'DRAIN_BREAKS_QUORUM',
+          exit: ExitStatus.precondition,
+          suggestion: 'Bring the other core nodes back to ready first (xcluster node undrain NAME), then drain this one.',
+          details: result,
+        },
+      )
+    }
+  }
+  return result
+}
+
+export interface DrainResult {
+  preflight: DrainPreflight
+  run: RunSummary
+}
+
+/**
+ * `node drain`: preflight, mark draining, move Ceph data away, stop stateful services, mark
+ * drained. An interrupted drain leaves the node `draining`; running it again continues.
+ */
+export async function drainNode(store: EtcdStore, name: string, options: ProvisionOptions): Promise<DrainResult> {
+  const preflight = await drainPreflight(store, name)
+  if (!['ready', 'draining', 'failed'].includes(preflight.state)) {
+    throw new XclusterError(`Node ${name} is ${preflight.state}; only a ready (or half-drained) node can be drained.`, {
+      code: 'NODE_WRONG_STATE',
+      exit: ExitStatus.precondition,
+      suggestion: `Check it with: xcluster node show ${name}`,
+    })
+  }
+  const run = await runNodeAction(store, 'node drain', [name], options, [
+    connectPhase,
+    markStatePhase('mark-draining', 'Mark the node draining', ['ready', 'failed'], 'draining'),
+    cephOutPhase,
+    stopStatefulPhase,
+    markStatePhase('mark-drained', 'Mark the node drained', ['draining'], 'drained'),
+  ])
+  return {preflight, run}
+}
+
+/** `node undrain`: start the stateful services again and return the node to `ready`. */
+export async function undrainNode(store: EtcdStore, name: string, options: ProvisionOptions): Promise<RunSummary> {
+  const node = await new NodeRegistry(store).require(name)
+  if (!['drained', 'draining'].includes(node.state)) {
+    throw new XclusterError(`Node ${name} is ${node.state}; only a drained (or draining) node can be undrained.`, {
+      code: 'NODE_WRONG_STATE',
+      exit: ExitStatus.precondition,
+      suggestion: `Check it with: xcluster node show ${name}`,
+    })
+  }
+  return runNodeAction(store, 'node undrain', [name], options, [
+    connectPhase,
+    startStatefulPhase,
+    markStatePhase('mark-ready', 'Mark the node ready', ['drained', 'draining'], 'ready'),
+  ])
+}
+
+async function runNodeAction(store: EtcdStore, action: string, names: string[], options: ProvisionOptions, phases: Parameters<typeof runPhases<import('../phases/context.js').NodeHost, NodeRunContext>>[0]): Promise<RunSummary> {
+  const spec = await readStoredSpec(store)
+  const {hosts, cluster} = await nodeHosts(store, spec, names, options)
+  const pool = new HostPool()
+  try {
+    const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
+    const summary = await runPhases(phases, ctx, {
+      action,
+      args: options.args,
+      concurrency: options.concurrency,
+      progress: options.progress,
+      journal: new RunJournal(store),
+      resume: options.resume,
+    })
+    assertRunSucceeded(summary)
+    return summary
+  } finally {
+    await pool.closeAll()
+  }
+}
+
+export {transitionNode}

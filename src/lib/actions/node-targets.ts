@@ -1,0 +1,58 @@
+import {homedir} from 'node:os'
+
+import {ExitStatus, XclusterError} from '../errors.js'
+import type {EtcdStore} from '../etcd/store.js'
+import type {NodeRecord} from '../nodes/record.js'
+import {NodeRegistry} from '../nodes/registry.js'
+import type {NodeHost} from '../phases/context.js'
+import type {ClusterSpec} from '../spec/types.js'
+import {HostKeyStore} from '../ssh/index.js'
+
+export interface SshAccess {
+  /** Private key path; defaults to the spec's `ssh.key`. */
+  keyPath?: string
+  acceptNewHostKey: boolean
+}
+
+const expandHome = (path: string): string => (path.startsWith('~/') ? `${homedir()}${path.slice(1)}` : path)
+
+/** Loads the named nodes (all must exist) and how to reach each over SSH with its pinned key. */
+export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: string[], access: SshAccess, pending: NodeRecord[] = []): Promise<{hosts: NodeHost[]; cluster: NodeRecord[]}> {
+  // `pending`: nodes a dry run would register, so the plan can show their provisioning too.
+  const cluster = [...(await new NodeRegistry(store).list()).filter((n) => !pending.some((p) => p.name === n.name)), ...pending]
+  const byName = new Map(cluster.map((n) => [n.name, n]))
+  const unknown = names.filter((n) => !byName.has(n))
+  if (unknown.length > 0) {
+    throw new XclusterError(`Unknown node${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}.`, {
+      code: 'NODE_NOT_FOUND',
+      exit: ExitStatus.precondition,
+      suggestion: 'Register it with --mac (xcluster node add NAME --mac MAC), or list the known nodes: xcluster node list',
+    })
+  }
+  const unaddressed = names.filter((n) => !byName.get(n)!.ip)
+  if (unaddressed.length > 0) {
+    throw new XclusterError(`No address known for ${unaddressed.join(', ')}: no fixed IP and no DHCP lease yet.`, {
+      code: 'NODE_NO_ADDRESS',
+      exit: ExitStatus.precondition,
+      suggestion: 'Give the node a fixed IP in the spec (or --ip), or let it boot and take a DHCP lease first.',
+    })
+  }
+  const pins = new HostKeyStore(store)
+  const hosts: NodeHost[] = []
+  for (const name of names) {
+    const node = byName.get(name)!
+    const pinned = (await pins.get(name))?.fingerprints
+    hosts.push({
+      name,
+      node,
+      target: {
+        name,
+        address: node.ip!,
+        user: spec.ssh.user,
+        privateKeyPath: expandHome(access.keyPath ?? spec.ssh.key),
+        hostKey: {pinned, acceptNewHostKey: access.acceptNewHostKey && !pinned},
+      },
+    })
+  }
+  return {hosts, cluster}
+}

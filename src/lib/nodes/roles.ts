@@ -1,0 +1,19 @@
+import type {NodeType} from './record.js'
+
+/** What each node type runs. Packages are installed through the cluster's package cache. */
+export interface Role {
+  packages: string[]
+  /** Units enabled and started once provisioned; stopped by `node drain`. */
+  services: string[]
+  /** Stateful services that a drain must stop after handing over their leadership. */
+  statefulServices: string[]
+}
+
+const base = ['chrony']
+
+export const ROLES: Readonly<Record<NodeType, Role>> = {
+  core: {packages: [...base], services: ['chrony'], statefulServices: []},
+  storage: {packages: [...base, 'lvm2'], services: ['chrony'], statefulServices: []},
+  compute: {packages: [...base], services: ['chrony'], statefulServices: []},
+  frontend: {packages: [...base, 'nginx-light'], services: ['chrony', 'nginx'], statefulServices: ['nginx']},
+}

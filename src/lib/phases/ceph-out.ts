@@ -1,0 +1,33 @@
+import {settings} from '../settings.js'
+import type {Phase} from '../tasks/phase.js'
+import type {NodeHost, NodeRunContext} from './context.js'
+
+/**
+ * Where Ceph runs on the node: marks its OSDs out and waits until the placement groups are
+ * active+clean again, so no data lives only on this node when it goes down.
+ */
+export const cephOutPhase: Phase<NodeHost, NodeRunContext> = {
+  id: 'ceph-out',
+  title: 'Move Ceph data off the node',
+  async run(ctx, host) {
+    const ssh = await ctx.ssh(host)
+    const present = await ssh.exec('command -v ceph >/dev/null')
+    if (present.code !== 0) return
+    const listed = await ssh.run(`ceph osd ls-tree ${host.name} --format json`, {sudo: true})
+    const ids = JSON.parse(listed.stdout || '[]') as number[]
+    if (ids.length === 0) return
+    const tree = JSON.parse((await ssh.run('ceph osd dump --format json', {sudo: true})).stdout) as {osds: {osd: number; in: number}[]}
+    const stillIn = tree.osds.filter((o) => ids.includes(o.osd) && o.in === 1).map((o) => o.osd)
+    if (stillIn.length > 0) await ctx.wet(host, `ceph osd out ${stillIn.join(' ')}`, () => ssh.run(`ceph osd out ${stillIn.join(' ')}`, {sudo: true}))
+    if (ctx.dryRun) return
+    const deadline = Date.now() + settings.cephDrainTimeoutMs
+    for (;;) {
+      const stat = JSON.parse((await ssh.run('ceph pg stat --format json', {sudo: true})).stdout) as {pg_summary?: {num_pg_by_state?: {name: string; num: number}[]; num_pgs?: number}}
+      const states = stat.pg_summary?.num_pg_by_state ?? []
+      const clean = states.filter((s) => s.name === 'active+clean').reduce((a, s) => a + s.num, 0)
+      if (clean === (stat.pg_summary?.num_pgs ?? 0)) return
+      if (Date.now() > deadline) throw new Error(`Ceph data is still moving after ${settings.cephDrainTimeoutMs / 1000} s (${clean} of ${stat.pg_summary?.num_pgs} PGs active+clean); re-run drain to keep waiting`)
+      await new Promise((r) => setTimeout(r, 2000))
+    }
+  },
+}

@@ -1,0 +1,47 @@
+import type {EtcdStore} from '../etcd/store.js'
+import type {NodeRecord} from '../nodes/record.js'
+import type {ClusterSpec} from '../spec/types.js'
+import type {HostKeyStore, HostPool, SshHost, SshTarget} from '../ssh/index.js'
+import {RunContext} from '../tasks/context.js'
+import type {TaskHost} from '../tasks/phase.js'
+
+/** A node being worked on over SSH. */
+export interface NodeHost extends TaskHost {
+  node: NodeRecord
+  target: SshTarget
+}
+
+/** What the connect phase learned about a host; later phases decide from it without asking again. */
+export interface HostFacts {
+  hostname: string
+  /** Installed Debian packages. */
+  packages: Set<string>
+}
+
+/** The state shared by the phases of a node action. */
+export class NodeRunContext extends RunContext<NodeHost> {
+  readonly facts = new Map<string, HostFacts>()
+
+  constructor(
+    hosts: NodeHost[],
+    dryRun: boolean,
+    readonly store: EtcdStore,
+    readonly spec: ClusterSpec,
+    /** Every node of the cluster (for /etc/hosts, time servers, quorum checks). */
+    readonly cluster: NodeRecord[],
+    readonly pool: HostPool,
+    readonly hostKeys: HostKeyStore,
+  ) {
+    super(hosts, dryRun)
+  }
+
+  ssh(host: NodeHost): Promise<SshHost> {
+    return this.pool.get(host.target)
+  }
+
+  factsOf(host: NodeHost): HostFacts {
+    const facts = this.facts.get(host.name)
+    if (!facts) throw new Error(`no facts for ${host.name}: the connect phase must run first`)
+    return facts
+  }
+}

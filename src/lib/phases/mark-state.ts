@@ -1,0 +1,21 @@
+import {transitionNode} from '../nodes/lifecycle.js'
+import type {NodeState} from '../nodes/record.js'
+import type {Phase} from '../tasks/phase.js'
+import type {NodeHost, NodeRunContext} from './context.js'
+
+/** A phase that moves each node to `to` when it is in one of `from` (a no-op otherwise). */
+export function markStatePhase(id: string, title: string, from: readonly NodeState[], to: NodeState): Phase<NodeHost, NodeRunContext> {
+  return {
+    id,
+    title,
+    async run(ctx, host) {
+      if (!from.includes(host.node.state)) return
+      await ctx.wet(host, `set state ${to}`, async () => {
+        host.node = await transitionNode(ctx.store, host.name, to, {from})
+      })
+    },
+  }
+}
+
+export const markProvisioningPhase = markStatePhase('mark-provisioning', 'Mark nodes provisioning', ['registered', 'discovered', 'failed', 'drained'], 'provisioning')
+export const markReadyPhase = markStatePhase('mark-ready', 'Mark nodes ready', ['provisioning'], 'ready')

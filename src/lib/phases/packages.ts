@@ -1,0 +1,26 @@
+import {ROLES} from '../nodes/roles.js'
+import {settings} from '../settings.js'
+import {shellQuote} from '../ssh/index.js'
+import type {Phase} from '../tasks/phase.js'
+import type {NodeHost, NodeRunContext} from './context.js'
+
+/** Installs the role's packages that are missing (nothing when all are present). */
+export const packagesPhase: Phase<NodeHost, NodeRunContext> = {
+  id: 'packages',
+  title: 'Install role packages',
+  async run(ctx, host) {
+    const installed = ctx.factsOf(host).packages
+    const missing = ROLES[host.node.type].packages.filter((p) => !installed.has(p))
+    if (missing.length === 0) return
+    const ssh = await ctx.ssh(host)
+    const list = missing.map(shellQuote).join(' ')
+    await ctx.wet(host, `install ${missing.join(' ')}`, async () => {
+      await ssh.run(`apt-get update -qq && apt-get install -y -qq --no-install-recommends ${list}`, {
+        sudo: true,
+        env: {DEBIAN_FRONTEND: 'noninteractive'},
+        timeoutMs: settings.packageInstallTimeoutMs,
+      })
+      for (const p of missing) installed.add(p)
+    })
+  },
+}
