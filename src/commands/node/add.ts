@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {addNodes, type NodeAddResult} from '../../lib/actions/node-add.js'
+import {describeRun} from '../../lib/output/run-summary.js'
 import {taskFlags} from '../../task-flags.js'
 
 export default class NodeAdd extends BaseCommand<typeof NodeAdd> {
@@ -29,7 +30,7 @@ Every step checks before it changes, so re-running changes nothing. A failed run
 
   async run(): Promise<NodeAddResult> {
     const {argv} = await this.parse(NodeAdd)
-    return addNodes(this.store(), {
+    const result = await addNodes(this.store(), {
       names: argv as string[],
       mac: this.flags.mac,
       ip: this.flags.ip,
@@ -44,5 +45,8 @@ Every step checks before it changes, so re-running changes nothing. A failed run
       progress: this.progressMode(),
       args: this.argv,
     })
+    for (const name of result.registered) this.say(`${this.flags['dry-run'] ? 'Would register' : 'Registered'} ${name}.`)
+    if (result.run) for (const line of describeRun(result.run)) this.say(line)
+    return result
   }
 }

@@ -1,0 +1,54 @@
+import {ExitStatus, XclusterError} from '../errors.js'
+import type {EtcdStore} from '../etcd/store.js'
+import type {NodeWithHistory} from './lifecycle.js'
+
+export interface RemoveResult {
+  node: string
+  previousState: string
+  forced: boolean
+}
+
+/**
+ * Marks a node removed and frees its MAC and host key pin, in one transaction checked against the
+ * record's revision. The record stays (state `removed`, with its history) for the audit trail;
+ * the name can be registered again.
+ */
+export async function removeNode(store: EtcdStore, name: string, options: {force: boolean; by?: string}): Promise<RemoveResult> {
+  const key = store.keys.node(name)
+  const found = await store.getJson<NodeWithHistory>(key)
+  if (!found || found.value.state === 'removed') {
+    throw new XclusterError(`No node named ${name}${found ? ' (it was already removed)' : ''}.`, {
+      code: 'NODE_NOT_FOUND',
+      exit: ExitStatus.precondition,
+      suggestion: 'List the nodes with: xcluster node list',
+    })
+  }
+  const node = found.value
+  if (node.state !== 'drained' && !options.force) {
+    throw new XclusterError(`Node ${name} is ${node.state}, not drained; removing it now could take leaderships, VIPs or data with it.`, {
+      code: 'NODE_NOT_DRAINED',
+      exit: ExitStatus.precondition,
+      suggestion: `Drain it first: xcluster node drain ${name} (or remove it anyway with --force).`,
+    })
+  }
+  const now = new Date().toISOString()
+  const removed: NodeWithHistory = {
+    ...node,
+    state: 'removed',
+    updatedAt: now,
+    history: [...(node.history ?? []), {at: now, from: node.state, to: 'removed' as const, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.force ? {reason: 'forced'} : {})}].slice(-50),
+  }
+  const macKey = store.keys.mac(node.mac)
+  const binding = await store.getJson<{node: string}>(macKey)
+  const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, removed).delete(store.keys.hostKey(name))
+  // Free the MAC only if it still points at this node.
+  if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey)
+  if (!(await txn.commit())) {
+    throw new XclusterError(`Node ${name} changed while it was being removed; nothing was written.`, {
+      code: 'NODE_CONCURRENT_CHANGE',
+      exit: ExitStatus.precondition,
+      suggestion: `Check it with: xcluster node show ${name}, then re-run.`,
+    })
+  }
+  return {node: name, previousState: node.state, forced: options.force && node.state !== 'drained'}
+}
