@@ -20,6 +20,8 @@ export const settings = {
   sshRemoteKillGraceMs: 500,
   sshCommandTimeoutMs: 120_000,
   specFile: 'xcluster.yaml',
+  /** The admin host's NIC on the cluster LAN (`--lan-interface`). */
+  lanInterface: 'eth0',
   /** The package cache (Squid) on the bootstrap host, at the spec's gateway address. */
   packageProxyPort: 3128,
   etcdClientPort: 2379,
@@ -65,4 +67,6 @@ export const env = {
   etcdCert: 'XCLUSTER_ETCD_CERT',
   etcdKey: 'XCLUSTER_ETCD_KEY',
   labDir: 'XCLUSTER_LAB_DIR',
+  lanInterface: 'XCLUSTER_LAN_INTERFACE',
+  sshKey: 'XCLUSTER_SSH_KEY',
 } as const

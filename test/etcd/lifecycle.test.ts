@@ -3,7 +3,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {XclusterError} from '../../src/lib/errors.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
-import {canTransition, transitionNode, type NodeWithHistory} from '../../src/lib/nodes/lifecycle.js'
+import {canTransition, transitionNode} from '../../src/lib/nodes/lifecycle.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 
@@ -59,7 +59,7 @@ describe('node lifecycle transitions in etcd', () => {
     for (const r of results.filter((r) => r.status === 'rejected')) {
       assert.match(String((r as PromiseRejectedResult).reason.code), /NODE_CONCURRENT_CHANGE|NODE_WRONG_STATE/)
     }
-    const stored = await store.getJson<NodeWithHistory>(store.keys.node('c1'))
+    const stored = await store.getJson<NodeRecord>(store.keys.node('c1'))
     assert.equal(stored?.value.history?.filter((h) => h.to === 'draining').length, 2)
   })
 

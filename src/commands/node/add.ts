@@ -39,6 +39,7 @@ Every step checks before it changes, so re-running changes nothing. A failed run
       hostKey: this.flags['host-key'],
       keyPath: this.flags['ssh-key'],
       acceptNewHostKey: this.flags['accept-new-host-key'],
+      lanInterface: this.flags['lan-interface'],
       dryRun: this.flags['dry-run'],
       concurrency: this.flags.concurrency,
       resume: this.flags.resume,

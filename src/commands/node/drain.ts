@@ -21,6 +21,7 @@ An interrupted drain leaves the node draining; running the command again continu
     const result = await drainNode(this.store(), this.args.name, {
       keyPath: this.flags['ssh-key'],
       acceptNewHostKey: this.flags['accept-new-host-key'],
+      lanInterface: this.flags['lan-interface'],
       dryRun: this.flags['dry-run'],
       concurrency: this.flags.concurrency,
       resume: this.flags.resume,

@@ -19,6 +19,7 @@ export default class NodeList extends BaseCommand<typeof NodeList> {
         {header: 'mac', get: (n) => n.mac},
         {header: 'ip', get: (n) => n.ip},
         {header: 'state', get: (n) => n.state},
+        {header: 'reason', get: (n) => n.reason},
       ],
       nodes,
     )

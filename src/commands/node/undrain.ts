@@ -17,6 +17,7 @@ export default class NodeUndrain extends BaseCommand<typeof NodeUndrain> {
     const result = await undrainNode(this.store(), this.args.name, {
       keyPath: this.flags['ssh-key'],
       acceptNewHostKey: this.flags['accept-new-host-key'],
+      lanInterface: this.flags['lan-interface'],
       dryRun: this.flags['dry-run'],
       concurrency: this.flags.concurrency,
       resume: this.flags.resume,

@@ -2,9 +2,11 @@ import {homedir} from 'node:os'
 
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {managementAddress} from '../nodes/address.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
 import type {NodeHost} from '../phases/context.js'
+import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {HostKeyStore} from '../ssh/index.js'
 
@@ -12,6 +14,8 @@ export interface SshAccess {
   /** Private key path; defaults to the spec's `ssh.key`. */
   keyPath?: string
   acceptNewHostKey: boolean
+  /** The admin host's NIC on the cluster LAN: nodes without IPv4 are reached by link-local IPv6 on it. */
+  lanInterface?: string
 }
 
 const expandHome = (path: string): string => (path.startsWith('~/') ? `${homedir()}${path.slice(1)}` : path)
@@ -29,14 +33,6 @@ export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: stri
       suggestion: 'Register it with --mac (xcluster node add NAME --mac MAC), or list the known nodes: xcluster node list',
     })
   }
-  const unaddressed = names.filter((n) => !byName.get(n)!.ip)
-  if (unaddressed.length > 0) {
-    throw new XclusterError(`No address known for ${unaddressed.join(', ')}: no fixed IP and no DHCP lease yet.`, {
-      code: 'NODE_NO_ADDRESS',
-      exit: ExitStatus.precondition,
-      suggestion: 'Give the node a fixed IP in the spec (or --ip), or let it boot and take a DHCP lease first.',
-    })
-  }
   const pins = new HostKeyStore(store)
   const hosts: NodeHost[] = []
   for (const name of names) {
@@ -47,7 +43,7 @@ export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: stri
       node,
       target: {
         name,
-        address: node.ip!,
+        address: managementAddress(node, access.lanInterface ?? settings.lanInterface),
         user: spec.ssh.user,
         privateKeyPath: expandHome(access.keyPath ?? spec.ssh.key),
         hostKey: {pinned, acceptNewHostKey: access.acceptNewHostKey && !pinned},

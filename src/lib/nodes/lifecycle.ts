@@ -1,6 +1,6 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
-import type {NodeRecord, NodeState} from './record.js'
+import type {NodeRecord, NodeState, StateChange} from './record.js'
 
 /** Which state may follow which. Everything else is refused. */
 export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
@@ -14,18 +14,9 @@ export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
   removed: [],
 }
 
-export interface StateChange {
-  at: string
-  from: NodeState
-  to: NodeState
-  reason?: string
-  by: string
-}
-
-export type NodeWithHistory = NodeRecord & {history?: StateChange[]}
 
 /** Entries kept per node: enough to explain the recent past without growing without bound. */
-const HISTORY_LIMIT = 50
+export const HISTORY_LIMIT = 50
 
 export function canTransition(from: NodeState, to: NodeState): boolean {
   return TRANSITIONS[from].includes(to)
@@ -42,9 +33,9 @@ export interface TransitionOptions {
  * Moves a node to a new state in one etcd transaction that compares the record's revision, so
  * two operators acting on the same node at once cannot both succeed.
  */
-export async function transitionNode(store: EtcdStore, name: string, to: NodeState, options: TransitionOptions = {}): Promise<NodeWithHistory> {
+export async function transitionNode(store: EtcdStore, name: string, to: NodeState, options: TransitionOptions = {}): Promise<NodeRecord> {
   const key = store.keys.node(name)
-  const found = await store.getJson<NodeWithHistory>(key)
+  const found = await store.getJson<NodeRecord>(key)
   if (!found) {
     throw new XclusterError(`No node named ${name}.`, {
       code: 'NODE_NOT_FOUND',
@@ -63,7 +54,7 @@ export async function transitionNode(store: EtcdStore, name: string, to: NodeSta
   }
   const now = new Date().toISOString()
   const change: StateChange = {at: now, from: node.state, to, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.reason ? {reason: options.reason} : {})}
-  const next: NodeWithHistory = {
+  const next: NodeRecord = {
     ...node,
     state: to,
     updatedAt: now,

@@ -12,6 +12,15 @@ export type NodeType = (typeof NODE_TYPES)[number]
 export const NODE_STATES = ['registered', 'discovered', 'provisioning', 'ready', 'draining', 'drained', 'removed', 'failed'] as const
 export type NodeState = (typeof NODE_STATES)[number]
 
+/** One lifecycle transition, kept on the record (bounded) for `node show`. */
+export interface StateChange {
+  at: string
+  from: NodeState
+  to: NodeState
+  reason?: string
+  by: string
+}
+
 export interface NodeRecord {
   name: string
   type: NodeType
@@ -21,6 +30,8 @@ export interface NodeRecord {
   reason?: string
   createdAt: string
   updatedAt: string
+  /** Recent state changes, oldest first. */
+  history?: StateChange[]
 }
 
 /** The `--json` shape of `node list`. */
@@ -30,9 +41,18 @@ export interface NodeSummary {
   mac: string
   ip: string | null
   state: NodeState
+  /** Why the node is failed, draining or drained; absent otherwise. */
+  reason?: string
 }
 
-export const summarize = (n: NodeRecord): NodeSummary => ({name: n.name, type: n.type, mac: n.mac, ip: n.ip ?? null, state: n.state})
+export const summarize = (n: NodeRecord): NodeSummary => ({
+  name: n.name,
+  type: n.type,
+  mac: n.mac,
+  ip: n.ip ?? null,
+  state: n.state,
+  ...(n.reason ? {reason: n.reason} : {}),
+})
 
 /** The value under `macs/<mac>`: which node owns the MAC (looked up by DHCP to type a node). */
 export interface MacBinding {

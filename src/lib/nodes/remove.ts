@@ -1,6 +1,7 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
-import type {NodeWithHistory} from './lifecycle.js'
+import {HISTORY_LIMIT} from './lifecycle.js'
+import type {NodeRecord} from './record.js'
 
 export interface RemoveResult {
   node: string
@@ -15,7 +16,7 @@ export interface RemoveResult {
  */
 export async function removeNode(store: EtcdStore, name: string, options: {force: boolean; by?: string}): Promise<RemoveResult> {
   const key = store.keys.node(name)
-  const found = await store.getJson<NodeWithHistory>(key)
+  const found = await store.getJson<NodeRecord>(key)
   if (!found || found.value.state === 'removed') {
     throw new XclusterError(`No node named ${name}${found ? ' (it was already removed)' : ''}.`, {
       code: 'NODE_NOT_FOUND',
@@ -32,11 +33,11 @@ export async function removeNode(store: EtcdStore, name: string, options: {force
     })
   }
   const now = new Date().toISOString()
-  const removed: NodeWithHistory = {
+  const removed: NodeRecord = {
     ...node,
     state: 'removed',
     updatedAt: now,
-    history: [...(node.history ?? []), {at: now, from: node.state, to: 'removed' as const, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.force ? {reason: 'forced'} : {})}].slice(-50),
+    history: [...(node.history ?? []), {at: now, from: node.state, to: 'removed' as const, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.force ? {reason: 'forced'} : {})}].slice(-HISTORY_LIMIT),
   }
   const macKey = store.keys.mac(node.mac)
   const binding = await store.getJson<{node: string}>(macKey)

@@ -1,3 +1,5 @@
+import {posix} from 'node:path'
+
 import type {SshHost} from '../ssh/index.js'
 import {shellQuote} from '../ssh/index.js'
 import type {RunContext} from '../tasks/context.js'
@@ -28,6 +30,9 @@ export async function ensureFile(ctx: RunContext, host: TaskHost, ssh: SshHost, 
     if (current === file.content && Number.parseInt(m, 8) === mode && u === owner && g === group) return false
   }
   const what = probe.code === 0 ? `update ${file.path}` : `create ${file.path}`
-  await ctx.wet(host, what, () => ssh.upload(file.content, file.path, {mode, owner, group}))
+  await ctx.wet(host, what, async () => {
+    if (probe.code !== 0) await ssh.run(`mkdir -p ${shellQuote(posix.dirname(file.path))}`, {sudo: true})
+    await ssh.upload(file.content, file.path, {mode, owner, group})
+  })
   return true
 }

@@ -15,7 +15,8 @@ export const packagesPhase: Phase<NodeHost, NodeRunContext> = {
     const ssh = await ctx.ssh(host)
     const list = missing.map(shellQuote).join(' ')
     await ctx.wet(host, `install ${missing.join(' ')}`, async () => {
-      await ssh.run(`apt-get update -qq && apt-get install -y -qq --no-install-recommends ${list}`, {
+      // `dpkg --configure -a` first: an install cut off by a lost connection is finished, not wedged.
+      await ssh.run(`dpkg --configure -a && apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends ${list}`, {
         sudo: true,
         env: {DEBIAN_FRONTEND: 'noninteractive'},
         timeoutMs: settings.packageInstallTimeoutMs,

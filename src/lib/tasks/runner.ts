@@ -77,7 +77,8 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
               await phase.run(ctx, host)
               if (journal && record && !phase.readOnly) await journal.checkpoint(record.id, phase.id, host.name)
             } catch (error) {
-              const message = (error as Error).message
+              const suggestion = error instanceof XclusterError && error.suggestion ? ` Try this: ${error.suggestion}` : ''
+              const message = `${(error as Error).message}${suggestion}`
               failed.set(host.name, {phase: phase.id, host: host.name, message})
               throw new Error(`${host.name}: ${message}`)
             }
