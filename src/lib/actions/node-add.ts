@@ -106,7 +106,7 @@ export async function provisionNodes(store: EtcdStore, names: string[], options:
     if (!options.dryRun) {
       for (const outcome of summary.hosts) {
         if (outcome.failure) {
-          await transitionNode(store, outcome.name, 'failed', {from: ['registered', 'provisioning'], reason: `${outcome.failure.phase}: ${outcome.failure.message}`}).catch(() => undefined)
+          await transitionNode(store, outcome.name, 'failed', {from: ['registered', 'provisioning', 'ready'], reason: `${outcome.failure.phase}: ${outcome.failure.message}`}).catch(() => undefined)
         }
       }
     }

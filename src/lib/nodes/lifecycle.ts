@@ -7,7 +7,7 @@ export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
   registered: ['provisioning', 'removed', 'failed'],
   discovered: ['registered', 'provisioning', 'removed'],
   provisioning: ['ready', 'failed', 'provisioning'],
-  ready: ['provisioning', 'draining'],
+  ready: ['provisioning', 'draining', 'failed'],
   draining: ['drained', 'failed', 'ready', 'draining'],
   drained: ['ready', 'provisioning', 'removed'],
   failed: ['provisioning', 'draining', 'removed', 'ready'],

@@ -18,4 +18,5 @@ export function markStatePhase(id: string, title: string, from: readonly NodeSta
 }
 
 export const markProvisioningPhase = markStatePhase('mark-provisioning', 'Mark nodes provisioning', ['registered', 'discovered', 'failed', 'drained'], 'provisioning')
-export const markReadyPhase = markStatePhase('mark-ready', 'Mark nodes ready', ['provisioning'], 'ready')
+// A failed node that got through every phase this time is ready again.
+export const markReadyPhase = markStatePhase('mark-ready', 'Mark nodes ready', ['provisioning', 'failed'], 'ready')
