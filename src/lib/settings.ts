@@ -42,7 +42,7 @@ export const settings = {
     /** Relative to the package root. */
     defaultSpec: 'templates/xcluster.yaml',
     suite: 'bookworm',
-    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3-minimal', 'sudo', 'procps'],
+    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps'],
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
     proxyPort: 3128,
     etcdClientPort: 2379,
