@@ -1,9 +1,9 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {freeLoopbackPort} from '../../src/lib/lab/services.js'
 import {requireTool} from './tools.js'
 
 /** A real single-member etcd server (Debian etcd-server) on loopback, for one test file. */
@@ -22,16 +22,8 @@ export interface StartEtcdOptions {
   peerPort?: number
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address() as {port: number}
-      srv.close(() => resolve(port))
-    })
-  })
-}
+/** A free loopback port (the lab picks its own ports the same way). */
+export const freePort = freeLoopbackPort
 
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtcd> {
   const bin = requireTool('etcd', 'etcd-server')

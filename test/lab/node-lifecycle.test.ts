@@ -92,7 +92,8 @@ describe('node lifecycle on the lab', () => {
       assert.deepEqual(pin.fingerprints, [fingerprintOfPublicKey(host.hostPublicKey!)], name)
     }
 
-    const peers = [...NODES].sort().map((name) => ({name, ip: ip(name)}))
+    // Every node of the lab's spec with an address, in etcd's (name) order.
+    const peers = state.hosts.filter((h) => h.kind === 'node' && ip(h.name)).map((h) => h.name).sort().map((name) => ({name, ip: ip(name)}))
     const coreEndpoints = ['s1', 's2', 's3'].map((n) => `"http://${ip(n)}:2379"`).join(', ')
     for (const name of NODES) {
       const type = state.hosts.find((h) => h.name === name)!.type!

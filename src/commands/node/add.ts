@@ -1,11 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
 import {addNodes, type NodeAddResult} from '../../lib/actions/node-add.js'
 import {describeRun} from '../../lib/output/run-summary.js'
-import {taskFlags} from '../../task-flags.js'
+import {TaskCommand} from '../../task-command.js'
 
-export default class NodeAdd extends BaseCommand<typeof NodeAdd> {
+export default class NodeAdd extends TaskCommand<typeof NodeAdd> {
   static summary = 'Register nodes and provision them over SSH.'
   static description = `Registers a node (type from its name or --type) and provisions it according to its type: hostname and /etc/hosts, the package cache, time sync from the core nodes, the xcluster agent config, and the role's packages and services. Nodes already registered by \`config apply\` need only their names; several run in parallel, one line per phase.
 
@@ -20,7 +19,6 @@ Every step checks before it changes, so re-running changes nothing. A failed run
   static strict = false
   static args = {name: Args.string({description: 'Node name(s).', required: true})}
   static flags = {
-    ...taskFlags,
     mac: Flags.string({summary: 'MAC of a new node (one NAME only).'}),
     ip: Flags.string({summary: 'Fixed IP of a new node.', dependsOn: ['mac']}),
     type: Flags.string({summary: 'Node type when the name does not tell it.', options: ['core', 'storage', 'compute', 'frontend'], dependsOn: ['mac']}),
@@ -37,14 +35,7 @@ Every step checks before it changes, so re-running changes nothing. A failed run
       type: this.flags.type,
       provision: this.flags.provision,
       hostKey: this.flags['host-key'],
-      keyPath: this.flags['ssh-key'],
-      acceptNewHostKey: this.flags['accept-new-host-key'],
-      lanInterface: this.flags['lan-interface'],
-      dryRun: this.flags['dry-run'],
-      concurrency: this.flags.concurrency,
-      resume: this.flags.resume,
-      progress: this.progressMode(),
-      args: this.argv,
+      ...this.taskOptions(),
     })
     for (const name of result.registered) this.say(`${this.flags['dry-run'] ? 'Would register' : 'Registered'} ${name}.`)
     if (result.run) for (const line of describeRun(result.run)) this.say(line)

@@ -1,11 +1,10 @@
 import {Args} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
 import {drainNode, type DrainResult} from '../../lib/actions/node-drain.js'
 import {describeRun} from '../../lib/output/run-summary.js'
-import {taskFlags} from '../../task-flags.js'
+import {TaskCommand} from '../../task-command.js'
 
-export default class NodeDrain extends BaseCommand<typeof NodeDrain> {
+export default class NodeDrain extends TaskCommand<typeof NodeDrain> {
   static summary = 'Move work off a node and stop its stateful services.'
   static description = `Preflight first: a core node is refused when draining it would cost etcd its quorum. Then the node is marked draining, its Ceph OSDs are marked out and the data moves (where Ceph runs), its stateful services stop, and it is marked drained.
 
@@ -15,19 +14,9 @@ An interrupted drain leaves the node draining; running the command again continu
     {command: '<%= config.bin %> <%= command.id %> s2 --dry-run', description: 'See the preflight and what would change.'},
   ]
   static args = {name: Args.string({description: 'Node name.', required: true})}
-  static flags = {...taskFlags}
 
   async run(): Promise<DrainResult> {
-    const result = await drainNode(this.store(), this.args.name, {
-      keyPath: this.flags['ssh-key'],
-      acceptNewHostKey: this.flags['accept-new-host-key'],
-      lanInterface: this.flags['lan-interface'],
-      dryRun: this.flags['dry-run'],
-      concurrency: this.flags.concurrency,
-      resume: this.flags.resume,
-      progress: this.progressMode(),
-      args: this.argv,
-    })
+    const result = await drainNode(this.store(), this.args.name, this.taskOptions())
     for (const line of describeRun(result.run)) this.say(line)
     return result
   }

@@ -3,7 +3,6 @@ import {usageError} from '../errors.js'
 import {transitionNode} from '../nodes/lifecycle.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {checkRegistration, registerNode} from '../nodes/register.js'
-import {NodeRunContext} from '../phases/context.js'
 import {agentConfigPhase} from '../phases/agent-config.js'
 import {connectPhase} from '../phases/connect.js'
 import {identityPhase} from '../phases/identity.js'
@@ -13,10 +12,9 @@ import {packagesPhase} from '../phases/packages.js'
 import {servicesPhase} from '../phases/services.js'
 import {timeSyncPhase} from '../phases/time-sync.js'
 import {readStoredSpec} from '../spec/store.js'
-import {HostKeyStore, HostPool} from '../ssh/index.js'
-import {RunJournal} from '../tasks/journal.js'
-import {assertRunSucceeded, runPhases, type ProgressMode, type RunSummary} from '../tasks/runner.js'
-import {nodeHosts, type SshAccess} from './node-targets.js'
+import {HostKeyStore} from '../ssh/index.js'
+import {assertRunSucceeded, type RunSummary} from '../tasks/runner.js'
+import {runOnNodes, type NodeActionOptions} from './node-run.js'
 
 /** `node add`: what provisioning does to a node, in order. */
 export const NODE_ADD_PHASES = [
@@ -31,15 +29,7 @@ export const NODE_ADD_PHASES = [
   markReadyPhase,
 ]
 
-export interface ProvisionOptions extends SshAccess {
-  dryRun: boolean
-  concurrency: number
-  progress: ProgressMode
-  resume?: string
-  args: string[]
-}
-
-export interface NodeAddRequest extends ProvisionOptions {
+export interface NodeAddRequest extends NodeActionOptions {
   names: string[]
   /** A new node: its MAC (and optionally IP and type); only with one name. */
   mac?: string
@@ -89,29 +79,15 @@ export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promi
 }
 
 /** Provisions registered nodes over SSH; failed hosts end in state `failed` with the reason. */
-export async function provisionNodes(store: EtcdStore, names: string[], options: ProvisionOptions, pending: NodeRecord[] = []): Promise<RunSummary> {
-  const spec = await readStoredSpec(store)
-  const {hosts, cluster} = await nodeHosts(store, spec, names, options, pending)
-  const pool = new HostPool()
-  const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
-  try {
-    const summary = await runPhases(NODE_ADD_PHASES, ctx, {
-      action: 'node add',
-      args: options.args,
-      concurrency: options.concurrency,
-      progress: options.progress,
-      journal: new RunJournal(store),
-      resume: options.resume,
-    })
-    if (!options.dryRun) {
-      for (const outcome of summary.hosts) {
-        if (outcome.failure) {
-          await transitionNode(store, outcome.name, 'failed', {from: ['registered', 'provisioning', 'ready'], reason: `${outcome.failure.phase}: ${outcome.failure.message}`}).catch(() => undefined)
-        }
-      }
+export async function provisionNodes(store: EtcdStore, names: string[], options: NodeActionOptions, pending: NodeRecord[] = []): Promise<RunSummary> {
+  const summary = await runOnNodes(store, 'node add', names, NODE_ADD_PHASES, options, pending)
+  if (!options.dryRun) {
+    for (const outcome of summary.hosts) {
+      if (!outcome.failure) continue
+      const reason = `${outcome.failure.phase}: ${outcome.failure.message}`
+      // A node that failed before it was marked provisioning keeps its state but still says why.
+      await transitionNode(store, outcome.name, 'failed', {from: ['registered', 'provisioning', 'ready'], reason}).catch(() => undefined)
     }
-    return summary
-  } finally {
-    await pool.closeAll()
   }
+  return summary
 }

@@ -1,19 +1,15 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
-import {transitionNode} from '../nodes/lifecycle.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
 import {cephOutPhase} from '../phases/ceph-out.js'
 import {connectPhase} from '../phases/connect.js'
-import {NodeRunContext} from '../phases/context.js'
+import type {NodeHost, NodeRunContext} from '../phases/context.js'
 import {markStatePhase} from '../phases/mark-state.js'
-import {startStatefulPhase, stopStatefulPhase} from '../phases/stateful-services.js'
-import {readStoredSpec} from '../spec/store.js'
-import {HostKeyStore, HostPool} from '../ssh/index.js'
-import {RunJournal} from '../tasks/journal.js'
-import {assertRunSucceeded, runPhases, type RunSummary} from '../tasks/runner.js'
-import type {ProvisionOptions} from './node-add.js'
-import {nodeHosts} from './node-targets.js'
+import {startStatefulPhase, stopStatefulPhase} from '../phases/services.js'
+import type {Phase} from '../tasks/phase.js'
+import {assertRunSucceeded, type RunSummary} from '../tasks/runner.js'
+import {runOnNodes, type NodeActionOptions} from './node-run.js'
 
 /** Core nodes that count towards etcd quorum: those not on their way out. */
 const QUORUM_STATES: readonly NodeRecord['state'][] = ['ready', 'provisioning', 'registered']
@@ -60,7 +56,7 @@ export interface DrainResult {
  * `node drain`: preflight, mark draining, move Ceph data away, stop stateful services, mark
  * drained. An interrupted drain leaves the node `draining`; running it again continues.
  */
-export async function drainNode(store: EtcdStore, name: string, options: ProvisionOptions): Promise<DrainResult> {
+export async function drainNode(store: EtcdStore, name: string, options: NodeActionOptions): Promise<DrainResult> {
   const preflight = await drainPreflight(store, name)
   if (!['ready', 'draining', 'failed'].includes(preflight.state)) {
     throw new XclusterError(`Node ${name} is ${preflight.state}; only a ready (or half-drained) node can be drained.`, {
@@ -80,7 +76,7 @@ export async function drainNode(store: EtcdStore, name: string, options: Provisi
 }
 
 /** `node undrain`: start the stateful services again and return the node to `ready`. */
-export async function undrainNode(store: EtcdStore, name: string, options: ProvisionOptions): Promise<RunSummary> {
+export async function undrainNode(store: EtcdStore, name: string, options: NodeActionOptions): Promise<RunSummary> {
   const node = await new NodeRegistry(store).require(name)
   if (!['drained', 'draining'].includes(node.state)) {
     throw new XclusterError(`Node ${name} is ${node.state}; only a drained (or draining) node can be undrained.`, {
@@ -96,25 +92,8 @@ export async function undrainNode(store: EtcdStore, name: string, options: Provi
   ])
 }
 
-async function runNodeAction(store: EtcdStore, action: string, names: string[], options: ProvisionOptions, phases: Parameters<typeof runPhases<import('../phases/context.js').NodeHost, NodeRunContext>>[0]): Promise<RunSummary> {
-  const spec = await readStoredSpec(store)
-  const {hosts, cluster} = await nodeHosts(store, spec, names, options)
-  const pool = new HostPool()
-  try {
-    const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
-    const summary = await runPhases(phases, ctx, {
-      action,
-      args: options.args,
-      concurrency: options.concurrency,
-      progress: options.progress,
-      journal: new RunJournal(store),
-      resume: options.resume,
-    })
-    assertRunSucceeded(summary)
-    return summary
-  } finally {
-    await pool.closeAll()
-  }
+async function runNodeAction(store: EtcdStore, action: string, names: string[], options: NodeActionOptions, phases: Phase<NodeHost, NodeRunContext>[]): Promise<RunSummary> {
+  const summary = await runOnNodes(store, action, names, phases, options)
+  assertRunSucceeded(summary)
+  return summary
 }
-
-export {transitionNode}

@@ -5,10 +5,14 @@ import type {EtcdStore} from '../etcd/store.js'
 import {managementAddress} from '../nodes/address.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
-import type {NodeHost} from '../phases/context.js'
+import {NodeRunContext, type NodeHost} from '../phases/context.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
-import {HostKeyStore} from '../ssh/index.js'
+import {readStoredSpec} from '../spec/store.js'
+import {HostKeyStore, HostPool} from '../ssh/index.js'
+import {RunJournal} from '../tasks/journal.js'
+import type {Phase} from '../tasks/phase.js'
+import {runPhases, type ProgressMode, type RunSummary} from '../tasks/runner.js'
 
 export interface SshAccess {
   /** Private key path; defaults to the spec's `ssh.key`. */
@@ -51,4 +55,40 @@ export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: stri
     })
   }
   return {hosts, cluster}
+}
+
+/** How a node action runs: SSH access plus the task runner's options. */
+export interface NodeActionOptions extends SshAccess {
+  dryRun: boolean
+  concurrency: number
+  progress: ProgressMode
+  resume?: string
+  args: string[]
+}
+
+/** Runs phases on the named nodes with one pooled SSH connection per node and a journal in etcd. */
+export async function runOnNodes(
+  store: EtcdStore,
+  action: string,
+  names: string[],
+  phases: Phase<NodeHost, NodeRunContext>[],
+  options: NodeActionOptions,
+  pending: NodeRecord[] = [],
+): Promise<RunSummary> {
+  const spec = await readStoredSpec(store)
+  const {hosts, cluster} = await nodeHosts(store, spec, names, options, pending)
+  const pool = new HostPool()
+  try {
+    const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
+    return await runPhases(phases, ctx, {
+      action,
+      args: options.args,
+      concurrency: options.concurrency,
+      progress: options.progress,
+      journal: new RunJournal(store),
+      resume: options.resume,
+    })
+  } finally {
+    await pool.closeAll()
+  }
 }

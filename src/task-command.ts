@@ -1,0 +1,30 @@
+import type {Command} from '@oclif/core'
+
+import {BaseCommand} from './base-command.js'
+import type {NodeActionOptions} from './lib/actions/node-run.js'
+import {taskFlags} from './task-flags.js'
+
+/** A command that runs a task list over SSH: the task flags and the options they make. */
+export abstract class TaskCommand<T extends typeof Command> extends BaseCommand<T> {
+  static baseFlags = {...BaseCommand.baseFlags, ...taskFlags}
+
+  protected taskOptions(): NodeActionOptions {
+    const flags = this.flags as typeof this.flags & {
+      'ssh-key'?: string
+      'accept-new-host-key': boolean
+      'lan-interface': string
+      concurrency: number
+      resume?: string
+    }
+    return {
+      keyPath: flags['ssh-key'],
+      acceptNewHostKey: flags['accept-new-host-key'],
+      lanInterface: flags['lan-interface'],
+      dryRun: flags['dry-run'],
+      concurrency: flags.concurrency,
+      resume: flags.resume,
+      progress: this.progressMode(),
+      args: this.argv,
+    }
+  }
+}
