@@ -27,6 +27,8 @@ export interface DhcpServerOptions {
   store: EtcdStore
   /** The served interface: the server's address on it is its identifier. */
   interface: string
+  /** The server's own address when the interface has several (default: the first in the subnet). */
+  address?: string
   unknown: 'discover' | 'ignore'
   /** Defaults to always serving (a single server, or until the election gates it). */
   canServe?: CanServe
@@ -92,7 +94,7 @@ export class DhcpServer {
       throw preconditionError('SPEC_NOT_FOUND', `No cluster spec is stored for cluster "${this.options.store.keys.cluster}".`, 'Store one with: xcluster config apply -f xcluster.yaml')
     }
     this.subnet = parseCidr(spec.value.network.subnet) as Subnet
-    this.address = interfaceAddress(this.options.interface, this.subnet)
+    this.address = this.options.address ?? interfaceAddress(this.options.interface, this.subnet)
     this.allocator = new LeaseAllocator(this.options.store, {serverId: this.address, unknown: this.options.unknown, log: this.log})
     await this.allocator.start()
     const port = this.options.serverPort ?? SERVER_PORT

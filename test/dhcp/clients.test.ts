@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, before, describe, it} from 'node:test'
+
+import {DhcpServer} from '../../src/lib/dhcp/server.js'
+import type {DiscoveredMac, Lease, LeaseSummary} from '../../src/lib/dhcp/lease.js'
+import {EtcdStore} from '../../src/lib/etcd/store.js'
+import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
+import {parseSpec} from '../../src/lib/spec/parse.js'
+import {xcluster} from '../helpers/cli.js'
+import {testSpecYaml} from '../helpers/dhcp.js'
+import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
+import {ClientNet} from '../helpers/netns.js'
+import {requireTool} from '../helpers/tools.js'
+
+const NET = 66
+const SERVER = `10.${NET}.0.1`
+const MAC = {c1: '02:58:43:00:02:01', s4: '02:58:43:00:01:04', s1: '02:58:43:00:01:01', unknown: '02:99:00:00:00:01', ignored: '02:99:00:00:00:02'}
+
+describe('DHCP server against real clients (busybox udhcpc, ISC dhclient)', () => {
+  let etcd: TestEtcd
+  let store: EtcdStore
+  let server: DhcpServer
+  let dir: string
+  const net = new ClientNet('cl')
+  const busybox = requireTool('busybox', 'busybox')
+  const dhclient = requireTool('dhclient', 'isc-dhcp-client')
+
+  const startServer = async (unknown: 'discover' | 'ignore' = 'discover'): Promise<DhcpServer> => {
+    const s = new DhcpServer({store, interface: net.serverIf, unknown})
+    await s.start()
+    return s
+  }
+
+  /** udhcpc as the lab notes run it; its script records what it was told. */
+  async function udhcpc(mac: string, tries = 5): Promise<Record<string, string> | undefined> {
+    net.setMac(mac)
+    const out = join(dir, `udhcpc-${mac}.env`)
+    rmSync(out, {force: true})
+    const script = join(dir, 'udhcpc.sh')
+    writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env | grep -E '^(ip|subnet|router|dns|domain|hostname|lease|serverid|siaddr|boot_file)=' > ${out}\nexit 0\n`)
+    chmodSync(script, 0o755)
+    const r = await net.exec([busybox, 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', String(tries), '-T', '1', '-s', script])
+    if (r.code !== 0) return undefined
+    return Object.fromEntries(readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]))
+  }
+
+  /** dhclient in the foreground; stopped (without a release) once bound. Same lease file = same client. */
+  async function dhclientBound(mac: string): Promise<string | undefined> {
+    net.setMac(mac)
+    const r = await net.exec([dhclient, '-1', '-v', '-d', '-sf', '/bin/true', '-lf', join(dir, `dhclient-${mac}.leases`), '-pf', join(dir, 'dhclient.pid'), 'eth0'], {
+      until: /bound to \S+/,
+      timeoutMs: 20_000,
+    })
+    return /bound to (\S+)/.exec(r.out)?.[1]
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'xct-dhcp-'))
+    etcd = await startEtcd()
+    store = new EtcdStore({endpoints: [etcd.endpoint], cluster: 'xcluster'})
+    await applyPlan(store, await planApply(store, parseSpec(testSpecYaml(NET), 'test.yaml')))
+    net.create([`${SERVER}/20`])
+    server = await startServer()
+  })
+
+  after(async () => {
+    await server?.stop()
+    net.destroy()
+    await store?.close()
+    await etcd?.stop()
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('udhcpc with a compute MAC gets the first free compute address (skipping c2\'s fixed IP) and the network settings', async () => {
+    const got = await udhcpc(MAC.c1)
+    assert.ok(got, 'udhcpc got a lease')
+    assert.equal(got.ip, `10.${NET}.0.52`)
+    assert.equal(got.subnet, '255.255.240.0')
+    assert.equal(got.router, SERVER)
+    assert.equal(got.dns, SERVER)
+    assert.equal(got.domain, 'xcluster.lan')
+    assert.equal(got.hostname, 'c1')
+    assert.equal(got.serverid, SERVER)
+    assert.equal(got.lease, '3600')
+  })
+
+  it('dhclient with a storage MAC gets a storage address', async () => {
+    assert.equal(await dhclientBound(MAC.s4), `10.${NET}.0.11`)
+  })
+
+  it('a node with a fixed IP always gets it', async () => {
+    assert.equal((await udhcpc(MAC.s1))?.ip, `10.${NET}.0.2`)
+  })
+
+  it('an unknown MAC gets a short discovery lease and is recorded as discovered', async () => {
+    const got = await udhcpc(MAC.unknown)
+    assert.equal(got?.ip, `10.${NET}.8.1`)
+    assert.equal(got?.lease, '300')
+    const seen = await store.getJson<DiscoveredMac>(store.keys.discovered(MAC.unknown))
+    assert.equal(seen?.value.state, 'discovered')
+    assert.match(seen?.value.vendorClass ?? '', /^udhcp /)
+    assert.ok(seen?.value.firstSeen && seen.value.lastSeen)
+    const lease = await store.getJson<Lease>(store.keys.lease(`10.${NET}.8.1`))
+    assert.equal(lease?.value.type, 'discovered')
+  })
+
+  it('renewing gives the same address: udhcpc again, dhclient INIT-REBOOT, and a unicast RENEWING request', async () => {
+    assert.equal((await udhcpc(MAC.c1))?.ip, `10.${NET}.0.52`)
+    assert.equal(await dhclientBound(MAC.s4), `10.${NET}.0.11`)
+    const before = await store.getJson<Lease>(store.keys.lease(`10.${NET}.0.52`))
+    net.setMac(MAC.c1)
+    net.addAddress(`10.${NET}.0.52/20`)
+    try {
+      const r = await net.exec(['node', '--import', 'tsx', 'test/helpers/dhcp-sim.ts', 'renew', JSON.stringify({mac: MAC.c1, ip: `10.${NET}.0.52`, server: SERVER})])
+      const answer = JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}')
+      assert.deepEqual(answer, {type: 'ack', yiaddr: `10.${NET}.0.52`, ciaddr: `10.${NET}.0.52`, leaseTime: 3600})
+    } finally {
+      net.flushAddresses()
+    }
+    const renewed = await store.getJson<Lease>(store.keys.lease(`10.${NET}.0.52`))
+    assert.ok(Date.parse(renewed!.value.expiresAt) >= Date.parse(before!.value.expiresAt), 'the renewal extended the lease')
+    assert.notEqual(renewed!.modRevision, before!.modRevision)
+  })
+
+  it('a restarted server forgets nothing: same addresses for every client', async () => {
+    await server.stop()
+    server = await startServer()
+    assert.equal((await udhcpc(MAC.c1))?.ip, `10.${NET}.0.52`)
+    assert.equal(await dhclientBound(MAC.s4), `10.${NET}.0.11`)
+    assert.equal((await udhcpc(MAC.unknown))?.ip, `10.${NET}.8.1`)
+  })
+
+  it('xcluster dhcp leases --json shows the leases', async () => {
+    const r = await xcluster(['dhcp', 'leases', '--json', '--etcd', etcd.endpoint])
+    assert.equal(r.code, 0, r.stderr)
+    const leases = r.json<LeaseSummary[]>()
+    const byIp = new Map(leases.map((l) => [l.ip, l]))
+    assert.equal(byIp.get(`10.${NET}.0.52`)?.node, 'c1')
+    assert.equal(byIp.get(`10.${NET}.0.52`)?.type, 'compute')
+    assert.equal(byIp.get(`10.${NET}.0.52`)?.grantedBy, SERVER)
+    assert.equal(byIp.get(`10.${NET}.0.11`)?.mac, MAC.s4)
+    assert.equal(byIp.get(`10.${NET}.0.2`)?.node, 's1')
+    assert.equal(byIp.get(`10.${NET}.8.1`)?.type, 'discovered')
+    const table = await xcluster(['dhcp', 'leases', '--etcd', etcd.endpoint])
+    assert.match(table.stdout, /10\.66\.0\.52\s+02:58:43:00:02:01\s+c1\s+compute\s+bound/)
+  })
+
+  it('xcluster dhcp release refuses without --yes, then frees the address', async () => {
+    const refused = await xcluster(['dhcp', 'release', `10.${NET}.8.1`, '--etcd', etcd.endpoint])
+    assert.equal(refused.code, 2)
+    assert.match(refused.stderr, /CONFIRMATION_REQUIRED/)
+    assert.ok(await store.getJson(store.keys.lease(`10.${NET}.8.1`)), 'nothing removed')
+    const r = await xcluster(['dhcp', 'release', `10.${NET}.8.1`, '--yes', '--json', '--etcd', etcd.endpoint])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.json<{released: Lease}>().released.mac, MAC.unknown)
+    assert.equal(await store.getJson(store.keys.lease(`10.${NET}.8.1`)), undefined)
+    const missing = await xcluster(['dhcp', 'release', `10.${NET}.8.1`, '--yes', '--etcd', etcd.endpoint])
+    assert.equal(missing.code, 3)
+    assert.match(missing.stderr, /LEASE_NOT_FOUND/)
+    const bad = await xcluster(['dhcp', 'release', 'nonsense', '--yes', '--etcd', etcd.endpoint])
+    assert.equal(bad.code, 2)
+  })
+
+  it('with --unknown ignore an unknown MAC gets nothing, and nothing is written', async () => {
+    await server.stop()
+    server = await startServer('ignore')
+    const before = await store.snapshot()
+    assert.equal(await udhcpc(MAC.ignored, 2), undefined)
+    assert.deepEqual(await store.snapshot(), before)
+    assert.equal((await udhcpc(MAC.c1))?.ip, `10.${NET}.0.52`, 'known MACs are still served')
+  })
+})
