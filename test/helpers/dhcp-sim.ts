@@ -61,11 +61,14 @@ interface DoraResult {
   server?: string
   attempts: number
   naks: number
+  lastNak?: string
 }
 
 async function dora(mac: string, prefer?: string): Promise<DoraResult> {
   const result: DoraResult = {mac, attempts: 0, naks: 0}
-  while (result.attempts < 6) {
+  // Real clients retry forever; two servers answering every DISCOVER (no election) race for
+  // the same first free address, so a client may lose several rounds in a row.
+  while (result.attempts < 20) {
     result.attempts++
     const xid = nextXid()
     const offers = await exchange(clientRequest('discover', mac, xid, {}, {flags: BROADCAST_FLAG}), '255.255.255.255', (g) => g.length >= 2 || (!prefer && g.length >= 1), 400)
@@ -80,6 +83,7 @@ async function dora(mac: string, prefer?: string): Promise<DoraResult> {
       return result
     }
     result.naks++
+    result.lastNak = `${answer.options.serverId}: ${answer.options.message}`
   }
   return result
 }
@@ -128,7 +132,7 @@ async function runFuzz(): Promise<void> {
   let sent = 0
   while (sent < count) {
     const batch: Promise<void>[] = []
-    for (let i = 0; i < 200 && sent < count; i++, sent++) {
+    for (let i = 0; i < 250 && sent < count; i++, sent++) {
       const kind = kinds[sent % kinds.length]
       const mac = `02:fa:${[sent >> 16, sent >> 8, sent].map((n) => (n & 255).toString(16).padStart(2, '0')).join(':')}`
       const pkt = encodePacket(clientRequest(kind, mac, sent, {requestedIp: '10.66.0.52', serverId: args.target, hostname: 'fuzz'}, {ciaddr: '0.0.0.0'}))
@@ -136,8 +140,8 @@ async function runFuzz(): Promise<void> {
       batch.push(new Promise((r) => socket.send(bad, 67, args.target, () => r())))
     }
     await Promise.all(batch)
-    // Let the receiver keep up rather than overflow its socket buffer.
-    await new Promise((r) => setImmediate(r))
+    // Let the receiver keep up rather than overflow its socket buffer (at most ~25,000/s).
+    await new Promise((r) => setTimeout(r, 10))
   }
   console.log(JSON.stringify({sent, ms: Date.now() - started}))
 }
