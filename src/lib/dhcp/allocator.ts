@@ -71,6 +71,10 @@ export class LeaseAllocator {
   /** In-memory OFFER holds, so two DISCOVERs in flight do not get the same address. */
   private offers = new Map<number, {mac: string; untilMs: number}>()
   private watcher?: Watcher
+  /** Discovered MACs not yet written, and the batch being written: stop() flushes both. */
+  private discoveredQueue = new Map<string, DiscoveredMac>()
+  private flushTimer?: NodeJS.Timeout
+  private flushing: Promise<unknown> = Promise.resolve()
   private readonly now: () => number
   private readonly log: (line: string) => void
 
@@ -103,6 +107,9 @@ export class LeaseAllocator {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.flushTimer)
+    await this.flushing
+    await this.flushDiscovered()
     await this.watcher?.cancel()
   }
 
@@ -154,6 +161,8 @@ export class LeaseAllocator {
     for (let attempt = 0; attempt < 3; attempt++) {
       const taken = this.takenBy(ip, client.mac)
       if (taken) return {ok: false, reason: taken}
+      const cached = this.fresh(ip, client, identity)
+      if (cached) return cached
       const lease: Lease = {
         ip: fromInt(ip),
         mac: client.mac,
@@ -172,6 +181,25 @@ export class LeaseAllocator {
       await this.refresh(ip, client.mac)
     }
     return {ok: false, reason: `${fromInt(ip)} is being allocated concurrently`}
+  }
+
+  /**
+   * Lease caching (as Kea's cache-threshold): a client renewing a lease granted moments ago is
+   * ACKed with the time it has left, without a write. Durability is unchanged: what etcd holds
+   * covers everything the client was told; the lease is extended once it has aged past the
+   * threshold (long before T1 for any real client). Saves a transaction per retransmitted or
+   * repeated REQUEST during boot storms.
+   */
+  private fresh(ip: number, client: ClientInfo, identity: ClientIdentity): CommitResult | undefined {
+    const entry = this.leases.get(ip)
+    const lease = entry?.value
+    if (!lease || lease.state !== 'bound' || lease.mac !== client.mac || lease.type !== identity.type || lease.node !== identity.node) return undefined
+    if (this.byMac.get(client.mac)?.value?.ip !== lease.ip) return undefined
+    const full = leaseSecondsFor(identity)
+    const left = Math.floor((entry.expiresMs - this.now()) / 1000)
+    if (left < full * (1 - settings.dhcp.leaseCacheThreshold) || left > full) return undefined
+    this.offers.delete(ip)
+    return {ok: true, lease, identity, leaseSeconds: left}
   }
 
   /** DHCPRELEASE: the client gives its address back. The MAC index stays, so it gets it again. */
@@ -207,12 +235,16 @@ export class LeaseAllocator {
     const known = this.identify(client.mac)
     if (known) return known
     if (this.options.unknown === 'ignore') return undefined
-    await this.recordDiscovered(client)
+    this.recordDiscovered(client)
     return {type: 'discovered'}
   }
 
-  /** Records an unknown MAC (first/last seen, vendor class, architecture), throttled per MAC. */
-  private async recordDiscovered(client: ClientInfo): Promise<void> {
+  /**
+   * Records an unknown MAC (first/last seen, vendor class, architecture), throttled per MAC and
+   * written in batches: the answer does not depend on it, and a PXE storm of new machines
+   * should not cost one etcd write each before their first OFFER.
+   */
+  private recordDiscovered(client: ClientInfo): void {
     const cached = this.discovered.get(client.mac)
     const nowMs = this.now()
     if (cached?.value && nowMs - cached.touchedMs < settings.dhcp.discoveredTouchIntervalMs) return
@@ -227,7 +259,23 @@ export class LeaseAllocator {
       ...(client.hostname ? {hostname: client.hostname} : {}),
     }
     this.discovered.set(client.mac, {value, rev: cached?.rev ?? 0, touchedMs: nowMs})
-    await this.store.put(this.keys.discovered(client.mac), value)
+    this.discoveredQueue.set(client.mac, value)
+    this.flushTimer ??= setTimeout(() => void this.flushDiscovered(), settings.dhcp.discoveredBatchMs)
+  }
+
+  /** Writes queued discovered records, up to etcd's per-transaction limit per transaction. */
+  private async flushDiscovered(): Promise<void> {
+    this.flushTimer = undefined
+    const batch = [...this.discoveredQueue.values()]
+    this.discoveredQueue.clear()
+    const writes: Promise<unknown>[] = []
+    for (let i = 0; i < batch.length; i += settings.etcdMaxTxnOps) {
+      const txn = this.store.transaction()
+      for (const d of batch.slice(i, i + settings.etcdMaxTxnOps)) txn.put(this.keys.discovered(d.mac), d)
+      writes.push(txn.commit().catch((err: unknown) => this.log(`recording ${batch.length} discovered MACs failed: ${(err as Error).message}`)))
+    }
+    this.flushing = Promise.all(writes)
+    await this.flushing
   }
 
   private rangeFor(identity: ClientIdentity): IntRange | undefined {
@@ -256,8 +304,21 @@ export class LeaseAllocator {
     return undefined
   }
 
+  /** The fast form of wrongAddress + takenBy for scanning a range: no message strings built. */
+  private isFree(ip: number, mac: string, identity: ClientIdentity, range: IntRange | undefined, nowMs: number): boolean {
+    if (identity.fixedIp) {
+      if (identity.fixedIp !== fromInt(ip)) return false
+    } else if (!range || ip < range.start || ip > range.end || this.reserved.has(ip)) return false
+    const lease = this.leases.get(ip)
+    if (lease?.value && lease.expiresMs > nowMs && (lease.value.state === 'declined' || lease.value.mac !== mac)) return false
+    const hold = this.offers.get(ip)
+    return !(hold && hold.mac !== mac && hold.untilMs > nowMs)
+  }
+
   private choose(client: ClientInfo, identity: ClientIdentity): number | undefined {
-    const free = (ip: number): boolean => this.wrongAddress(client.mac, identity, ip) === undefined && this.takenBy(ip, client.mac) === undefined
+    const nowMs = this.now()
+    const range = this.rangeFor(identity)
+    const free = (ip: number): boolean => this.isFree(ip, client.mac, identity, range, nowMs)
     if (identity.fixedIp) {
       const ip = parseIpv4(identity.fixedIp) as number
       return free(ip) ? ip : undefined
@@ -269,7 +330,6 @@ export class LeaseAllocator {
       const ip = text === undefined ? undefined : parseIpv4(text)
       if (ip !== undefined && free(ip)) return ip
     }
-    const range = this.rangeFor(identity)
     if (!range) return undefined
     let expired: number | undefined
     for (let ip = range.start; ip <= range.end; ip++) {

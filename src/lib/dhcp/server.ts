@@ -78,7 +78,10 @@ export class DhcpServer {
   private sockets: Socket[] = []
   private replySocket!: Socket
   /** One request at a time per MAC: retransmissions must not race each other. */
-  private perMac = new Map<string, Promise<void>>()
+  private perMac = new Map<string, {done: Promise<void>; queued: number}>()
+  /** Packets accepted for handling and not finished: bounded, so overload sheds instead of queueing. */
+  private inFlight = 0
+  private stopping = false
   private statsTimer?: NodeJS.Timeout
   private readonly log: (line: string) => void
   private readonly canServe: CanServe
@@ -106,11 +109,13 @@ export class DhcpServer {
     this.log(`serving DHCP on ${this.options.interface} as ${this.address} (unknown MACs: ${this.options.unknown})`)
   }
 
+  /** Stops taking packets, finishes the ones being answered, then closes the sockets. */
   async stop(): Promise<void> {
+    this.stopping = true
     clearInterval(this.statsTimer)
+    await Promise.allSettled([...this.perMac.values()].map((q) => q.done))
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))))
     this.sockets = []
-    await Promise.allSettled(this.perMac.values())
     await this.allocator?.stop()
   }
 
@@ -138,6 +143,7 @@ export class DhcpServer {
   }
 
   private receive(msg: Buffer, from: string): void {
+    if (this.stopping) return
     this.stats.received++
     const decoded = decodePacket(msg)
     if (!decoded.ok) {
@@ -150,17 +156,25 @@ export class DhcpServer {
       return
     }
     const mac = macOf(packet)
-    const previous = this.perMac.get(mac) ?? Promise.resolve()
-    const next = previous
+    const queue = this.perMac.get(mac)
+    // Shed load rather than answer late: a client retransmits anyway, and an answer that comes
+    // after its timeout is wasted work that delays everyone else (congestion collapse).
+    if (this.inFlight >= settings.dhcp.maxInFlight) return this.count(this.stats.ignored, 'overload')
+    if (queue && queue.queued >= settings.dhcp.maxQueuedPerClient) return this.count(this.stats.ignored, 'client-busy')
+    this.inFlight++
+    const entry = queue ?? {done: Promise.resolve(), queued: 0}
+    entry.queued++
+    entry.done = entry.done
       .then(() => this.handle(packet, mac))
       .catch((err: unknown) => {
         this.stats.errors++
         this.log(`error answering ${packet.options.messageType} from ${mac} (${from}): ${(err as Error).message}`)
       })
       .finally(() => {
-        if (this.perMac.get(mac) === next) this.perMac.delete(mac)
+        this.inFlight--
+        if (--entry.queued === 0 && this.perMac.get(mac) === entry) this.perMac.delete(mac)
       })
-    this.perMac.set(mac, next)
+    this.perMac.set(mac, entry)
   }
 
   private async handle(packet: DhcpPacket, mac: string): Promise<void> {
