@@ -153,6 +153,24 @@ describe('DHCP server against real clients (busybox udhcpc, ISC dhclient)', () =
     assert.equal((await udhcpc(MAC.unknown))?.ip, `10.${NET}.8.1`)
   })
 
+  it('PXE: BIOS and UEFI firmware get their iPXE binary over TFTP, iPXE gets the boot script URL', async () => {
+    net.addAddress(`10.${NET}.15.253/20`) // the simulated client sends from a plain UDP socket
+    try {
+      const offer = async (extra: Record<string, unknown>): Promise<Record<string, unknown>> => {
+        const r = await net.exec(['node', '--import', 'tsx', 'test/helpers/dhcp-sim.ts', 'offer', JSON.stringify({mac: MAC.c1, ...extra})])
+        return JSON.parse(r.out.trim().split('\n').at(-1) ?? '{}')
+      }
+      const tftp = {siaddr: SERVER, tftpServer: SERVER}
+      assert.deepEqual(await offer({clientArch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001'}), {yiaddr: `10.${NET}.0.52`, file: 'undionly.kpxe', bootfile: 'undionly.kpxe', ...tftp})
+      assert.deepEqual(await offer({clientArch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016'}), {yiaddr: `10.${NET}.0.52`, file: 'ipxe.efi', bootfile: 'ipxe.efi', ...tftp})
+      const url = `http://${SERVER}/boot.ipxe`
+      assert.deepEqual(await offer({clientArch: 7, userClass: 'iPXE'}), {yiaddr: `10.${NET}.0.52`, file: url, bootfile: url, ...tftp})
+      assert.deepEqual(await offer({}), {yiaddr: `10.${NET}.0.52`, siaddr: '0.0.0.0', file: '', tftpServer: null, bootfile: null}, 'no boot answer for a plain client')
+    } finally {
+      net.flushAddresses()
+    }
+  })
+
   it('xcluster dhcp leases --json shows the leases', async () => {
     const r = await xcluster(['dhcp', 'leases', '--json', '--etcd', etcd.endpoint])
     assert.equal(r.code, 0, r.stderr)

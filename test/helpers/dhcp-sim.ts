@@ -4,6 +4,7 @@
  * Prints one JSON result on stdout. Modes:
  *   dora  {count, macPrefix, window, prefer?: string[]}  full DISCOVER/OFFER/REQUEST/ACK per MAC
  *   renew {mac, ip, server}                               RENEWING: unicast REQUEST with ciaddr
+ *   offer {mac, clientArch?, vendorClass?, userClass?}    one DISCOVER as a PXE ROM / iPXE sends it
  *   fuzz  {count, target}                                 malformed packets, no answer expected
  */
 import {createSocket} from 'node:dgram'
@@ -113,6 +114,16 @@ async function runRenew(): Promise<void> {
   console.log(JSON.stringify(answer ? {type: answer.options.messageType, yiaddr: answer.yiaddr, ciaddr: answer.ciaddr, leaseTime: answer.options.leaseTime} : {type: 'timeout'}))
 }
 
+async function runOffer(): Promise<void> {
+  const req = clientRequest('discover', args.mac, nextXid(), {
+    ...(args.clientArch === undefined ? {} : {clientArch: [args.clientArch]}),
+    ...(args.vendorClass ? {vendorClass: args.vendorClass} : {}),
+    ...(args.userClass ? {userClass: Buffer.from(args.userClass)} : {}),
+  }, {flags: BROADCAST_FLAG})
+  const [offer] = await exchange(req, '255.255.255.255', (g) => g.length >= 1, 2000)
+  console.log(JSON.stringify(offer ? {yiaddr: offer.yiaddr, siaddr: offer.siaddr, file: offer.file, tftpServer: offer.options.tftpServer ?? null, bootfile: offer.options.bootfile ?? null} : {type: 'timeout'}))
+}
+
 /** Valid packets of every kind, then one random mutation each: the shapes a broken client or an attacker sends. */
 async function runFuzz(): Promise<void> {
   const count: number = args.count
@@ -150,6 +161,7 @@ try {
   if (mode === 'dora') await runDora()
   else if (mode === 'renew') await runRenew()
   else if (mode === 'fuzz') await runFuzz()
+  else if (mode === 'offer') await runOffer()
   else throw new Error(`unknown mode ${mode}`)
 } finally {
   socket.close()

@@ -46,6 +46,8 @@ export class ClientNet {
     ip('-n', this.ns, 'link', 'set', 'eth0', 'down')
     ip('-n', this.ns, 'link', 'set', 'eth0', 'address', mac)
     ip('-n', this.ns, 'link', 'set', 'eth0', 'up')
+    // Taking the link down dropped its routes.
+    ip('-n', this.ns, 'route', 'replace', 'default', 'dev', 'eth0')
   }
 
   addAddress(cidr: string): void {
