@@ -110,7 +110,10 @@ export class LeaseAllocator {
     clearTimeout(this.flushTimer)
     await this.flushing
     await this.flushDiscovered()
-    await this.watcher?.cancel()
+    // Idempotent: cancelling an etcd3 watcher twice never resolves.
+    const watcher = this.watcher
+    this.watcher = undefined
+    await watcher?.cancel()
   }
 
   /** The network settings replies carry. */
