@@ -6,6 +6,8 @@
  *   renew {mac, ip, server}                               RENEWING: unicast REQUEST with ciaddr
  *   offer {mac, clientArch?, vendorClass?, userClass?}    one DISCOVER as a PXE ROM / iPXE sends it
  *   fuzz  {count, target}                                 malformed packets, no answer expected
+ *   send  {type, mac, host, options?, fields?, wait?}      one request; the reply if one comes
+ *         (with fields.giaddr set it acts as a relay agent: it listens on port 67)
  */
 import {createSocket} from 'node:dgram'
 
@@ -22,7 +24,9 @@ const [mode, argText] = process.argv.slice(2)
 const args = JSON.parse(argText ?? '{}')
 
 const socket = createSocket({type: 'udp4', reuseAddr: true})
-await new Promise<void>((r) => socket.bind(68, '0.0.0.0', () => r()))
+// A relay agent receives the server's replies on port 67 (RFC 1542).
+const relaying = mode === 'send' && args.fields?.giaddr
+await new Promise<void>((r) => socket.bind(relaying ? 67 : 68, '0.0.0.0', () => r()))
 socket.setBroadcast(true)
 socket.setRecvBufferSize(4 * 1024 * 1024)
 
@@ -124,6 +128,20 @@ async function runOffer(): Promise<void> {
   console.log(JSON.stringify(offer ? {yiaddr: offer.yiaddr, siaddr: offer.siaddr, file: offer.file, tftpServer: offer.options.tftpServer ?? null, bootfile: offer.options.bootfile ?? null} : {type: 'timeout'}))
 }
 
+async function runSend(): Promise<void> {
+  const options = {...args.options}
+  if (options.relayAgent) options.relayAgent = Buffer.from(options.relayAgent, 'hex')
+  const req = clientRequest(args.type, args.mac, nextXid(), options, args.fields ?? {})
+  const [reply] = await exchange(req, args.host, (g) => g.length >= 1, args.wait ?? 1500)
+  console.log(
+    JSON.stringify(
+      reply
+        ? {type: reply.options.messageType, yiaddr: reply.yiaddr, giaddr: reply.giaddr, leaseTime: reply.options.leaseTime ?? null, relayAgent: reply.options.relayAgent?.toString('hex') ?? null, message: reply.options.message ?? null}
+        : {type: 'none'},
+    ),
+  )
+}
+
 /** Valid packets of every kind, then one random mutation each: the shapes a broken client or an attacker sends. */
 async function runFuzz(): Promise<void> {
   const count: number = args.count
@@ -162,6 +180,7 @@ try {
   else if (mode === 'renew') await runRenew()
   else if (mode === 'fuzz') await runFuzz()
   else if (mode === 'offer') await runOffer()
+  else if (mode === 'send') await runSend()
   else throw new Error(`unknown mode ${mode}`)
 } finally {
   socket.close()
