@@ -15,6 +15,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
   static flags = {
     dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server.'}),
     interface: Flags.string({char: 'i', summary: 'Interface to serve DHCP on (its address is the server identifier).', dependsOn: ['dhcp']}),
+    address: Flags.string({summary: 'The server\'s own address on --interface when it has several (default: the first in the cluster subnet).', dependsOn: ['dhcp']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
   }
 
@@ -24,6 +25,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     const server = new DhcpServer({
       store: this.store(),
       interface: this.flags.interface,
+      ...(this.flags.address ? {address: this.flags.address} : {}),
       unknown: this.flags.unknown as 'discover' | 'ignore',
       log: (line) => process.stderr.write(`${new Date().toISOString()} dhcp: ${line}\n`),
     })

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync, chmodSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -9,6 +10,7 @@ import type {Lease, LeaseByMac} from '../../src/lib/dhcp/lease.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
+import {BIN} from '../helpers/cli.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {ClientNet} from '../helpers/netns.js'
@@ -32,7 +34,8 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
   let etcd: TestEtcd
   let store: EtcdStore
   let a: DhcpServer
-  let b: DhcpServer
+  /** The second server is a real `xcluster serve --dhcp` process, so it can be SIGKILLed. */
+  let b: ChildProcess
   const net = new ClientNet('ld')
   const log: string[] = []
 
@@ -51,20 +54,23 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
     // The simulated clients send from a plain UDP socket, which needs a source address.
     net.addAddress(`10.${NET}.15.253/20`)
     a = new DhcpServer({store, interface: net.serverIf, address: A, unknown: 'discover', log: (l) => log.push(`A ${l}`)})
-    b = new DhcpServer({store, interface: net.serverIf, address: B, unknown: 'discover', log: (l) => log.push(`B ${l}`)})
     await a.start()
-    await b.start()
+    b = spawn(process.execPath, [BIN, 'serve', '--dhcp', '--interface', net.serverIf, '--address', B, '--etcd', etcd.endpoint], {stdio: ['ignore', 'ignore', 'pipe']})
+    let stderr = ''
+    b.stderr?.on('data', (d) => (stderr += d))
+    for (let i = 0; i < 200 && !/serving DHCP/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.match(stderr, /serving DHCP on \S+ as 10\.67\.0\.90/)
   })
 
   after(async () => {
     await a?.stop()
-    await b?.stop()
+    b?.kill('SIGKILL')
     net.destroy()
     await store?.close()
     await etcd?.stop()
   })
 
-  it('never gives one address to two MACs, with one server stopped mid-stream', async () => {
+  it('never gives one address to two MACs, with one server SIGKILLed mid-stream', async () => {
     const leasesPrefix = store.keys.leasesPrefix()
     let stoppedAt = -1
     const stopper = (async () => {
@@ -72,7 +78,7 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
         const n = await store.call('count', (c) => c.getAll().prefix(leasesPrefix).count())
         if (n >= CLIENTS / 2) {
           stoppedAt = n
-          await b.stop()
+          b.kill('SIGKILL')
           return
         }
         await new Promise((r) => setTimeout(r, 25))
@@ -93,7 +99,7 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
     assert.equal(owner.size, CLIENTS)
     const servedBy = new Set(results.map((r) => r.server))
     assert.deepEqual([...servedBy].sort(), [A, B].sort(), 'both servers granted leases')
-    assert.ok(stoppedAt > 0 && stoppedAt < CLIENTS, 'B was stopped mid-stream')
+    assert.ok(stoppedAt > 0 && stoppedAt < CLIENTS, 'B was killed mid-stream')
     // From etcd's side: one lease per MAC, the MAC index agrees, and it matches what clients got.
     const leases = await store.listJson<Lease>(leasesPrefix)
     const ours = leases.filter((l) => l.value.mac.startsWith('02:77:'))
@@ -104,7 +110,7 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
     const indexed = new Map(index.map((r) => [r.key.slice(store.keys.leasesByMacPrefix().length).replaceAll('-', ':'), r.value.ip]))
     for (const r of results) assert.equal(indexed.get(r.mac), r.ip)
     const naks = results.reduce((n, r) => n + r.naks, 0)
-    console.log(`# ${CLIENTS} DORA in ${out.ms} ms (${Math.round((CLIENTS * 1000) / out.ms)}/s) with 2 servers; B stopped after ${stoppedAt} leases; ${naks} NAKs from lost races`)
+    console.log(`# ${CLIENTS} DORA in ${out.ms} ms (${Math.round((CLIENTS * 1000) / out.ms)}/s) with 2 servers; B killed after ${stoppedAt} leases; ${naks} NAKs from lost races`)
   })
 
   it(`survives ${FUZZ.toLocaleString('en')} malformed packets without a write to etcd, then serves a real client`, async () => {
