@@ -136,6 +136,20 @@ describe('LeaseAllocator against real etcd', () => {
     assert.equal(await a.release(MAC.c1, '10.70.0.53'), false, 'not c1\'s any more')
   })
 
+  it('a fenced allocator writes nothing once its fence no longer holds (a deposed leader)', async () => {
+    const leaderKey = `${store.keys.prefix}test-leader`
+    await store.put(leaderKey, 'a')
+    const a = new LeaseAllocator(store, {serverId: '10.70.0.1', unknown: 'discover', now: () => clock, fence: (txn) => txn.ifValue(leaderKey, 'a')})
+    await a.start()
+    allocators.push(a)
+    assert.equal(await grant(a, MAC.c1), '10.70.0.52', 'writes while the fence holds')
+    await store.put(leaderKey, 'b')
+    const before = await store.snapshot()
+    assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.53'))?.ok, false)
+    assert.equal(await a.release(MAC.c1, '10.70.0.52'), false)
+    assert.deepEqual(await store.snapshot(), before, 'nothing written')
+  })
+
   it('with unknown: ignore, an unknown MAC gets nothing and nothing is written', async () => {
     const a = await allocator('10.70.0.1', 'ignore')
     const before = await store.snapshot()

@@ -1,6 +1,6 @@
 import type {IKeyValue, Watcher} from 'etcd3'
 
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction} from '../etcd/store.js'
 import type {MacBinding, NodeRecord} from '../nodes/record.js'
 import {settings} from '../settings.js'
 import {fromInt, inRange, parseIpv4, parseRange, type IntRange} from '../spec/ipv4.js'
@@ -38,7 +38,15 @@ export interface AllocatorOptions {
   unknown: 'discover' | 'ignore'
   now?: () => number
   log?: (line: string) => void
+  /**
+   * Fencing (issue 4): adds the election's compare to every lease write, e.g. "the dhcp leader
+   * key still has the create revision of my token", so a deposed leader's writes are refused.
+   */
+  fence?: Fence
 }
+
+/** Adds a compare to a transaction that holds only while this server may write. */
+export type Fence = (txn: Transaction) => void
 
 interface Cached<T> {
   value: T | undefined
@@ -211,7 +219,9 @@ export class LeaseAllocator {
     const entry = ip === undefined ? undefined : this.leases.get(ip)
     if (ip === undefined || !entry?.value || entry.value.mac !== mac || entry.value.state !== 'bound') return false
     const key = this.keys.lease(fromInt(ip))
-    const {applied, revision} = await this.store.transaction().ifUnchanged(key, String(entry.rev)).delete(key).commitAt()
+    const txn = this.store.transaction().ifUnchanged(key, String(entry.rev)).delete(key)
+    this.options.fence?.(txn)
+    const {applied, revision} = await txn.commitAt()
     if (applied) this.setLease(ip, undefined, Number(revision))
     return applied
   }
@@ -228,7 +238,9 @@ export class LeaseAllocator {
       expiresAt: new Date(this.now() + settings.dhcp.declineHoldSeconds * 1000).toISOString(),
       grantedBy: this.options.serverId,
     }
-    const {applied, revision} = await this.store.transaction().ifUnchanged(key, String(entry.rev)).put(key, declined).commitAt()
+    const txn = this.store.transaction().ifUnchanged(key, String(entry.rev)).put(key, declined)
+    this.options.fence?.(txn)
+    const {applied, revision} = await txn.commitAt()
     if (applied) this.setLease(ip, declined, Number(revision))
     this.log(`${mac} declined ${fromInt(ip)}: held out of the pool for ${settings.dhcp.declineHoldSeconds} s`)
     return applied
@@ -362,6 +374,7 @@ export class LeaseAllocator {
     const previous = previousIp === undefined ? undefined : this.leases.get(previousIp)
     const dropPrevious = previous?.value && previous.value.mac === lease.mac && previous.value.state === 'bound'
     if (dropPrevious) txn.ifUnchanged(keys.lease(index!.value!.ip), String(previous.rev)).delete(keys.lease(index!.value!.ip))
+    this.options.fence?.(txn)
     const {applied, revision} = await txn.commitAt()
     if (!applied) return false
     const rev = Number(revision)

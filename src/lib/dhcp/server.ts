@@ -5,7 +5,7 @@ import {preconditionError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {fromInt, inSubnet, parseCidr, type Subnet} from '../spec/ipv4.js'
-import {LeaseAllocator, type ClientInfo} from './allocator.js'
+import {LeaseAllocator, type ClientInfo, type Fence} from './allocator.js'
 import {
   BOOTREPLY,
   BROADCAST_FLAG,
@@ -32,6 +32,8 @@ export interface DhcpServerOptions {
   unknown: 'discover' | 'ignore'
   /** Defaults to always serving (a single server, or until the election gates it). */
   canServe?: CanServe
+  /** Adds the election's fencing compare to every lease write (see Fence). */
+  fence?: Fence
   log?: (line: string) => void
   /** For tests: ports other than 67/68. */
   serverPort?: number
@@ -98,7 +100,7 @@ export class DhcpServer {
     }
     this.subnet = parseCidr(spec.value.network.subnet) as Subnet
     this.address = this.options.address ?? interfaceAddress(this.options.interface, this.subnet)
-    this.allocator = new LeaseAllocator(this.options.store, {serverId: this.address, unknown: this.options.unknown, log: this.log})
+    this.allocator = new LeaseAllocator(this.options.store, {serverId: this.address, unknown: this.options.unknown, log: this.log, fence: this.options.fence})
     await this.allocator.start()
     const port = this.options.serverPort ?? SERVER_PORT
     const any = await this.bind(ZERO, port)
