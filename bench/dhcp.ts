@@ -177,8 +177,9 @@ async function main(): Promise<void> {
       run(inNs(SRV, ['etcdctl', '--endpoints', ETCD, 'del', '--prefix', '/xcluster/xcluster/dhcp/']))
       const leaseFile = join(dir, `dnsmasq-${sc.name}.leases`)
       const dnsmasq = await start(
-        // --no-ping: xcluster does not probe addresses either (like for like).
-        inNs(SRV, ['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.68.4.1,10.68.15.250,255.255.240.0,1h', `--dhcp-leasefile=${leaseFile}`, '--dhcp-authoritative', '--no-ping']),
+        // --no-ping: xcluster does not probe addresses either (like for like); dnsmasq's default
+        // lease limit (1,000) would cap the fresh run.
+        inNs(SRV, ['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.68.4.1,10.68.15.250,255.255.240.0,1h', `--dhcp-leasefile=${leaseFile}`, '--dhcp-authoritative', '--no-ping', '--dhcp-lease-max=4096']),
         /DHCP, IP range/,
         'dnsmasq',
       )
