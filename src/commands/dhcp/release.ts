@@ -6,7 +6,8 @@ import type {Lease} from '../../lib/dhcp/lease.js'
 
 export default class DhcpRelease extends BaseCommand<typeof DhcpRelease> {
   static summary = 'Free a DHCP lease so its address returns to the pool.'
-  static description = 'Removes the lease on IP from etcd. The client keeps using the address until it renews, then gets a NAK and asks again. Asks first unless --yes.'
+  static description =
+    'Removes the lease on IP from etcd, guarded by the revision read (a lease renewed meanwhile is left alone). The client keeps the address until it renews: it gets it back if the address is still free and right for its type, a NAK otherwise. Asks first unless --yes.'
   static args = {ip: Args.string({description: 'The leased address.', required: true})}
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> 10.0.0.51', description: 'Release a lease after confirming.'},
