@@ -187,6 +187,9 @@ describe('DHCP server against real clients (busybox udhcpc, ISC dhclient)', () =
   })
 
   it('xcluster dhcp release refuses without --yes, then frees the address', async () => {
+    const dry = await xcluster(['dhcp', 'release', `10.${NET}.8.1`, '--dry-run', '--etcd', etcd.endpoint])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.match(dry.stdout, /Would release 10\.66\.8\.1, leased to 02:99:00:00:00:01/)
     const refused = await xcluster(['dhcp', 'release', `10.${NET}.8.1`, '--etcd', etcd.endpoint])
     assert.equal(refused.code, 2)
     assert.match(refused.stderr, /CONFIRMATION_REQUIRED/)
