@@ -20,6 +20,6 @@ trap teardown EXIT
 xcluster lab up >&2
 
 shopt -s nullglob
-files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/lab/*.test.ts)
+files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/dhcp/*.test.ts test/lab/*.test.ts)
 # Inside the admin namespace the lab's nodes are reachable (the root namespace has no route in).
 ip netns exec xc-admin node --import tsx --test "${files[@]}"

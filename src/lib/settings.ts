@@ -36,6 +36,39 @@ export const settings = {
    * all-or-nothing. Raise both together if etcd runs with a higher limit.
    */
   etcdMaxTxnOps: 128,
+  dhcp: {
+    /** Lease for a known node (seconds); T1/T2 are the RFC 2131 defaults of 50% and 87.5%. */
+    leaseSeconds: 3600,
+    /**
+     * A REQUEST for a lease younger than this fraction of its lifetime is ACKed with the time
+     * left, without a write (Kea's cache-threshold); older leases are extended in etcd.
+     */
+    leaseCacheThreshold: 0.25,
+    /** Short lease for an unknown MAC: long enough to PXE boot into enlistment. */
+    discoveryLeaseSeconds: 300,
+    /** How long an address a client DECLINEd (in use by someone else) is kept out of the pool. */
+    declineHoldSeconds: 600,
+    /** An OFFER holds its address in memory this long before another client may get it. */
+    offerHoldMs: 10_000,
+    /** How often the daemon logs its counters (dropped packets by reason, replies). */
+    statsLogIntervalMs: 60_000,
+    /** The last-seen time of a discovered MAC is written at most this often (etcd write load). */
+    discoveredTouchIntervalMs: 60_000,
+    /** Packets being answered at once; beyond this, new ones are dropped (counted as overload). */
+    maxInFlight: 128,
+    /** Requests queued per client MAC (the one being answered included); retransmissions beyond are dropped. */
+    maxQueuedPerClient: 2,
+    /** Discovered MACs are written together, at most this long after they were first seen. */
+    discoveredBatchMs: 200,
+    /** Kernel receive buffer for the DHCP socket: bursts (PXE storms, fuzzers) must not overflow it. */
+    receiveBufferBytes: 4 * 1024 * 1024,
+    pxe: {
+      biosBootFile: 'undionly.kpxe',
+      uefiBootFile: 'ipxe.efi',
+      /** The boot script iPXE fetches, on the TFTP/HTTP server (the gateway unless the spec says). */
+      httpBootPath: '/boot.ipxe',
+    },
+  },
   lab: {
     stateDir: '/var/lib/xcluster/lab',
     cacheDir: '/var/cache/xcluster/lab',

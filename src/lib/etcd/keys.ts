@@ -7,6 +7,7 @@
  *   /xcluster/<cluster>/macs/<mac>              MAC -> node name
  *   /xcluster/<cluster>/hostkeys/<name>         pinned SSH host key fingerprints
  *   /xcluster/<cluster>/dhcp/leases/<ip>        DHCP lease (create-only per IP)
+ *   /xcluster/<cluster>/dhcp/by-mac/<mac>       MAC -> its lease's IP (written with the lease)
  *   /xcluster/<cluster>/dhcp/discovered/<mac>   unknown MACs seen on the wire
  *   /xcluster/<cluster>/election/<service>/...  election candidates, views, history
  *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
@@ -72,6 +73,15 @@ export class KeySchema {
 
   lease(ip: string): string {
     return `${this.leasesPrefix()}${segment('IP', ip)}`
+  }
+
+  leasesByMacPrefix(): string {
+    return `${this.prefix}dhcp/by-mac/`
+  }
+
+  /** The MAC's current lease IP: lets a renewal find its lease without scanning every lease. */
+  leaseByMac(mac: string): string {
+    return `${this.leasesByMacPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
   }
 
   discoveredPrefix(): string {

@@ -88,6 +88,14 @@ export class Transaction {
 
   /** Commits; resolves `true` when applied, `false` when a compare failed (nothing written). */
   async commit(): Promise<boolean> {
+    return (await this.commitAt()).applied
+  }
+
+  /**
+   * Commits and also returns the revision the transaction ran at: when applied, the mod revision
+   * of every key it wrote (lets a cache keep revisions for later compares without re-reading).
+   */
+  async commitAt(): Promise<{applied: boolean; revision: string}> {
     return this.store.call('transaction', async (client) => {
       let txn = new ComparatorBuilder(client.kv, NSApplicator.default)
       for (const c of this.compares) {
@@ -97,7 +105,7 @@ export class Transaction {
       }
       const ops = this.ops.map((o) => (o.kind === 'put' ? client.put(o.key).value(encode(o.value)) : client.delete().key(o.key)))
       const res = await txn.then(...ops).commit()
-      return Boolean(res.succeeded)
+      return {applied: Boolean(res.succeeded), revision: String(res.header.revision)}
     })
   }
 }

@@ -33,10 +33,26 @@ export interface NodeSpec {
   type: NodeType
 }
 
+/**
+ * PXE boot settings the DHCP server hands out. Optional in the spec: what is left out
+ * defaults from the gateway (see src/lib/dhcp/pxe.ts).
+ */
+export interface PxeSpec {
+  /** TFTP server (DHCP next-server / option 66). */
+  tftpServer?: string
+  /** The iPXE boot script URL, given to clients whose user class is iPXE. */
+  httpBootUrl?: string
+  /** Boot file for BIOS clients (option 93 = 0). */
+  biosBootFile?: string
+  /** Boot file for UEFI x86-64 clients (option 93 = 7 or 9). */
+  uefiBootFile?: string
+}
+
 /** The validated cluster spec, as stored in etcd under `spec`. */
 export interface ClusterSpec {
   cluster: string
   network: NetworkSpec
   ssh: {user: string; key: string}
   nodes: NodeSpec[]
+  pxe?: PxeSpec
 }

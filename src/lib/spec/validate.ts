@@ -14,7 +14,7 @@ import {
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
-import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec} from './types.js'
+import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PxeSpec} from './types.js'
 
 /** The result of validation: a spec when there are no problems, every problem otherwise. */
 export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
@@ -26,7 +26,9 @@ export interface ValidateOptions {
   locate?: Locator
 }
 
-const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes'] as const
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe'] as const
+const TOP_REQUIRED = ['cluster', 'network', 'ssh', 'nodes'] as const
+const PXE_KEYS = ['tftpServer', 'httpBootUrl', 'biosBootFile', 'uefiBootFile'] as const
 const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
 const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as const
 const SSH_KEYS = ['user', 'key'] as const
@@ -69,14 +71,43 @@ class SpecChecker {
   }
 
   spec(raw: unknown): ClusterSpec | undefined {
-    const top = this.mapping(raw, [], TOP_KEYS, TOP_KEYS)
+    const top = this.mapping(raw, [], TOP_KEYS, TOP_REQUIRED)
     if (!top) return undefined
     const cluster = this.dnsLabel(top.cluster, ['cluster'], 'cluster name')
     const network = this.network(top.network)
     const ssh = this.ssh(top.ssh)
     const nodes = this.nodes(top.nodes, network)
-    if (cluster === undefined || !network || !ssh || !nodes) return undefined
-    return {cluster, network: network.spec, ssh, nodes}
+    const pxe = this.pxe(top.pxe, network?.subnet)
+    if (cluster === undefined || !network || !ssh || !nodes || pxe === null) return undefined
+    return {cluster, network: network.spec, ssh, nodes, ...(pxe ? {pxe} : {})}
+  }
+
+  /** The optional pxe: section; null when it has problems, undefined when absent. */
+  private pxe(raw: unknown, subnet: Subnet | undefined): PxeSpec | undefined | null {
+    if (raw === undefined) return undefined
+    const before = this.problems.length
+    const map = this.mapping(raw, ['pxe'], PXE_KEYS, [])
+    if (!map) return null
+    const pxe: PxeSpec = {}
+    if (map.tftpServer !== undefined) {
+      const ip = this.address(map.tftpServer, ['pxe', 'tftpServer'], 'TFTP server', subnet)
+      if (ip !== undefined) pxe.tftpServer = fromInt(ip)
+    }
+    if (map.httpBootUrl !== undefined) {
+      const url = this.string(map.httpBootUrl, ['pxe', 'httpBootUrl'], 'boot script URL')
+      if (url !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
+        this.report(['pxe', 'httpBootUrl'], `"${url}" is not an http:// or https:// URL`, 'Write the URL of the iPXE boot script, e.g. http://10.0.0.1/boot.ipxe.')
+      } else if (url !== undefined) pxe.httpBootUrl = url
+    }
+    for (const key of ['biosBootFile', 'uefiBootFile'] as const) {
+      if (map[key] === undefined) continue
+      const file = this.string(map[key], ['pxe', key], 'boot file name')
+      // DHCP's file field holds 127 bytes plus a NUL; whitespace would break TFTP requests.
+      if (file !== undefined && (file.length > 127 || /\s/.test(file))) {
+        this.report(['pxe', key], `"${file}" is not a usable boot file name`, 'Use a path on the TFTP server without spaces, at most 127 characters, e.g. undionly.kpxe.')
+      } else if (file !== undefined) pxe[key] = file
+    }
+    return this.problems.length > before ? null : pxe
   }
 
   /** A mapping with only `allowed` keys and every `required` one; undefined if not a mapping. */
