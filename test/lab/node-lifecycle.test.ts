@@ -1,10 +1,12 @@
 /**
  * The node lifecycle against the lab's real nodes: `node add` provisions six nodes over SSH in
  * one run, re-runs change nothing, an interrupted run resumes, a changed host key is refused,
- * and drain / undrain / remove move nodes through their states.
+ * and drain / undrain / remove move nodes through their states. s4, c1 and f1 have no fixed
+ * address: they take MAC-typed leases from `xcluster serve --dhcp` on s1's network, and `node
+ * add` reaches them at the leased address it finds in etcd.
  */
 import assert from 'node:assert/strict'
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -21,13 +23,12 @@ import {BIN, xcluster, type CliResult} from '../helpers/cli.js'
 const state = readLabState()
 const CLUSTER = 'lifecycle'
 const NODES = ['s1', 's2', 's3', 's4', 'c1', 'f1']
-// s4, c1 and f1 start without IPv4 (DHCP's job); this test gives them the static addresses an
-// operator would, on the machine and in the spec, so their packages can come through the cache.
-const STATIC = {s4: '10.0.0.14', c1: '10.0.0.51', f1: '10.0.0.71'} as Record<string, string>
+const DHCP_NODES = ['s4', 'c1', 'f1']
+const leased: Record<string, string> = {}
 const env = {XCLUSTER_ETCD: state.etcdEndpoint, XCLUSTER_CLUSTER: CLUSTER, XCLUSTER_SSH_KEY: state.sshKey}
 const cli = (...args: string[]) => xcluster(args, {env})
 const store = new EtcdStore({endpoints: [state.etcdEndpoint], cluster: CLUSTER})
-const ip = (name: string) => state.hosts.find((h) => h.name === name)!.ip ?? STATIC[name]
+const ip = (name: string) => state.hosts.find((h) => h.name === name)!.ip ?? leased[name]
 
 /** A command inside a node's container, as root, without SSH (for breaking SSH on purpose). */
 function inNode(name: string, script: string): string {
@@ -50,31 +51,57 @@ async function readRemote(name: string, path: string): Promise<string> {
   }
 }
 
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, why: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, why())
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what}: ${r.stderr}${r.stdout}`)
 const nodeState = async (name: string) => (await store.getJson<NodeRecord>(store.keys.node(name)))!.value
 
 describe('node lifecycle on the lab', () => {
+  let dhcpServer: ChildProcess
+
   before(async () => {
     // sshd up everywhere, even if an earlier run of this file stopped in the middle.
     for (const name of NODES) inNode(name, 'systemctl start ssh.service')
-    for (const [name, addr] of Object.entries(STATIC)) {
-      execFileSync('ip', ['-n', `xc-${name}`, 'addr', 'replace', `${addr}/24`, 'dev', 'eth0'])
-      execFileSync('ip', ['-n', `xc-${name}`, 'route', 'replace', 'default', 'via', state.adminIp])
-    }
-    let spec = readFileSync(state.specFile, 'utf8').replace(/^cluster: .*$/m, `cluster: ${CLUSTER}`)
-    for (const [name, addr] of Object.entries(STATIC)) spec = spec.replace(new RegExp(`(name: ${name}, mac: "[0-9a-f:]+")`), `$1, ip: ${addr}`)
+    const spec = readFileSync(state.specFile, 'utf8').replace(/^cluster: .*$/m, `cluster: ${CLUSTER}`)
     const file = join(mkdtempSync(join(tmpdir(), 'xc-life-')), 'xcluster.yaml')
     writeFileSync(file, spec)
     await store.client.delete().prefix(store.keys.prefix).exec()
     ok(await cli('config', 'apply', '-f', file), 'config apply')
+
+    // The DHCP server in s1's network namespace; the nodes' own systemd-networkd asks it.
+    dhcpServer = spawn('ip', ['netns', 'exec', 'xc-s1', process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    let log = ''
+    dhcpServer.stdout!.on('data', (d) => (log += d))
+    dhcpServer.stderr!.on('data', (d) => (log += d))
+    await waitFor(() => log.includes('serving DHCP'), 15_000, () => `the DHCP server did not start: ${log}`)
+    for (const name of DHCP_NODES) inNode(name, 'systemctl restart systemd-networkd')
+    await waitFor(async () => {
+      const leases = (await cli('dhcp', 'leases', '--json')).json<{ip: string; node?: string; expired: boolean}[]>()
+      for (const l of leases) if (l.node && !l.expired) leased[l.node] = l.ip
+      return DHCP_NODES.every((n) => leased[n] && execFileSync('ip', ['-n', `xc-${n}`, '-4', 'addr', 'show', 'eth0'], {encoding: 'utf8'}).includes(`inet ${leased[n]}/`))
+    }, 30_000, () => `no DHCP leases for ${DHCP_NODES.join(' ')}: ${JSON.stringify(leased)}`)
   })
 
   after(async () => {
-    for (const [name, addr] of Object.entries(STATIC)) {
-      execFileSync('ip', ['-n', `xc-${name}`, 'route', 'del', 'default'], {stdio: 'ignore'})
-      execFileSync('ip', ['-n', `xc-${name}`, 'addr', 'del', `${addr}/24`, 'dev', 'eth0'], {stdio: 'ignore'})
+    dhcpServer?.kill('SIGTERM')
+    for (const name of DHCP_NODES) {
+      inNode(name, 'systemctl stop systemd-networkd systemd-networkd.socket; true')
+      execFileSync('ip', ['-n', `xc-${name}`, 'addr', 'flush', 'dev', 'eth0', 'scope', 'global'])
+      execFileSync('ip', ['-n', `xc-${name}`, 'route', 'flush', 'dev', 'eth0'], {stdio: 'ignore'})
     }
     await store.close()
+  })
+
+  it('DHCP typed the nodes by MAC: storage, compute and frontend ranges', () => {
+    assert.match(leased.s4, /^10\.0\.0\.(1[1-9]|2\d|30)$/)
+    assert.match(leased.c1, /^10\.0\.0\.(5[1-9]|6\d|70)$/)
+    assert.match(leased.f1, /^10\.0\.0\.(7[1-9]|80)$/)
   })
 
   it('adds the six lab nodes in one run, writing the rendered files on each', async () => {
@@ -190,7 +217,7 @@ describe('node lifecycle on the lab', () => {
       const snapshotBefore = await store.snapshot()
       const r = await cli('node', 'add', 's4')
       assert.equal(r.code, 4, r.stderr)
-      assert.match(r.stderr, new RegExp(`Host key of s4 \\(10\\.0\\.0\\.14\\) does not match its pin: expected ${pinned.replace(/[+/]/g, '\\$&')}, presented ${presented.replace(/[+/]/g, '\\$&')}`))
+      assert.match(r.stderr, new RegExp(`Host key of s4 \\(${leased.s4.replaceAll('.', '\\.')}\\) does not match its pin: expected ${pinned.replace(/[+/]/g, '\\$&')}, presented ${presented.replace(/[+/]/g, '\\$&')}`))
       assert.match(r.stderr, new RegExp(`xcluster node repin s4 --fingerprint ${presented.replace(/[+/]/g, '\\$&')}`))
       assert.throws(() => inNode('s4', 'test -e /etc/xcluster/agent.yaml'), 'nothing ran on the host')
       // Only the audit trail of the refused run was written.

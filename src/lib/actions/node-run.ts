@@ -2,6 +2,7 @@ import {homedir} from 'node:os'
 
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {leasedAddress} from '../dhcp/leases.js'
 import {managementAddress} from '../nodes/address.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
@@ -27,7 +28,14 @@ const expandHome = (path: string): string => (path.startsWith('~/') ? `${homedir
 /** Loads the named nodes (all must exist) and how to reach each over SSH with its pinned key. */
 export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: string[], access: SshAccess, pending: NodeRecord[] = []): Promise<{hosts: NodeHost[]; cluster: NodeRecord[]}> {
   // `pending`: nodes a dry run would register, so the plan can show their provisioning too.
-  const cluster = [...(await new NodeRegistry(store).list()).filter((n) => !pending.some((p) => p.name === n.name)), ...pending]
+  const registered = [...(await new NodeRegistry(store).list()).filter((n) => !pending.some((p) => p.name === n.name)), ...pending]
+  // Nodes without a fixed IP go by the address DHCP leased them (for SSH, /etc/hosts, agent config).
+  const cluster = await Promise.all(
+    registered.map(async (n) => {
+      const leased = n.ip ? undefined : await leasedAddress(store, n.mac)
+      return leased ? {...n, ip: leased} : n
+    }),
+  )
   const byName = new Map(cluster.map((n) => [n.name, n]))
   const unknown = names.filter((n) => !byName.has(n))
   if (unknown.length > 0) {
@@ -44,7 +52,8 @@ export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: stri
     const pinned = (await pins.get(name))?.fingerprints
     hosts.push({
       name,
-      node,
+      node: registered.find((n) => n.name === name)!,
+      ...(node.ip ? {ip: node.ip} : {}),
       target: {
         name,
         address: managementAddress(node, access.lanInterface ?? settings.lanInterface),

@@ -1,7 +1,7 @@
 import {preconditionError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {isIpv4} from '../spec/ipv4.js'
-import type {Lease, LeaseSummary} from './lease.js'
+import type {Lease, LeaseByMac, LeaseSummary} from './lease.js'
 
 /** Every lease in etcd, in address order, with whether it has expired. */
 export async function listLeases(store: EtcdStore, now = Date.now()): Promise<LeaseSummary[]> {
@@ -29,4 +29,13 @@ export async function releaseLease(store: EtcdStore, ip: string, seen: {modRevis
   if (!(await store.transaction().ifUnchanged(key, seen.modRevision).delete(key).commit())) {
     throw preconditionError('LEASE_CHANGED', `The lease on ${ip} changed while releasing it (a server renewed or replaced it). Nothing was removed.`, 'Look again with xcluster dhcp leases and re-run if it should still go.')
   }
+}
+
+/** The address DHCP currently leases to a MAC (bound and not expired), if any. */
+export async function leasedAddress(store: EtcdStore, mac: string, now = Date.now()): Promise<string | undefined> {
+  const index = await store.getJson<LeaseByMac>(store.keys.leaseByMac(mac))
+  if (!index) return undefined
+  const lease = (await store.getJson<Lease>(store.keys.lease(index.value.ip)))?.value
+  if (!lease || lease.mac !== mac || lease.state !== 'bound' || Date.parse(lease.expiresAt) <= now) return undefined
+  return lease.ip
 }

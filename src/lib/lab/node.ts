@@ -24,12 +24,16 @@ export async function prepareNode(paths: LabPaths, rootfs: string, node: LabNode
   for (const d of [dirs.root, dirs.upper, dirs.work]) mkdirSync(d, {recursive: true})
   await must('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${rootfs},upperdir=${dirs.upper},workdir=${dirs.work}`, dirs.root])
   const root = dirs.root
-  const labHosts = [`${topology.gateway}\tadmin.${topology.domain} admin`, ...topology.nodes.filter((n) => n.ip).map((n) => `${n.ip}\t${n.name}.${topology.domain} ${n.name}`)].join('\n')
+  const labHosts = [{ip: topology.gateway, name: 'admin'}, ...topology.nodes.filter((n) => n.ip).map((n) => ({ip: n.ip, name: n.name}))]
   writeFileSync(join(root, 'etc', 'hostname'), `${node.name}\n`)
   writeFileSync(join(root, 'etc', 'hosts'), renderTemplate('lab/hosts', {name: node.name, domain: topology.domain, labHosts}))
   writeFileSync(join(root, 'etc', 'machine-id'), `${randomBytes(16).toString('hex')}\n`)
   writeFileSync(join(root, 'etc', 'ssh', 'sshd_config.d', 'xcluster.conf'), renderTemplate('lab/sshd.conf', {}))
   writeFileSync(join(root, 'etc', 'apt', 'apt.conf.d', '90xcluster-proxy'), renderTemplate('lab/apt-proxy.conf', {proxyUrl}))
+  if (!node.ip) {
+    mkdirSync(join(root, 'etc', 'systemd', 'network'), {recursive: true})
+    writeFileSync(join(root, 'etc', 'systemd', 'network', '10-eth0-dhcp.network'), renderTemplate('lab/dhcp-client.network', {}))
+  }
   mkdirSync(join(root, 'root', '.ssh'), {recursive: true, mode: 0o700})
   chmodSync(join(root, 'root', '.ssh'), 0o700)
   writeFileSync(join(root, 'root', '.ssh', 'authorized_keys'), labPublicKey, {mode: 0o600})

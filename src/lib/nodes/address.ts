@@ -15,8 +15,8 @@ export function linkLocalFromMac(mac: string): string {
 }
 
 /**
- * Where to reach a node for management: its IPv4 address when it has one, otherwise its
- * MAC-derived link-local address on the admin host's cluster-LAN interface.
+ * Where to reach a node for management: its IPv4 address (fixed, or leased by DHCP) when it has
+ * one, otherwise its MAC-derived link-local address on the admin host's cluster-LAN interface.
  */
 export function managementAddress(node: Pick<NodeRecord, 'ip' | 'mac'>, lanInterface: string): string {
   return node.ip ?? `${linkLocalFromMac(node.mac)}%${lanInterface}`

@@ -19,7 +19,7 @@ export const agentConfigPhase: Phase<NodeHost, NodeRunContext> = {
       name: host.name,
       type: host.node.type,
       mac: host.node.mac,
-      ip: host.node.ip ?? '~',
+      ip: host.ip ?? '~',
       etcdEndpoints,
       adminVip: ctx.spec.network.adminVip,
     })

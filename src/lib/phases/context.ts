@@ -8,6 +8,8 @@ import type {TaskHost} from '../tasks/phase.js'
 /** A node being worked on over SSH. */
 export interface NodeHost extends TaskHost {
   node: NodeRecord
+  /** The node's IPv4 address now: fixed, or leased by DHCP. */
+  ip?: string
   target: SshTarget
 }
 
