@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite in one `node --test` run: unit tests, tests against real etcd and sshd on
-# loopback, and tests against one shared lab of real nodes. The lab is brought up once for the
-# run and torn down at the end (XCLUSTER_KEEP_LAB=1 keeps it for debugging).
+# The whole suite: unit tests, tests against real etcd and sshd on loopback, and tests against
+# one shared lab of real nodes, brought up once for the run; the last test takes it down and
+# checks that nothing is left. Ends with one line: N passed, N failed.
+# XCLUSTER_KEEP_LAB=1 keeps the lab for debugging (and so does not run the teardown test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,21 @@ trap teardown EXIT
 xcluster lab up >&2
 
 shopt -s nullglob
+out=$(mktemp -d)
+# 1. Everything but the teardown, one file at a time (the lab tests share one lab), inside the
+#    admin namespace, where the lab's nodes are reachable (the root namespace has no route in).
 files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/dhcp/*.test.ts test/lab/*.test.ts)
-# Inside the admin namespace the lab's nodes are reachable (the root namespace has no route in).
-ip netns exec xc-admin node --import tsx --test "${files[@]}"
+status=0
+ip netns exec xc-admin node --import tsx --test --test-concurrency=1 "${files[@]}" | tee "$out/main.tap" || status=1
+# 2. The teardown test takes the lab down and checks nothing is left. It runs in the root
+#    namespace: `lab down` kills whatever still runs inside the lab's namespaces.
+if [ "${XCLUSTER_KEEP_LAB:-0}" = 1 ]; then
+  echo "NOT RUN: test/teardown (XCLUSTER_KEEP_LAB=1 keeps the lab up)" >&2
+else
+  node --import tsx --test test/teardown/*.test.ts | tee "$out/teardown.tap" || status=1
+fi
+
+count() { awk -v k="# $1" '$1" "$2 == k {n += $3} END {print n + 0}' "$out"/*.tap; }
+echo "$(count pass) passed, $(count fail) failed"
+rm -rf "$out"
+exit $status
