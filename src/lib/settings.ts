@@ -46,6 +46,15 @@ export const settings = {
     /** `election check` re-samples once after this long so a handover in flight is not reported. */
     checkResampleMs: 500,
   },
+  keepalived: {
+    interface: 'eth0',
+    /** VRRP virtual router id of the admin VIP (1-255, unique on the LAN). */
+    routerId: 54,
+    topPriority: 150,
+    priorityStep: 10,
+    /** Exit 0 while this node's admin services are healthy (the admin election's view). */
+    trackScript: '/usr/local/bin/xcluster-admin-healthy',
+  },
   lab: {
     stateDir: '/var/lib/xcluster/lab',
     cacheDir: '/var/cache/xcluster/lab',

@@ -93,6 +93,7 @@ export class Campaign {
     if (this.safetyTimer) clearInterval(this.safetyTimer)
     await this.runner.stop(wasLeader)
     if (wasLeader) await this.releaseLeadership(wasLeader, 'resigned', reason)
+    if (wasLeader) this.log('resigned', {token: wasLeader, reason})
     await this.lease?.revoke()
     this.lease = undefined
     this.phase = 'stopped'
