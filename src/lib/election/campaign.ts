@@ -123,9 +123,11 @@ export class Campaign {
     const lease = this.lease
     this.lease = undefined
     lease?.close()
-    const budget = Math.max(1, (lease?.remainingMs() ?? 0) - 1)
-    const stopped = await this.runner.stop(token, budget)
-    this.log('demoted', {token, reason, stopMs: stopped?.ms})
+    // Never cut a stop command short: a half-stopped service is worse than a late stop. A stop
+    // that outlasts the lease is logged so the margin can be raised for that service.
+    const leftMs = Math.round(lease?.remainingMs() ?? 0)
+    const stopped = await this.runner.stop(token)
+    this.log('demoted', {token, reason, stopMs: stopped?.ms, leaseLeftMs: leftMs, late: stopped !== undefined && stopped.ms > leftMs})
     this.token = null
     this.since = null
     // Best effort: etcd may be unreachable (that is often why we are here).
