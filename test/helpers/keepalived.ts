@@ -1,5 +1,5 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {renderKeepalivedConfig} from '../../src/lib/election/keepalived.js'
@@ -72,11 +72,13 @@ export class VrrpLab {
     mkdirSync(dir, {recursive: true})
     const conf = join(dir, 'keepalived.conf')
     writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`}))
+    const out = openSync(join(dir, 'keepalived.log'), 'a')
     n.proc = spawn(
       'ip',
       ['netns', 'exec', n.namespace, 'keepalived', '--dont-fork', '--log-console', '--vrrp', '-f', conf, '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')],
-      {stdio: ['ignore', 'ignore', 'ignore']},
+      {stdio: ['ignore', out, out]},
     )
+    closeSync(out)
   }
 
   /** A crash: SIGKILL keepalived and its VRRP child. The VIP stays behind on the interface. */
