@@ -10,9 +10,11 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import type {CheckResult} from '../../src/lib/election/status.js'
 import type {VipState} from '../../src/lib/election/vip.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
+import {Daemon, loggedService, readEvents, running, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {VrrpLab} from '../helpers/keepalived.js'
 
@@ -22,6 +24,7 @@ const spec = parseSpec(readFileSync(SPEC_FILE, 'utf8'), 'xcluster.yaml')
 const VIP = spec.network.adminVip
 
 let lab: VrrpLab
+const daemons: Daemon[] = []
 let etcd: TestEtcd
 let dir: string
 
@@ -42,11 +45,15 @@ before(async () => {
   lab = new VrrpLab(spec, PREFIX, dir, ['s1', 's2', 's3'])
   lab.setUp()
   etcd = await startEtcd()
-  const applied = await xcluster(['config', 'apply', '-f', SPEC_FILE, '--yes'], {env: {XCLUSTER_ETCD: etcd.endpoint}})
+  // A service whose leader should hold the admin VIP: election check compares the two.
+  const file = join(dir, 'spec.yaml')
+  writeSpec(file, readFileSync(SPEC_FILE, 'utf8'), loggedService('adm', join(dir, 'adm.log'), 2).replace('ttl: 2,', `ttl: 2, vip: ${VIP},`))
+  const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.endpoint}})
   assert.equal(applied.code, 0, applied.stderr)
 })
 
 after(async () => {
+  await Promise.all(daemons.map((d) => d.stop('SIGKILL')))
   lab?.tearDown()
   await etcd?.stop()
   rmSync(dir, {recursive: true, force: true})
@@ -59,7 +66,27 @@ describe('keepalived VIP for the admin API', {concurrency: false}, () => {
     console.log(`# VIP up after ${ms} ms`)
     const res = await xcluster(['vip', 'status', '--netns-prefix', PREFIX, '--json'], {env: {XCLUSTER_ETCD: etcd.endpoint}})
     assert.equal(res.code, 0, res.stderr)
-    assert.deepEqual(res.json<VipState[]>(), [{address: VIP, purpose: 'admin', holders: ['s1']}])
+    assert.deepEqual(res.json<VipState[]>(), [
+      {address: VIP, purpose: 'admin', holders: ['s1']},
+      {address: VIP, purpose: 'adm', holders: ['s1']},
+    ])
+  })
+
+  it('election check reports a VIP that is not on the elected leader (exit 3), and is quiet once it is', async () => {
+    const env = {XCLUSTER_ETCD: etcd.endpoint}
+    for (const n of ['s1', 's2', 's3']) daemons.push(new Daemon(n, ['adm'], etcd.endpoint).start())
+    await until('an adm leader', () => running(readEvents(join(dir, 'adm.log')))[0])
+    const elsewhere = await xcluster(['election', 'transfer', 'adm', '--to', 's2', '--yes'], {env})
+    assert.equal(elsewhere.code, 0, elsewhere.stderr)
+    const bad = await xcluster(['election', 'check', '--netns-prefix', PREFIX, '--json'], {env})
+    assert.equal(bad.code, 3, bad.stdout)
+    const found = bad.json<CheckResult>().disagreements
+    assert.deepEqual(found.map((d) => [d.kind, d.nodes]), [['vip-not-on-leader', ['s1', 's2']]])
+    const onHolder = await xcluster(['election', 'transfer', 'adm', '--to', 's1', '--yes'], {env})
+    assert.equal(onHolder.code, 0, onHolder.stderr)
+    const good = await xcluster(['election', 'check', '--netns-prefix', PREFIX, '--json'], {env})
+    assert.equal(good.code, 0, good.stdout)
+    await Promise.all(daemons.map((d) => d.stop('SIGTERM')))
   })
 
   it('follows the track script: an unhealthy holder gives the VIP up, and gets it back when healthy', async () => {
