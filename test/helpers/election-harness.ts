@@ -50,11 +50,13 @@ export class Daemon {
     readonly services: string[],
     readonly etcd: string,
     readonly stderrLog?: string,
+    /** A command prefix, e.g. `ip netns exec NS`, to run the daemon on a node's network. */
+    readonly wrap: string[] = [],
   ) {}
 
   start(): this {
-    const args = [BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
-    this.proc = spawn(process.execPath, args, {env: {...process.env, XCLUSTER_ETCD: this.etcd, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
+    const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
+    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
     let buffer = ''
     this.proc.stderr?.on('data', (d) => {
       buffer += d

@@ -1,4 +1,4 @@
-import {spawn, type ChildProcess} from 'node:child_process'
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -24,19 +24,30 @@ export interface EtcdCluster {
   destroy(): Promise<void>
 }
 
+/** A member placed in a network namespace at an address (instead of loopback ports). */
+export interface MemberHost {
+  namespace: string
+  address: string
+}
+
 /**
- * Starts `size` etcd members. Short raft timings (heartbeat 50 ms, election 500 ms) make a
+ * Starts `size` etcd members (on loopback ports, or one per `hosts` namespace on ports
+ * 2379/2380 of its address). Short raft timings (heartbeat 50 ms, election 500 ms) make a
  * member loss cost ~0.6 s instead of ~1.7 s and lower etcd's lease floor to 1 s.
  */
-export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, electionMs: 500}): Promise<EtcdCluster> {
+export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, electionMs: 500}, hosts?: MemberHost[]): Promise<EtcdCluster> {
   const bin = requireTool('etcd', 'etcd-server')
+  if (hosts) requireTool('etcdctl', 'etcd-client')
   const dir = mkdtempSync(join(tmpdir(), 'xct-election-etcd-'))
   const specs = []
-  for (let i = 0; i < size; i++) specs.push({name: `m${i}`, client: await freePort(), peer: await freePort()})
-  const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peer}`).join(',')
+  for (let i = 0; i < size; i++) {
+    const host = hosts?.[i]
+    specs.push(host ? {name: `m${i}`, address: host.address, client: 2379, peer: 2380, wrap: ['ip', 'netns', 'exec', host.namespace]} : {name: `m${i}`, address: '127.0.0.1', client: await freePort(), peer: await freePort(), wrap: []})
+  }
+  const initialCluster = specs.map((s) => `${s.name}=http://${s.address}:${s.peer}`).join(',')
   const members: EtcdMember[] = specs.map((s) => {
     let proc: ChildProcess | undefined
-    const endpoint = `http://127.0.0.1:${s.client}`
+    const endpoint = `http://${s.address}:${s.client}`
     const member: EtcdMember = {
       name: s.name,
       endpoint,
@@ -44,23 +55,24 @@ export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, elec
         return proc !== undefined && proc.exitCode === null && proc.signalCode === null
       },
       async start() {
-        proc = spawn(
+        const argv = [
+          ...s.wrap,
           bin,
-          [
-            '--name', s.name,
-            '--data-dir', join(dir, s.name),
-            '--listen-client-urls', endpoint,
-            '--advertise-client-urls', endpoint,
-            '--listen-peer-urls', `http://127.0.0.1:${s.peer}`,
-            '--initial-advertise-peer-urls', `http://127.0.0.1:${s.peer}`,
-            '--initial-cluster', initialCluster,
-            '--initial-cluster-state', 'new',
-            '--heartbeat-interval', String(timing.heartbeatMs),
-            '--election-timeout', String(timing.electionMs),
-            '--log-level', 'error',
-          ],
-          {stdio: ['ignore', 'ignore', 'ignore']},
-        )
+          '--name', s.name,
+          '--data-dir', join(dir, s.name),
+          '--listen-client-urls', endpoint,
+          '--advertise-client-urls', endpoint,
+          '--listen-peer-urls', `http://${s.address}:${s.peer}`,
+          '--initial-advertise-peer-urls', `http://${s.address}:${s.peer}`,
+          '--initial-cluster', initialCluster,
+          '--initial-cluster-state', 'new',
+          '--heartbeat-interval', String(timing.heartbeatMs),
+          '--election-timeout', String(timing.electionMs),
+          // A member rejoining after a partition must not depose the leader (etcd 3.4 default: off).
+          '--pre-vote=true',
+          '--log-level', 'error',
+        ]
+        proc = spawn(argv[0] as string, argv.slice(1), {stdio: ['ignore', 'ignore', 'ignore']})
       },
       async stop(signal: NodeJS.Signals = 'SIGKILL') {
         const p = proc
@@ -76,7 +88,8 @@ export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, elec
     return member
   })
   await Promise.all(members.map((m) => m.start()))
-  await waitHealthy(members.map((m) => m.endpoint), 15_000)
+  if (hosts) await waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000)
+  else await waitHealthy(members.map((m) => m.endpoint), 15_000)
   return {
     members,
     endpoints: members.map((m) => m.endpoint),
@@ -103,5 +116,18 @@ export async function waitHealthy(endpoints: string[], timeoutMs = 10_000): Prom
     }
     if (Date.now() > deadline) throw new Error(`etcd cluster not healthy at ${endpoints.join(', ')}`)
     await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Waits until a quorum answers, asking from inside a namespace (etcdctl endpoint health). */
+export async function waitHealthyIn(host: MemberHost, endpoints: string[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) =>
+      execFile('ip', ['netns', 'exec', host.namespace, 'etcdctl', `--endpoints=${endpoints.join(',')}`, '--command-timeout=1s', 'endpoint', 'health'], (err) => resolve(!err)),
+    )
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`etcd cluster not healthy at ${endpoints.join(', ')} (from ${host.namespace})`)
+    await new Promise((r) => setTimeout(r, 100))
   }
 }

@@ -1,10 +1,11 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {renderKeepalivedConfig} from '../../src/lib/election/keepalived.js'
 import {namespaceAddresses} from '../../src/lib/election/vip.js'
 import type {ClusterSpec} from '../../src/lib/spec/types.js'
+import {NamespaceLan} from './netns-lan.js'
 import {requireTool} from './tools.js'
 
 const ip = (...args: string[]): string => execFileSync('ip', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
@@ -26,7 +27,7 @@ export interface VrrpNode {
  */
 export class VrrpLab {
   readonly nodes: VrrpNode[]
-  readonly lan: string
+  readonly lan: NamespaceLan
 
   constructor(
     readonly spec: ClusterSpec,
@@ -35,7 +36,6 @@ export class VrrpLab {
     nodeNames: string[],
   ) {
     requireTool('keepalived', 'keepalived')
-    this.lan = `${prefix}lan`
     this.nodes = nodeNames.map((node) => {
       const n = spec.nodes.find((x) => x.name === node)
       return {
@@ -46,24 +46,14 @@ export class VrrpLab {
         vrrpPid: () => readPid(join(dir, node, 'vrrp.pid')),
       }
     })
+    this.lan = new NamespaceLan(prefix, this.nodes.map((n) => ({name: n.node, address: n.address})), Number(spec.network.subnet.split('/')[1]))
   }
 
   setUp(): void {
     this.tearDown()
     mkdirSync(this.dir, {recursive: true})
-    ip('netns', 'add', this.lan)
-    ip('-n', this.lan, 'link', 'add', 'br0', 'type', 'bridge')
-    ip('-n', this.lan, 'link', 'set', 'br0', 'up')
-    const prefixLength = this.spec.network.subnet.split('/')[1]
-    for (const [i, n] of this.nodes.entries()) {
-      ip('netns', 'add', n.namespace)
-      ip('link', 'add', `v${i}`, 'netns', this.lan, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n.namespace)
-      ip('-n', this.lan, 'link', 'set', `v${i}`, 'master', 'br0', 'up')
-      ip('-n', n.namespace, 'link', 'set', 'lo', 'up')
-      ip('-n', n.namespace, 'addr', 'add', `${n.address}/${prefixLength}`, 'dev', 'eth0')
-      ip('-n', n.namespace, 'link', 'set', 'eth0', 'up')
-      writeFileSync(n.healthFile, 'ok\n')
-    }
+    this.lan.setUp()
+    for (const n of this.nodes) writeFileSync(n.healthFile, 'ok\n')
   }
 
   start(node: string): void {
@@ -129,9 +119,8 @@ export class VrrpLab {
       if (child) killQuietly(child, 'SIGKILL')
       const parent = readPid(join(this.dir, n.node, 'keepalived.pid'))
       if (parent) killQuietly(parent, 'SIGKILL')
-      if (existsSync(`/run/netns/${n.namespace}`)) ip('netns', 'del', n.namespace)
     }
-    if (existsSync(`/run/netns/${this.lan}`)) ip('netns', 'del', this.lan)
+    this.lan.tearDown()
   }
 
   private get(node: string): VrrpNode {

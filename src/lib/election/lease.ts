@@ -61,9 +61,12 @@ export class LeaseKeeper {
     return this.expiresNoEarlierThan - now
   }
 
+  private intervalMs(): number {
+    return Math.max(50, (this.ttlSeconds * 1000) / settings.election.keepalivesPerTtl)
+  }
+
   private start(): void {
-    const interval = Math.max(50, (this.ttlSeconds * 1000) / settings.election.keepalivesPerTtl)
-    this.timer = setInterval(() => this.fire(), interval)
+    this.timer = setInterval(() => this.fire(), this.intervalMs())
     this.timer.unref()
   }
 
@@ -73,9 +76,11 @@ export class LeaseKeeper {
       void this.open()
       return
     }
-    // A stream that stopped answering (etcd member gone, no quorum) is replaced: requests on
+    // A stream that stopped answering (its member crashed or is cut off, or lost quorum) is
+    // replaced soon, so a reopen that lands on a live member still renews in time: requests on
     // it would never be acknowledged.
-    if (this.pending.length > 3) {
+    const oldest = this.pending[0]
+    if (oldest !== undefined && monotonicMs() - oldest > 2 * this.intervalMs()) {
       this.dropStream()
       void this.open()
       return
@@ -92,9 +97,11 @@ export class LeaseKeeper {
     if (this.opening || this.closed) return
     this.opening = true
     try {
-      const stream = await this.client.leaseClient.leaseKeepAlive()
-      if (this.closed) {
-        stream.end()
+      const attempt = this.client.leaseClient.leaseKeepAlive()
+      const stream = await Promise.race([attempt, new Promise<undefined>((r) => setTimeout(r, 2 * this.intervalMs()))])
+      if (!stream || this.closed) {
+        // Too slow (an unreachable member) or no longer wanted: the next tick tries again.
+        void attempt.then((late) => late.end(), () => undefined)
         return
       }
       this.stream = stream

@@ -34,13 +34,14 @@ export async function readElection(store: EtcdStore, service: string): Promise<E
     txn(c, {
       compare: [],
       success: [rangeOp(k.electionLeader(service)), prefixRangeOp(k.electionCandidatesPrefix(service)), prefixRangeOp(k.electionViewsPrefix(service)), rangeOp(k.electionHandover(service))],
-    }, settings.etcdCallTimeoutMs),
+    }),
   )
   const leaderKv = kvsOf(res, 0)[0]
   const leader = leaderKv?.value as LeaderRecord | undefined
   let ttlLeft: number | null = null
   if (leaderKv && leaderKv.lease !== '0') {
-    const ttl = await store.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: leaderKv.lease}, {deadline: Date.now() + settings.etcdCallTimeoutMs}))
+    // Short deadlines: a call that lands on a cut-off member is retried on another one.
+    const ttl = await store.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: leaderKv.lease}, {deadline: Date.now() + settings.election.callTimeoutMs}))
     ttlLeft = Number(ttl.TTL) >= 0 ? Number(ttl.TTL) : null
   }
   return {
