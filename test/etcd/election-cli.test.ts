@@ -15,7 +15,8 @@ import type {HistoryEntry} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, loggedService, readEvents, running, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
-import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
+import {type TestEtcd} from '../helpers/etcd.js'
+import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
 
 let etcd: TestEtcd
 let dir: string
@@ -27,7 +28,7 @@ const cli = (args: string[]) => xcluster(args, {env})
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'xct-election-cli-'))
-  etcd = await startEtcd()
+  etcd = await startEtcdRetrying()
   env = {XCLUSTER_ETCD: etcd.endpoint}
   const file = join(dir, 'spec.yaml')
   const services =

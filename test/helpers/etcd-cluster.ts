@@ -3,7 +3,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {freePort} from './etcd.js'
+import {freePort, startEtcd, type TestEtcd} from './etcd.js'
 import {requireTool} from './tools.js'
 
 export interface EtcdMember {
@@ -36,6 +36,29 @@ export interface MemberHost {
  * member loss cost ~0.6 s instead of ~1.7 s and lower etcd's lease floor to 1 s.
  */
 export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, electionMs: 500}, hosts?: MemberHost[]): Promise<EtcdCluster> {
+  // Free loopback ports are picked before etcd binds them: a test file running in parallel can
+  // take one in between. Try again with new ports rather than fail.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdClusterOnce(size, timing, hosts)
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
+/** startEtcd() (single member) with the same retry on a port taken in between. */
+export async function startEtcdRetrying(): Promise<TestEtcd> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcd()
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
+async function startEtcdClusterOnce(size: number, timing: {heartbeatMs: number; electionMs: number}, hosts?: MemberHost[]): Promise<EtcdCluster> {
   const bin = requireTool('etcd', 'etcd-server')
   if (hosts) requireTool('etcdctl', 'etcd-client')
   const dir = mkdtempSync(join(tmpdir(), 'xct-election-etcd-'))
@@ -88,8 +111,27 @@ export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, elec
     return member
   })
   await Promise.all(members.map((m) => m.start()))
-  if (hosts) await waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000)
-  else await waitHealthy(members.map((m) => m.endpoint), 15_000)
+  try {
+    const healthy = hosts ? waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000) : waitHealthy(members.map((m) => m.endpoint), 15_000)
+    // A member that exits at once (its port taken) fails the start fast.
+    let timer: NodeJS.Timeout | undefined
+    const exited = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const dead = members.find((m) => !m.running)
+        if (dead) reject(new Error(`etcd member ${dead.name} exited during start-up`))
+      }, 50)
+    })
+    exited.catch(() => undefined)
+    try {
+      await Promise.race([healthy, exited])
+    } finally {
+      clearInterval(timer)
+    }
+  } catch (err) {
+    await Promise.all(members.map((m) => m.stop('SIGKILL')))
+    rmSync(dir, {recursive: true, force: true})
+    throw err
+  }
   return {
     members,
     endpoints: members.map((m) => m.endpoint),

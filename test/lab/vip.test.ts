@@ -15,7 +15,8 @@ import type {VipState} from '../../src/lib/election/vip.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, loggedService, readEvents, running, until, writeSpec} from '../helpers/election-harness.js'
-import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
+import {type TestEtcd} from '../helpers/etcd.js'
+import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
 import {VrrpLab} from '../helpers/keepalived.js'
 
 const PREFIX = 'xct-vip-'
@@ -44,7 +45,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'xct-vip-'))
   lab = new VrrpLab(spec, PREFIX, dir, ['s1', 's2', 's3'])
   lab.setUp()
-  etcd = await startEtcd()
+  etcd = await startEtcdRetrying()
   // A service whose leader should hold the admin VIP: election check compares the two.
   const file = join(dir, 'spec.yaml')
   writeSpec(file, readFileSync(SPEC_FILE, 'utf8'), loggedService('adm', join(dir, 'adm.log'), 2).replace('ttl: 2,', `ttl: 2, vip: ${VIP},`))
