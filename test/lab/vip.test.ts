@@ -115,3 +115,16 @@ describe('keepalived VIP for the admin API', {concurrency: false}, () => {
     await holderBecomes(['s3'])
   })
 })
+
+describe('vip config', () => {
+  it('prints the rendered keepalived config of a core node, and refuses other nodes', async () => {
+    const env = {XCLUSTER_ETCD: etcd.endpoint}
+    const res = await xcluster(['vip', 'config', 's3'], {env})
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /priority 130/)
+    assert.match(res.stdout, new RegExp(`${VIP.replaceAll('.', '\\.')}/24 dev eth0`))
+    const bad = await xcluster(['vip', 'config', 'c1'], {env})
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /not a core node/)
+  })
+})
