@@ -193,3 +193,22 @@ describe('a paused leader (event loop blocked past the TTL)', () => {
     }
   })
 })
+
+describe('an in-process service (how other serve daemons, e.g. DHCP, hang off the election)', () => {
+  it('is started with the token on winning, may make guarded writes, and is stopped on shutdown', async () => {
+    const calls: string[] = []
+    const spec = {name: 'inproc', ttl: 2, unit: 'unused.service'}
+    const campaign = new Campaign(store, spec, 'y', () => {}, {
+      start: async (token) => void calls.push(`start ${token}`),
+      stop: async (token) => void calls.push(`stop ${token}`),
+    })
+    campaign.start()
+    await until('the in-process service to start', () => campaign.runner.running, 8000)
+    const token = campaign.status().token as string
+    assert.deepEqual(calls, [`start ${token}`])
+    assert.equal(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 'y'}]), true)
+    await campaign.shutdown()
+    assert.deepEqual(calls, [`start ${token}`, `stop ${token}`])
+    assert.equal(await store.getJson(store.keys.electionLeader('inproc')), undefined, 'the seat is freed on shutdown')
+  })
+})

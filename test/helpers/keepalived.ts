@@ -60,6 +60,9 @@ export class VrrpLab {
     const n = this.get(node)
     const dir = join(this.dir, node)
     mkdirSync(dir, {recursive: true})
+    // A crashed instance leaves its pid files; if a new process got that pid, keepalived would
+    // believe it is already running and exit.
+    for (const f of ['keepalived.pid', 'vrrp.pid', 'checkers.pid']) rmSync(join(dir, f), {force: true})
     const conf = join(dir, 'keepalived.conf')
     writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`}))
     const out = openSync(join(dir, 'keepalived.log'), 'a')

@@ -6,7 +6,7 @@ import type {ServiceSpec} from '../spec/types.js'
 import {guardedWrite, type GuardedOp} from './fence.js'
 import {LeaseKeeper, monotonicMs, safetyMarginMs} from './lease.js'
 import type {CandidateRecord, HandoverRequest, HistoryEntry, HistoryEvent, LeaderRecord, ViewRecord} from './records.js'
-import {ServiceRunner} from './service-runner.js'
+import {ServiceRunner, type InProcessService} from './service-runner.js'
 import {absent, createdAt, deleteOp, kvsOf, prefixRangeOp, putOp, rangeOp, txn, type RequestOp} from './txn.js'
 
 export type CampaignPhase = 'follower' | 'leader' | 'stopping' | 'stopped'
@@ -56,8 +56,9 @@ export class Campaign {
     readonly service: ServiceSpec,
     readonly node: string,
     private readonly log: CampaignLog = () => {},
+    inProcess?: InProcessService,
   ) {
-    this.runner = new ServiceRunner(service, node)
+    this.runner = new ServiceRunner(service, node, inProcess)
     this.marginMs = safetyMarginMs(service.ttl)
   }
 

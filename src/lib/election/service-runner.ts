@@ -11,6 +11,15 @@ export interface CommandOutcome {
 }
 
 /**
+ * A guarded service that runs inside the `serve` process (e.g. the DHCP server): started when
+ * this node wins, stopped before it could lose. A throw from start counts as a failed start.
+ */
+export interface InProcessService {
+  start(token: string): Promise<void>
+  stop(token: string | null): Promise<void>
+}
+
+/**
  * Starts and stops one guarded service on this node with its start/stop commands (or systemctl
  * for a unit). Calls are serialized: a stop requested while a start runs waits for it, so the
  * service is never left running behind a stop.
@@ -22,10 +31,16 @@ export class ServiceRunner {
   constructor(
     readonly service: ServiceSpec,
     readonly node: string,
+    private readonly inProcess?: InProcessService,
   ) {}
 
   start(token: string): Promise<CommandOutcome> {
     return this.serial(async () => {
+      if (this.inProcess) {
+        const outcome = await timed(() => (this.inProcess as InProcessService).start(token))
+        this.running = outcome.ok
+        return outcome
+      }
       const outcome = await this.exec(this.service.unit ? `systemctl start ${quote(this.service.unit)}` : (this.service.start as string), token)
       this.running = outcome.ok
       return outcome
@@ -36,6 +51,11 @@ export class ServiceRunner {
   stop(token: string | null, timeoutMs: number = settings.election.commandTimeoutMs): Promise<CommandOutcome | undefined> {
     return this.serial(async () => {
       if (!this.running) return undefined
+      if (this.inProcess) {
+        const outcome = await timed(() => (this.inProcess as InProcessService).stop(token))
+        this.running = false
+        return outcome
+      }
       const outcome = await this.exec(this.service.unit ? `systemctl stop ${quote(this.service.unit)}` : (this.service.stop as string), token ?? '', timeoutMs)
       // A failed stop command still leaves us not claiming the service: leadership is gone.
       this.running = false
@@ -69,6 +89,16 @@ export class ServiceRunner {
         resolve({ok: code === 0, code, ms: Date.now() - started, output: output.slice(-2000)})
       })
     })
+  }
+}
+
+async function timed(fn: () => Promise<void>): Promise<CommandOutcome> {
+  const started = Date.now()
+  try {
+    await fn()
+    return {ok: true, code: 0, ms: Date.now() - started, output: ''}
+  } catch (err) {
+    return {ok: false, code: null, ms: Date.now() - started, output: String((err as Error)?.message ?? err)}
   }
 }
 
