@@ -3,10 +3,11 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import type {HistoryEntry} from '../../lib/election/records.js'
 import {electionHistory, requireService, storedSpecIfAny} from '../../lib/election/status.js'
+import {settings} from '../../lib/settings.js'
 
 export default class ElectionShow extends BaseCommand<typeof ElectionShow> {
   static summary = 'Show a service\'s leadership history: who led, with which token, when and why.'
-  static description = `Oldest first; the newest ${'50'} changes are kept. Tokens only grow: each is the create revision of that leader's key.`
+  static description = `Oldest first; the newest ${settings.election.historyLimit} changes are kept. Tokens only grow: each is the create revision of that leader's key.`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> postgres', description: 'The history as a table.'},
     {command: '<%= config.bin %> <%= command.id %> postgres --json', description: 'The history as a JSON array.'},
