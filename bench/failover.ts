@@ -85,7 +85,7 @@ async function vrrpBench(dir: string): Promise<{crash: number[]; graceful: numbe
         if (Date.now() > deadline) throw new Error('VIP not on s1')
         await sleep(20)
       }
-      await sleep(1500)
+      await sleep(3000) // s2 settles as backup after s1 preempted it
       const at = Date.now()
       if (kind === 'crash') await lab.crash('s1')
       else await lab.stop('s1')
