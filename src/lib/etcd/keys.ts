@@ -13,7 +13,6 @@
  *   /xcluster/<cluster>/election/<service>/views/<node>        each daemon's view (leased)
  *   /xcluster/<cluster>/election/<service>/history/<token>-<e> leadership changes (bounded)
  *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
- *   /xcluster/<cluster>/vips/<address>/<node>   VRRP state per node (keepalived notify)
  *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
  *   /xcluster/<cluster>/certs/<name>            certificates
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
@@ -134,19 +133,6 @@ export class KeySchema {
   /** A pending resign or transfer request addressed to the leader holding `token`. */
   electionHandover(service: string): string {
     return `${this.electionPrefix(service)}handover`
-  }
-
-  vipsPrefix(): string {
-    return `${this.prefix}vips/`
-  }
-
-  /** Who holds a VIP, as keepalived's notify script last reported it. */
-  vip(address: string): string {
-    return `${this.vipsPrefix()}${segment('VIP', address)}/`
-  }
-
-  vipHolder(address: string, node: string): string {
-    return `${this.vip(address)}${segment('node name', node)}`
   }
 
   runsPrefix(): string {
