@@ -1,41 +1,50 @@
+import {hostname} from 'node:os'
+
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {usageError} from '../lib/errors.js'
-import {DhcpServer, type DhcpStats} from '../lib/dhcp/server.js'
+import {serve, type ServeResult} from '../lib/serve/daemons.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
-  static summary = 'Run the cluster daemons (the DHCP/PXE server) until stopped.'
-  static description =
-    'With --dhcp, answers DHCP on --interface from 0.0.0.0:67, with MAC-typed leases stored in etcd. Stops cleanly on SIGTERM or SIGINT and prints its counters.'
+  static summary = 'Run this node\'s xcluster daemons: leader election for singleton services, and the DHCP/PXE server.'
+  static description = `Meant to run under systemd on every core node.
+
+--elect NAME campaigns in etcd for a service declared in the spec's services:. The winner runs its start command (or systemctl start UNIT); a leader that cannot renew its lease stops the service before the lease could expire; SIGTERM or SIGINT stops it and resigns at once so a peer takes over.
+
+--dhcp runs the DHCP/PXE server on --interface with MAC-typed leases in etcd. It campaigns for the dhcp service: only the leader answers, and every lease write is fenced with its token.
+
+Events are logged to stderr as JSON lines.`
   static examples = [
-    {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0', description: 'Serve DHCP and PXE on eth0.'},
-    {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --unknown ignore', description: 'Serve only MACs registered in etcd.'},
+    {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0', description: 'Serve DHCP and PXE on eth0 while this node leads the dhcp election.'},
+    {command: '<%= config.bin %> <%= command.id %> --elect postgres --elect qdrant', description: 'Campaign for two services as this host.'},
+    {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --unknown ignore --node s2', description: 'Serve only registered MACs, under an explicit node name.'},
   ]
   static flags = {
-    dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server.'}),
+    elect: Flags.string({summary: 'A service (from the spec\'s services:) to campaign for; repeatable.', multiple: true}),
+    node: Flags.string({summary: 'This node\'s name.', default: hostname().split('.')[0]}),
+    dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server (answers while this node leads the dhcp election).'}),
     interface: Flags.string({char: 'i', summary: 'Interface to serve DHCP on (its address is the server identifier).', dependsOn: ['dhcp']}),
     address: Flags.string({summary: 'The server\'s own address on --interface when it has several (default: the first in the cluster subnet).', dependsOn: ['dhcp']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
   }
 
-  async run(): Promise<{stopped: string; dhcp: DhcpStats}> {
-    if (!this.flags.dhcp) throw usageError('Nothing to serve.', 'Choose a daemon, e.g. xcluster serve --dhcp --interface eth0.')
-    if (!this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
-    const server = new DhcpServer({
-      store: this.store(),
-      interface: this.flags.interface,
-      ...(this.flags.address ? {address: this.flags.address} : {}),
-      unknown: this.flags.unknown as 'discover' | 'ignore',
-      log: (line) => process.stderr.write(`${new Date().toISOString()} dhcp: ${line}\n`),
+  async run(): Promise<ServeResult> {
+    const {elect = [], dhcp, node} = this.flags
+    if (elect.length === 0 && !dhcp) throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, or --elect SERVICE.')
+    if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
+    const stop = new Promise<string>((resolve) => {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
     })
-    await server.start()
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'))
-      process.once('SIGINT', () => resolve('SIGINT'))
-    })
-    await server.stop()
-    process.stderr.write(`stopped on ${signal}: ${JSON.stringify(server.stats)}\n`)
-    return {stopped: signal, dhcp: server.stats}
+    const log = (source: string, event: string, details: Record<string, unknown> = {}) =>
+      process.stderr.write(`${JSON.stringify({at: new Date().toISOString(), node, source, event, ...details})}\n`)
+    const result = await serve(
+      this.store(),
+      {node, elect, ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {})},
+      stop,
+      log,
+    )
+    log('serve', 'stopped', {by: result.stoppedBy, ...(result.dhcp ? {dhcp: result.dhcp} : {})})
+    return result
   }
 }

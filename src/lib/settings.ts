@@ -69,6 +69,41 @@ export const settings = {
       httpBootPath: '/boot.ipxe',
     },
   },
+  election: {
+    /** Lease TTL when a service does not set one: etcd's floor with default timings. */
+    defaultTtlSeconds: 2,
+    /**
+     * A leader stops its service this long before its lease could expire (counted from the
+     * send time of its last acknowledged keepalive): the time a stop command may take.
+     * Clamped to [min, max] as a fraction of the TTL.
+     */
+    safetyMarginFraction: 0.25,
+    safetyMarginMinMs: 250,
+    safetyMarginMaxMs: 1000,
+    /** Keepalives per TTL: several may be lost before the margin is reached. */
+    keepalivesPerTtl: 8,
+    /** The local safety check and state machine tick. */
+    tickMs: 50,
+    /** History entries kept per service. */
+    historyLimit: 50,
+    /** How long a resign/transfer request holds others back before it lapses. */
+    handoverTimeoutMs: 10_000,
+    /** Per etcd call made by a campaign (the lease deadline bounds it further). */
+    callTimeoutMs: 1000,
+    /** How long a start or stop command may take before it is reported as failed. */
+    commandTimeoutMs: 30_000,
+    /** `election check` re-samples once after this long so a handover in flight is not reported. */
+    checkResampleMs: 500,
+  },
+  keepalived: {
+    interface: 'eth0',
+    /** VRRP virtual router id of the admin VIP (1-255, unique on the LAN). */
+    routerId: 54,
+    topPriority: 150,
+    priorityStep: 10,
+    /** Exit 0 while this node's admin services are healthy (the admin election's view). */
+    trackScript: '/usr/local/bin/xcluster-admin-healthy',
+  },
   lab: {
     stateDir: '/var/lib/xcluster/lab',
     cacheDir: '/var/cache/xcluster/lab',

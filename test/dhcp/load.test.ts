@@ -58,7 +58,7 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
     b = spawn(process.execPath, [BIN, 'serve', '--dhcp', '--interface', net.serverIf, '--address', B, '--etcd', etcd.endpoint], {stdio: ['ignore', 'ignore', 'pipe']})
     let stderr = ''
     b.stderr?.on('data', (d) => (stderr += d))
-    for (let i = 0; i < 200 && !/serving DHCP/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
+    for (let i = 0; i < 200 && !/"source":"dhcp","event":"started"/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
     assert.match(stderr, /serving DHCP on \S+ as 10\.67\.0\.90/)
   })
 

@@ -123,12 +123,14 @@ describe('DHCP protocol paths: relays, DECLINE, RELEASE, INFORM, NAK, the electi
     let stderr = ''
     child.stderr.on('data', (d) => (stderr += d))
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-    for (let i = 0; i < 100 && !/serving DHCP/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
+    // It answers once it leads the dhcp election (the only candidate here).
+    for (let i = 0; i < 100 && !/"source":"dhcp","event":"started"/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
     assert.match(stderr, /serving DHCP on xct-dhcp-prs as 10\.69\.0\.1/)
+    assert.match(stderr, /"source":"dhcp","event":"started"/)
     assert.equal((await send({type: 'discover', mac: C1, fields: {giaddr: RELAY}})).type, 'offer')
     child.kill('SIGTERM')
     assert.equal(await exited, 0, stderr)
-    assert.match(stderr, /stopped on SIGTERM: .*"offer":1/)
+    assert.match(stderr, /"event":"stopped","by":"SIGTERM","dhcp":.*"offer":1/)
   })
 
   it('serve refuses bad usage with a clear error', async () => {

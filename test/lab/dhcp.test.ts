@@ -26,14 +26,16 @@ describe('DHCP in the lab: xcluster serve on core nodes, real clients on unaddre
 
   /** `xcluster serve --dhcp` in a core node's network namespace, against the admin host's etcd. */
   async function serveOn(node: string): Promise<ChildProcess> {
-    const child = spawn('ip', ['netns', 'exec', findHost(lab, node).netns, process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0', '--cluster', CLUSTER, '--etcd', lab.etcdEndpoint], {
+    const child = spawn('ip', ['netns', 'exec', findHost(lab, node).netns, process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0', '--node', node, '--cluster', CLUSTER, '--etcd', lab.etcdEndpoint], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     servers.push(child)
     let stderr = ''
     child.stderr?.on('data', (d) => (stderr += d))
-    for (let i = 0; i < 200 && !/serving DHCP/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
+    // It answers once it leads the dhcp election: at once, or after a dead leader's lease ran out.
+    for (let i = 0; i < 200 && !/"source":"dhcp","event":"started"/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
     assert.match(stderr, /serving DHCP on eth0/)
+    assert.match(stderr, /"source":"dhcp","event":"started"/)
     return child
   }
 

@@ -75,11 +75,11 @@ describe('node lifecycle on the lab', () => {
     ok(await cli('config', 'apply', '-f', file), 'config apply')
 
     // The DHCP server in s1's network namespace; the nodes' own systemd-networkd asks it.
-    dhcpServer = spawn('ip', ['netns', 'exec', 'xc-s1', process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+    dhcpServer = spawn('ip', ['netns', 'exec', 'xc-s1', process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0', '--node', 's1'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
     let log = ''
     dhcpServer.stdout!.on('data', (d) => (log += d))
     dhcpServer.stderr!.on('data', (d) => (log += d))
-    await waitFor(() => log.includes('serving DHCP'), 15_000, () => `the DHCP server did not start: ${log}`)
+    await waitFor(() => log.includes('"source":"dhcp","event":"started"'), 15_000, () => `the DHCP server did not start: ${log}`)
     for (const name of DHCP_NODES) inNode(name, 'systemctl restart systemd-networkd')
     await waitFor(async () => {
       const leases = (await cli('dhcp', 'leases', '--json')).json<{ip: string; node?: string; expired: boolean}[]>()

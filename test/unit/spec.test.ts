@@ -166,11 +166,11 @@ describe('parseSpec: every rule', () => {
   })
 
   it('an empty file', () => {
-    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, but is empty')
+    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, services, but is empty')
   })
 
   it('unknown keys, at every level, naming the allowed ones', () => {
-    const top = onlyProblem(edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'), 'clustr', 'unknown key "clustr"', 'Allowed keys here: cluster, network, ssh, nodes, pxe.')
+    const top = onlyProblem(edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'), 'clustr', 'unknown key "clustr"', 'Allowed keys here: cluster, network, ssh, nodes, pxe, services.')
     assert.equal(top.line, lineOf(EXAMPLE, 'cluster: xcluster') + 1)
     assert.equal(top.col, 1)
     onlyProblem(edit('  domain: xcluster.lan', '  domain: xcluster.lan\n  mtu: 9000'), 'network.mtu', 'unknown key "mtu"', 'Allowed keys here: subnet, gateway, dns, domain, adminVip, ranges.')

@@ -9,7 +9,11 @@
  *   /xcluster/<cluster>/dhcp/leases/<ip>        DHCP lease (create-only per IP)
  *   /xcluster/<cluster>/dhcp/by-mac/<mac>       MAC -> its lease's IP (written with the lease)
  *   /xcluster/<cluster>/dhcp/discovered/<mac>   unknown MACs seen on the wire
- *   /xcluster/<cluster>/election/<service>/...  election candidates, views, history
+ *   /xcluster/<cluster>/election/<service>/leader              leader (create revision = token)
+ *   /xcluster/<cluster>/election/<service>/candidates/<node>   live candidates (leased)
+ *   /xcluster/<cluster>/election/<service>/views/<node>        each daemon's view (leased)
+ *   /xcluster/<cluster>/election/<service>/history/<token>-<e> leadership changes (bounded)
+ *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
  *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
  *   /xcluster/<cluster>/certs/<name>            certificates
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
@@ -92,8 +96,53 @@ export class KeySchema {
     return `${this.discoveredPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
   }
 
+  electionsPrefix(): string {
+    return `${this.prefix}election/`
+  }
+
   electionPrefix(service: string): string {
-    return `${this.prefix}election/${segment('service', service)}/`
+    return `${this.electionsPrefix()}${segment('service', service)}/`
+  }
+
+  serviceFromElectionKey(key: string): string {
+    return key.slice(this.electionsPrefix().length).split('/')[0] ?? ''
+  }
+
+  /** The leader key: held under the leader's lease; its create revision is the fencing token. */
+  electionLeader(service: string): string {
+    return `${this.electionPrefix(service)}leader`
+  }
+
+  electionCandidatesPrefix(service: string): string {
+    return `${this.electionPrefix(service)}candidates/`
+  }
+
+  /** One per campaigning daemon, under its lease: the live candidates. */
+  electionCandidate(service: string, node: string): string {
+    return `${this.electionCandidatesPrefix(service)}${segment('node name', node)}`
+  }
+
+  electionViewsPrefix(service: string): string {
+    return `${this.electionPrefix(service)}views/`
+  }
+
+  /** What one daemon believes (leader, token), under its lease: compared by `election check`. */
+  electionView(service: string, node: string): string {
+    return `${this.electionViewsPrefix(service)}${segment('node name', node)}`
+  }
+
+  electionHistoryPrefix(service: string): string {
+    return `${this.electionPrefix(service)}history/`
+  }
+
+  /** Zero-padded token first, so key order is the order of leadership. */
+  electionHistory(service: string, token: string, event: string): string {
+    return `${this.electionHistoryPrefix(service)}${segment('token', token.padStart(20, '0'))}-${segment('event', event)}`
+  }
+
+  /** A pending resign or transfer request addressed to the leader holding `token`. */
+  electionHandover(service: string): string {
+    return `${this.electionPrefix(service)}handover`
   }
 
   runsPrefix(): string {

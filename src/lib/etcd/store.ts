@@ -38,6 +38,7 @@ type Compare =
   | {kind: 'absent'; key: string}
   | {kind: 'modRevision'; key: string; revision: string}
   | {kind: 'value'; key: string; value: unknown}
+  | {kind: 'createRevision'; key: string; revision: string}
 type Op = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
 
 /**
@@ -59,6 +60,12 @@ export class Transaction {
   /** Succeeds only if nobody changed the key since it was read at `revision`. */
   ifUnchanged(key: string, revision: string): this {
     this.compares.push({kind: 'modRevision', key, revision})
+    return this
+  }
+
+  /** Succeeds only if the key was created at `revision` (a leader key: its fencing token). */
+  ifCreatedAt(key: string, revision: string): this {
+    this.compares.push({kind: 'createRevision', key, revision})
     return this
   }
 
@@ -101,6 +108,7 @@ export class Transaction {
       for (const c of this.compares) {
         if (c.kind === 'absent') txn = txn.and(c.key, 'Version', '==', 0)
         else if (c.kind === 'modRevision') txn = txn.and(c.key, 'Mod', '==', c.revision)
+        else if (c.kind === 'createRevision') txn = txn.and(c.key, 'Create', '==', c.revision)
         else txn = txn.and(c.key, 'Value', '==', encode(c.value))
       }
       const ops = this.ops.map((o) => (o.kind === 'put' ? client.put(o.key).value(encode(o.value)) : client.delete().key(o.key)))

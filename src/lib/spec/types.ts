@@ -48,6 +48,23 @@ export interface PxeSpec {
   uefiBootFile?: string
 }
 
+/**
+ * A singleton service guarded by leader election (`xcluster serve --elect NAME`): at most one
+ * node runs it at a time. Either `unit` (systemctl start/stop) or `start` and `stop` commands.
+ */
+export interface ServiceSpec {
+  name: string
+  /** Lease TTL in seconds: how long a dead leader can block a successor. */
+  ttl: number
+  start?: string
+  stop?: string
+  unit?: string
+  /** Nodes allowed to campaign; every node when absent. */
+  nodes?: string[]
+  /** An address that must follow the leader (checked by `election check`). */
+  vip?: string
+}
+
 /** The validated cluster spec, as stored in etcd under `spec`. */
 export interface ClusterSpec {
   cluster: string
@@ -55,4 +72,6 @@ export interface ClusterSpec {
   ssh: {user: string; key: string}
   nodes: NodeSpec[]
   pxe?: PxeSpec
+  /** Optional: elected singleton services. */
+  services?: ServiceSpec[]
 }

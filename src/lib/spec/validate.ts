@@ -14,7 +14,7 @@ import {
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
-import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PxeSpec} from './types.js'
+import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PxeSpec, ServiceSpec} from './types.js'
 
 /** The result of validation: a spec when there are no problems, every problem otherwise. */
 export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
@@ -26,14 +26,19 @@ export interface ValidateOptions {
   locate?: Locator
 }
 
-const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe'] as const
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'services'] as const
 const TOP_REQUIRED = ['cluster', 'network', 'ssh', 'nodes'] as const
 const PXE_KEYS = ['tftpServer', 'httpBootUrl', 'biosBootFile', 'uefiBootFile'] as const
+/** Services `xcluster serve` runs inside itself (serve --dhcp): an entry only tunes their ttl and nodes. */
+export const IN_PROCESS_SERVICES = ['dhcp'] as const
 const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
 const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as const
 const SSH_KEYS = ['user', 'key'] as const
 const NODE_KEYS = ['name', 'mac', 'ip', 'type'] as const
 const NODE_REQUIRED = ['name', 'mac'] as const
+const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip'] as const
+/** etcd's lease floor with default timings is 2 s (1.5 x the 1 s election timeout). */
+const SERVICE_TTL = {default: 2, min: 1, max: 300} as const
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const DNS_LABEL_FIX = 'Use a DNS label: 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit.'
@@ -78,8 +83,9 @@ class SpecChecker {
     const ssh = this.ssh(top.ssh)
     const nodes = this.nodes(top.nodes, network)
     const pxe = this.pxe(top.pxe, network?.subnet)
-    if (cluster === undefined || !network || !ssh || !nodes || pxe === null) return undefined
-    return {cluster, network: network.spec, ssh, nodes, ...(pxe ? {pxe} : {})}
+    const services = this.services(top.services, nodes, network?.subnet)
+    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || !services) return undefined
+    return {cluster, network: network.spec, ssh, nodes, ...(pxe ? {pxe} : {}), ...(services.length > 0 ? {services} : {})}
   }
 
   /** The optional pxe: section; null when it has problems, undefined when absent. */
@@ -302,6 +308,71 @@ class SpecChecker {
       }
     }
     return range
+  }
+
+  /** `services:` is optional: an absent section is an empty list. */
+  private services(raw: unknown, nodes: NodeSpec[] | undefined, subnet: Subnet | undefined): ServiceSpec[] | undefined {
+    if (raw === undefined || raw === null) return []
+    if (!Array.isArray(raw)) {
+      this.report(['services'], `must be a list of services, but is ${JSON.stringify(raw)}`, 'Write one "- {name: ..., start: ..., stop: ...}" entry per service.')
+      return undefined
+    }
+    const before = this.problems.length
+    const seen = new Map<string, number>()
+    const services = raw.map((entry, i) => this.service(entry, i, nodes, subnet, seen))
+    return this.problems.length === before ? (services as ServiceSpec[]) : undefined
+  }
+
+  private service(raw: unknown, i: number, nodes: NodeSpec[] | undefined, subnet: Subnet | undefined, seen: Map<string, number>): ServiceSpec | undefined {
+    const path = ['services', i]
+    const entry = this.mapping(raw, path, SERVICE_KEYS, ['name'])
+    if (!entry) return undefined
+    const name = this.dnsLabel(entry.name, [...path, 'name'], 'service name')
+    if (name !== undefined) {
+      const first = seen.get(name)
+      if (first === undefined) seen.set(name, i)
+      else this.report([...path, 'name'], `duplicate service name "${name}" (first used at ${this.where(['services', first, 'name'])})`, 'Give every service a unique name.')
+    }
+    let ttl: number = SERVICE_TTL.default
+    if (entry.ttl !== undefined && entry.ttl !== null) {
+      if (typeof entry.ttl !== 'number' || !Number.isInteger(entry.ttl) || entry.ttl < SERVICE_TTL.min || entry.ttl > SERVICE_TTL.max) {
+        this.report([...path, 'ttl'], `ttl must be a whole number of seconds from ${SERVICE_TTL.min} to ${SERVICE_TTL.max}, but is ${JSON.stringify(entry.ttl)}`, `Write e.g. ttl: ${SERVICE_TTL.default} (etcd raises a lease below its floor, 2 s with default timings).`)
+      } else ttl = entry.ttl
+    }
+    const start = this.string(entry.start, [...path, 'start'], 'start command')
+    const stop = this.string(entry.stop, [...path, 'stop'], 'stop command')
+    const unit = this.string(entry.unit, [...path, 'unit'], 'systemd unit')
+    if (unit !== undefined && (entry.start !== undefined || entry.stop !== undefined)) {
+      this.report([...path, 'unit'], `service "${name ?? i}" has both unit: and start:/stop:`, 'Give either unit: (run with systemctl) or start: and stop: commands, not both.')
+    } else if (unit === undefined && (entry.start === undefined) !== (entry.stop === undefined)) {
+      const missing = entry.start === undefined ? 'start' : 'stop'
+      this.report([...path, missing], `service "${name ?? i}" has ${missing === 'start' ? 'stop:' : 'start:'} but no ${missing}:`, 'A service started by a command needs the command that stops it too (the leader stops it when it loses).')
+    } else if (unit === undefined && entry.start === undefined && !(IN_PROCESS_SERVICES as readonly unknown[]).includes(name)) {
+      this.report(path, `service "${name ?? i}" has neither unit: nor start:/stop:`, `Add unit: NAME (systemd) or start: and stop: commands (only ${IN_PROCESS_SERVICES.join(', ')} runs inside xcluster serve and needs neither).`)
+    }
+    let allowed: string[] | undefined
+    if (entry.nodes !== undefined && entry.nodes !== null) {
+      if (!Array.isArray(entry.nodes) || entry.nodes.length === 0) {
+        this.report([...path, 'nodes'], `must be a non-empty list of node names, but is ${JSON.stringify(entry.nodes)}`, 'Write e.g. nodes: [s1, s2, s3], or leave nodes: out to let every node campaign.')
+      } else {
+        const known = new Set((nodes ?? []).map((n) => n.name))
+        allowed = []
+        for (const [j, n] of entry.nodes.entries()) {
+          if (typeof n !== 'string' || (nodes && !known.has(n))) {
+            this.report([...path, 'nodes', j], `${JSON.stringify(n)} is not a node of this spec`, `Use names from nodes: (${[...known].join(', ')}).`)
+          } else allowed.push(n)
+        }
+      }
+    }
+    const vip = entry.vip === undefined || entry.vip === null ? undefined : this.address(entry.vip, [...path, 'vip'], 'VIP', subnet)
+    if (name === undefined) return undefined
+    return {
+      name,
+      ttl,
+      ...(unit === undefined ? {start, stop} : {unit}),
+      ...(allowed ? {nodes: allowed} : {}),
+      ...(vip === undefined ? {} : {vip: fromInt(vip)}),
+    }
   }
 
   private ssh(raw: unknown): ClusterSpec['ssh'] | undefined {

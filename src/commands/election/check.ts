@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../../base-command.js'
+import {checkElections, storedSpecIfAny, type CheckResult} from '../../lib/election/status.js'
+import {namespaceVipProbe} from '../../lib/election/vip.js'
+import {ExitStatus} from '../../lib/errors.js'
+
+export default class ElectionCheck extends BaseCommand<typeof ElectionCheck> {
+  static summary = 'Detect split brain: compare every daemon\'s view with etcd\'s leader key and the VIP holder.'
+  static description = 'Reports each disagreement with the nodes involved and exits 3 if there is any. A disagreement must persist across two samples (0.5 s apart), so a handover in flight is not reported.'
+  static examples = [
+    {command: '<%= config.bin %> <%= command.id %>', description: 'Exit 0 when every view agrees with etcd.'},
+    {command: '<%= config.bin %> <%= command.id %> --netns-prefix xc- --json', description: 'Also check service VIPs in the lab namespaces; JSON result, exit 3 on split brain.'},
+  ]
+
+  static flags = {
+    'netns-prefix': Flags.string({summary: 'Check service VIPs in the nodes\' network namespaces <prefix><node> (the lab uses xc-).'}),
+  }
+
+  async run(): Promise<CheckResult> {
+    const store = this.store()
+    const spec = await storedSpecIfAny(store)
+    const prefix = this.flags['netns-prefix']
+    const probe = prefix && spec ? namespaceVipProbe(spec.nodes.map((n) => n.name), prefix) : undefined
+    const result = await checkElections(store, spec, probe)
+    this.table(
+      [
+        {header: 'service', get: (s) => s.service},
+        {header: 'leader', get: (s) => s.leader},
+        {header: 'token', get: (s) => s.token},
+        {header: 'believed by', get: (s) => s.believers.join(',') || null},
+        {header: 'vip on', get: (s) => s.vipHolders?.join(',')},
+      ],
+      result.services,
+    )
+    for (const d of result.disagreements) this.say(this.color.red(`SPLIT BRAIN ${d.service} [${d.kind}] nodes ${d.nodes.join(',')}: ${d.message}`))
+    if (!result.ok) process.exitCode = ExitStatus.precondition
+    else this.say('No disagreement.')
+    return result
+  }
+}

@@ -1,0 +1,19 @@
+import type {EtcdStore} from '../etcd/store.js'
+import {createdAt, deleteOp, putOp, txn, type RequestOp} from './txn.js'
+
+/** A write to shared state made on behalf of a leader. */
+export type GuardedOp = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
+
+/**
+ * Applies `ops` only while `token` is still the service's leadership: one etcd transaction that
+ * compares the leader key's create revision with the token. A leader that lost its lease (and
+ * any newer leader's key) makes the compare fail, so nothing is written. Resolves whether the
+ * write was applied.
+ */
+export async function guardedWrite(store: EtcdStore, service: string, token: string, ops: GuardedOp[]): Promise<boolean> {
+  const success: RequestOp[] = ops.map((o) => (o.kind === 'put' ? putOp(o.key, o.value) : deleteOp(o.key)))
+  const res = await store.call('guarded write', (client) =>
+    txn(client, {compare: [createdAt(store.keys.electionLeader(service), token)], success}),
+  )
+  return Boolean(res.succeeded)
+}

@@ -1,0 +1,82 @@
+import type {CampaignStatus} from '../election/campaign.js'
+import {ElectionDaemon, resolveServices} from '../election/daemon.js'
+import type {InProcessService} from '../election/service-runner.js'
+import type {EtcdStore} from '../etcd/store.js'
+import {DhcpServer, type DhcpStats} from '../dhcp/server.js'
+import {settings} from '../settings.js'
+import type {ServiceSpec} from '../spec/types.js'
+import {readStoredSpec} from '../spec/store.js'
+
+export interface ServeOptions {
+  /** This node's name: what it campaigns as. */
+  node: string
+  /** Services from the spec to campaign for (start/stop commands or units). */
+  elect: string[]
+  /** Run the DHCP/PXE server; it answers only while this node leads the `dhcp` election. */
+  dhcp?: {interface: string; address?: string; unknown: 'discover' | 'ignore'}
+}
+
+export interface ServeResult {
+  node: string
+  services: string[]
+  stoppedBy: string
+  final: CampaignStatus[]
+  dhcp?: DhcpStats
+}
+
+export type ServeLog = (source: string, event: string, details?: Record<string, unknown>) => void
+
+/** The DHCP service's election: the spec's `services: - name: dhcp` entry tunes it; defaults otherwise. */
+function dhcpService(declared: ServiceSpec[]): ServiceSpec {
+  return declared.find((s) => s.name === 'dhcp') ?? {name: 'dhcp', ttl: settings.election.defaultTtlSeconds}
+}
+
+/**
+ * `xcluster serve`: the node's long-running daemons in one process. Every core node runs the
+ * DHCP server, but only the elected `dhcp` leader answers, and every lease it writes carries its
+ * fencing token, so a deposed leader's writes are refused by etcd.
+ */
+export async function serve(store: EtcdStore, options: ServeOptions, stop: Promise<string>, log: ServeLog): Promise<ServeResult> {
+  const spec = await readStoredSpec(store)
+  const services = resolveServices(spec, options.elect.filter((name) => !(options.dhcp && name === 'dhcp')), options.node)
+  const inProcess: Record<string, InProcessService> = {}
+  let dhcp: DhcpServer | undefined
+  if (options.dhcp) {
+    let token: string | undefined
+    const service = dhcpService(spec.services ?? [])
+    if (service.nodes && !service.nodes.includes(options.node)) resolveServices(spec, ['dhcp'], options.node) // throws NODE_NOT_ELIGIBLE
+    inProcess.dhcp = {
+      async start(leaderToken) {
+        token = leaderToken
+      },
+      async stop() {
+        token = undefined
+      },
+    }
+    const leaderKey = store.keys.electionLeader('dhcp')
+    dhcp = new DhcpServer({
+      store,
+      interface: options.dhcp.interface,
+      ...(options.dhcp.address ? {address: options.dhcp.address} : {}),
+      unknown: options.dhcp.unknown,
+      canServe: async () => (token ? {ok: true, token} : {ok: false}),
+      // No token (leadership just lost): a compare no key can satisfy, so the write is refused.
+      fence: (txn) => void txn.ifCreatedAt(leaderKey, token ?? '-1'),
+      log: (line) => log('dhcp', 'log', {line}),
+    })
+    await dhcp.start()
+    services.push(service)
+  }
+  const daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
+  daemon.start()
+  const stoppedBy = await stop
+  await daemon.stop(stoppedBy)
+  await dhcp?.stop()
+  return {
+    node: options.node,
+    services: services.map((s) => s.name),
+    stoppedBy,
+    final: daemon.status(),
+    ...(dhcp ? {dhcp: dhcp.stats} : {}),
+  }
+}

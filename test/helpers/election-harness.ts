@@ -1,0 +1,128 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {appendFileSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {BIN} from './cli.js'
+
+/** One line the guarded service's start/stop command wrote: what ran, where, with which token, when. */
+export interface ServiceEvent {
+  kind: 'start' | 'stop'
+  node: string
+  token: string
+  /** Wall-clock milliseconds (fractional), from `date +%s%N`. */
+  at: number
+}
+
+/** A service entry for the spec whose start/stop commands append to `log`. */
+export function loggedService(name: string, log: string, ttl: number): string {
+  const line = (kind: string) => `echo "${kind} $XCLUSTER_NODE $XCLUSTER_TOKEN $(date +%s%N)" >> ${log}`
+  return `  - {name: ${name}, ttl: ${ttl}, start: '${line('start')}', stop: '${line('stop')}'}\n`
+}
+
+export function readEvents(log: string): ServiceEvent[] {
+  if (!existsSync(log)) return []
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [kind, node, token, ns] = l.split(' ')
+      return {kind: kind as 'start' | 'stop', node: node as string, token: token as string, at: Number(BigInt(ns as string) / 1000n) / 1000}
+    })
+}
+
+export interface DaemonEvent {
+  event: string
+  node: string
+  service: string
+  token?: string
+  receivedAt: number
+  [k: string]: unknown
+}
+
+/** A real `xcluster serve --elect` process, as it would run on a node. */
+export class Daemon {
+  readonly events: DaemonEvent[] = []
+  proc!: ChildProcess
+  private exited!: Promise<void>
+
+  constructor(
+    readonly node: string,
+    readonly services: string[],
+    readonly etcd: string,
+    readonly stderrLog?: string,
+    /** A command prefix, e.g. `ip netns exec NS`, to run the daemon on a node's network. */
+    readonly wrap: string[] = [],
+  ) {}
+
+  start(): this {
+    const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
+    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
+    let buffer = ''
+    this.proc.stderr?.on('data', (d) => {
+      buffer += d
+      let nl
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        if (this.stderrLog) appendFileSync(this.stderrLog, line + '\n')
+        try {
+          this.events.push({...JSON.parse(line), receivedAt: Date.now()})
+        } catch {
+          // not an event line
+        }
+      }
+    })
+    this.exited = new Promise((r) => this.proc.once('exit', () => r()))
+    return this
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.alive) this.proc.kill(sig)
+  }
+
+  async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.alive) {
+      this.proc.kill('SIGCONT')
+      this.proc.kill(sig)
+    }
+    await this.exited
+  }
+
+  wait(): Promise<void> {
+    return this.exited
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Polls `fn` until it returns a value, or fails after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000, everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
+/** The start events whose matching stop has not been logged yet (the services running now). */
+export function running(events: ServiceEvent[]): ServiceEvent[] {
+  const open = new Map<string, ServiceEvent>()
+  for (const e of events) {
+    const key = `${e.node}|${e.token}`
+    if (e.kind === 'start') open.set(key, e)
+    else open.delete(key)
+  }
+  return [...open.values()]
+}
+
+export function writeSpec(path: string, base: string, services: string): void {
+  writeFileSync(path, `${base}services:\n${services}`)
+}
+
+export const specBase = (root: string): string => readFileSync(join(root, 'templates', 'xcluster.yaml'), 'utf8')
