@@ -4,6 +4,8 @@
  * Prints one JSON result on stdout. Modes:
  *   dora  {count, macPrefix, window, prefer?: string[]}  full DISCOVER/OFFER/REQUEST/ACK per MAC
  *   renew {mac, ip, server}                               RENEWING: unicast REQUEST with ciaddr
+ *   rebind {leases: [{mac, ip}], window}                  REBINDING: broadcast REQUEST with ciaddr per lease,
+ *                                                         retried; the replies go to ciaddr (make it local)
  *   offer {mac, clientArch?, vendorClass?, userClass?}    one DISCOVER as a PXE ROM / iPXE sends it
  *   fuzz  {count, target}                                 malformed packets, no answer expected
  *   send  {type, mac, host, options?, fields?, wait?}      one request; the reply if one comes
@@ -118,6 +120,30 @@ async function runRenew(): Promise<void> {
   console.log(JSON.stringify(answer ? {type: answer.options.messageType, yiaddr: answer.yiaddr, ciaddr: answer.ciaddr, leaseTime: answer.options.leaseTime} : {type: 'timeout'}))
 }
 
+/** REBINDING (RFC 2131 4.4.5): the granting server is gone, so the client broadcasts; retried as a client does. */
+async function runRebind(): Promise<void> {
+  const leases: {mac: string; ip: string}[] = args.leases
+  const results: {mac: string; ip: string; type: string; yiaddr?: string; attempts: number}[] = new Array(leases.length)
+  let next = 0
+  const start = Date.now()
+  await Promise.all(
+    Array.from({length: args.window ?? 32}, async () => {
+      while (next < leases.length) {
+        const i = next++
+        const {mac, ip} = leases[i]
+        let attempts = 0
+        let answer: DhcpPacket | undefined
+        while (!answer && attempts < 10) {
+          attempts++
+          ;[answer] = await exchange(clientRequest('request', mac, nextXid(), {}, {ciaddr: ip}), '255.255.255.255', (g) => g.length >= 1, 1000)
+        }
+        results[i] = {mac, ip, type: answer?.options.messageType ?? 'timeout', ...(answer ? {yiaddr: answer.yiaddr} : {}), attempts}
+      }
+    }),
+  )
+  console.log(JSON.stringify({ms: Date.now() - start, results}))
+}
+
 async function runOffer(): Promise<void> {
   const req = clientRequest('discover', args.mac, nextXid(), {
     ...(args.clientArch === undefined ? {} : {clientArch: [args.clientArch]}),
@@ -178,6 +204,7 @@ async function runFuzz(): Promise<void> {
 try {
   if (mode === 'dora') await runDora()
   else if (mode === 'renew') await runRenew()
+  else if (mode === 'rebind') await runRebind()
   else if (mode === 'fuzz') await runFuzz()
   else if (mode === 'offer') await runOffer()
   else if (mode === 'send') await runSend()

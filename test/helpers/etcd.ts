@@ -20,6 +20,8 @@ export interface StartEtcdOptions {
   dir?: string
   clientPort?: number
   peerPort?: number
+  /** Client address to listen on (default loopback), e.g. a test LAN address other namespaces reach. */
+  host?: string
 }
 
 /** A free loopback port (the lab picks its own ports the same way). */
@@ -30,7 +32,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'xc-etcd-'))
   const client = options.clientPort ?? (await freePort())
   const peer = options.peerPort ?? (await freePort())
-  const endpoint = `http://127.0.0.1:${client}`
+  const endpoint = `http://${options.host ?? '127.0.0.1'}:${client}`
   const proc: ChildProcess = spawn(
     bin,
     [
