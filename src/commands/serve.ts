@@ -45,6 +45,9 @@ Events are logged to stderr as JSON lines.`
       log,
     )
     log('serve', 'stopped', {by: result.stoppedBy, ...(result.dhcp ? {dhcp: result.dhcp} : {})})
+    // Every service is stopped by now: a socket stuck on an unreachable etcd must not keep the
+    // process alive (systemd would wait, then SIGKILL). The timer is unref'd: a clean exit wins.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref()
     return result
   }
 }

@@ -92,6 +92,8 @@ export const settings = {
     callTimeoutMs: 1000,
     /** How long a start or stop command may take before it is reported as failed. */
     commandTimeoutMs: 30_000,
+    /** After the service stopped, how long a shutdown may spend releasing its seat and lease. */
+    shutdownCleanupMs: 3000,
     /** `election check` re-samples once after this long so a handover in flight is not reported. */
     checkResampleMs: 500,
   },

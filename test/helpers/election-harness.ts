@@ -84,12 +84,21 @@ export class Daemon {
     if (this.alive) this.proc.kill(sig)
   }
 
+  /** Signals the daemon and waits for it to exit; one that outlives SIGTERM by 15 s is a bug, reported (never a hang). */
   async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.alive) {
       this.proc.kill('SIGCONT')
       this.proc.kill(sig)
     }
-    await this.exited
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 15_000)))
+    const outcome = await Promise.race([this.exited, late])
+    clearTimeout(timer)
+    if (outcome === 'late') {
+      this.proc.kill('SIGKILL')
+      await this.exited
+      throw new Error(`daemon ${this.node} did not exit within 15 s of ${sig}`)
+    }
   }
 
   wait(): Promise<void> {

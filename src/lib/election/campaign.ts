@@ -93,14 +93,21 @@ export class Campaign {
     this.generation++
     if (this.safetyTimer) clearInterval(this.safetyTimer)
     await this.runner.stop(wasLeader)
-    if (wasLeader) await this.releaseLeadership(wasLeader, 'resigned', reason)
-    if (wasLeader) this.log('resigned', {token: wasLeader, reason})
-    await this.lease?.revoke()
+    // The service is stopped: what follows only spares peers the TTL wait. It is bounded, so an
+    // etcd that does not answer cannot keep a stopping daemon alive (the lease then just expires).
+    const cleanup = async () => {
+      if (wasLeader) await this.releaseLeadership(wasLeader, 'resigned', reason)
+      if (wasLeader) this.log('resigned', {token: wasLeader, reason})
+      await this.lease?.revoke()
+    }
+    const finished = await withTimeout(cleanup(), settings.election.shutdownCleanupMs)
+    if (!finished) this.log('shutdown-cleanup-timeout', {token: wasLeader, ms: settings.election.shutdownCleanupMs})
+    this.lease?.close()
     this.lease = undefined
     this.phase = 'stopped'
     this.wake?.()
-    await this.watcher?.cancel().catch(() => undefined)
-    await this.loop
+    await withTimeout(this.watcher?.cancel().catch(() => undefined) ?? Promise.resolve(), settings.election.shutdownCleanupMs)
+    await withTimeout(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
   }
 
   /**
@@ -351,5 +358,16 @@ export class Campaign {
     const all = kvsOf(res, 0).map((kv) => kv.key)
     const excess = all.slice(0, Math.max(0, all.length - settings.election.historyLimit))
     if (excess.length > 0) await txn(this.store.client, {compare: [], success: excess.map(deleteOp)}).catch(() => undefined)
+  }
+}
+
+/** Resolves true when `work` settles within `ms`, false otherwise (the work is left to finish). */
+async function withTimeout(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  try {
+    return await Promise.race([work.then(() => true, () => true), timeout])
+  } finally {
+    clearTimeout(timer)
   }
 }
