@@ -17,6 +17,10 @@ An interrupted drain leaves the node draining; running the command again continu
 
   async run(): Promise<DrainResult> {
     const result = await drainNode(this.store(), this.args.name, this.taskOptions())
+    const {leaderships, vips, osds} = result.holdings
+    const quorum = result.preflight.quorum
+    if (quorum) this.say(`Preflight: ${quorum.upAfterDrain} of ${quorum.members} core nodes stay up (etcd quorum needs ${quorum.needed}).`)
+    this.say(`Held: leaderships ${leaderships.map((l) => `${l.service} (token ${l.token})`).join(', ') || 'none'}; VIPs ${vips.join(', ') || 'none'}; Ceph OSDs ${osds.join(', ') || 'none'}.`)
     for (const line of describeRun(result.run)) this.say(line)
     return result
   }

@@ -80,7 +80,7 @@ export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promi
 
 /** Provisions registered nodes over SSH; failed hosts end in state `failed` with the reason. */
 export async function provisionNodes(store: EtcdStore, names: string[], options: NodeActionOptions, pending: NodeRecord[] = []): Promise<RunSummary> {
-  const summary = await runOnNodes(store, 'node add', names, NODE_ADD_PHASES, options, pending)
+  const {summary} = await runOnNodes(store, 'node add', names, NODE_ADD_PHASES, options, pending)
   if (!options.dryRun) {
     for (const outcome of summary.hosts) {
       if (!outcome.failure) continue

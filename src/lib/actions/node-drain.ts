@@ -4,6 +4,7 @@ import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
 import {cephOutPhase} from '../phases/ceph-out.js'
 import {connectPhase} from '../phases/connect.js'
+import {handOverLeadershipsPhase, inspectHoldingsPhase, type Holdings} from '../phases/holdings.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
 import {markStatePhase} from '../phases/mark-state.js'
 import {startStatefulPhase, stopStatefulPhase} from '../phases/services.js'
@@ -49,12 +50,16 @@ export async function drainPreflight(store: EtcdStore, name: string): Promise<Dr
 
 export interface DrainResult {
   preflight: DrainPreflight
+  /** What the node held when the drain began (leaderships, VIPs, Ceph OSDs). */
+  holdings: Holdings
   run: RunSummary
 }
 
 /**
- * `node drain`: preflight, mark draining, move Ceph data away, stop stateful services, mark
- * drained. An interrupted drain leaves the node `draining`; running it again continues.
+ * `node drain`: preflight (quorum; what the node holds), mark draining, hand its leaderships to
+ * peers, move Ceph data away, stop stateful services (the serve daemon and keepalived among
+ * them, so it neither campaigns nor holds a VIP), mark drained. An interrupted drain leaves the
+ * node `draining`; running it again continues.
  */
 export async function drainNode(store: EtcdStore, name: string, options: NodeActionOptions): Promise<DrainResult> {
   const preflight = await drainPreflight(store, name)
@@ -65,14 +70,16 @@ export async function drainNode(store: EtcdStore, name: string, options: NodeAct
       suggestion: `Check it with: xcluster node show ${name}`,
     })
   }
-  const run = await runNodeAction(store, 'node drain', [name], options, [
+  const {summary: run, ctx} = await runNodeAction(store, 'node drain', [name], options, [
     connectPhase,
+    inspectHoldingsPhase,
     markStatePhase('mark-draining', 'Mark the node draining', ['ready', 'failed'], 'draining'),
+    handOverLeadershipsPhase,
     cephOutPhase,
     stopStatefulPhase,
     markStatePhase('mark-drained', 'Mark the node drained', ['draining'], 'drained'),
   ])
-  return {preflight, run}
+  return {preflight, holdings: ctx.holdings.get(name) ?? {leaderships: [], vips: [], osds: []}, run}
 }
 
 /** `node undrain`: start the stateful services again and return the node to `ready`. */
@@ -85,15 +92,16 @@ export async function undrainNode(store: EtcdStore, name: string, options: NodeA
       suggestion: `Check it with: xcluster node show ${name}`,
     })
   }
-  return runNodeAction(store, 'node undrain', [name], options, [
+  const {summary} = await runNodeAction(store, 'node undrain', [name], options, [
     connectPhase,
     startStatefulPhase,
     markStatePhase('mark-ready', 'Mark the node ready', ['drained', 'draining'], 'ready'),
   ])
+  return summary
 }
 
-async function runNodeAction(store: EtcdStore, action: string, names: string[], options: NodeActionOptions, phases: Phase<NodeHost, NodeRunContext>[]): Promise<RunSummary> {
-  const summary = await runOnNodes(store, action, names, phases, options)
-  assertRunSucceeded(summary)
-  return summary
+async function runNodeAction(store: EtcdStore, action: string, names: string[], options: NodeActionOptions, phases: Phase<NodeHost, NodeRunContext>[]): Promise<{summary: RunSummary; ctx: NodeRunContext}> {
+  const result = await runOnNodes(store, action, names, phases, options)
+  assertRunSucceeded(result.summary)
+  return result
 }

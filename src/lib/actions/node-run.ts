@@ -75,7 +75,10 @@ export interface NodeActionOptions extends SshAccess {
   args: string[]
 }
 
-/** Runs phases on the named nodes with one pooled SSH connection per node and a journal in etcd. */
+/**
+ * Runs phases on the named nodes with one pooled SSH connection per node and a journal in etcd.
+ * Returns the summary and the run's context (what the phases learned: facts, holdings).
+ */
 export async function runOnNodes(
   store: EtcdStore,
   action: string,
@@ -83,13 +86,13 @@ export async function runOnNodes(
   phases: Phase<NodeHost, NodeRunContext>[],
   options: NodeActionOptions,
   pending: NodeRecord[] = [],
-): Promise<RunSummary> {
+): Promise<{summary: RunSummary; ctx: NodeRunContext}> {
   const spec = await readStoredSpec(store)
   const {hosts, cluster} = await nodeHosts(store, spec, names, options, pending)
   const pool = new HostPool()
   try {
     const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
-    return await runPhases(phases, ctx, {
+    const summary = await runPhases(phases, ctx, {
       action,
       args: options.args,
       concurrency: options.concurrency,
@@ -97,6 +100,7 @@ export async function runOnNodes(
       journal: new RunJournal(store),
       resume: options.resume,
     })
+    return {summary, ctx}
   } finally {
     await pool.closeAll()
   }

@@ -12,7 +12,9 @@ export interface Role {
 const base = ['chrony']
 
 export const ROLES: Readonly<Record<NodeType, Role>> = {
-  core: {packages: [...base], services: ['chrony'], statefulServices: []},
+  // The serve daemon (DHCP, elected singletons) and keepalived (the admin VIP) stop on drain, so a
+  // drained core node neither campaigns nor holds a VIP; units that are not installed are skipped.
+  core: {packages: [...base], services: ['chrony'], statefulServices: ['xcluster-serve', 'keepalived']},
   storage: {packages: [...base, 'lvm2'], services: ['chrony'], statefulServices: []},
   compute: {packages: [...base], services: ['chrony'], statefulServices: []},
   frontend: {packages: [...base, 'nginx-light'], services: ['chrony', 'nginx'], statefulServices: ['nginx']},

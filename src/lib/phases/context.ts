@@ -3,6 +3,7 @@ import type {NodeRecord} from '../nodes/record.js'
 import type {ClusterSpec} from '../spec/types.js'
 import type {HostKeyStore, HostPool, SshHost, SshTarget} from '../ssh/index.js'
 import {RunContext} from '../tasks/context.js'
+import type {Holdings} from './holdings.js'
 import type {TaskHost} from '../tasks/phase.js'
 
 /** A node being worked on over SSH. */
@@ -23,6 +24,8 @@ export interface HostFacts {
 /** The state shared by the phases of a node action. */
 export class NodeRunContext extends RunContext<NodeHost> {
   readonly facts = new Map<string, HostFacts>()
+  /** Leaderships, VIPs and OSDs per node (drain's preflight). */
+  readonly holdings = new Map<string, Holdings>()
 
   constructor(
     hosts: NodeHost[],

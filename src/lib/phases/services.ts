@@ -24,6 +24,9 @@ function unitsPhase(goal: UnitGoal): Phase<NodeHost, NodeRunContext> {
     async run(ctx, host) {
       const ssh = await ctx.ssh(host)
       for (const unit of goal.units(host.node.type)) {
+        // A role unit this node does not have (not installed yet) has nothing to start or stop.
+        const loaded = await ssh.exec(`systemctl show -p LoadState --value ${unit}.service`)
+        if (loaded.stdout.trim() === 'not-found') continue
         const answer = await ssh.systemctl(goal.probe, `${unit}.service`)
         if (goal.done(answer.stdout.trim())) continue
         await ctx.wet(host, `${goal.describe} ${unit}`, () => ssh.run(`systemctl ${goal.action} ${unit}.service`, {sudo: true}))

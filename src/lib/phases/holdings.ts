@@ -1,0 +1,53 @@
+import {listElections, requestHandover} from '../election/status.js'
+import {declaredVips} from '../election/vip.js'
+import type {Phase} from '../tasks/phase.js'
+import type {NodeHost, NodeRunContext} from './context.js'
+
+/** What a node holds that others depend on: reported before a drain moves it away. */
+export interface Holdings {
+  /** Services this node leads, with the fencing token of that leadership. */
+  leaderships: {service: string; token: string; peers: string[]}[]
+  /** Declared VIPs (admin, services) that sit on the node's interfaces now. */
+  vips: string[]
+  /** Ceph OSD ids on the node, where Ceph runs. */
+  osds: number[]
+}
+
+/** Read-only: finds the node's leaderships (etcd), VIPs (its interfaces) and OSDs (Ceph, if present). */
+export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
+  id: 'inspect-holdings',
+  title: 'Find leaderships, VIPs and Ceph OSDs on the node',
+  readOnly: true,
+  async run(ctx, host) {
+    const elections = await listElections(ctx.store, ctx.spec)
+    const leaderships = elections
+      .filter((e) => e.leader === host.name && e.token)
+      .map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => c !== host.name)}))
+    const ssh = await ctx.ssh(host)
+    const addresses = (await ssh.run('ip -o -4 addr show')).stdout
+    const vips = declaredVips(ctx.spec).map((v) => v.address).filter((a) => new RegExp(`\\binet ${a.replaceAll('.', '\\.')}/`).test(addresses))
+    let osds: number[] = []
+    if ((await ssh.exec('command -v ceph >/dev/null')).code === 0) {
+      osds = JSON.parse((await ssh.run(`ceph osd ls-tree ${host.name} --format json`, {sudo: true})).stdout || '[]') as number[]
+    }
+    ctx.holdings.set(host.name, {leaderships, vips, osds})
+  },
+}
+
+/**
+ * Hands every leadership the node holds to a peer candidate (a graceful transfer: the leader's
+ * daemon stops its service first, then the peer takes the seat), before the node's services stop.
+ */
+export const handOverLeadershipsPhase: Phase<NodeHost, NodeRunContext> = {
+  id: 'hand-over-leaderships',
+  title: 'Hand leaderships to peers',
+  async run(ctx, host) {
+    for (const held of ctx.holdings.get(host.name)?.leaderships ?? []) {
+      const [peer] = held.peers
+      if (!peer) {
+        throw new Error(`no other node campaigns for ${held.service}, so its leadership cannot move; start xcluster serve --elect ${held.service} on another node first`)
+      }
+      await ctx.wet(host, `hand over ${held.service} (token ${held.token}) to ${peer}`, () => requestHandover(ctx.store, held.service, peer))
+    }
+  },
+}
