@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
 import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {EtcdStore} from '../../src/lib/etcd/store.js'
@@ -28,6 +28,8 @@ const TTL = 2
 const SERVICES = ['kill', 'pause', 'term', 'member', 'quorum']
 /** On each node. */
 const LOG_DIR = '/var/log/xct-election'
+/** A runtime drop-in that keeps systemd from restarting a killed serve (so a peer must take over). */
+const NO_RESTART = '/run/systemd/system/xcluster-serve.service.d/xct-no-restart.conf'
 
 let state: LabState
 let spec: ClusterSpec
@@ -109,6 +111,7 @@ async function raftLeader(): Promise<string> {
 
 async function cleanUp(): Promise<void> {
   await stopServe()
+  await Promise.all(nodes.map((n) => onNode(n, `rm -f ${NO_RESTART}; systemctl daemon-reload`)))
   await Promise.all(nodes.map((n) => onNode(n, 'systemctl stop etcd-member; systemctl reset-failed etcd-member 2>/dev/null; true')))
   for (const n of nodes) {
     for (const p of [settings.etcdMember.dataDir, settings.etcdMember.configFile, settings.serveUnit.envFile, LOG_DIR]) rmSync(nodePath(n, p), {recursive: true, force: true})
@@ -154,13 +157,17 @@ describe('election with xcluster-serve and etcd members on the lab core nodes', 
     await startServe('kill')
     const first = await leaderOf('kill')
     await sleep(300)
+    // Restart=on-failure would bring the killed daemon back within the TTL to race its peers.
+    await must(first.node, `mkdir -p ${dirname(NO_RESTART)} && printf '[Service]\\nRestart=no\\n' > ${NO_RESTART} && systemctl daemon-reload`)
     const killedAt = Date.now()
     await must(first.node, 'systemctl kill -s KILL xcluster-serve')
-    const next = await until('a new leader', () => events('kill').find((e) => e.kind === 'start' && BigInt(e.token) > BigInt(first.token)), 5000)
+    const next = await until('a new leader', () => events('kill').find((e) => e.kind === 'start' && e.node !== first.node), 5000)
     const failoverMs = next.at - killedAt
     console.log(`# crash failover on the lab nodes: ${failoverMs.toFixed(0)} ms (TTL ${TTL} s), ${first.node} -> ${next.node}`)
     assert.ok(failoverMs <= TTL * 1000 + 500, `failover took ${failoverMs} ms`)
     assert.ok(failoverMs > 0)
+    assert.ok(BigInt(next.token) > BigInt(first.token), 'tokens grow')
+    await must(first.node, `rm -f ${NO_RESTART} && systemctl daemon-reload`)
     await stopServe()
   })
 
