@@ -97,6 +97,26 @@ export const settings = {
     /** `election check` re-samples once after this long so a handover in flight is not reported. */
     checkResampleMs: 500,
   },
+  /** An etcd member on a core node (src/lib/etcd/cluster-config.ts). */
+  etcdMember: {
+    clientPort: 2379,
+    peerPort: 2380,
+    configFile: '/etc/xcluster/etcd.conf.yml',
+    dataDir: '/var/lib/xcluster/etcd',
+    /** Short raft timings: a lost member costs ~0.6 s instead of ~1.7 s (LAB-NOTES). */
+    heartbeatMs: 50,
+    electionMs: 500,
+    logLevel: 'warn',
+    /** A member without quorum may ignore SIGTERM: systemd sends SIGKILL after this. */
+    stopTimeoutSeconds: 5,
+  },
+  /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
+  serveUnit: {
+    bin: '/usr/local/bin/xcluster',
+    envFile: '/etc/xcluster/serve.env',
+    stopTimeoutSeconds: 35,
+    restartSeconds: 1,
+  },
   keepalived: {
     interface: 'eth0',
     /** VRRP virtual router id of the admin VIP (1-255, unique on the LAN). */
@@ -112,7 +132,9 @@ export const settings = {
     /** Relative to the package root. */
     defaultSpec: 'templates/xcluster.yaml',
     suite: 'bookworm',
-    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps'],
+    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps', 'etcd-server'],
+    /** Where each node sees this checkout (read-only bind mount): the node's xcluster runs it. */
+    repoMount: '/opt/xcluster',
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
     proxyPort: 3128,
     etcdClientPort: 2379,

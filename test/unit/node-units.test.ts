@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import {join} from 'node:path'
+import {describe, it} from 'node:test'
+
+import {etcdClientEndpoints, etcdMembers, renderEtcdMemberConfig, renderEtcdMemberUnit} from '../../src/lib/etcd/cluster-config.js'
+import {renderServeEnv, renderServeUnit} from '../../src/lib/election/units.js'
+import {XclusterError} from '../../src/lib/errors.js'
+import {loadSpecFile} from '../../src/lib/spec/parse.js'
+import {ROOT} from '../helpers/cli.js'
+
+const spec = loadSpecFile(join(ROOT, 'templates', 'xcluster.yaml'))
+
+describe('etcd members from the spec', () => {
+  it('one member per core node, on its fixed IP', () => {
+    assert.deepEqual(etcdMembers(spec).map((m) => `${m.name} ${m.clientUrl} ${m.peerUrl}`), [
+      's1 http://10.0.0.2:2379 http://10.0.0.2:2380',
+      's2 http://10.0.0.3:2379 http://10.0.0.3:2380',
+      's3 http://10.0.0.4:2379 http://10.0.0.4:2380',
+    ])
+    assert.equal(etcdClientEndpoints(etcdMembers(spec)), 'http://10.0.0.2:2379,http://10.0.0.3:2379,http://10.0.0.4:2379')
+  })
+  it('renders a member config with the whole initial cluster', () => {
+    const text = renderEtcdMemberConfig(spec, 's2', {clusterState: 'existing'})
+    assert.match(text, /^name: s2$/m)
+    assert.match(text, /^listen-peer-urls: http:\/\/10\.0\.0\.3:2380$/m)
+    assert.match(text, /^initial-cluster: s1=http:\/\/10\.0\.0\.2:2380,s2=http:\/\/10\.0\.0\.3:2380,s3=http:\/\/10\.0\.0\.4:2380$/m)
+    assert.match(text, /^initial-cluster-state: existing$/m)
+    assert.match(text, /^pre-vote: true$/m)
+  })
+  it('refuses a node that is not a core node, and a core node without an IP', () => {
+    assert.throws(() => renderEtcdMemberConfig(spec, 'c1'), (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_NOT_A_MEMBER')
+    const noIp = {...spec, nodes: spec.nodes.map((n) => (n.name === 's3' ? {...n, ip: undefined} : n))}
+    assert.throws(() => etcdMembers(noIp), (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_MEMBER_NO_IP' && /s3/.test(e.message))
+  })
+})
+
+describe('node units', () => {
+  it('the serve unit runs the node wrapper with its env file; the env file carries --elect flags', () => {
+    const unit = renderServeUnit()
+    assert.match(unit, /^ExecStart=\/usr\/local\/bin\/xcluster serve --node %H \$XCLUSTER_SERVE_ARGS$/m)
+    assert.match(unit, /^EnvironmentFile=\/etc\/xcluster\/serve\.env$/m)
+    assert.match(unit, /^KillSignal=SIGTERM$/m)
+    assert.match(unit, /^Restart=on-failure$/m)
+    const env = renderServeEnv({etcd: 'http://10.0.0.2:2379', cluster: 'xcluster', elect: ['postgres', 'qdrant']})
+    assert.match(env, /^XCLUSTER_SERVE_ARGS=--elect postgres --elect qdrant$/m)
+    assert.match(env, /^XCLUSTER_ETCD=http:\/\/10\.0\.0\.2:2379$/m)
+    assert.match(renderEtcdMemberUnit(), /^ExecStart=\/usr\/bin\/etcd --config-file \/etc\/xcluster\/etcd\.conf\.yml$/m)
+  })
+})
