@@ -15,6 +15,7 @@ import {after, before, describe, it} from 'node:test'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {containerInitPid, readLabState} from '../../src/lib/lab/state.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
+import {renderServeEnv} from '../../src/lib/election/units.js'
 import {renderTemplate} from '../../src/lib/render/template.js'
 import {fingerprintOfPublicKey, SshHost} from '../../src/lib/ssh/index.js'
 import type {RunSummary} from '../../src/lib/tasks/runner.js'
@@ -24,6 +25,8 @@ const state = readLabState()
 const CLUSTER = 'lifecycle'
 const NODES = ['s1', 's2', 's3', 's4', 'c1', 'f1']
 const DHCP_NODES = ['s4', 'c1', 'f1']
+/** A guarded singleton the core nodes' serve daemons campaign for (drain must hand it over). */
+const SERVICE = 'lcsvc'
 const leased: Record<string, string> = {}
 const env = {XCLUSTER_ETCD: state.etcdEndpoint, XCLUSTER_CLUSTER: CLUSTER, XCLUSTER_SSH_KEY: state.sshKey}
 const cli = (...args: string[]) => xcluster(args, {env})
@@ -68,7 +71,7 @@ describe('node lifecycle on the lab', () => {
   before(async () => {
     // sshd up everywhere, even if an earlier run of this file stopped in the middle.
     for (const name of NODES) inNode(name, 'systemctl start ssh.service')
-    const spec = readFileSync(state.specFile, 'utf8').replace(/^cluster: .*$/m, `cluster: ${CLUSTER}`)
+    const spec = `${readFileSync(state.specFile, 'utf8').replace(/^cluster: .*$/m, `cluster: ${CLUSTER}`)}services:\n  - {name: ${SERVICE}, start: 'true', stop: 'true'}\n`
     const file = join(mkdtempSync(join(tmpdir(), 'xc-life-')), 'xcluster.yaml')
     writeFileSync(file, spec)
     await store.client.delete().prefix(store.keys.prefix).exec()
@@ -233,6 +236,36 @@ describe('node lifecycle on the lab', () => {
     }
   })
 
+  it('drain hands the node\'s leaderships to a peer and stops its serve daemon; undrain starts it again', async () => {
+    // The real serve unit, enabled on s2 and s3 (s1 already leads dhcp here), campaigning for
+    // SERVICE against the admin etcd.
+    const envFile = renderServeEnv({etcd: state.etcdEndpoint, cluster: CLUSTER, elect: [SERVICE]})
+    for (const name of ['s2', 's3']) {
+      inNode(name, `mkdir -p /etc/xcluster && cat > /etc/xcluster/serve.env <<'EOF'\n${envFile}EOF\nsystemctl enable --now xcluster-serve.service`)
+    }
+    try {
+      const leaderNow = async () => (await cli('election', 'list', '--json')).json<{service: string; leader: string | null; candidates: string[]}[]>().find((e) => e.service === SERVICE)
+      await waitFor(async () => (await leaderNow())?.candidates.length === 2 && Boolean((await leaderNow())?.leader), 20_000, () => 'no leader with two candidates')
+      const leader = (await leaderNow())!.leader!
+      const peer = leader === 's2' ? 's3' : 's2'
+
+      const drained = await cli('node', 'drain', leader, '--json')
+      ok(drained, `drain ${leader}`)
+      const result = drained.json<{holdings: {leaderships: {service: string}[]}}>()
+      assert.deepEqual(result.holdings.leaderships.map((l) => l.service), [SERVICE])
+      assert.equal((await leaderNow())?.leader, peer, 'the peer leads')
+      assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service || true').trim(), 'inactive')
+      assert.equal((await nodeState(leader)).state, 'drained')
+      const human = await cli('node', 'undrain', leader)
+      ok(human, `undrain ${leader}`)
+      assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service').trim(), 'active')
+      await waitFor(async () => (await leaderNow())?.candidates.includes(leader) ?? false, 10_000, () => `${leader} campaigns again`)
+      assert.equal((await leaderNow())?.leader, peer, 'leadership stays with the peer')
+    } finally {
+      for (const name of ['s2', 's3']) inNode(name, 'systemctl disable --now xcluster-serve.service; rm -f /etc/xcluster/serve.env')
+    }
+  })
+
   it('drain stops stateful services and undrain brings them back; quorum guards core nodes', async () => {
     const drained = await cli('node', 'drain', 'f1', '--json')
     ok(drained, 'drain f1')
@@ -243,12 +276,17 @@ describe('node lifecycle on the lab', () => {
     assert.equal((await nodeState('f1')).state, 'ready')
     assert.equal(inNode('f1', 'systemctl is-active nginx.service').trim(), 'active')
 
-    ok(await cli('node', 'drain', 's1'), 'drain s1')
-    const refused = await cli('node', 'drain', 's2')
+    // s1 leads dhcp (the only DHCP daemon here): draining it is refused, as no peer could take over.
+    const lone = await cli('node', 'drain', 's1')
+    assert.equal(lone.code, 4)
+    assert.match(lone.stderr, /no other node campaigns for dhcp, so its leadership cannot move/)
+    ok(await cli('node', 'undrain', 's1'), 'undrain s1 (it stopped in draining)')
+    ok(await cli('node', 'drain', 's2'), 'drain s2')
+    const refused = await cli('node', 'drain', 's3')
     assert.equal(refused.code, 3)
     assert.match(refused.stderr, /would leave 1 of 3 core nodes up; etcd needs 2/)
-    assert.equal((await nodeState('s2')).state, 'ready')
-    ok(await cli('node', 'undrain', 's1'), 'undrain s1')
+    assert.equal((await nodeState('s3')).state, 'ready')
+    ok(await cli('node', 'undrain', 's2'), 'undrain s2')
   })
 
   it('remove refuses a node that is not drained, then removes a drained one', async () => {

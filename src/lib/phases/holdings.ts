@@ -45,7 +45,7 @@ export const handOverLeadershipsPhase: Phase<NodeHost, NodeRunContext> = {
     for (const held of ctx.holdings.get(host.name)?.leaderships ?? []) {
       const [peer] = held.peers
       if (!peer) {
-        throw new Error(`no other node campaigns for ${held.service}, so its leadership cannot move; start xcluster serve --elect ${held.service} on another node first`)
+        throw new Error(`no other node campaigns for ${held.service}, so its leadership cannot move; run its daemon (xcluster serve) on another node first`)
       }
       await ctx.wet(host, `hand over ${held.service} (token ${held.token}) to ${peer}`, () => requestHandover(ctx.store, held.service, peer))
     }

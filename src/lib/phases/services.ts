@@ -14,6 +14,8 @@ interface UnitGoal {
   /** What to run when it is not, e.g. `enable --now`. */
   action: string
   describe: string
+  /** Only units enabled on the node (what it is meant to run), e.g. when restarting after a drain. */
+  enabledOnly?: boolean
 }
 
 /** A phase that brings each of the role's units to a state, checking each one first. */
@@ -27,6 +29,7 @@ function unitsPhase(goal: UnitGoal): Phase<NodeHost, NodeRunContext> {
         // A role unit this node does not have (not installed yet) has nothing to start or stop.
         const loaded = await ssh.exec(`systemctl show -p LoadState --value ${unit}.service`)
         if (loaded.stdout.trim() === 'not-found') continue
+        if (goal.enabledOnly && (await ssh.systemctl('is-enabled', `${unit}.service`)).stdout.trim() !== 'enabled') continue
         const answer = await ssh.systemctl(goal.probe, `${unit}.service`)
         if (goal.done(answer.stdout.trim())) continue
         await ctx.wet(host, `${goal.describe} ${unit}`, () => ssh.run(`systemctl ${goal.action} ${unit}.service`, {sudo: true}))
@@ -57,7 +60,7 @@ export const stopStatefulPhase = unitsPhase({
   describe: 'stop',
 })
 
-/** Starts them again (undrain). */
+/** Starts the enabled ones again (undrain). */
 export const startStatefulPhase = unitsPhase({
   id: 'start-stateful',
   title: 'Start stateful services',
@@ -66,4 +69,5 @@ export const startStatefulPhase = unitsPhase({
   done: (answer) => answer === 'active',
   action: 'start',
   describe: 'start',
+  enabledOnly: true,
 })
