@@ -280,6 +280,7 @@ describe('node lifecycle on the lab', () => {
     const lone = await cli('node', 'drain', 's1')
     assert.equal(lone.code, 4)
     assert.match(lone.stderr, /no other node campaigns for dhcp, so its leadership cannot move/)
+    assert.equal((await nodeState('s1')).state, 'draining', 'a drain that stopped half-way leaves the node draining')
     ok(await cli('node', 'undrain', 's1'), 'undrain s1 (it stopped in draining)')
     ok(await cli('node', 'drain', 's2'), 'drain s2')
     const refused = await cli('node', 'drain', 's3')
@@ -299,5 +300,20 @@ describe('node lifecycle on the lab', () => {
     assert.equal(await store.getJson(store.keys.mac('02:58:43:00:02:01')), undefined)
     const list = (await cli('node', 'list', '--json')).json<{name: string; state: string}[]>()
     assert.equal(list.find((n) => n.name === 'c1')?.state, 'removed')
+  })
+
+  it('vip status finds VIP holders on the core nodes over SSH, and two holders are split brain', async () => {
+    try {
+      execFileSync('ip', ['-n', 'xc-s2', 'addr', 'add', '10.0.0.254/32', 'dev', 'eth0'])
+      const one = await cli('vip', 'status', '--json')
+      ok(one, 'vip status')
+      assert.deepEqual(one.json<{address: string; holders: string[]}[]>().find((v) => v.address === '10.0.0.254')?.holders, ['s2'])
+      execFileSync('ip', ['-n', 'xc-s3', 'addr', 'add', '10.0.0.254/32', 'dev', 'eth0'])
+      const two = await cli('vip', 'status')
+      ok(two, 'vip status (table)')
+      assert.match(two.stdout, /10\.0\.0\.254\s+admin\s+s2,s3\s+SPLIT BRAIN/)
+    } finally {
+      for (const n of ['s2', 's3']) execFileSync('sh', ['-c', `ip -n xc-${n} addr del 10.0.0.254/32 dev eth0 2>/dev/null || true`])
+    }
   })
 })

@@ -2,7 +2,9 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import {checkElections, storedSpecIfAny, type CheckResult} from '../../lib/election/status.js'
+import {sshVipProbe} from '../../lib/actions/vip-probe.js'
 import {namespaceVipProbe} from '../../lib/election/vip.js'
+import {taskFlags} from '../../task-flags.js'
 import {ExitStatus} from '../../lib/errors.js'
 
 export default class ElectionCheck extends BaseCommand<typeof ElectionCheck> {
@@ -14,15 +16,19 @@ export default class ElectionCheck extends BaseCommand<typeof ElectionCheck> {
   ]
 
   static flags = {
-    'netns-prefix': Flags.string({summary: 'Check service VIPs in the nodes\' network namespaces <prefix><node> (the lab uses xc-).'}),
+    'netns-prefix': Flags.string({summary: 'Probe VIPs in network namespaces <prefix><node> on this machine instead of over SSH.'}),
+    'no-vips': Flags.boolean({summary: 'Compare daemons\' views and etcd only; do not look for VIP holders.'}),
+    'ssh-key': taskFlags['ssh-key'],
+    'lan-interface': taskFlags['lan-interface'],
   }
 
   async run(): Promise<CheckResult> {
     const store = this.store()
     const spec = await storedSpecIfAny(store)
     const prefix = this.flags['netns-prefix']
-    const probe = prefix && spec ? namespaceVipProbe(spec.nodes.map((n) => n.name), prefix) : undefined
-    const result = await checkElections(store, spec, probe)
+    const ssh = spec && !prefix && !this.flags['no-vips'] && (spec.services ?? []).some((s) => s.vip) ? await sshVipProbe(store, spec, {keyPath: this.flags['ssh-key'], acceptNewHostKey: false, lanInterface: this.flags['lan-interface']}) : undefined
+    const probe = prefix && spec ? namespaceVipProbe(spec.nodes.map((n) => n.name), prefix) : ssh?.holders
+    const result = await checkElections(store, spec, probe).finally(() => ssh?.close())
     this.table(
       [
         {header: 'service', get: (s) => s.service},
