@@ -8,6 +8,7 @@ import type {LeaderRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
+import type {DoraResult} from '../helpers/dhcp-sim.js'
 import {BIN, ROOT} from '../helpers/cli.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
@@ -26,14 +27,6 @@ const UPLINK = `${PREFIX}up`
 const SERVERS = {n1: `${P}.0.2`, n2: `${P}.0.3`} as const
 type NodeName = keyof typeof SERVERS
 
-interface DoraResult {
-  mac: string
-  ip?: string
-  server?: string
-  attempts: number
-  naks: number
-  lastNak?: string
-}
 
 const ip = (...args: string[]): string => execFileSync('ip', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 

@@ -10,6 +10,7 @@ import type {Lease, LeaseByMac} from '../../src/lib/dhcp/lease.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
+import type {DoraResult} from '../helpers/dhcp-sim.js'
 import {BIN} from '../helpers/cli.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
@@ -22,13 +23,6 @@ const B = `10.${NET}.0.90`
 const CLIENTS = 1200
 const FUZZ = 100_000
 
-interface DoraResult {
-  mac: string
-  ip?: string
-  server?: string
-  attempts: number
-  naks: number
-}
 
 describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malformed packets', () => {
   let etcd: TestEtcd

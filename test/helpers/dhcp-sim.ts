@@ -62,7 +62,8 @@ async function exchange(p: DhcpPacket, host: string, enough: (got: DhcpPacket[])
 let xidSeq = (process.pid * 7919) >>> 0
 const nextXid = (): number => (xidSeq = (xidSeq + 1) >>> 0)
 
-interface DoraResult {
+/** One simulated client's DORA outcome (printed as JSON; the load tests read it back). */
+export interface DoraResult {
   mac: string
   ip?: string
   server?: string
