@@ -157,8 +157,9 @@ describe('election with real daemons and a 3-member etcd', {concurrency: false},
     // (one election timeout, 500 ms here): the TTL counts from the last renewal. The daemon's own
     // account says whether it stopped before its lease could expire.
     assert.ok(stop.at - lostAt < TTL * 1000 + 500, `demoted after ${stop.at - lostAt} ms`)
-    const demoted = first.daemon.events.find((e) => e.event === 'demoted')
-    assert.equal(demoted?.late, false, `stopped after the lease could expire: ${JSON.stringify(demoted)}`)
+    // The daemon logs `demoted` once its stop command returned: wait for the line to arrive.
+    const demoted = await until('the demoted event', () => first.daemon.events.find((e) => e.event === 'demoted'), 3000)
+    assert.equal(demoted.late, false, `stopped after the lease could expire: ${JSON.stringify(demoted)}`)
     await sleep(TTL * 1000 * 2)
     assert.deepEqual(running(readEvents(log('quorum'))), [], 'nobody leads without quorum')
     const back = readEvents(log('quorum')).length

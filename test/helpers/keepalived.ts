@@ -79,8 +79,10 @@ export class VrrpLab {
     const n = this.get(node)
     const child = n.vrrpPid()
     const exited = n.proc && n.proc.exitCode === null ? new Promise((r) => n.proc?.once('exit', r)) : Promise.resolve()
-    n.proc?.kill('SIGKILL')
+    // The VRRP child first: killed after its parent, it may get the parent-death SIGTERM in
+    // between and give the VIP up cleanly, which is not what a crashed node does.
     if (child) killQuietly(child, 'SIGKILL')
+    n.proc?.kill('SIGKILL')
     await exited
   }
 
