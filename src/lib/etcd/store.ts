@@ -7,8 +7,6 @@ import {
   GRPCUnavailableError,
   isRecoverableError,
   type IOptions,
-  type Lease,
-  type Watcher,
 } from 'etcd3'
 
 import {NSApplicator} from 'etcd3/lib/util.js'
@@ -233,14 +231,6 @@ export class EtcdStore {
 
   transaction(): Transaction {
     return new Transaction(this)
-  }
-
-  async lease(ttlSeconds: number): Promise<Lease> {
-    return this.client.lease(ttlSeconds)
-  }
-
-  async watchPrefix(prefix: string): Promise<Watcher> {
-    return this.call('watch', (c) => c.watch().prefix(prefix).create())
   }
 
   async close(): Promise<void> {
