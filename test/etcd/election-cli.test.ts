@@ -203,12 +203,47 @@ describe('an in-process service (how other serve daemons, e.g. DHCP, hang off th
       stop: async (token) => void calls.push(`stop ${token}`),
     })
     campaign.start()
-    await until('the in-process service to start', () => campaign.runner.running, 8000)
-    const token = campaign.status().token as string
-    assert.deepEqual(calls, [`start ${token}`])
-    assert.equal(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 'y'}]), true)
-    await campaign.shutdown()
+    let token: string
+    try {
+      await until('the in-process service to start', () => campaign.runner.running, 8000)
+      token = campaign.status().token as string
+      assert.deepEqual(calls, [`start ${token}`])
+      assert.equal(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 'y'}]), true)
+    } finally {
+      await campaign.shutdown()
+    }
     assert.deepEqual(calls, [`start ${token}`, `stop ${token}`])
     assert.equal(await store.getJson(store.keys.electionLeader('inproc')), undefined, 'the seat is freed on shutdown')
+  })
+})
+
+describe('shutdown racing a step in flight (granting a lease, taking the seat)', () => {
+  it('leaves no lease, no seat and no running service behind, whatever the moment', async () => {
+    const spec = {name: 'inproc', ttl: 2, unit: 'unused.service'}
+    const leases = async () => (await store.client.leaseClient.leaseLeases({})).leases.map((l) => String(l.ID))
+    const before = new Set(await leases())
+    // Delays from "before the first grant returns" to "just after the seat was taken".
+    for (const delayMs of [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50]) {
+      let active = 0
+      const campaign = new Campaign(store, spec, 'z', () => {}, {start: async () => void active++, stop: async () => void active--})
+      campaign.start()
+      try {
+        await sleep(delayMs)
+        await campaign.shutdown()
+        assert.equal(campaign.status().phase, 'stopped')
+        assert.equal(active, 0, `the service runs after shutdown (delay ${delayMs} ms)`)
+        assert.equal(await store.getJson(store.keys.electionLeader('inproc')), undefined, `the seat is held after shutdown (delay ${delayMs} ms)`)
+        // A revoke that raced the grant is sent without waiting: give it a moment to land (well
+        // under the 2 s TTL, so a lease that merely expired does not pass).
+        let left: string[] = []
+        for (const deadline = Date.now() + 500; Date.now() < deadline; await sleep(20)) {
+          left = (await leases()).filter((id) => !before.has(id))
+          if (left.length === 0) break
+        }
+        assert.deepEqual(left, [], `a lease outlives shutdown (delay ${delayMs} ms)`)
+      } finally {
+        await campaign.shutdown() // a second call is harmless; after a failure it cleans up
+      }
+    }
   })
 })

@@ -50,6 +50,7 @@ export class Campaign {
   private loop?: Promise<void>
   private lastView = ''
   private stepping = false
+  private shuttingDown?: Promise<void>
 
   constructor(
     private readonly store: EtcdStore,
@@ -87,12 +88,21 @@ export class Campaign {
 
   /** Graceful exit: stop the service, give up leadership at once, withdraw the candidacy. */
   async shutdown(reason = 'shutdown'): Promise<void> {
-    if (this.phase === 'stopped') return
+    if (this.shuttingDown) return this.shuttingDown
+    this.shuttingDown = this.stop(reason)
+    return this.shuttingDown
+  }
+
+  private async stop(reason: string): Promise<void> {
     const wasLeader = this.phase === 'leader' ? this.token : null
     this.phase = 'stopping'
     this.generation++
     if (this.safetyTimer) clearInterval(this.safetyTimer)
+    this.wake?.()
     await this.runner.stop(wasLeader)
+    // A step in flight may just have granted a lease or taken the seat: let it finish first, so
+    // the cleanup below releases what it got (bounded: etcd may not answer).
+    await withTimeout(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
     // The service is stopped: what follows only spares peers the TTL wait. It is bounded, so an
     // etcd that does not answer cannot keep a stopping daemon alive (the lease then just expires).
     const cleanup = async () => {
@@ -105,9 +115,7 @@ export class Campaign {
     this.lease?.close()
     this.lease = undefined
     this.phase = 'stopped'
-    this.wake?.()
     await withTimeout(this.watcher?.cancel().catch(() => undefined) ?? Promise.resolve(), settings.election.shutdownCleanupMs)
-    await withTimeout(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
   }
 
   /**
@@ -180,10 +188,11 @@ export class Campaign {
 
   private async step(): Promise<void> {
     const client = this.store.client
-    if (!this.watcher) await this.watch()
+    // Taken before any await: leadership that ends (or a shutdown) meanwhile voids this step.
+    const generation = this.generation
+    if (!this.watcher) this.watch()
     if (!this.lease || this.lease.lost || this.lease.remainingMs() <= 0) await this.register()
     const lease = this.lease as LeaseKeeper
-    const generation = this.generation
     const keys = this.store.keys
     const name = this.service.name
     const res = await txn(client, {compare: [], success: [rangeOp(keys.electionLeader(name)), rangeOp(keys.electionHandover(name)), prefixRangeOp(keys.electionCandidatesPrefix(name), true)]})
@@ -225,7 +234,12 @@ export class Campaign {
     if (!leaderKv && this.mayCampaign(handover)) {
       const now = new Date().toISOString()
       const token = await this.acquire(lease, now, handover)
-      if (token && generation === this.generation) {
+      if (token && generation !== this.generation) {
+        // Won a seat this campaign no longer wants (it is stopping, or was demoted meanwhile).
+        await this.releaseLeadership(token, 'resigned', 'leadership ended while the seat was being taken')
+        return
+      }
+      if (token) {
         this.phase = 'leader'
         this.token = token
         this.since = now
@@ -316,7 +330,14 @@ export class Campaign {
     const lease = await LeaseKeeper.grant(this.store.client, this.service.ttl)
     const keys = this.store.keys
     const candidate: CandidateRecord = {node: this.node, pid: process.pid, since: new Date().toISOString()}
-    await txn(this.store.client, {compare: [], success: [putOp(keys.electionCandidate(this.service.name, this.node), candidate, lease.id)]})
+    try {
+      await txn(this.store.client, {compare: [], success: [putOp(keys.electionCandidate(this.service.name, this.node), candidate, lease.id)]})
+      if (this.ended()) throw new Error('the campaign is stopping')
+    } catch (err) {
+      // A lease nobody holds would be kept alive for nothing (and keep the process running).
+      void lease.revoke()
+      throw err
+    }
     this.lease = lease
     this.lastView = ''
     this.log('registered', {lease: lease.id, ttl: lease.ttlSeconds})
@@ -341,8 +362,12 @@ export class Campaign {
     })
   }
 
-  private async watch(): Promise<void> {
-    this.watcher = await this.store.client.watch().prefix(this.store.keys.electionPrefix(this.service.name)).create()
+  /**
+   * Wakes the loop on any change under the service's keys. Not awaited: a watch stream that is
+   * slow to (re)connect must not hold up a step; the step timer covers what the watch misses.
+   */
+  private watch(): void {
+    this.watcher = this.store.client.watch().prefix(this.store.keys.electionPrefix(this.service.name)).watcher()
     this.watcher.on('data', () => {
       if (!this.stepping) this.wake?.()
       else this.pendingWake = true
