@@ -26,13 +26,21 @@ out=$(mktemp -d)
 #    admin namespace, where the lab's nodes are reachable (the root namespace has no route in).
 files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/dhcp/*.test.ts test/lab/*.test.ts)
 status=0
-ip netns exec xc-admin node --import tsx --test --test-concurrency=1 "${files[@]}" | tee "$out/main.tap" || status=1
+codes=()
+#    Guards so a hang can only fail the run, never stall it: a test may take 10 minutes at most,
+#    a file whose tests are done exits even if a leaked handle would keep it alive, and the
+#    whole run is cut off after 60 minutes (CI allows 90).
+guards=(--test-timeout=600000 --test-force-exit)
+timeout --kill-after=30s 60m ip netns exec xc-admin node --import tsx --test --test-concurrency=1 "${guards[@]}" "${files[@]}" | tee "$out/main.tap" || { codes=("${PIPESTATUS[@]}"); status=1; }
+if [ "${codes[0]:-0}" = 124 ]; then
+  echo "# fail 1 (the run was cut off after 60 minutes: a test hung; see the last test above)" | tee -a "$out/main.tap"
+fi
 # 2. The teardown test takes the lab down and checks nothing is left. It runs in the root
 #    namespace: `lab down` kills whatever still runs inside the lab's namespaces.
 if [ "${XCLUSTER_KEEP_LAB:-0}" = 1 ]; then
   echo "NOT RUN: test/teardown (XCLUSTER_KEEP_LAB=1 keeps the lab up)" >&2
 else
-  node --import tsx --test test/teardown/*.test.ts | tee "$out/teardown.tap" || status=1
+  timeout --kill-after=30s 5m node --import tsx --test "${guards[@]}" test/teardown/*.test.ts | tee "$out/teardown.tap" || status=1
 fi
 
 count() { awk -v k="# $1" '$1" "$2 == k {n += $3} END {print n + 0}' "$out"/*.tap; }
