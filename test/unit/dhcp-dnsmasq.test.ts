@@ -33,9 +33,10 @@ describe('dnsmasq config: DNS and TFTP, DHCP off', () => {
     }
   })
 
-  it('has no dhcp-range and switches DHCP off on the interface', () => {
-    assert.doesNotMatch(text, /^\s*dhcp-range/m)
-    assert.match(text, /^no-dhcp-interface=eth0$/m)
+  it('has no dhcp-range (so no DHCP socket) and does not turn TFTP off with no-dhcp-interface', () => {
+    assert.doesNotMatch(text, /^\s*dhcp-/m)
+    assert.doesNotMatch(text, /^\s*no-dhcp-interface/m)
+    assert.match(text, /^interface=eth0$/m)
   })
 
   it('names the admin host, the VIP and the fixed-address nodes; serves TFTP', () => {
