@@ -28,6 +28,7 @@ export const settings = {
   packageInstallTimeoutMs: 600_000,
   /** How long `node drain` waits for Ceph to move data off a node's OSDs. */
   cephDrainTimeoutMs: 30 * 60_000,
+  cephDrainPollMs: 1000,
   /** Hosts worked on at once within a phase (`--concurrency`). */
   taskConcurrency: 20,
   /**

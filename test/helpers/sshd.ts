@@ -31,6 +31,8 @@ export interface SshdOptions {
   user?: string
   /** sshd LogLevel (default VERBOSE). */
   logLevel?: string
+  /** Environment of every session (sshd's SetEnv), e.g. CEPH_CONF for a test Ceph cluster. */
+  setEnv?: Record<string, string>
 }
 
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
@@ -68,6 +70,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       `AllowUsers ${user}`,
       'Subsystem sftp internal-sftp',
       `LogLevel ${options.logLevel ?? 'VERBOSE'}`,
+      ...Object.entries(options.setEnv ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
       '',
     ].join('\n'),
   )

@@ -20,14 +20,21 @@ export const cephOutPhase: Phase<NodeHost, NodeRunContext> = {
     const stillIn = tree.osds.filter((o) => ids.includes(o.osd) && o.in === 1).map((o) => o.osd)
     if (stillIn.length > 0) await ctx.wet(host, `ceph osd out ${stillIn.join(' ')}`, () => ssh.run(`ceph osd out ${stillIn.join(' ')}`, {sudo: true}))
     if (ctx.dryRun) return
+    // Done when Ceph says the OSDs hold nothing it still needs (cephadm's test before removing
+    // an OSD) and every PG is active+clean. The PG summary alone is not enough: right after
+    // "osd out" it still shows the old, clean mapping until peering catches up.
     const deadline = Date.now() + settings.cephDrainTimeoutMs
     for (;;) {
+      const safe = await ssh.exec(`ceph osd safe-to-destroy ${ids.join(' ')}`, {sudo: true})
       const stat = JSON.parse((await ssh.run('ceph pg stat --format json', {sudo: true})).stdout) as {pg_summary?: {num_pg_by_state?: {name: string; num: number}[]; num_pgs?: number}}
       const states = stat.pg_summary?.num_pg_by_state ?? []
       const clean = states.filter((s) => s.name === 'active+clean').reduce((a, s) => a + s.num, 0)
-      if (clean === (stat.pg_summary?.num_pgs ?? 0)) return
-      if (Date.now() > deadline) throw new Error(`Ceph data is still moving after ${settings.cephDrainTimeoutMs / 1000} s (${clean} of ${stat.pg_summary?.num_pgs} PGs active+clean); re-run drain to keep waiting`)
-      await new Promise((r) => setTimeout(r, 2000))
+      if (safe.code === 0 && clean === (stat.pg_summary?.num_pgs ?? 0)) return
+      if (Date.now() > deadline) {
+        const why = safe.code === 0 ? '' : `; ${(safe.stderr || safe.stdout).trim().split('\n').pop()}`
+        throw new Error(`Ceph data is still moving after ${settings.cephDrainTimeoutMs / 1000} s (${clean} of ${stat.pg_summary?.num_pgs} PGs active+clean${why}); re-run drain to keep waiting`)
+      }
+      await new Promise((r) => setTimeout(r, settings.cephDrainPollMs))
     }
   },
 }
