@@ -29,6 +29,11 @@ export const settings = {
   /** How long `node drain` waits for Ceph to move data off a node's OSDs. */
   cephDrainTimeoutMs: 30 * 60_000,
   cephDrainPollMs: 1000,
+  ceph: {
+    /** The rbd CLI election daemons and checks use (MicroCeph: microceph.rbd). */
+    rbd: process.env.XCLUSTER_RBD ?? 'rbd',
+    commandTimeoutMs: 10_000,
+  },
   /** Hosts worked on at once within a phase (`--concurrency`). */
   taskConcurrency: 20,
   /**

@@ -34,9 +34,9 @@ function oneProblem(text: string, path: string, includes: string): SpecProblem {
 describe('services: in the spec', () => {
   it('is optional, and a service gets the default TTL of 2 s', () => {
     assert.equal(valid(EXAMPLE).services, undefined)
-    const spec = valid(withServices("  - {name: postgres, start: 'pg start', stop: 'pg stop', nodes: [s1, s2, s3], vip: 10.0.0.253}\n  - {name: dhcp, unit: xcluster-dhcp.service, ttl: 5}\n"))
+    const spec = valid(withServices("  - {name: postgres, start: 'pg start', stop: 'pg stop', nodes: [s1, s2, s3], vip: 10.0.0.253, rbdImage: rbd/postgres}\n  - {name: dhcp, unit: xcluster-dhcp.service, ttl: 5}\n"))
     assert.deepEqual(spec.services, [
-      {name: 'postgres', ttl: 2, start: 'pg start', stop: 'pg stop', nodes: ['s1', 's2', 's3'], vip: '10.0.0.253'},
+      {name: 'postgres', ttl: 2, start: 'pg start', stop: 'pg stop', nodes: ['s1', 's2', 's3'], vip: '10.0.0.253', rbdImage: 'rbd/postgres'},
       {name: 'dhcp', ttl: 5, unit: 'xcluster-dhcp.service'},
     ])
   })
@@ -53,6 +53,8 @@ describe('services: in the spec', () => {
     oneProblem(withServices('  - {name: a, unit: u, vip: 10.9.0.1}\n'), 'services[0].vip', 'outside the subnet')
     oneProblem(withServices('  - {name: A_b, unit: u}\n'), 'services[0].name', 'not a valid service name')
     oneProblem(`${EXAMPLE}services: {a: 1}\n`, 'services', 'must be a list')
+    oneProblem(withServices('  - {name: a, unit: u, rbdImage: postgres}\n'), 'services[0].rbdImage', 'not an RBD image name')
+    oneProblem(withServices("  - {name: a, unit: u, rbdImage: 'rbd/pg; rm -rf /'}\n"), 'services[0].rbdImage', 'not an RBD image name')
   })
 })
 

@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
 
+import {RbdCli, releaseRbdLock, takeRbdLock} from '../ceph/rbd.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
 
@@ -27,6 +28,7 @@ export interface InProcessService {
 export class ServiceRunner {
   running = false
   private queue: Promise<unknown> = Promise.resolve()
+  private readonly rbd = new RbdCli()
 
   constructor(
     readonly service: ServiceSpec,
@@ -36,6 +38,12 @@ export class ServiceRunner {
 
   start(token: string): Promise<CommandOutcome> {
     return this.serial(async () => {
+      // The image's lock first: the service never runs on data another leadership still holds.
+      const image = this.service.rbdImage
+      if (image) {
+        const locked = await timed(() => takeRbdLock(this.rbd, image, this.node, token))
+        if (!locked.ok) return {...locked, output: `could not lock ${image}: ${locked.output}`}
+      }
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).start(token))
         this.running = outcome.ok
@@ -54,13 +62,21 @@ export class ServiceRunner {
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).stop(token))
         this.running = false
-        return outcome
+        return this.releaseLock(token, outcome)
       }
       const outcome = await this.exec(this.service.unit ? `systemctl stop ${quote(this.service.unit)}` : (this.service.stop as string), token ?? '', timeoutMs)
       // A failed stop command still leaves us not claiming the service: leadership is gone.
       this.running = false
-      return outcome
+      return this.releaseLock(token, outcome)
     })
+  }
+
+  /** After a stop: frees the image for the next leader at once (else it breaks the lock itself). */
+  private async releaseLock(token: string | null, outcome: CommandOutcome): Promise<CommandOutcome> {
+    const image = this.service.rbdImage
+    if (!image || !token) return outcome
+    const released = await timed(() => releaseRbdLock(this.rbd, image, this.node, token))
+    return released.ok ? outcome : {...outcome, output: `${outcome.output}\nlock of ${image} not released: ${released.output}`}
   }
 
   private serial<R>(fn: () => Promise<R>): Promise<R> {

@@ -1,3 +1,4 @@
+import type {RbdLockHolder} from '../ceph/rbd.js'
 import {ExitStatus, preconditionError, usageError, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
@@ -134,22 +135,24 @@ export async function requestHandover(store: EtcdStore, service: string, to: str
 }
 
 export type VipHolders = (address: string) => Promise<string[]>
+/** The holders of an RBD image's locks, or null when they cannot be read from here. */
+export type RbdHolders = (image: string) => Promise<RbdLockHolder[] | null>
 
 export interface Disagreement {
   service: string
-  kind: 'multiple-leaders' | 'leader-mismatch' | 'leader-without-view' | 'stale-view' | 'vip-not-on-leader' | 'vip-on-several-nodes'
+  kind: 'multiple-leaders' | 'leader-mismatch' | 'leader-without-view' | 'stale-view' | 'vip-not-on-leader' | 'vip-on-several-nodes' | 'rbd-lock-not-on-leader' | 'rbd-lock-several'
   nodes: string[]
   message: string
 }
 
 export interface CheckResult {
   ok: boolean
-  services: {service: string; leader: string | null; token: string | null; believers: string[]; vipHolders: string[] | null}[]
+  services: {service: string; leader: string | null; token: string | null; believers: string[]; vipHolders: string[] | null; rbdHolders: {node: string | null; token: string | null; lock: string}[] | null}[]
   disagreements: Disagreement[]
 }
 
 /** Every way the published views, etcd's leader key and the VIP can disagree, for one sample. */
-function disagreements(state: ElectionState, service: ServiceSpec | undefined, vipHolders: string[] | null): Disagreement[] {
+function disagreements(state: ElectionState, service: ServiceSpec | undefined, vipHolders: string[] | null, rbdHolders: RbdLockHolder[] | null): Disagreement[] {
   const out: Disagreement[] = []
   const s = state.service
   const believers = state.views.filter((v) => v.believesLeader)
@@ -176,24 +179,51 @@ function disagreements(state: ElectionState, service: ServiceSpec | undefined, v
       out.push({service: s, kind: 'vip-not-on-leader', nodes: [...vipHolders, state.leader], message: `the VIP ${service.vip} of ${s} is on ${vipHolders[0] ?? 'no node'}, but ${state.leader} leads`})
     }
   }
+  if (service?.rbdImage && rbdHolders) out.push(...rbdDisagreements(state, service.rbdImage, rbdHolders))
   return out
+}
+
+/** The image's lock must be held by the leader's current leadership, and by nobody else. */
+function rbdDisagreements(state: ElectionState, image: string, holders: RbdLockHolder[]): Disagreement[] {
+  const s = state.service
+  const who = (h: RbdLockHolder) => (h.node ? `${h.node} (token ${h.token})` : `${h.lock.locker} (lock "${h.lock.id}")`)
+  const nodes = (hs: RbdLockHolder[]) => hs.map((h) => h.node ?? h.lock.locker)
+  if (holders.length > 1) {
+    return [{service: s, kind: 'rbd-lock-several', nodes: nodes(holders), message: `${image} of ${s} is locked by ${holders.map(who).join(' and ')} at once`}]
+  }
+  const [holder] = holders
+  if (!state.leader) {
+    return holder ? [{service: s, kind: 'rbd-lock-not-on-leader', nodes: nodes(holders), message: `${image} of ${s} is locked by ${who(holder)}, but nobody leads`}] : []
+  }
+  if (!holder) return [{service: s, kind: 'rbd-lock-not-on-leader', nodes: [state.leader], message: `${state.leader} leads ${s} (token ${state.token}), but ${image} is not locked`}]
+  if (holder.node !== state.leader || holder.token !== state.token) {
+    return [{service: s, kind: 'rbd-lock-not-on-leader', nodes: [...nodes(holders), state.leader], message: `${image} of ${s} is locked by ${who(holder)}, but ${state.leader} leads with token ${state.token}`}]
+  }
+  return []
 }
 
 const fingerprint = (d: Disagreement): string => `${d.service}|${d.kind}|${[...d.nodes].sort().join(',')}`
 
 /**
- * Split-brain detection: compares every daemon's published view with etcd's leader key and the
- * VIP holder. A handover in flight looks like a disagreement for a few milliseconds, so a
+ * Split-brain detection: compares every daemon's published view with etcd's leader key, the
+ * VIP holder and the holder of the service's RBD image lock. A handover in flight looks like a disagreement for a few milliseconds, so a
  * second sample is taken and only what persists in both is reported.
  */
-export async function checkElections(store: EtcdStore, spec: ClusterSpec | undefined, vipHolders?: VipHolders, resampleMs: number = settings.election.checkResampleMs): Promise<CheckResult> {
+export async function checkElections(
+  store: EtcdStore,
+  spec: ClusterSpec | undefined,
+  probes: {vipHolders?: VipHolders; rbdHolders?: RbdHolders} = {},
+  resampleMs: number = settings.election.checkResampleMs,
+): Promise<CheckResult> {
+  const {vipHolders, rbdHolders} = probes
   const sample = async () => {
     const states = await listElections(store, spec)
     return Promise.all(
       states.map(async (state) => {
         const service = spec?.services?.find((x) => x.name === state.service)
         const holders = service?.vip && vipHolders ? await vipHolders(service.vip) : null
-        return {state, holders, found: disagreements(state, service, holders)}
+        const locks = service?.rbdImage && rbdHolders ? await rbdHolders(service.rbdImage) : null
+        return {state, holders, locks, found: disagreements(state, service, holders, locks)}
       }),
     )
   }
@@ -205,15 +235,16 @@ export async function checkElections(store: EtcdStore, spec: ClusterSpec | undef
   return summarize(second, second.flatMap((r) => r.found).filter((d) => before.has(fingerprint(d))))
 }
 
-function summarize(rows: {state: ElectionState; holders: string[] | null}[], found: Disagreement[]): CheckResult {
+function summarize(rows: {state: ElectionState; holders: string[] | null; locks: RbdLockHolder[] | null}[], found: Disagreement[]): CheckResult {
   return {
     ok: found.length === 0,
-    services: rows.map(({state, holders}) => ({
+    services: rows.map(({state, holders, locks}) => ({
       service: state.service,
       leader: state.leader,
       token: state.token,
       believers: state.views.filter((v) => v.believesLeader).map((v) => v.node),
       vipHolders: holders,
+      rbdHolders: locks?.map((h) => ({node: h.node, token: h.token, lock: h.lock.id})) ?? null,
     })),
     disagreements: found,
   }

@@ -63,6 +63,11 @@ export interface ServiceSpec {
   nodes?: string[]
   /** An address that must follow the leader (checked by `election check`). */
   vip?: string
+  /**
+   * An RBD image (`pool/image`) only the leader may use: its daemon takes the image's lock
+   * (`xcluster:<node>:<token>`) before starting the service and frees it after stopping.
+   */
+  rbdImage?: string
 }
 
 /** The validated cluster spec, as stored in etcd under `spec`. */

@@ -1,3 +1,4 @@
+import {RBD_IMAGE} from '../ceph/rbd.js'
 import {NODE_TYPES, type NodeType} from '../nodes/record.js'
 import {
   fromInt,
@@ -36,7 +37,7 @@ const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as co
 const SSH_KEYS = ['user', 'key'] as const
 const NODE_KEYS = ['name', 'mac', 'ip', 'type'] as const
 const NODE_REQUIRED = ['name', 'mac'] as const
-const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip'] as const
+const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip', 'rbdImage'] as const
 /** etcd's lease floor with default timings is 2 s (1.5 x the 1 s election timeout). */
 const SERVICE_TTL = {default: 2, min: 1, max: 300} as const
 
@@ -365,6 +366,10 @@ class SpecChecker {
       }
     }
     const vip = entry.vip === undefined || entry.vip === null ? undefined : this.address(entry.vip, [...path, 'vip'], 'VIP', subnet)
+    const rbdImage = this.string(entry.rbdImage, [...path, 'rbdImage'], 'RBD image')
+    if (rbdImage !== undefined && !RBD_IMAGE.test(rbdImage)) {
+      this.report([...path, 'rbdImage'], `"${rbdImage}" is not an RBD image name`, 'Write pool/image, e.g. rbdImage: rbd/postgres.')
+    }
     if (name === undefined) return undefined
     return {
       name,
@@ -372,6 +377,7 @@ class SpecChecker {
       ...(unit === undefined ? {start, stop} : {unit}),
       ...(allowed ? {nodes: allowed} : {}),
       ...(vip === undefined ? {} : {vip: fromInt(vip)}),
+      ...(rbdImage === undefined ? {} : {rbdImage}),
     }
   }
 
