@@ -52,6 +52,8 @@ mon allow pool size one = true
 mon allow pool delete = true
 osd crush chooseleaf type = 0
 mon warn on pool no redundancy = false
+mon data avail crit = 0
+mon data avail warn = 0
 auth allow insecure global id reclaim = false
 [mon]
 mon data = ${dir}/mon.$id
