@@ -53,7 +53,9 @@ describe('PXE boot of a QEMU guest: iPXE firmware, xcluster DHCP, the boot scrip
     etcd = await startEtcd()
     store = new EtcdStore({endpoints: [etcd.endpoint], cluster: 'xcluster'})
     await applyPlan(store, await planApply(store, spec))
-    // The guest's tap and the link to the server share a bridge in the client namespace.
+    // The guest's tap and the link to the server share a bridge in the client namespace. A
+    // minimal machine may lack the tun device node (the module is there): make it.
+    if (!existsSync('/dev/net/tun')) execFileSync('sh', ['-c', 'mkdir -p /dev/net && mknod -m 666 /dev/net/tun c 10 200'])
     net.create([`${SERVER}/20`])
     ip('-n', net.ns, 'link', 'add', 'br0', 'type', 'bridge')
     ip('-n', net.ns, 'tuntap', 'add', 'tap0', 'mode', 'tap')
