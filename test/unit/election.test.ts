@@ -41,6 +41,12 @@ describe('services: in the spec', () => {
     ])
   })
 
+  it('the commented example in templates/xcluster.yaml is valid once uncommented', () => {
+    const uncommented = EXAMPLE.replace(/^# services:\n((?:#   - .*\n)+)/m, (_m, items: string) => `services:\n${items.replaceAll('#   - ', '  - ')}`)
+    assert.notEqual(uncommented, EXAMPLE, 'the template has a commented services example')
+    assert.deepEqual(valid(uncommented).services?.map((s) => s.name), ['postgres', 'dhcp'])
+  })
+
   it('rejects each kind of bad service with the path, a reason and a fix', () => {
     oneProblem(withServices("  - {name: a, start: x, stop: y, color: red}\n"), 'services[0].color', 'unknown key')
     oneProblem(withServices('  - {name: a, unit: u, start: x, stop: y}\n'), 'services[0].unit', 'both unit')
