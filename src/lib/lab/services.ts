@@ -1,4 +1,4 @@
-import {existsSync, mkdirSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createConnection, createServer} from 'node:net'
 import {join} from 'node:path'
 
@@ -11,16 +11,42 @@ import {must, run, spawnDaemon, waitFor} from './system.js'
 
 const ADMIN_NS = netnsName('admin')
 
+/** Ports handed out by this process: two calls in a row never return the same one. */
+const handedOut = new Set<number>()
+
+/**
+ * A free loopback TCP port *below* the kernel's ephemeral range. Port 0 would give one from that
+ * range, which outgoing connections also draw from: between our check and the server's bind, a
+ * client socket could take it ("address already in use").
+ */
 export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address() as {port: number}
-      srv.close(() => resolve(port))
-    })
-  })
+  const low = ephemeralLow()
+  const from = Math.max(1024, Math.min(20_000, low - 2000))
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = from + Math.floor(Math.random() * (low - from))
+    if (handedOut.has(port)) continue
+    if (await bindable(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
+  throw new Error(`no free loopback port found between ${from} and ${low}`)
 }
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768
+  } catch {
+    return 32768
+  }
+}
+
+const bindable = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const srv = createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
 
 const loopbackOpen = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
