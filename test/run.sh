@@ -44,6 +44,8 @@ else
 fi
 
 count() { awk -v k="# $1" '$1" "$2 == k {n += $3} END {print n + 0}' "$out"/*.tap; }
-echo "$(count pass) passed, $(count fail) failed"
+# A test cancelled (its hook failed, or it timed out) counts as failed; so does a skipped one:
+# nothing may be skipped silently.
+echo "$(count pass) passed, $(( $(count fail) + $(count cancelled) + $(count skipped) )) failed"
 rm -rf "$out"
 exit $status
