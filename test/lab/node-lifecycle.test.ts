@@ -62,6 +62,10 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   }
 }
 
+const pick = (rows: {name: string; ip: string | null; leasedIp?: string}[], name: string) => {
+  const row = rows.find((r) => r.name === name)
+  return {ip: row?.ip, leasedIp: row?.leasedIp}
+}
 const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what}: ${r.stderr}${r.stdout}`)
 const nodeState = async (name: string) => (await store.getJson<NodeRecord>(store.keys.node(name)))!.value
 
@@ -105,6 +109,14 @@ describe('node lifecycle on the lab', () => {
     assert.match(leased.s4, /^10\.0\.0\.(1[1-9]|2\d|30)$/)
     assert.match(leased.c1, /^10\.0\.0\.(5[1-9]|6\d|70)$/)
     assert.match(leased.f1, /^10\.0\.0\.(7[1-9]|80)$/)
+  })
+
+  it('node list shows the leased address of the nodes without a fixed IP', async () => {
+    const listed = (await cli('node', 'list', '--json')).json<{name: string; ip: string | null; leasedIp?: string}[]>()
+    for (const name of DHCP_NODES) assert.deepEqual(pick(listed, name), {ip: null, leasedIp: leased[name]}, name)
+    assert.deepEqual(pick(listed, 's1'), {ip: '10.0.0.2', leasedIp: undefined})
+    const table = (await cli('node', 'list')).stdout
+    assert.match(table, new RegExp(`s4 .* ${leased.s4.replaceAll('.', '\\.')} \\(dhcp\\)`))
   })
 
   it('adds the six lab nodes in one run, writing the rendered files on each', async () => {

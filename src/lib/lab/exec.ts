@@ -49,6 +49,8 @@ export function hostCommand(state: LabState, name: string, command: string[]): H
         [env.etcd]: state.etcdEndpoint,
         [env.cluster]: state.cluster,
         [env.labDir]: state.dir,
+        // The operator's key: the lab's nodes authorize it, as provisioned machines would.
+        [env.sshKey]: state.sshKey,
       },
       via: 'netns',
     }

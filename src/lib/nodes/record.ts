@@ -40,6 +40,8 @@ export interface NodeSummary {
   type: NodeType
   mac: string
   ip: string | null
+  /** For a node without a fixed IP: the address DHCP leases to its MAC now (bound, unexpired). */
+  leasedIp?: string
   state: NodeState
   /** Why the node is failed, draining or drained; absent otherwise. */
   reason?: string
