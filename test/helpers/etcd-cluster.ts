@@ -173,3 +173,19 @@ export async function waitHealthyIn(host: MemberHost, endpoints: string[], timeo
     await new Promise((r) => setTimeout(r, 100))
   }
 }
+
+/**
+ * The highest raft term the reachable members report. A change means etcd elected a new leader,
+ * and a new etcd leader extends every lease (by design), so a lease-expiry time measured across
+ * it is not the election's own.
+ */
+export async function raftTerm(endpoints: string[]): Promise<number> {
+  let term = 0
+  for (const endpoint of endpoints) {
+    const res = await fetch(`${endpoint}/v3/maintenance/status`, {method: 'POST', body: '{}', signal: AbortSignal.timeout(1000)}).catch(() => undefined)
+    if (!res?.ok) continue
+    const body = (await res.json()) as {raftTerm?: string; header?: {raft_term?: string}}
+    term = Math.max(term, Number(body.raftTerm ?? body.header?.raft_term ?? 0))
+  }
+  return term
+}
