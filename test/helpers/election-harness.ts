@@ -3,6 +3,7 @@ import {appendFileSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {BIN} from './cli.js'
+import {raftTerm} from './etcd-cluster.js'
 
 /** One line the guarded service's start/stop command wrote: what ran, where, with which token, when. */
 export interface ServiceEvent {
@@ -135,3 +136,19 @@ export function writeSpec(path: string, base: string, services: string): void {
 }
 
 export const specBase = (root: string): string => readFileSync(join(root, 'templates', 'xcluster.yaml'), 'utf8')
+
+/**
+ * Runs a failover trial until it ran on a stable etcd, at most `attempts` times. A new etcd raft
+ * leader extends every lease, so a trial across one measures etcd, not the daemon; `again`
+ * restores what the trial broke before the next one.
+ */
+export async function onStableEtcd<T>(endpoints: string[], trial: () => Promise<T>, again: (result: T) => Promise<void>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const term = await raftTerm(endpoints)
+    if (term <= 0) throw new Error(`etcd at ${endpoints.join(',')} reports no raft term`)
+    const result = await trial()
+    if ((await raftTerm(endpoints)) === term || attempt >= attempts) return result
+    console.log('# etcd elected a new raft leader during the trial (leases extended): trying again')
+    await again(result)
+  }
+}
