@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {renderKeepalivedConfig, vrrpPriority} from '../../src/lib/election/keepalived.js'
+import {ipv4Addresses} from '../../src/lib/election/vip.js'
 import {safetyMarginMs} from '../../src/lib/election/lease.js'
 import {checkSpecText} from '../../src/lib/spec/parse.js'
 import type {SpecProblem} from '../../src/lib/spec/problems.js'
@@ -90,5 +91,17 @@ describe('keepalived config', () => {
     assert.match(text, /script "\/bin\/true"/)
     assert.match(text, /track_script \{\s+admin_health/)
     assert.doesNotMatch(text, /\{\{/)
+  })
+})
+
+describe('ip -o -4 addr output', () => {
+  it('yields every IPv4 address, a VIP among them, and no prefix look-alikes', () => {
+    const out = [
+      '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
+      '2: eth0    inet 10.0.0.2/24 brd 10.0.0.255 scope global eth0\\       valid_lft forever preferred_lft forever',
+      '2: eth0    inet 10.0.0.254/32 scope global eth0\\       valid_lft forever preferred_lft forever',
+    ].join('\n')
+    assert.deepEqual(ipv4Addresses(out), ['127.0.0.1', '10.0.0.2', '10.0.0.254'])
+    assert.equal(ipv4Addresses(out).includes('10.0.0.25'), false)
   })
 })

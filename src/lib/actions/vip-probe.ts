@@ -1,3 +1,4 @@
+import {ipv4Addresses} from '../election/vip.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {HostPool} from '../ssh/index.js'
 import type {ClusterSpec} from '../spec/types.js'
@@ -19,17 +20,17 @@ export async function sshVipProbe(store: EtcdStore, spec: ClusterSpec, access: S
   const {hosts} = await nodeHosts(store, spec, core, access)
   const pool = new HostPool({retries: 0})
   const unreachable: string[] = []
-  const addresses = new Map<string, Promise<string>>()
+  const addresses = new Map<string, Promise<string[]>>()
   const read = (name: string) => {
     let pending = addresses.get(name)
     if (!pending) {
       const host = hosts.find((h) => h.name === name)!
       pending = pool
         .get(host.target)
-        .then(async (ssh) => (await ssh.run('ip -o -4 addr show')).stdout)
+        .then(async (ssh) => ipv4Addresses((await ssh.run('ip -o -4 addr show')).stdout))
         .catch(() => {
           unreachable.push(name)
-          return ''
+          return []
         })
       addresses.set(name, pending)
     }
@@ -38,7 +39,7 @@ export async function sshVipProbe(store: EtcdStore, spec: ClusterSpec, access: S
   return {
     unreachable,
     async holders(address) {
-      const on = await Promise.all(core.map(async (name) => (new RegExp(`\\binet ${address.replaceAll('.', '\\.')}/`).test(await read(name)) ? name : undefined)))
+      const on = await Promise.all(core.map(async (name) => ((await read(name)).includes(address) ? name : undefined)))
       return on.filter((n): n is string => n !== undefined)
     },
     close: () => pool.closeAll(),

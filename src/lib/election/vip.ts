@@ -17,11 +17,16 @@ export function declaredVips(spec: ClusterSpec): {address: string; purpose: stri
   return [{address: spec.network.adminVip, purpose: 'admin'}, ...(spec.services ?? []).filter((s) => s.vip).map((s) => ({address: s.vip as string, purpose: s.name}))]
 }
 
+/** The IPv4 addresses in the output of `ip -o -4 addr show`, wherever it ran. */
+export function ipv4Addresses(ipAddrOutput: string): string[] {
+  return [...ipAddrOutput.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1] as string)
+}
+
 /** The IPv4 addresses on every interface of a network namespace (`ip -n NS -o -4 addr`). */
 export async function namespaceAddresses(namespace: string): Promise<string[]> {
   try {
     const {stdout} = await run('ip', ['-n', namespace, '-o', '-4', 'addr', 'show'])
-    return [...stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1] as string)
+    return ipv4Addresses(stdout)
   } catch {
     return [] // no such namespace: the node is down
   }

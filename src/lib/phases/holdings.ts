@@ -1,5 +1,5 @@
 import {listElections, requestHandover} from '../election/status.js'
-import {declaredVips} from '../election/vip.js'
+import {declaredVips, ipv4Addresses} from '../election/vip.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'
 
@@ -24,8 +24,8 @@ export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
       .filter((e) => e.leader === host.name && e.token)
       .map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => c !== host.name)}))
     const ssh = await ctx.ssh(host)
-    const addresses = (await ssh.run('ip -o -4 addr show')).stdout
-    const vips = declaredVips(ctx.spec).map((v) => v.address).filter((a) => new RegExp(`\\binet ${a.replaceAll('.', '\\.')}/`).test(addresses))
+    const addresses = ipv4Addresses((await ssh.run('ip -o -4 addr show')).stdout)
+    const vips = declaredVips(ctx.spec).map((v) => v.address).filter((a) => addresses.includes(a))
     let osds: number[] = []
     if ((await ssh.exec('command -v ceph >/dev/null')).code === 0) {
       osds = JSON.parse((await ssh.run(`ceph osd ls-tree ${host.name} --format json`, {sudo: true})).stdout || '[]') as number[]
