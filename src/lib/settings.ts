@@ -26,10 +26,10 @@ export const settings = {
   packageProxyPort: 3128,
   etcdClientPort: 2379,
   packageInstallTimeoutMs: 600_000,
-  /** How long `node drain` waits for Ceph to move data off a node's OSDs. */
-  cephDrainTimeoutMs: 30 * 60_000,
-  cephDrainPollMs: 1000,
   ceph: {
+    /** How long `node drain` waits for Ceph to move data off a node's OSDs, polling this often. */
+    drainTimeoutMs: 30 * 60_000,
+    drainPollMs: 1000,
     /** The rbd CLI election daemons and checks use (MicroCeph: microceph.rbd). */
     rbd: process.env.XCLUSTER_RBD ?? 'rbd',
     commandTimeoutMs: 10_000,

@@ -1,3 +1,4 @@
+import {osdsOnNode} from '../ceph/osd.js'
 import {listElections, requestHandover} from '../election/status.js'
 import {declaredVips, ipv4Addresses} from '../election/vip.js'
 import type {Phase} from '../tasks/phase.js'
@@ -26,10 +27,7 @@ export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
     const ssh = await ctx.ssh(host)
     const addresses = ipv4Addresses((await ssh.run('ip -o -4 addr show')).stdout)
     const vips = declaredVips(ctx.spec).map((v) => v.address).filter((a) => addresses.includes(a))
-    let osds: number[] = []
-    if ((await ssh.exec('command -v ceph >/dev/null')).code === 0) {
-      osds = JSON.parse((await ssh.run(`ceph osd ls-tree ${host.name} --format json`, {sudo: true})).stdout || '[]') as number[]
-    }
+    const osds = await osdsOnNode(ssh, host.name)
     ctx.holdings.set(host.name, {leaderships, vips, osds})
   },
 }
