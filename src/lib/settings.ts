@@ -30,8 +30,8 @@ export const settings = {
     /** How long `node drain` waits for Ceph to move data off a node's OSDs, polling this often. */
     drainTimeoutMs: 30 * 60_000,
     drainPollMs: 1000,
-    /** The rbd CLI election daemons and checks use (MicroCeph: microceph.rbd). */
-    rbd: process.env.XCLUSTER_RBD ?? 'rbd',
+    /** The rbd CLI election daemons and checks use (env XCLUSTER_RBD; MicroCeph: microceph.rbd). */
+    rbd: 'rbd',
     commandTimeoutMs: 10_000,
   },
   /** Hosts worked on at once within a phase (`--concurrency`). */
@@ -167,4 +167,5 @@ export const env = {
   labDir: 'XCLUSTER_LAB_DIR',
   lanInterface: 'XCLUSTER_LAN_INTERFACE',
   sshKey: 'XCLUSTER_SSH_KEY',
+  rbd: 'XCLUSTER_RBD',
 } as const

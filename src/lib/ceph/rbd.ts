@@ -1,6 +1,6 @@
 import {execFile} from 'node:child_process'
 
-import {settings} from '../settings.js'
+import {env, settings} from '../settings.js'
 
 /** One advisory lock on an RBD image, as `rbd lock ls` prints it. */
 export interface RbdLock {
@@ -37,7 +37,7 @@ export const RBD_IMAGE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){1,2}$/
  */
 export class RbdCli {
   constructor(
-    private readonly bin: string = settings.ceph.rbd,
+    private readonly bin: string = process.env[env.rbd] || settings.ceph.rbd,
     private readonly timeoutMs: number = settings.ceph.commandTimeoutMs,
   ) {}
 
@@ -59,7 +59,8 @@ export class RbdCli {
   private call(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
       execFile(this.bin, args, {timeout: this.timeoutMs, encoding: 'utf8'}, (err, stdout, stderr) => {
-        if (err) reject(new Error(`${this.bin} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop()}`))
+        // The cause keeps the spawn error's code: ENOENT means there is no rbd CLI on this host.
+        if (err) reject(new Error(`${this.bin} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop()}`, {cause: err}))
         else resolve(stdout)
       })
     })
@@ -98,7 +99,7 @@ export function localRbdHolders(rbd: RbdCli = new RbdCli()): (image: string) => 
     try {
       return (await rbd.locks(image)).map(rbdLockHolder)
     } catch (err) {
-      if (/ENOENT/.test(String((err as Error).message))) return null
+      if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null
       throw err
     }
   }
