@@ -5,6 +5,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {usageError} from '../lib/errors.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
+import {settings} from '../lib/settings.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static summary = 'Run this node\'s xcluster daemons: leader election for singleton services, and the DHCP/PXE server.'
@@ -47,7 +48,7 @@ Events are logged to stderr as JSON lines.`
     log('serve', 'stopped', {by: result.stoppedBy, ...(result.dhcp ? {dhcp: result.dhcp} : {})})
     // Every service is stopped by now: a socket stuck on an unreachable etcd must not keep the
     // process alive (systemd would wait, then SIGKILL). The timer is unref'd: a clean exit wins.
-    setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref()
+    setTimeout(() => process.exit(process.exitCode ?? 0), settings.serveUnit.exitGraceMs).unref()
     return result
   }
 }

@@ -8,6 +8,9 @@ export const settings = {
   etcdUnavailableRetryMs: 3000,
   /** How long a failing etcd member is skipped before it is tried again. */
   etcdMemberBackoffMs: 200,
+  /** A watch etcd cancelled is re-created after this long, doubling up to the max. */
+  etcdWatchRetryMinMs: 100,
+  etcdWatchRetryMaxMs: 2000,
   sshConnectTimeoutMs: 5000,
   sshConnectRetries: 5,
   /** First pause between SSH connect attempts; doubles per attempt up to the max. */
@@ -86,8 +89,18 @@ export const settings = {
     safetyMarginFraction: 0.25,
     safetyMarginMinMs: 250,
     safetyMarginMaxMs: 1000,
-    /** Keepalives per TTL: several may be lost before the margin is reached. */
-    keepalivesPerTtl: 8,
+    /**
+     * Keepalives per TTL, sent to every etcd member at once: an answer refreshes the lease bound
+     * within a tick of the cluster being able to give one (after an etcd leader election).
+     */
+    keepalivesPerTtl: 20,
+    keepaliveMinIntervalMs: 50,
+    /**
+     * The guardian kills an instance this fraction of the safety margin before the lease could
+     * expire: the time a kill takes even on a loaded host. What is left of the margin is the
+     * stop command's time after a demotion.
+     */
+    guardianKillFraction: 0.5,
     /** The local safety check and state machine tick. */
     tickMs: 50,
     /** History entries kept per service. */
@@ -96,8 +109,17 @@ export const settings = {
     handoverTimeoutMs: 10_000,
     /** Per etcd call made by a campaign (the lease deadline bounds it further). */
     callTimeoutMs: 1000,
-    /** How long a start or stop command may take before it is reported as failed. */
-    commandTimeoutMs: 30_000,
+    /** How long a start command may take before the instance is killed and the start reported failed. */
+    startTimeoutMs: 30_000,
+    /** How long a stop command may take (while this node still leads) before the instance is killed. */
+    stopTimeoutMs: 30_000,
+    /**
+     * Where serve keeps its instances' output and the node lock's state (env XCLUSTER_RUN_DIR),
+     * one directory per node name.
+     */
+    runDir: '/run/xcluster/serve',
+    /** The runtime drop-in that binds a `unit:` service to the serve unit (BindsTo=). */
+    bindingDropIn: '50-xcluster-serve.conf',
     /** After the service stopped, how long a shutdown may spend releasing its seat and lease. */
     shutdownCleanupMs: 3000,
     /** `election check` re-samples once after this long so a handover in flight is not reported. */
@@ -118,9 +140,15 @@ export const settings = {
   },
   /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
   serveUnit: {
+    name: 'xcluster-serve.service',
     bin: '/usr/local/bin/xcluster',
+    /** The guardian and the lease revoker on a node (this checkout in the lab). */
+    libexecDir: '/opt/xcluster/libexec',
     envFile: '/etc/xcluster/serve.env',
-    stopTimeoutSeconds: 35,
+    /** Added to the computed stop budget (serveStopBudgetMs) for TimeoutStopSec. */
+    stopSlackSeconds: 5,
+    /** After its services stopped, serve exits within this even if a socket keeps it alive. */
+    exitGraceMs: 2000,
     restartSeconds: 1,
   },
   keepalived: {
@@ -129,6 +157,8 @@ export const settings = {
     routerId: 54,
     topPriority: 150,
     priorityStep: 10,
+    /** Seconds between VRRP adverts: a dead holder is noticed after about 3 of them. */
+    advertIntSeconds: 1,
     /** Exit 0 while this node's admin services are healthy (the admin election's view). */
     trackScript: '/usr/local/bin/xcluster-admin-healthy',
   },
@@ -138,7 +168,7 @@ export const settings = {
     /** Relative to the package root. */
     defaultSpec: 'templates/xcluster.yaml',
     suite: 'bookworm',
-    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps', 'etcd-server'],
+    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps', 'etcd-server', 'etcd-client'],
     /** Where each node sees this checkout (read-only bind mount): the node's xcluster runs it. */
     repoMount: '/opt/xcluster',
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
@@ -168,4 +198,5 @@ export const env = {
   lanInterface: 'XCLUSTER_LAN_INTERFACE',
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
+  runDir: 'XCLUSTER_RUN_DIR',
 } as const

@@ -1,16 +1,20 @@
 /**
  * The fencing checker: at least 200 randomized fault trials against real daemons
- * (`xcluster serve --elect`) and a real 3-member etcd, recording every (token, start, stop)
- * interval in which a daemon ran its guarded service, then asserting that no two intervals
- * overlap and that tokens only grow.
+ * (`xcluster serve --elect`) and a real 3-member etcd, where each leadership runs a real
+ * long-running service process (test/helpers/service-instance.mjs). What is checked is what a
+ * user of the service would see, measured outside the daemons: each instance process's own
+ * first instant and its death (the kernel closing its socket to the InstanceMonitor). No two
+ * instances of a service may ever be alive at once, tokens only grow, and every write an
+ * instance makes with a token that no longer leads is refused by etcd.
  *
- * To fit the suite, six independent groups (one service, three daemons each) run their trials
- * in parallel with a 1 s TTL (etcd's lease floor with 500 ms elections), while etcd members are
- * crashed and restarted underneath them, sometimes two at once (quorum loss).
- *
- * A frozen process (SIGSTOP) cannot act, so a freeze after which the daemon demoted itself
- * ends that leader's interval at the moment it froze; a daemon that is still a safe leader after
- * a short freeze keeps its interval. A SIGKILL ends it at the kill (the node died with its service).
+ * Faults, chosen at random: the leader's serve killed (SIGKILL, as the OOM killer does), crashed
+ * (SIGABRT), stopped (SIGTERM), frozen (SIGSTOP for up to 2.5 TTLs, then SIGCONT), cut off from
+ * etcd by a network partition (the last group talks to etcd through relays the test can cut);
+ * a follower killed or frozen; transfers and resignations. Underneath, etcd members crash and
+ * restart, sometimes two at once (quorum loss). A frozen or partitioned serve cannot stop its
+ * instance itself: its guardian must, before any successor can start. To fit the suite, six
+ * groups (one service, three daemons each) run their trials in parallel with a 1 s TTL
+ * (etcd's lease floor with 500 ms elections).
  */
 import assert from 'node:assert/strict'
 import {mkdtempSync, rmSync} from 'node:fs'
@@ -18,37 +22,33 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import {requestHandover} from '../../src/lib/election/handover.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
-import {requestHandover} from '../../src/lib/election/status.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
-import {Daemon, loggedService, readEvents, running, sleep, specBase, until, writeSpec, type ServiceEvent} from '../helpers/election-harness.js'
+import {Daemon, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcdCluster, waitHealthy, type EtcdCluster} from '../helpers/etcd-cluster.js'
+import {InstanceMonitor, instanceServiceYaml, monoMs, type InstanceLife} from '../helpers/instance-monitor.js'
+import {proxiesFor, type PartitionProxy} from '../helpers/partition-proxy.js'
 
 const TRIALS = Number(process.env.XCLUSTER_CHECKER_TRIALS ?? 200)
 const GROUPS = 6
+const TTL = 1
 const NODES = ['s1', 's2', 's3']
-const FAULTS = ['kill-leader', 'term-leader', 'pause-leader', 'pause-follower', 'kill-follower', 'transfer', 'resign'] as const
+const FAULTS = ['kill-leader', 'crash-leader', 'term-leader', 'pause-leader', 'partition-leader', 'pause-follower', 'kill-follower', 'transfer', 'resign'] as const
 type Fault = (typeof FAULTS)[number]
 
 let etcd: EtcdCluster
 let dir: string
 let store: EtcdStore
-
-interface Freeze {
-  node: string
-  from: number
-  to: number
-}
+let monitor: InstanceMonitor
 
 interface Group {
   service: string
-  log: string
   daemons: Map<string, Daemon>
-  /** Every daemon ever started, for the demotion events of woken leaders. */
-  all: Daemon[]
-  crashes: {node: string; at: number}[]
-  freezes: Freeze[]
+  /** The last group reaches etcd through relays the test can cut (one set per node). */
+  proxies?: Map<string, PartitionProxy[]>
+  faults: Partial<Record<Fault, number>>
   failovers: Partial<Record<Fault, number[]>>
 }
 
@@ -57,77 +57,59 @@ const pick = <T>(xs: readonly T[]): T => xs[random(xs.length)] as T
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'xct-election-checker-'))
+  monitor = await new InstanceMonitor(dir).start()
   etcd = await startEtcdCluster(3)
+  store = new EtcdStore({endpoints: etcd.endpoints, cluster: 'xcluster'})
   const file = join(dir, 'spec.yaml')
-  writeSpec(file, specBase(ROOT), Array.from({length: GROUPS}, (_, g) => loggedService(`chk${g}`, join(dir, `chk${g}.log`), 1)).join(''))
+  const services = Array.from({length: GROUPS}, (_, g) => `chk${g}`)
+  writeSpec(file, specBase(ROOT), services.map((s) => instanceServiceYaml(s, TTL, monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join(''))
   const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.etcdFlag}})
   assert.equal(applied.code, 0, applied.stderr)
-  store = new EtcdStore({endpoints: etcd.endpoints, cluster: 'xcluster'})
 })
 
 after(async () => {
   await store?.close()
   await etcd?.destroy()
+  await monitor?.close()
   if (process.env.XCLUSTER_KEEP_LOGS) console.log(`# logs kept in ${dir}`)
   else rmSync(dir, {recursive: true, force: true})
 })
 
-/** The intervals of activity per (node, token), cut at crashes and at freezes that ended in a demotion. */
-function intervals(group: Group): {node: string; token: string; start: number; end: number}[] {
-  const events = readEvents(group.log)
-  const out = []
-  for (const s of events.filter((e) => e.kind === 'start')) {
-    const stop = events.find((e) => e.kind === 'stop' && e.node === s.node && e.token === s.token && e.at >= s.at)
-    let end = stop?.at ?? Infinity
-    for (const c of group.crashes) if (c.node === s.node && c.at >= s.at && c.at < end) end = c.at
-    for (const f of group.freezes) {
-      if (f.node !== s.node || f.from < s.at || f.from >= end) continue
-      const demotedAfterWake = group.all.some((d) => d.node === s.node && d.events.some((e) => e.event === 'demoted' && e.token === s.token && e.receivedAt >= f.to))
-      if (demotedAfterWake) end = f.from
-    }
-    out.push({node: s.node, token: s.token, start: s.at, end})
-  }
-  return out.sort((a, b) => a.start - b.start)
-}
-
-/** The one service running now; a start whose node crashed later is not running. */
-function leaderNow(group: Group): ServiceEvent | undefined {
-  const r = running(readEvents(group.log)).filter((s) => !group.crashes.some((c) => c.node === s.node && c.at >= s.at))
-  return r.length === 1 ? r[0] : undefined
+function startDaemon(group: Group, node: string): Daemon {
+  const proxies = group.proxies?.get(node)
+  const endpoints = proxies ? proxies.map((p) => p.endpoint).join(',') : etcd.etcdFlag
+  const d = new Daemon(node, [group.service], endpoints, join(dir, `${group.service}-${node}.err`)).start()
+  group.daemons.set(node, d)
+  return d
 }
 
 async function restart(group: Group, node: string): Promise<void> {
   await sleep(random(800))
-  const d = new Daemon(node, [group.service], etcd.etcdFlag, join(dir, `${group.service}-${node}.err`)).start()
-  group.daemons.set(node, d)
-  group.all.push(d)
+  startDaemon(group, node)
 }
 
+/** The one live instance of the group's service, once there is exactly one. */
+const leaderNow = (group: Group): InstanceLife | undefined => monitor.only(group.service)
+
 async function trial(group: Group, fault: Fault): Promise<void> {
-  const leader = await until(`a leader of ${group.service}`, () => leaderNow(group), 20_000, 20)
+  const leader = await until(`a live instance of ${group.service}`, () => leaderNow(group), 30_000, 20)
   await sleep(100 + random(400))
-  const current = leaderNow(group)
-  if (!current || current.token !== leader.token) return
+  if (leaderNow(group)?.token !== leader.token) return
   const leaderDaemon = group.daemons.get(leader.node) as Daemon
   const followers = NODES.filter((n) => n !== leader.node)
-  const at = Date.now()
-  const record = () => {
-    const next = readEvents(group.log).find((e) => e.kind === 'start' && BigInt(e.token) > BigInt(leader.token))
-    if (next) (group.failovers[fault] ??= []).push(next.at - at)
+  if (fault === 'partition-leader' && !group.proxies) fault = 'pause-leader'
+  group.faults[fault] = (group.faults[fault] ?? 0) + 1
+  const at = monoMs()
+  const successor = async () => {
+    const next = await until('a successor', () => monitor.lives.find((l) => l.service === group.service && BigInt(l.token) > BigInt(leader.token)), 20_000, 20).catch(() => undefined)
+    if (next) (group.failovers[fault] ??= []).push(next.start - at)
   }
   switch (fault) {
-    case 'kill-leader': {
-      group.crashes.push({node: leader.node, at: Date.now()})
-      await leaderDaemon.stop('SIGKILL')
-      await until('a successor', () => leaderNow(group)?.token !== leader.token && leaderNow(group), 20_000, 20).catch(() => undefined)
-      record()
-      await restart(group, leader.node)
-      break
-    }
+    case 'kill-leader':
+    case 'crash-leader':
     case 'term-leader': {
-      await leaderDaemon.stop('SIGTERM')
-      await until('a successor', () => leaderNow(group)?.token !== leader.token && leaderNow(group), 20_000, 20).catch(() => undefined)
-      record()
+      await leaderDaemon.stop(fault === 'kill-leader' ? 'SIGKILL' : fault === 'crash-leader' ? 'SIGABRT' : 'SIGTERM')
+      await successor()
       await restart(group, leader.node)
       break
     }
@@ -135,18 +117,24 @@ async function trial(group: Group, fault: Fault): Promise<void> {
     case 'pause-follower': {
       const node = fault === 'pause-leader' ? leader.node : pick(followers)
       const d = group.daemons.get(node) as Daemon
-      const from = Date.now()
       d.signal('SIGSTOP')
-      await sleep(200 + random(2300))
-      const to = Date.now()
+      await sleep(200 + random(TTL * 2500))
       d.signal('SIGCONT')
-      group.freezes.push({node, from, to})
+      if (fault === 'pause-leader') await successor()
+      await sleep(300)
+      break
+    }
+    case 'partition-leader': {
+      const proxies = group.proxies?.get(leader.node) ?? []
+      for (const p of proxies) p.partition()
+      await sleep(500 + random(TTL * 2500))
+      for (const p of proxies) p.heal()
+      await successor()
       await sleep(300)
       break
     }
     case 'kill-follower': {
       const node = pick(followers)
-      group.crashes.push({node, at: Date.now()})
       await (group.daemons.get(node) as Daemon).stop('SIGKILL')
       await restart(group, node)
       break
@@ -154,14 +142,14 @@ async function trial(group: Group, fault: Fault): Promise<void> {
     case 'transfer':
     case 'resign': {
       await requestHandover(store, group.service, fault === 'transfer' ? pick(followers) : null, 5000).catch(() => undefined)
-      record()
+      await successor()
       break
     }
   }
   // The old leadership's token is dead once a newer one exists: etcd must refuse it.
-  const newer = readEvents(group.log).some((e) => BigInt(e.token) > BigInt(leader.token))
+  const newer = monitor.lives.some((l) => l.service === group.service && BigInt(l.token) > BigInt(leader.token))
   if (newer) {
-    const refused = !(await guardedWrite(store, group.service, leader.token, [{kind: 'put', key: `${store.keys.electionPrefix(group.service)}probe`, value: leader.token}]).catch(() => false))
+    const refused = !(await guardedWrite(store, group.service, leader.token, [{kind: 'put', key: `${store.keys.electionPrefix(group.service)}stale-probe`, value: leader.token}]).catch(() => false))
     assert.ok(refused, `${group.service}: a write guarded by the old token ${leader.token} was accepted`)
   }
 }
@@ -186,12 +174,14 @@ async function etcdChaos(stop: () => boolean, counts: {member: number; quorum: n
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 describe('fencing checker', () => {
-  it(`over ${TRIALS} randomized fault trials, no two service intervals overlap and tokens only grow`, {timeout: 600_000}, async () => {
-    const groups: Group[] = Array.from({length: GROUPS}, (_, g) => {
-      const service = `chk${g}`
-      const daemons = new Map(NODES.map((n) => [n, new Daemon(n, [service], etcd.etcdFlag, join(dir, `${service}-${n}.err`)).start()]))
-      return {service, log: join(dir, `${service}.log`), daemons, all: [...daemons.values()], crashes: [], freezes: [], failovers: {}}
-    })
+  it(`over ${TRIALS} randomized fault trials, no two live service instances ever overlap, tokens only grow, stale writes are refused`, {timeout: 900_000}, async () => {
+    const groups: Group[] = []
+    for (let g = 0; g < GROUPS; g++) {
+      const group: Group = {service: `chk${g}`, daemons: new Map(), faults: {}, failovers: {}}
+      if (g === GROUPS - 1) group.proxies = new Map(await Promise.all(NODES.map(async (n) => [n, await proxiesFor(etcd.endpoints)] as const)))
+      for (const n of NODES) startDaemon(group, n)
+      groups.push(group)
+    }
     let done = 0
     const started = Date.now()
     const counts = {member: 0, quorum: 0}
@@ -208,28 +198,36 @@ describe('fencing checker', () => {
     } finally {
       done = Math.max(done, TRIALS)
       await chaos
+      for (const g of groups) for (const ps of g.proxies?.values() ?? []) for (const p of ps) p.heal()
       await waitHealthy(etcd.endpoints, 15_000)
-      await Promise.all(groups.flatMap((g) => [...g.daemons.values()].map((d) => d.stop('SIGTERM'))))
+      await Promise.all(groups.flatMap((g) => [...g.daemons.values()].map((d) => d.stop('SIGTERM').catch(() => d.stop('SIGKILL')))))
+      for (const g of groups) for (const ps of g.proxies?.values() ?? []) for (const p of ps) await p.close()
     }
 
-    let total = 0
+    let lives = 0
     for (const group of groups) {
-      const list = intervals(group)
-      total += list.length
+      const list = monitor.lives.filter((l) => l.service === group.service).sort((a, b) => a.start - b.start)
+      lives += list.length
       for (const [i, cur] of list.entries()) {
-        assert.ok(Number.isFinite(cur.end), `${group.service}: ${cur.node} token ${cur.token} never stopped`)
         const next = list[i + 1]
-        if (!next) continue
-        assert.ok(BigInt(next.token) > BigInt(cur.token), `${group.service}: token ${next.token} (${next.node}) after ${cur.token} (${cur.node})`)
-        assert.ok(cur.end <= next.start, `${group.service}: ${cur.node} (token ${cur.token}) ran until ${cur.end.toFixed(1)}, ${next.node} (token ${next.token}) started at ${next.start.toFixed(1)}: overlap ${(cur.end - next.start).toFixed(1)} ms`)
+        if (next) assert.ok(BigInt(next.token) > BigInt(cur.token), `${group.service}: token ${next.token} (${next.node}) started after ${cur.token} (${cur.node})`)
       }
+      const overlaps = monitor.overlaps(group.service)
+      assert.deepEqual(overlaps.map((o) => `${o.a.node} (token ${o.a.token}, pid ${o.a.pid}) was alive ${o.ms.toFixed(1)} ms after ${o.b.node} (token ${o.b.token}) started`), [], `${group.service}: live instances overlapped`)
+      assert.deepEqual(monitor.staleWrites(group.service), [], `${group.service}: a write with a deposed token was applied`)
     }
+    const refused = groups.reduce((n, g) => n + monitor.refusedWrites(g.service), 0)
+    const applied = monitor.writes.filter((w) => w.applied).length
     const seconds = ((Date.now() - started) / 1000).toFixed(0)
-    console.log(`# checker: ${done} daemon fault trials + ${counts.member} etcd member crashes + ${counts.quorum} quorum losses in ${seconds} s; ${total} leadership intervals, no overlap, tokens strictly growing`)
+    console.log(`# checker: ${done} fault trials + ${counts.member} etcd member crashes + ${counts.quorum} quorum losses in ${seconds} s; ${lives} service instances, no two alive at once; ${applied} guarded writes applied in token order, ${refused} refused`)
+    const faults: Record<string, number> = {}
+    for (const g of groups) for (const [f, n] of Object.entries(g.faults)) faults[f] = (faults[f] ?? 0) + n
+    console.log(`#   faults: ${Object.entries(faults).map(([f, n]) => `${f} ${n}`).join(', ')}`)
     const byFault: Record<string, number[]> = {}
     for (const g of groups) for (const [f, xs] of Object.entries(g.failovers)) (byFault[f] ??= []).push(...xs)
-    for (const [f, xs] of Object.entries(byFault)) console.log(`#   ${f}: next leader after median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (n=${xs.length})`)
+    for (const [f, xs] of Object.entries(byFault)) console.log(`#   ${f}: next instance after median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (n=${xs.length})`)
     assert.ok(done >= TRIALS)
-    assert.ok(total >= TRIALS / 3, `only ${total} leadership intervals`)
+    assert.ok(lives >= TRIALS / 3, `only ${lives} service instances`)
+    assert.ok((faults['partition-leader'] ?? 0) > 0, 'no partition was tried')
   })
 })

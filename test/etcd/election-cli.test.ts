@@ -3,18 +3,21 @@
  * etcd and three real daemons, and the library's pause detection in-process.
  */
 import assert from 'node:assert/strict'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {Campaign} from '../../src/lib/election/campaign.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
-import type {HandoverResult, CheckResult, ElectionState} from '../../src/lib/election/status.js'
+import {instanceScope, processAlive, type InstanceScope} from '../../src/lib/election/instance.js'
+import type {HandoverResult} from '../../src/lib/election/handover.js'
+import type {CheckResult} from '../../src/lib/election/split-brain.js'
+import type {ElectionState} from '../../src/lib/election/state.js'
 import type {HistoryEntry} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
-import {Daemon, loggedService, readEvents, running, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
+import {Daemon, daemonRunDir, loggedService, readEvents, running, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {type TestEtcd} from '../helpers/etcd.js'
 import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
 
@@ -25,6 +28,8 @@ let env: Record<string, string>
 const daemons: Daemon[] = []
 const log = (s: string) => join(dir, `${s}.log`)
 const cli = (args: string[]) => xcluster(args, {env})
+/** An in-process campaign's instances live where this file's daemons keep theirs. */
+const testScope = (node: string): InstanceScope => instanceScope(store.connection, node, daemonRunDir())
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'xct-election-cli-'))
@@ -110,11 +115,11 @@ describe('election commands', {concurrency: false}, () => {
     assert.equal(result.to?.node, target)
     assert.ok(BigInt(result.to?.token as string) > BigInt(web.token as string))
     console.log(`# transfer: ${result.ms} ms`)
-    const events = readEvents(log('web'))
-    const stop = events.find((e) => e.kind === 'stop' && e.token === web.token)
-    const start = events.find((e) => e.kind === 'start' && e.token === result.to?.token)
-    assert.ok(stop && start && stop.at <= start.at)
-    assert.deepEqual(running(events).map((e) => e.node), [target])
+    // The seat moved once the old leader had stopped; the new one's start command follows.
+    const start = await until('the new leader to start', () => readEvents(log('web')).find((e) => e.kind === 'start' && e.token === result.to?.token))
+    const stop = readEvents(log('web')).find((e) => e.kind === 'stop' && e.token === web.token)
+    assert.ok(stop && stop.at <= start.at)
+    assert.deepEqual(running(readEvents(log('web'))).map((e) => e.node), [target])
   })
 
   it('transfer to a node that is not a candidate is refused and writes nothing', async () => {
@@ -168,26 +173,27 @@ describe('election commands', {concurrency: false}, () => {
 })
 
 describe('a paused leader (event loop blocked past the TTL)', () => {
-  it('refuses to act on wake-up, stops its service, and etcd refuses its token', async () => {
-    const spec = {name: 'inproc', ttl: 2, start: `echo "start x $XCLUSTER_TOKEN $(date +%s%N)" >> ${log('inproc')}`, stop: `echo "stop x $XCLUSTER_TOKEN $(date +%s%N)" >> ${log('inproc')}`}
-    const campaign = new Campaign(store, spec, 'x')
+  it('its guardian kills the instance while it is frozen; woken, it refuses to act, and etcd refuses its token', async () => {
+    const pidFile = join(dir, 'paused.pid')
+    const spec = {name: 'inproc', ttl: 2, start: `sleep 600 & echo $! > ${pidFile}`, stop: `kill $(cat ${pidFile})`}
+    const campaign = new Campaign(store, spec, 'x', testScope('x'))
     campaign.start()
     try {
-      await until('the in-process leader to start', () => campaign.runner.running, 5000)
+      await until('the leader to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(), 5000)
       const token = campaign.status().token as string
+      const pid = Number(readFileSync(pidFile, 'utf8'))
+      assert.ok(processAlive(pid))
       assert.ok(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 1}]))
       // Block the whole thread, as SIGSTOP or a VM freeze would: no timer, no keepalive runs.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000)
-      // First thing after waking, before any timer: the campaign knows it may not act.
+      // First thing after waking, before any timer: the instance is already dead (its guardian
+      // killed it at the deadline), and the campaign knows it may not act.
+      assert.equal(processAlive(pid), false, 'the instance outlived its frozen leader\'s lease')
       assert.equal(campaign.isSafeLeader(), false)
       assert.equal(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 2}]), false)
-      await until('the service to stop', () => !campaign.runner.running, 3000)
+      await until('the campaign to give the leadership up', () => campaign.status().token !== token, 3000)
       assert.equal(await guardedWrite(store, 'inproc', token, [{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 3}]), false)
       assert.equal((await store.getJson<number>(`${store.keys.electionPrefix('inproc')}probe`))?.value, 1)
-      // The old leadership ran once and stopped; it may campaign again, but only with a newer token.
-      const events = readEvents(log('inproc'))
-      assert.deepEqual(events.filter((e) => e.token === token).map((e) => e.kind), ['start', 'stop'])
-      assert.ok(events.every((e) => e.token === token || BigInt(e.token) > BigInt(token)))
     } finally {
       await campaign.shutdown()
     }
@@ -198,7 +204,7 @@ describe('an in-process service (how other serve daemons, e.g. DHCP, hang off th
   it('is started with the token on winning, may make guarded writes, and is stopped on shutdown', async () => {
     const calls: string[] = []
     const spec = {name: 'inproc', ttl: 2, unit: 'unused.service'}
-    const campaign = new Campaign(store, spec, 'y', () => {}, {
+    const campaign = new Campaign(store, spec, 'y', testScope('y'), () => {}, {
       start: async (token) => void calls.push(`start ${token}`),
       stop: async (token) => void calls.push(`stop ${token}`),
     })
@@ -225,7 +231,7 @@ describe('shutdown racing a step in flight (granting a lease, taking the seat)',
     // Delays from "before the first grant returns" to "just after the seat was taken".
     for (const delayMs of [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50]) {
       let active = 0
-      const campaign = new Campaign(store, spec, 'z', () => {}, {start: async () => void active++, stop: async () => void active--})
+      const campaign = new Campaign(store, spec, 'z', testScope('z'), () => {}, {start: async () => void active++, stop: async () => void active--})
       campaign.start()
       try {
         await sleep(delayMs)

@@ -13,7 +13,7 @@ import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {RbdCli, rbdLockHolder, type RbdLockHolder} from '../../src/lib/ceph/rbd.js'
-import type {CheckResult} from '../../src/lib/election/status.js'
+import type {CheckResult} from '../../src/lib/election/split-brain.js'
 import {startCeph, type TestCeph} from '../helpers/ceph.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, loggedService, readEvents, running, specBase, until, writeSpec} from '../helpers/election-harness.js'

@@ -1,5 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {appendFileSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {BIN} from './cli.js'
@@ -40,6 +41,13 @@ export interface DaemonEvent {
   [k: string]: unknown
 }
 
+/**
+ * Where this test process's daemons keep their runtime files (instance logs, lease records):
+ * one directory per test process, so tests running at once never see each other's.
+ */
+let runDir: string | undefined
+export const daemonRunDir = (): string => (runDir ??= mkdtempSync(join(tmpdir(), 'xct-serve-run-')))
+
 /** A real `xcluster serve --elect` process, as it would run on a node. */
 export class Daemon {
   readonly events: DaemonEvent[] = []
@@ -57,7 +65,7 @@ export class Daemon {
 
   start(): this {
     const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
-    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
+    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
     let buffer = ''
     this.proc.stderr?.on('data', (d) => {
       buffer += d

@@ -189,3 +189,19 @@ export async function raftTerm(endpoints: string[]): Promise<number> {
   }
   return term
 }
+
+/** Which member leads raft now (an index into `cluster.members`). */
+export async function etcdLeaderIndex(cluster: EtcdCluster, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    for (const [i, m] of cluster.members.entries()) {
+      if (!m.running) continue
+      const res = await fetch(`${m.endpoint}/v3/maintenance/status`, {method: 'POST', body: '{}', signal: AbortSignal.timeout(1000)}).catch(() => undefined)
+      if (!res?.ok) continue
+      const body = (await res.json()) as {leader: string; header: {member_id: string}}
+      if (body.leader === body.header.member_id) return i
+    }
+    if (Date.now() > deadline) throw new Error('no etcd raft leader')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}

@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import type {ElectionState} from '../../src/lib/election/status.js'
+import type {ElectionState} from '../../src/lib/election/state.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, loggedService, readEvents, running, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcdCluster, type EtcdCluster} from '../helpers/etcd-cluster.js'

@@ -10,7 +10,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import type {CheckResult} from '../../src/lib/election/status.js'
+import type {CheckResult} from '../../src/lib/election/split-brain.js'
 import type {VipState} from '../../src/lib/election/vip.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {ROOT, xcluster} from '../helpers/cli.js'

@@ -3,7 +3,9 @@ import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {etcdClientEndpoints, etcdMembers, renderEtcdMemberConfig, renderEtcdMemberUnit} from '../../src/lib/etcd/cluster-config.js'
-import {renderServeEnv, renderServeUnit} from '../../src/lib/election/units.js'
+import {safetyMarginMs} from '../../src/lib/election/lease.js'
+import {renderServeEnv, renderServeUnit, serveStopBudgetMs} from '../../src/lib/election/units.js'
+import {settings} from '../../src/lib/settings.js'
 import {XclusterError} from '../../src/lib/errors.js'
 import {loadSpecFile} from '../../src/lib/spec/parse.js'
 import {ROOT} from '../helpers/cli.js'
@@ -45,5 +47,29 @@ describe('node units', () => {
     assert.match(env, /^XCLUSTER_SERVE_ARGS=--elect postgres --elect qdrant$/m)
     assert.match(env, /^XCLUSTER_ETCD=http:\/\/10\.0\.0\.2:2379$/m)
     assert.match(renderEtcdMemberUnit(), /^ExecStart=\/usr\/bin\/etcd --config-file \/etc\/xcluster\/etcd\.conf\.yml$/m)
+  })
+})
+
+describe('the serve unit\'s stop budget', () => {
+  it('TimeoutStopSec covers what a SIGTERMed serve may still do: a start in flight, its lock, the stop, the unlock, the cleanup', () => {
+    const unit = renderServeUnit()
+    const seconds = Number(unit.match(/^TimeoutStopSec=(\d+)$/m)?.[1])
+    const e = settings.election
+    // Derived here from the settings serve obeys, independently of serveStopBudgetMs().
+    const worstMs = e.startTimeoutMs + settings.ceph.commandTimeoutMs + e.stopTimeoutMs + settings.ceph.commandTimeoutMs + 2 * e.shutdownCleanupMs + e.callTimeoutMs + settings.serveUnit.exitGraceMs
+    assert.ok(seconds * 1000 >= worstMs, `TimeoutStopSec=${seconds} s is shorter than serve's worst graceful stop (${worstMs} ms): systemd would SIGKILL it mid-stop`)
+    assert.ok(seconds * 1000 >= serveStopBudgetMs())
+    // systemd kills what is left of the unit (the instances) with the final SIGKILL, then frees the leases.
+    assert.match(unit, /^KillMode=mixed$/m)
+    assert.match(unit, /^ExecStopPost=-\/opt\/xcluster\/libexec\/xcluster-revoke-leases \/run\/xcluster\/serve\/%H$/m)
+  })
+  it('a guardian deadline lies inside the safety margin, after the demotion point and before the lease could expire', () => {
+    for (const ttl of [1, 2, 5, 30]) {
+      const margin = safetyMarginMs(ttl)
+      const killBudget = margin * settings.election.guardianKillFraction
+      assert.ok(killBudget > 0 && killBudget < margin, `TTL ${ttl}: kill budget ${killBudget} ms, margin ${margin} ms`)
+      // The guardian ticks every 20 ms and reads a 10 ms clock: a kill budget must leave room for both.
+      assert.ok(killBudget >= 50, `TTL ${ttl}: ${killBudget} ms leaves no room for the guardian's own ticks`)
+    }
   })
 })

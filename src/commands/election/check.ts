@@ -1,7 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {checkElections, storedSpecIfAny, type CheckResult} from '../../lib/election/status.js'
+import {checkElections, type CheckResult} from '../../lib/election/split-brain.js'
+import {storedSpecIfAny} from '../../lib/election/state.js'
 import {sshVipProbe} from '../../lib/actions/vip-probe.js'
 import {localRbdHolders} from '../../lib/ceph/rbd.js'
 import {namespaceVipProbe} from '../../lib/election/vip.js'

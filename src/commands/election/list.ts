@@ -1,5 +1,5 @@
 import {BaseCommand} from '../../base-command.js'
-import {listElections, storedSpecIfAny, type ElectionState} from '../../lib/election/status.js'
+import {listElections, storedSpecIfAny, type ElectionState} from '../../lib/election/state.js'
 
 export default class ElectionList extends BaseCommand<typeof ElectionList> {
   static summary = 'List every elected service: leader, fencing token, lease TTL left, since, candidates.'

@@ -1,7 +1,8 @@
 import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {requestHandover, requireService, storedSpecIfAny, type HandoverResult} from '../../lib/election/status.js'
+import {requestHandover, type HandoverResult} from '../../lib/election/handover.js'
+import {requireService, storedSpecIfAny} from '../../lib/election/state.js'
 
 export default class ElectionResign extends BaseCommand<typeof ElectionResign> {
   static summary = 'Ask a service\'s leader to step down, and wait for the next leader.'

@@ -2,7 +2,7 @@ import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
 import type {HistoryEntry} from '../../lib/election/records.js'
-import {electionHistory, requireService, storedSpecIfAny} from '../../lib/election/status.js'
+import {electionHistory, requireService, storedSpecIfAny} from '../../lib/election/state.js'
 import {settings} from '../../lib/settings.js'
 
 export default class ElectionShow extends BaseCommand<typeof ElectionShow> {

@@ -1,7 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {requestHandover, requireService, storedSpecIfAny, type HandoverResult} from '../../lib/election/status.js'
+import {requestHandover, type HandoverResult} from '../../lib/election/handover.js'
+import {requireService, storedSpecIfAny} from '../../lib/election/state.js'
 
 export default class ElectionTransfer extends BaseCommand<typeof ElectionTransfer> {
   static summary = 'Hand a service\'s leadership to a chosen node (graceful switchover).'

@@ -1,13 +1,18 @@
-import type {Watcher} from 'etcd3'
+import {execFile} from 'node:child_process'
+import {promisify} from 'node:util'
 
-import type {EtcdStore} from '../etcd/store.js'
+import {leaseNowMs} from '../clock.js'
+import type {LeaseKeeper} from '../etcd/lease-keeper.js'
+import type {EtcdStore, RawKv} from '../etcd/store.js'
+import type {PrefixWatch} from '../etcd/watch.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
 import {guardedWrite, type GuardedOp} from './fence.js'
-import {LeaseKeeper, monotonicMs, safetyMarginMs} from './lease.js'
+import type {GuardianReport} from './guardian.js'
+import {bootId, killInstances, processAlive, recordLease, type InstanceScope} from './instance.js'
+import {safetyMarginMs} from './lease.js'
 import type {CandidateRecord, HandoverRequest, HistoryEntry, HistoryEvent, LeaderRecord, ViewRecord} from './records.js'
 import {ServiceRunner, type InProcessService} from './service-runner.js'
-import {absent, createdAt, deleteOp, kvsOf, prefixRangeOp, putOp, rangeOp, txn, type RequestOp} from './txn.js'
 
 export type CampaignPhase = 'follower' | 'leader' | 'stopping' | 'stopped'
 
@@ -26,16 +31,20 @@ export type CampaignLog = (event: string, details: Record<string, unknown>) => v
  * One node's campaign for one service: a small state machine with one decision per step
  * (Patroni's shape), woken by a watch on the service's keys and by a timer.
  *
- * Safety does not depend on etcd answering: a separate fast timer compares the monotonic clock
- * with the lease's earliest possible expiry and stops the service a safety margin before it,
- * even while an etcd call hangs. Every action re-checks that bound first, so a process resumed
- * after a pause longer than the TTL steps down before it does anything.
+ * Safety does not depend on etcd answering, nor on this process running at all:
+ *  - a fast timer compares the lease clock with the lease's earliest possible expiry and stops
+ *    the service a safety margin before it, even while an etcd call hangs; every action
+ *    re-checks that bound first, so a process resumed after a pause steps down before it acts;
+ *  - the same timer moves the instance guardian's deadline to just before that expiry, so an
+ *    instance whose serve is frozen, cut off or dead is killed by its guardian in time.
  */
 export class Campaign {
   readonly runner: ServiceRunner
   readonly marginMs: number
   private phase: CampaignPhase = 'follower'
   private lease?: LeaseKeeper
+  /** The lease the running instance was started under: its guardian's deadline follows only it. */
+  private instanceLease?: LeaseKeeper
   private token: string | null = null
   private since: string | null = null
   private leader: string | null = null
@@ -43,7 +52,9 @@ export class Campaign {
   /** Bumped whenever leadership ends: a step that awaited across it must not act. */
   private generation = 0
   private holdBackUntil = 0
-  private watcher?: Watcher
+  /** When this daemon first saw the current handover request (by its mod revision), on the lease clock. */
+  private handoverSeen?: {revision: string; at: number}
+  private watch?: PrefixWatch
   private pendingWake = false
   private wake?: () => void
   private safetyTimer?: NodeJS.Timeout
@@ -56,10 +67,12 @@ export class Campaign {
     private readonly store: EtcdStore,
     readonly service: ServiceSpec,
     readonly node: string,
+    private readonly scope: InstanceScope,
     private readonly log: CampaignLog = () => {},
     inProcess?: InProcessService,
   ) {
-    this.runner = new ServiceRunner(service, node, inProcess)
+    this.runner = new ServiceRunner(service, node, scope, inProcess)
+    this.runner.onLost((token, report) => void this.instanceLost(token, report))
     this.marginMs = safetyMarginMs(service.ttl)
   }
 
@@ -68,12 +81,12 @@ export class Campaign {
   }
 
   /** True while this node may act as leader: it leads and its lease cannot have expired. */
-  isSafeLeader(now = monotonicMs()): boolean {
+  isSafeLeader(now = leaseNowMs()): boolean {
     return this.phase === 'leader' && this.lease !== undefined && !this.lease.lost && this.lease.remainingMs(now) > this.marginMs
   }
 
   start(): void {
-    this.safetyTimer = setInterval(() => this.checkSafety(), settings.election.tickMs)
+    this.safetyTimer = setInterval(() => this.tick(), settings.election.tickMs)
     this.loop = this.run()
   }
 
@@ -97,9 +110,11 @@ export class Campaign {
     const wasLeader = this.phase === 'leader' ? this.token : null
     this.phase = 'stopping'
     this.generation++
-    if (this.safetyTimer) clearInterval(this.safetyTimer)
     this.wake?.()
+    // The lease is still kept alive while the service stops, and the timer keeps the guardian's
+    // deadline moving with it: a graceful stop gets its full time.
     await this.runner.stop(wasLeader)
+    this.instanceLease = undefined
     // A step in flight may just have granted a lease or taken the seat: let it finish first, so
     // the cleanup below releases what it got (bounded: etcd may not answer).
     await withTimeout(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
@@ -112,15 +127,34 @@ export class Campaign {
     }
     const finished = await withTimeout(cleanup(), settings.election.shutdownCleanupMs)
     if (!finished) this.log('shutdown-cleanup-timeout', {token: wasLeader, ms: settings.election.shutdownCleanupMs})
+    if (this.safetyTimer) clearInterval(this.safetyTimer)
     this.lease?.close()
+    if (finished) recordLease(this.scope, this.service.name, undefined)
     this.lease = undefined
     this.phase = 'stopped'
-    await withTimeout(this.watcher?.cancel().catch(() => undefined) ?? Promise.resolve(), settings.election.shutdownCleanupMs)
+    await this.watch?.cancel()
+  }
+
+  /** The fast timer: the safety check, then the guardian's deadline. */
+  private tick(): void {
+    this.checkSafety()
+    const lease = this.instanceLease
+    if (lease && this.runner.running) this.runner.heartbeat(this.guardianDeadlineCs(lease))
+  }
+
+  /**
+   * When the guardian must have killed an instance started under `lease`: a part of the safety
+   * margin before the earliest expiry, in /proc/uptime centiseconds (rounded down, minus one
+   * tick for /proc/uptime's truncation).
+   */
+  private guardianDeadlineCs(lease: LeaseKeeper): number {
+    const killBudgetMs = this.marginMs * settings.election.guardianKillFraction
+    return Math.floor((lease.expiryLowerBound - killBudgetMs) / 10) - 1
   }
 
   /**
    * The local safety check: stops the service before the lease could expire. Returns whether
-   * this node is (still) a safe leader. Runs on a fast timer and before every action.
+   * this node is (still) a safe leader.
    */
   private checkSafety(): boolean {
     if (this.phase !== 'leader') return false
@@ -138,12 +172,12 @@ export class Campaign {
     this.generation++
     const lease = this.lease
     this.lease = undefined
+    // A closed lease's bound no longer moves: the guardian's deadline stays where it is.
     lease?.close()
-    // Never cut a stop command short: a half-stopped service is worse than a late stop. A stop
-    // that outlasts the lease is logged so the margin can be raised for that service.
     const leftMs = Math.round(lease?.remainingMs() ?? 0)
     const stopped = await this.runner.stop(token)
-    this.log('demoted', {token, reason, stopMs: stopped?.ms, leaseLeftMs: leftMs, late: stopped !== undefined && stopped.ms > leftMs})
+    this.instanceLease = undefined
+    this.log('demoted', {token, reason, stopMs: stopped?.ms, leaseLeftMs: leftMs, late: stopped !== undefined && stopped.ms > leftMs, ...(stopped && !stopped.ok ? {stop: stopped.output} : {})})
     this.token = null
     this.since = null
     // Best effort: etcd may be unreachable (that is often why we are here).
@@ -151,7 +185,15 @@ export class Campaign {
     this.wake?.()
   }
 
+  /** The guardian ended the instance on its own (or died): leadership without a service is given up. */
+  private async instanceLost(token: string, report: GuardianReport): Promise<void> {
+    this.instanceLease = undefined
+    this.log('instance-lost', {token, report})
+    if (this.phase === 'leader' && this.token === token) await this.resign(`the instance ended: ${report.kind} ${'reason' in report ? report.reason : ''}`.trim(), true)
+  }
+
   private async run(): Promise<void> {
+    await this.cleanUpPredecessor().catch((err: unknown) => this.log('predecessor-cleanup-failed', {error: String((err as Error)?.message ?? err)}))
     while (this.phase !== 'stopped' && this.phase !== 'stopping') {
       try {
         this.stepping = true
@@ -177,6 +219,27 @@ export class Campaign {
     }
   }
 
+  /**
+   * Before campaigning, undo what a dead predecessor on this node left: kill its instances
+   * (and their guardians), stop the unit, and revoke its lease, so leadership moves now rather
+   * than when the lease runs out. Only a predecessor of this boot whose process is gone counts:
+   * a live serve for this node is kept out by the node lock, and a lease from another boot or
+   * host is left to expire.
+   */
+  private async cleanUpPredecessor(): Promise<void> {
+    const killed = killInstances(this.scope, this.service.name)
+    if (this.service.unit) await stopUnitIfActive(this.service.unit)
+    const key = this.store.keys.electionCandidate(this.service.name, this.node)
+    const {reads} = await this.store.transaction().get(key).commitAt()
+    const kv = reads[0]?.[0]
+    const record = kv?.value as CandidateRecord | undefined
+    let revoked = false
+    if (kv && kv.lease !== '0' && record && record.bootId === bootId() && record.pid !== process.pid && !processAlive(record.pid)) {
+      revoked = await this.store.revokeLease(kv.lease)
+    }
+    if (killed > 0 || revoked) this.log('predecessor-cleaned', {killed, ...(kv ? {lease: kv.lease, pid: record?.pid} : {}), revoked})
+  }
+
   /** Read through a method: shutdown() changes the phase while run() awaits. */
   private ended(): boolean {
     return this.phase === 'stopped' || this.phase === 'stopping'
@@ -187,19 +250,27 @@ export class Campaign {
   }
 
   private async step(): Promise<void> {
-    const client = this.store.client
     // Taken before any await: leadership that ends (or a shutdown) meanwhile voids this step.
     const generation = this.generation
-    if (!this.watcher) this.watch()
+    this.watch ??= this.store.watchPrefix(this.store.keys.electionPrefix(this.service.name), {
+      onPut: () => this.wakeUp(),
+      onDelete: () => this.wakeUp(),
+      onReset: () => this.wakeUp(),
+    })
     if (!this.lease || this.lease.lost || this.lease.remainingMs() <= 0) await this.register()
     const lease = this.lease as LeaseKeeper
     const keys = this.store.keys
     const name = this.service.name
-    const res = await txn(client, {compare: [], success: [rangeOp(keys.electionLeader(name)), rangeOp(keys.electionHandover(name)), prefixRangeOp(keys.electionCandidatesPrefix(name), true)]})
+    const {reads} = await this.store
+      .transaction()
+      .get(keys.electionLeader(name))
+      .get(keys.electionHandover(name))
+      .getPrefix(keys.electionCandidatesPrefix(name), {keysOnly: true})
+      .commitAt({timeoutMs: settings.election.callTimeoutMs})
     if (generation !== this.generation) return
-    const leaderKv = kvsOf(res, 0)[0]
-    const handover = kvsOf(res, 1)[0]?.value as HandoverRequest | undefined
-    const candidates = kvsOf(res, 2).map((kv) => kv.key.slice(keys.electionCandidatesPrefix(name).length))
+    const leaderKv = reads[0]?.[0]
+    const handover = this.activeHandover(reads[1]?.[0])
+    const candidates = (reads[2] ?? []).map((kv) => kv.key.slice(keys.electionCandidatesPrefix(name).length))
     this.leader = (leaderKv?.value as LeaderRecord | undefined)?.node ?? null
     this.leaderToken = leaderKv?.createRevision ?? null
 
@@ -208,7 +279,7 @@ export class Campaign {
         await this.demote('the leader key is no longer ours')
         return
       }
-      if (handover && handover.token === this.token && Date.now() < handover.until) {
+      if (handover && handover.token === this.token) {
         const target = handover.to
         if (target === null || (target !== this.node && candidates.includes(target))) {
           await this.resign(target === null ? 'resign requested' : `transfer to ${target} requested`, candidates.some((c) => c !== this.node))
@@ -233,7 +304,7 @@ export class Campaign {
     // Follower: try to take an empty seat, unless a handover asks us to hold back.
     if (!leaderKv && this.mayCampaign(handover)) {
       const now = new Date().toISOString()
-      const token = await this.acquire(lease, now, handover)
+      const token = await this.acquire(lease, now, handover, reads[1]?.[0] !== undefined)
       if (token && generation !== this.generation) {
         // Won a seat this campaign no longer wants (it is stopping, or was demoted meanwhile).
         await this.releaseLeadership(token, 'resigned', 'leadership ended while the seat was being taken')
@@ -253,23 +324,41 @@ export class Campaign {
     await this.publishView()
   }
 
+  private wakeUp(): void {
+    if (!this.stepping) this.wake?.()
+    else this.pendingWake = true
+  }
+
+  /** The handover request, while it has not lapsed by this daemon's own count. */
+  private activeHandover(kv: RawKv | undefined): HandoverRequest | undefined {
+    if (!kv) {
+      this.handoverSeen = undefined
+      return undefined
+    }
+    const now = leaseNowMs()
+    if (this.handoverSeen?.revision !== kv.modRevision) this.handoverSeen = {revision: kv.modRevision, at: now}
+    const request = kv.value as HandoverRequest
+    return now - this.handoverSeen.at < request.timeoutMs ? request : undefined
+  }
+
   private mayCampaign(handover: HandoverRequest | undefined): boolean {
-    if (Date.now() < this.holdBackUntil) return false
-    if (!handover || Date.now() >= handover.until) return true
+    if (leaseNowMs() < this.holdBackUntil) return false
+    if (!handover) return true
     if (handover.to !== null) return handover.to === this.node
     return handover.from !== this.node
   }
 
   /** Takes the leader key if it is free; the key's create revision is the fencing token. */
-  private async acquire(lease: LeaseKeeper, now: string, handover: HandoverRequest | undefined): Promise<string | undefined> {
+  private async acquire(lease: LeaseKeeper, now: string, handover: HandoverRequest | undefined, handoverKeyExists: boolean): Promise<string | undefined> {
     const keys = this.store.keys
     const name = this.service.name
     const leader: LeaderRecord = {node: this.node, since: now, ttl: lease.ttlSeconds}
-    const success: RequestOp[] = [putOp(keys.electionLeader(name), leader, lease.id)]
-    if (handover) success.push(deleteOp(keys.electionHandover(name)))
-    const res = await txn(this.store.client, {compare: [absent(keys.electionLeader(name))], success})
-    if (!res.succeeded) return undefined
-    const token = String(res.header.revision)
+    const txn = this.store.transaction().ifAbsent(keys.electionLeader(name)).put(keys.electionLeader(name), leader, {lease: lease.id})
+    // A request that brought us here, or one that lapsed, is done with.
+    if (handoverKeyExists) txn.delete(keys.electionHandover(name))
+    const res = await txn.commitAt({timeoutMs: settings.election.callTimeoutMs})
+    if (!res.applied) return undefined
+    const token = res.revision
     // The history entry is written once the token is known, guarded by it.
     const entry: HistoryEntry = {service: name, event: 'elected', node: this.node, token, at: now, reason: handover?.to === this.node ? 'transfer' : 'seat was free'}
     void guardedWrite(this.store, name, token, [{kind: 'put', key: keys.electionHistory(name, token, 'elected'), value: entry}]).catch(() => undefined)
@@ -278,17 +367,19 @@ export class Campaign {
 
   private async startService(): Promise<void> {
     const token = this.token as string
+    const lease = this.lease as LeaseKeeper
     const generation = this.generation
-    const outcome = await this.runner.start(token)
+    this.instanceLease = lease
+    const outcome = await this.runner.start(token, {deadlineCs: this.guardianDeadlineCs(lease), leaseId: lease.id})
     this.log(outcome.ok ? 'started' : 'start-failed', {token, ms: outcome.ms, ...(outcome.ok ? {} : {code: outcome.code, output: outcome.output})})
+    if (!outcome.ok) this.instanceLease = undefined
     if (generation !== this.generation) {
       // Leadership ended while the start command ran: the stop queued behind it handles it.
       await this.runner.stop(token)
       return
     }
     if (!outcome.ok) {
-      await this.runner.stop(token)
-      this.holdBackUntil = Date.now() + this.service.ttl * 1000
+      this.holdBackUntil = leaseNowMs() + this.service.ttl * 1000
       await this.resign('start command failed', true, 'start-failed')
     }
   }
@@ -300,7 +391,8 @@ export class Campaign {
     this.phase = 'follower'
     this.generation++
     await this.runner.stop(token)
-    if (holdBack) this.holdBackUntil = Math.max(this.holdBackUntil, Date.now() + settings.election.handoverTimeoutMs)
+    this.instanceLease = undefined
+    if (holdBack) this.holdBackUntil = Math.max(this.holdBackUntil, leaseNowMs() + settings.election.handoverTimeoutMs)
     await this.releaseLeadership(token, event, reason)
     this.log(event, {token, reason})
     this.token = null
@@ -314,24 +406,28 @@ export class Campaign {
     const name = this.service.name
     const entry: HistoryEntry = {service: name, event, node: this.node, token, at: new Date().toISOString(), reason}
     try {
-      await txn(this.store.client, {
-        compare: [createdAt(keys.electionLeader(name), token)],
-        success: [deleteOp(keys.electionLeader(name)), putOp(keys.electionHistory(name, token, event), entry)],
-      })
+      await this.store
+        .transaction()
+        .ifCreatedAt(keys.electionLeader(name), token)
+        .delete(keys.electionLeader(name))
+        .put(keys.electionHistory(name, token, event), entry)
+        .commit({timeoutMs: settings.election.callTimeoutMs})
     } catch (err) {
       this.log('release-failed', {token, error: String((err as Error)?.message ?? err)})
     }
   }
 
-  /** A fresh lease, with the candidate and view keys under it. */
+  /** A fresh lease, with the candidate key under it. */
   private async register(): Promise<void> {
     this.lease?.close()
     this.lease = undefined
-    const lease = await LeaseKeeper.grant(this.store.client, this.service.ttl)
-    const keys = this.store.keys
-    const candidate: CandidateRecord = {node: this.node, pid: process.pid, since: new Date().toISOString()}
+    const lease = await this.store.grantLease(this.service.ttl)
+    const candidate: CandidateRecord = {node: this.node, pid: process.pid, bootId: bootId(), since: new Date().toISOString()}
     try {
-      await txn(this.store.client, {compare: [], success: [putOp(keys.electionCandidate(this.service.name, this.node), candidate, lease.id)]})
+      await this.store
+        .transaction()
+        .put(this.store.keys.electionCandidate(this.service.name, this.node), candidate, {lease: lease.id})
+        .commit({timeoutMs: settings.election.callTimeoutMs})
       if (this.ended()) throw new Error('the campaign is stopping')
     } catch (err) {
       // A lease nobody holds would be kept alive for nothing (and keep the process running).
@@ -339,6 +435,7 @@ export class Campaign {
       throw err
     }
     this.lease = lease
+    recordLease(this.scope, this.service.name, lease.id)
     this.lastView = ''
     this.log('registered', {lease: lease.id, ttl: lease.ttlSeconds})
   }
@@ -357,33 +454,35 @@ export class Campaign {
     if (text === this.lastView) return
     this.lastView = text
     const record: ViewRecord = {...view, updatedAt: new Date().toISOString()}
-    await txn(this.store.client, {compare: [], success: [putOp(this.store.keys.electionView(this.service.name, this.node), record, this.lease.id)]}).catch(() => {
-      this.lastView = ''
-    })
-  }
-
-  /**
-   * Wakes the loop on any change under the service's keys. Not awaited: a watch stream that is
-   * slow to (re)connect must not hold up a step; the step timer covers what the watch misses.
-   */
-  private watch(): void {
-    this.watcher = this.store.client.watch().prefix(this.store.keys.electionPrefix(this.service.name)).watcher()
-    this.watcher.on('data', () => {
-      if (!this.stepping) this.wake?.()
-      else this.pendingWake = true
-    })
-    this.watcher.on('error', () => undefined)
+    await this.store
+      .transaction()
+      .put(this.store.keys.electionView(this.service.name, this.node), record, {lease: this.lease.id})
+      .commit({timeoutMs: settings.election.callTimeoutMs})
+      .catch(() => {
+        this.lastView = ''
+      })
   }
 
   /** Keeps the newest `historyLimit` entries. */
   private async trimHistory(): Promise<void> {
     const keys = this.store.keys
-    const res = await txn(this.store.client, {compare: [], success: [prefixRangeOp(keys.electionHistoryPrefix(this.service.name), true)]}).catch(() => undefined)
+    const prefix = keys.electionHistoryPrefix(this.service.name)
+    const res = await this.store.transaction().getPrefix(prefix, {keysOnly: true}).commitAt({timeoutMs: settings.election.callTimeoutMs}).catch(() => undefined)
     if (!res) return
-    const all = kvsOf(res, 0).map((kv) => kv.key)
+    const all = (res.reads[0] ?? []).map((kv) => kv.key)
     const excess = all.slice(0, Math.max(0, all.length - settings.election.historyLimit))
-    if (excess.length > 0) await txn(this.store.client, {compare: [], success: excess.map(deleteOp)}).catch(() => undefined)
+    if (excess.length === 0) return
+    const txn = this.store.transaction()
+    for (const key of excess) txn.delete(key)
+    await txn.commit({timeoutMs: settings.election.callTimeoutMs}).catch(() => undefined)
   }
+}
+
+/** A unit left running by a dead predecessor (or started by hand) is stopped before campaigning. */
+async function stopUnitIfActive(unit: string): Promise<void> {
+  const run = promisify(execFile)
+  const active = await run('systemctl', ['is-active', '--quiet', unit], {timeout: settings.election.callTimeoutMs}).then(() => true, () => false)
+  if (active) await run('systemctl', ['stop', unit], {timeout: settings.election.stopTimeoutMs}).catch(() => undefined)
 }
 
 /** Resolves true when `work` settles within `ms`, false otherwise (the work is left to finish). */

@@ -2,6 +2,7 @@ import {preconditionError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
 import {Campaign, type CampaignLog, type CampaignStatus} from './campaign.js'
+import {instanceScope} from './instance.js'
 import type {InProcessService} from './service-runner.js'
 
 /** The services named by `--elect`, checked against the spec and this node. */
@@ -32,7 +33,8 @@ export class ElectionDaemon {
 
   /** `inProcess` services run inside this process instead of their start/stop commands. */
   constructor(store: EtcdStore, readonly node: string, services: ServiceSpec[], log: (service: string) => CampaignLog, inProcess: Record<string, InProcessService> = {}) {
-    this.campaigns = services.map((s) => new Campaign(store, s, node, log(s.name), inProcess[s.name]))
+    const scope = instanceScope(store.connection, node)
+    this.campaigns = services.map((s) => new Campaign(store, s, node, scope, log(s.name), inProcess[s.name]))
   }
 
   start(): void {

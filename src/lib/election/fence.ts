@@ -1,5 +1,4 @@
 import type {EtcdStore} from '../etcd/store.js'
-import {createdAt, deleteOp, putOp, txn, type RequestOp} from './txn.js'
 
 /** A write to shared state made on behalf of a leader. */
 export type GuardedOp = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
@@ -11,9 +10,10 @@ export type GuardedOp = {kind: 'put'; key: string; value: unknown} | {kind: 'del
  * write was applied.
  */
 export async function guardedWrite(store: EtcdStore, service: string, token: string, ops: GuardedOp[]): Promise<boolean> {
-  const success: RequestOp[] = ops.map((o) => (o.kind === 'put' ? putOp(o.key, o.value) : deleteOp(o.key)))
-  const res = await store.call('guarded write', (client) =>
-    txn(client, {compare: [createdAt(store.keys.electionLeader(service), token)], success}),
-  )
-  return Boolean(res.succeeded)
+  const txn = store.transaction().ifCreatedAt(store.keys.electionLeader(service), token)
+  for (const op of ops) {
+    if (op.kind === 'put') txn.put(op.key, op.value)
+    else txn.delete(op.key)
+  }
+  return txn.commit()
 }

@@ -14,6 +14,8 @@ export interface KeepalivedOptions {
   vip?: string
   instance?: string
   routerId?: number
+  /** Seconds between VRRP adverts; below 1 needs VRRPv3, which is then used. */
+  advertInt?: number
 }
 
 /**
@@ -40,5 +42,7 @@ export function renderKeepalivedConfig(spec: ClusterSpec, options: KeepalivedOpt
     instance: options.instance ?? 'admin_vip',
     routerId: options.routerId ?? settings.keepalived.routerId,
     priority: vrrpPriority(spec, options.node),
+    advertInt: options.advertInt ?? settings.keepalived.advertIntSeconds,
+    vrrpVersion: (options.advertInt ?? settings.keepalived.advertIntSeconds) < 1 ? 3 : 2,
   })
 }

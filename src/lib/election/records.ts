@@ -10,7 +10,9 @@ export interface LeaderRecord {
 
 export interface CandidateRecord {
   node: string
+  /** The serve process and the boot it runs in: a restarted serve recognises its dead predecessor by them. */
   pid: number
+  bootId: string
   since: string
 }
 
@@ -41,12 +43,14 @@ export interface HistoryEntry {
 
 /**
  * A request to the leader holding `token`: resign (to: null) or hand over to `to`. Others hold
- * back until `until` (epoch ms) so the target can win; the winner deletes the request.
+ * back for `timeoutMs` so the target can win; the winner deletes the request. The time is a
+ * duration each daemon counts from when it first saw the request, on its own clock: hosts'
+ * wall clocks are never compared.
  */
 export interface HandoverRequest {
   token: string
   from: string
   to: string | null
   requestedAt: string
-  until: number
+  timeoutMs: number
 }

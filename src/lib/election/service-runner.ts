@@ -1,8 +1,11 @@
-import {spawn} from 'node:child_process'
+import {closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 
 import {RbdCli, releaseRbdLock, takeRbdLock} from '../ceph/rbd.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
+import {Guardian, type GuardianReport} from './guardian.js'
+import {instanceId, type InstanceScope} from './instance.js'
 
 export interface CommandOutcome {
   ok: boolean
@@ -14,30 +17,55 @@ export interface CommandOutcome {
 /**
  * A guarded service that runs inside the `serve` process (e.g. the DHCP server): started when
  * this node wins, stopped before it could lose. A throw from start counts as a failed start.
+ * It lives and dies with the process, so it needs no guardian.
  */
 export interface InProcessService {
   start(token: string): Promise<void>
   stop(token: string | null): Promise<void>
 }
 
+/** How a start is bounded: the guardian's first deadline and the lease it frees if serve dies. */
+export interface StartGuard {
+  /** Boot time (centiseconds) by which the instance must be dead unless serve moves it. */
+  deadlineCs: number
+  /** serve's lease id (decimal, as etcd3 gives it). */
+  leaseId: string
+}
+
 /**
- * Starts and stops one guarded service on this node with its start/stop commands (or systemctl
- * for a unit). Calls are serialized: a stop requested while a start runs waits for it, so the
- * service is never left running behind a stop.
+ * Starts and stops one guarded service on this node. Each instance runs under a guardian
+ * (libexec/xcluster-guardian) that kills it when serve dies or stops proving its lease, so an
+ * instance can never outlive the leadership it was started under. Calls are serialized: a
+ * stop requested while a start runs waits for it, so the service is never left running behind
+ * a stop.
  */
 export class ServiceRunner {
   running = false
   private queue: Promise<unknown> = Promise.resolve()
   private readonly rbd = new RbdCli()
+  private guardian?: Guardian
+  private lostListener?: (token: string, report: GuardianReport) => void
 
   constructor(
     readonly service: ServiceSpec,
     readonly node: string,
+    private readonly scope: InstanceScope,
     private readonly inProcess?: InProcessService,
   ) {}
 
-  start(token: string): Promise<CommandOutcome> {
+  /** Told when an instance ends without being asked to (the guardian killed it, or died itself). */
+  onLost(listener: (token: string, report: GuardianReport) => void): void {
+    this.lostListener = listener
+  }
+
+  /** Moves the running instance's deadline: called while the lease is proven alive. */
+  heartbeat(deadlineCs: number): void {
+    this.guardian?.deadline(deadlineCs)
+  }
+
+  start(token: string, guard: StartGuard): Promise<CommandOutcome> {
     return this.serial(async () => {
+      const started = Date.now()
       // The image's lock first: the service never runs on data another leadership still holds.
       const image = this.service.rbdImage
       if (image) {
@@ -47,36 +75,100 @@ export class ServiceRunner {
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).start(token))
         this.running = outcome.ok
+        if (!outcome.ok) await this.releaseLock(token)
         return outcome
       }
-      const outcome = await this.exec(this.service.unit ? `systemctl start ${quote(this.service.unit)}` : (this.service.start as string), token)
-      this.running = outcome.ok
-      return outcome
+      const guardian = this.launch(token, guard)
+      this.guardian = guardian
+      this.running = true
+      const first = await withTimeout(guardian.next(), settings.election.startTimeoutMs)
+      if (first?.kind === 'started' && first.code === 0) {
+        guardian.onEnd((report) => {
+          if (this.guardian !== guardian) return
+          this.guardian = undefined
+          this.running = false
+          this.lostListener?.(token, report)
+        })
+        return {ok: true, code: 0, ms: Date.now() - started, output: ''}
+      }
+      // Failed, timed out, or killed while starting: the whole instance goes, then the lock.
+      const ended = await guardian.abort()
+      this.guardian = undefined
+      this.running = false
+      if (ended.kind !== 'exited') await this.releaseLock(token)
+      const why = first === undefined ? `timed out after ${settings.election.startTimeoutMs} ms` : describe(first)
+      return {ok: false, code: first?.kind === 'started' ? first.code : null, ms: Date.now() - started, output: `start ${why}${this.outputTail()}`}
     })
   }
 
   /** Stops the service when it runs (or a start is in flight); a no-op otherwise. */
-  stop(token: string | null, timeoutMs: number = settings.election.commandTimeoutMs): Promise<CommandOutcome | undefined> {
+  stop(token: string | null): Promise<CommandOutcome | undefined> {
     return this.serial(async () => {
       if (!this.running) return undefined
+      const started = Date.now()
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).stop(token))
         this.running = false
-        return this.releaseLock(token, outcome)
+        if (token) await this.releaseLock(token)
+        return outcome
       }
-      const outcome = await this.exec(this.service.unit ? `systemctl stop ${quote(this.service.unit)}` : (this.service.stop as string), token ?? '', timeoutMs)
-      // A failed stop command still leaves us not claiming the service: leadership is gone.
+      const guardian = this.guardian as Guardian
+      this.guardian = undefined
+      // A stop command that hangs is cut short by a deadline of now: the guardian kills the instance.
+      const timer = setTimeout(() => guardian.deadline(0), settings.election.stopTimeoutMs)
+      const ended = await guardian.stop()
+      clearTimeout(timer)
       this.running = false
-      return this.releaseLock(token, outcome)
+      // Gone for sure (stopped or killed by the guardian): the next leader may have the image.
+      // A guardian that died leaves the instance unknown: the lock stays, to be broken by a successor.
+      if (token && ended.kind !== 'exited') await this.releaseLock(token)
+      const ok = ended.kind === 'stopped' && ended.code === 0
+      return {ok, code: ended.kind === 'stopped' ? ended.code : null, ms: Date.now() - started, output: ok ? '' : `stop ${describe(ended)}${this.outputTail()}`}
     })
   }
 
-  /** After a stop: frees the image for the next leader at once (else it breaks the lock itself). */
-  private async releaseLock(token: string | null, outcome: CommandOutcome): Promise<CommandOutcome> {
+  private launch(token: string, guard: StartGuard): Guardian {
+    const unit = this.service.unit
+    const quoted = unit ? quote(unit) : ''
+    mkdirSync(this.scope.runDir, {recursive: true})
+    writeFileSync(this.logFile(), '')
+    return Guardian.launch({
+      instance: instanceId(this.scope, this.service.name, token),
+      start: unit ? `systemctl start ${quoted}` : (this.service.start as string),
+      stop: unit ? `systemctl stop ${quoted}` : (this.service.stop as string),
+      ...(unit ? {kill: `systemctl kill --signal=SIGKILL ${quoted}; systemctl stop --no-block ${quoted}`} : {}),
+      deadlineCs: guard.deadlineCs,
+      logFile: this.logFile(),
+      leaseHex: BigInt(guard.leaseId).toString(16),
+      env: {XCLUSTER_SERVICE: this.service.name, XCLUSTER_NODE: this.node, XCLUSTER_TOKEN: token, ...this.scope.etcdctlEnv},
+    })
+  }
+
+  private logFile(): string {
+    return join(this.scope.runDir, `${this.service.name}.log`)
+  }
+
+  /** The end of the instance's command output, for a failure report. */
+  private outputTail(bytes = 1000): string {
+    const file = this.logFile()
+    if (!existsSync(file)) return ''
+    const size = statSync(file).size
+    const buffer = Buffer.alloc(Math.min(size, bytes))
+    const fd = openSync(file, 'r')
+    try {
+      readSync(fd, buffer, 0, buffer.length, size - buffer.length)
+    } finally {
+      closeSync(fd)
+    }
+    const text = buffer.toString('utf8').trim()
+    return text ? `: ${text}` : ''
+  }
+
+  /** After the instance is gone: frees the image for the next leader at once. */
+  private async releaseLock(token: string): Promise<void> {
     const image = this.service.rbdImage
-    if (!image || !token) return outcome
-    const released = await timed(() => releaseRbdLock(this.rbd, image, this.node, token))
-    return released.ok ? outcome : {...outcome, output: `${outcome.output}\nlock of ${image} not released: ${released.output}`}
+    if (!image) return
+    await timed(() => releaseRbdLock(this.rbd, image, this.node, token))
   }
 
   private serial<R>(fn: () => Promise<R>): Promise<R> {
@@ -84,27 +176,18 @@ export class ServiceRunner {
     this.queue = next.catch(() => undefined)
     return next
   }
+}
 
-  private exec(command: string, token: string, timeoutMs: number = settings.election.commandTimeoutMs): Promise<CommandOutcome> {
-    const started = Date.now()
-    return new Promise((resolve) => {
-      const child = spawn('/bin/sh', ['-c', command], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {...process.env, XCLUSTER_SERVICE: this.service.name, XCLUSTER_NODE: this.node, XCLUSTER_TOKEN: token},
-      })
-      let output = ''
-      child.stdout.on('data', (d) => (output += d))
-      child.stderr.on('data', (d) => (output += d))
-      const timer = setTimeout(() => child.kill('SIGKILL'), Math.max(1, timeoutMs))
-      child.on('error', (err) => {
-        clearTimeout(timer)
-        resolve({ok: false, code: null, ms: Date.now() - started, output: String(err)})
-      })
-      child.on('close', (code) => {
-        clearTimeout(timer)
-        resolve({ok: code === 0, code, ms: Date.now() - started, output: output.slice(-2000)})
-      })
-    })
+function describe(report: GuardianReport): string {
+  switch (report.kind) {
+    case 'started':
+      return `command exited ${report.code}`
+    case 'stopped':
+      return `command exited ${report.code}`
+    case 'killed':
+      return report.reason === 'deadline' ? 'overran its deadline: the instance was killed' : 'was cut short: serve died'
+    case 'exited':
+      return `guardian ended unexpectedly (${report.signal ?? report.code})`
   }
 }
 
@@ -115,6 +198,17 @@ async function timed(fn: () => Promise<void>): Promise<CommandOutcome> {
     return {ok: true, code: 0, ms: Date.now() - started, output: ''}
   } catch (err) {
     return {ok: false, code: null, ms: Date.now() - started, output: String((err as Error)?.message ?? err)}
+  }
+}
+
+/** Resolves with the value, or undefined after `ms` (the work is left running). */
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

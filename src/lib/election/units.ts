@@ -11,10 +11,22 @@ export interface ServeEnv {
   extraArgs?: string[]
 }
 
+/**
+ * The longest a SIGTERMed serve may take to exit: a start in flight (its command and the RBD
+ * lock) runs to its end, then the stop (command and unlock), then the bounded etcd cleanup,
+ * then the exit grace. Campaigns stop in parallel, so this is one campaign's worth.
+ */
+export function serveStopBudgetMs(): number {
+  const e = settings.election
+  const lockCall = settings.ceph.commandTimeoutMs
+  return e.startTimeoutMs + lockCall + e.stopTimeoutMs + lockCall + 2 * e.shutdownCleanupMs + e.callTimeoutMs + settings.serveUnit.exitGraceMs
+}
+
 /** The systemd unit that runs `xcluster serve` on a node (its settings come from the env file). */
-export function renderServeUnit(bin: string = settings.serveUnit.bin): string {
+export function renderServeUnit(bin: string = settings.serveUnit.bin, libexec: string = settings.serveUnit.libexecDir): string {
   const u = settings.serveUnit
-  return renderTemplate('node/xcluster-serve.service', {bin, envFile: u.envFile, stopTimeoutSeconds: u.stopTimeoutSeconds, restartSeconds: u.restartSeconds})
+  const stopTimeoutSeconds = Math.ceil(serveStopBudgetMs() / 1000) + u.stopSlackSeconds
+  return renderTemplate('node/xcluster-serve.service', {bin, libexec, envFile: u.envFile, runDir: settings.election.runDir, stopTimeoutSeconds, restartSeconds: u.restartSeconds})
 }
 
 /** The serve unit's EnvironmentFile. */

@@ -1,7 +1,6 @@
 import {readFileSync} from 'node:fs'
 
 import {
-  ComparatorBuilder,
   Etcd3,
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
@@ -9,12 +8,13 @@ import {
   type IOptions,
 } from 'etcd3'
 
-import {NSApplicator} from 'etcd3/lib/util.js'
-import {circuitBreaker, ConsecutiveBreaker, handleWhen, retry} from 'cockatiel'
+import {circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry} from 'cockatiel'
 
 import {ExitStatus, XclusterError} from '../errors.js'
 import {settings} from '../settings.js'
 import {KeySchema} from './keys.js'
+import {LeaseKeeper, revokeLease} from './lease-keeper.js'
+import {decode, watchPrefix, type PrefixWatch, type PrefixWatchHandlers} from './watch.js'
 
 export interface EtcdConnection {
   endpoints: string[]
@@ -37,10 +37,43 @@ type Compare =
   | {kind: 'modRevision'; key: string; revision: string}
   | {kind: 'value'; key: string; value: unknown}
   | {kind: 'createRevision'; key: string; revision: string}
-type Op = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
+type Op =
+  | {kind: 'put'; key: string; value: unknown; lease?: string}
+  | {kind: 'delete'; key: string}
+  | {kind: 'get'; key: string}
+  | {kind: 'getPrefix'; prefix: string; keysOnly: boolean}
+
+/** A key as a transaction read it: the JSON value, its revisions and the lease it lives under ('0': none). */
+export interface RawKv {
+  key: string
+  value: unknown
+  createRevision: string
+  modRevision: string
+  lease: string
+}
+
+export interface CommitOptions {
+  /**
+   * One attempt with this deadline instead of retrying while etcd is unavailable: for a daemon
+   * whose own clock matters more than any one call (an election step, a lease-bound write).
+   */
+  timeoutMs?: number
+}
+
+export interface CommitResult {
+  applied: boolean
+  /** The revision the transaction ran at: when applied, the mod revision of every key it wrote. */
+  revision: string
+  /** What each get/getPrefix returned, in the order they were added (applied transactions only). */
+  reads: RawKv[][]
+}
+
+type TxnRequest = Parameters<Etcd3['kv']['txn']>[0]
+type RequestOp = NonNullable<TxnRequest['success']>[number]
+type RequestCompare = NonNullable<TxnRequest['compare']>[number]
 
 /**
- * All-or-nothing writes: every compare must hold or no operation is applied.
+ * All-or-nothing: every compare must hold or no operation is applied (and nothing is read).
  * Built by {@link EtcdStore.transaction}.
  */
 export class Transaction {
@@ -72,8 +105,9 @@ export class Transaction {
     return this
   }
 
-  put(key: string, value: unknown): this {
-    this.ops.push({kind: 'put', key, value})
+  /** Writes a JSON value; under `lease`, the key goes when the lease ends. */
+  put(key: string, value: unknown, options: {lease?: string} = {}): this {
+    this.ops.push({kind: 'put', key, value, ...(options.lease ? {lease: options.lease} : {})})
     return this
   }
 
@@ -82,6 +116,18 @@ export class Transaction {
     return this
   }
 
+  /** Reads a key in the same revision as the writes (see CommitResult.reads). */
+  get(key: string): this {
+    this.ops.push({kind: 'get', key})
+    return this
+  }
+
+  getPrefix(prefix: string, options: {keysOnly?: boolean} = {}): this {
+    this.ops.push({kind: 'getPrefix', prefix, keysOnly: options.keysOnly ?? false})
+    return this
+  }
+
+  /** Operations that write (etcd's --max-txn-ops counts every operation). */
   get size(): number {
     return this.ops.length
   }
@@ -92,27 +138,77 @@ export class Transaction {
   }
 
   /** Commits; resolves `true` when applied, `false` when a compare failed (nothing written). */
-  async commit(): Promise<boolean> {
-    return (await this.commitAt()).applied
+  async commit(options: CommitOptions = {}): Promise<boolean> {
+    return (await this.commitAt(options)).applied
   }
 
-  /**
-   * Commits and also returns the revision the transaction ran at: when applied, the mod revision
-   * of every key it wrote (lets a cache keep revisions for later compares without re-reading).
-   */
-  async commitAt(): Promise<{applied: boolean; revision: string}> {
-    return this.store.call('transaction', async (client) => {
-      let txn = new ComparatorBuilder(client.kv, NSApplicator.default)
-      for (const c of this.compares) {
-        if (c.kind === 'absent') txn = txn.and(c.key, 'Version', '==', 0)
-        else if (c.kind === 'modRevision') txn = txn.and(c.key, 'Mod', '==', c.revision)
-        else if (c.kind === 'createRevision') txn = txn.and(c.key, 'Create', '==', c.revision)
-        else txn = txn.and(c.key, 'Value', '==', encode(c.value))
+  /** Commits and returns the revision it ran at and what it read. */
+  async commitAt(options: CommitOptions = {}): Promise<CommitResult> {
+    const request: TxnRequest = {compare: this.compares.map(toCompare), success: this.ops.map(toRequestOp)}
+    const run = async (client: Etcd3) => {
+      const res = await client.kv.txn(request, options.timeoutMs === undefined ? undefined : {deadline: Date.now() + options.timeoutMs})
+      const reads: RawKv[][] = []
+      if (res.succeeded) {
+        this.ops.forEach((op, i) => {
+          if (op.kind === 'get' || op.kind === 'getPrefix') reads.push((res.responses[i]?.response_range?.kvs ?? []).map(rawKv))
+        })
       }
-      const ops = this.ops.map((o) => (o.kind === 'put' ? client.put(o.key).value(encode(o.value)) : client.delete().key(o.key)))
-      const res = await txn.then(...ops).commit()
-      return {applied: Boolean(res.succeeded), revision: String(res.header.revision)}
-    })
+      return {applied: Boolean(res.succeeded), revision: String(res.header.revision), reads}
+    }
+    return options.timeoutMs === undefined ? this.store.call('transaction', run) : run(this.store.client)
+  }
+}
+
+const bytes = (s: string): Buffer => Buffer.from(s)
+
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix)
+  end[end.length - 1]++
+  return end
+}
+
+function toCompare(c: Compare): RequestCompare {
+  const key = bytes(c.key)
+  switch (c.kind) {
+    case 'absent':
+      return {key, target: 'Version', result: 'Equal', version: 0}
+    case 'modRevision':
+      return {key, target: 'Mod', result: 'Equal', mod_revision: c.revision}
+    case 'createRevision':
+      return {key, target: 'Create', result: 'Equal', create_revision: c.revision}
+    case 'value':
+      return {key, target: 'Value', result: 'Equal', value: bytes(encode(c.value))}
+  }
+}
+
+function toRequestOp(op: Op): RequestOp {
+  switch (op.kind) {
+    case 'put':
+      return {request_put: {key: bytes(op.key), value: bytes(encode(op.value)), ...(op.lease ? {lease: op.lease} : {})}}
+    case 'delete':
+      return {request_delete_range: {key: bytes(op.key)}}
+    case 'get':
+      return {request_range: {key: bytes(op.key)}}
+    case 'getPrefix':
+      return {request_range: {key: bytes(op.prefix), range_end: prefixEnd(op.prefix), keys_only: op.keysOnly}}
+  }
+}
+
+interface WireKv {
+  key: Buffer
+  value: Buffer
+  create_revision: string | number
+  mod_revision: string | number
+  lease: string | number
+}
+
+function rawKv(kv: WireKv): RawKv {
+  return {
+    key: kv.key.toString(),
+    value: decode(kv.value.toString()),
+    createRevision: String(kv.create_revision),
+    modRevision: String(kv.mod_revision),
+    lease: String(kv.lease),
   }
 }
 
@@ -132,12 +228,16 @@ function isUnavailable(err: unknown): boolean {
 export class EtcdStore {
   readonly keys: KeySchema
   readonly client: Etcd3
+  private readonly hosts: string[]
+  private readonly credentials: IOptions['credentials']
+  private members?: Etcd3[]
 
   constructor(readonly connection: EtcdConnection) {
     this.keys = new KeySchema(connection.cluster)
     const tls = connection.ca || connection.cert
+    this.hosts = connection.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`))
     const options: IOptions = {
-      hosts: connection.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`)),
+      hosts: this.hosts,
       dialTimeout: settings.etcdCallTimeoutMs,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : {deadline: Date.now() + settings.etcdCallTimeoutMs}),
       // etcd3's default breaker shuts a host out for 5 s after three failures, which turns a
@@ -160,7 +260,41 @@ export class EtcdStore {
           : {}),
       }
     }
+    this.credentials = options.credentials
     this.client = new Etcd3(options)
+  }
+
+  /**
+   * One client per member, each bound to its endpoint with no retrying or circuit breaking of
+   * its own: for work that must reach every member at once rather than any one of them in turn
+   * (lease keepalives, see LeaseKeeper).
+   */
+  memberClients(): Etcd3[] {
+    this.members ??= this.hosts.map(
+      (host) => new Etcd3({hosts: [host], credentials: this.credentials, dialTimeout: settings.etcdCallTimeoutMs, faultHandling: {host: () => noop, global: noop}}),
+    )
+    return this.members
+  }
+
+  /** Grants a lease and keeps it alive on every member until it is closed or revoked. */
+  grantLease(ttlSeconds: number): Promise<LeaseKeeper> {
+    return LeaseKeeper.grant(this.client, this.memberClients(), ttlSeconds)
+  }
+
+  /** Follows every change under `prefix`, resuming after disconnects and compactions (see watchPrefix). */
+  watchPrefix(prefix: string, handlers: PrefixWatchHandlers, fromRevision?: string): PrefixWatch {
+    return watchPrefix(this.client, prefix, handlers, fromRevision)
+  }
+
+  /** Seconds etcd still gives a lease (null when it is gone). */
+  async leaseTtl(id: string): Promise<number | null> {
+    const res = await this.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: id}, {deadline: Date.now() + settings.election.callTimeoutMs}))
+    return Number(res.TTL) >= 0 ? Number(res.TTL) : null
+  }
+
+  /** Revokes a lease by id, e.g. one a crashed predecessor held; true when it is gone. */
+  revokeLease(id: string): Promise<boolean> {
+    return revokeLease(this.client, id)
   }
 
   /**
@@ -235,5 +369,6 @@ export class EtcdStore {
 
   async close(): Promise<void> {
     this.client.close()
+    for (const m of this.members ?? []) m.close()
   }
 }

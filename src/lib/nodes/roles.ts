@@ -14,7 +14,8 @@ const base = ['chrony']
 export const ROLES: Readonly<Record<NodeType, Role>> = {
   // The serve daemon (DHCP, elected singletons) and keepalived (the admin VIP) stop on drain, so a
   // drained core node neither campaigns nor holds a VIP; units that are not installed are skipped.
-  core: {packages: [...base], services: ['chrony'], statefulServices: ['xcluster-serve', 'keepalived']},
+  // etcdctl lets an instance's guardian free a dead serve's lease at once (libexec/xcluster-guardian).
+  core: {packages: [...base, 'etcd-client'], services: ['chrony'], statefulServices: ['xcluster-serve', 'keepalived']},
   storage: {packages: [...base, 'lvm2'], services: ['chrony'], statefulServices: []},
   compute: {packages: [...base], services: ['chrony'], statefulServices: []},
   frontend: {packages: [...base, 'nginx-light'], services: ['chrony', 'nginx'], statefulServices: ['nginx']},

@@ -1,5 +1,6 @@
 import {osdsOnNode} from '../ceph/osd.js'
-import {listElections, requestHandover} from '../election/status.js'
+import {requestHandover} from '../election/handover.js'
+import {listElections} from '../election/state.js'
 import {declaredVips, ipv4Addresses} from '../election/vip.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'

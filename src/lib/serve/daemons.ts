@@ -1,11 +1,14 @@
 import type {CampaignStatus} from '../election/campaign.js'
 import {ElectionDaemon, resolveServices} from '../election/daemon.js'
+import {instanceScope} from '../election/instance.js'
+import {bindUnitsToServe} from '../election/unit-binding.js'
 import type {InProcessService} from '../election/service-runner.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {DhcpServer, type DhcpStats} from '../dhcp/server.js'
 import {settings} from '../settings.js'
-import type {ServiceSpec} from '../spec/types.js'
+import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
 import {readStoredSpec} from '../spec/store.js'
+import {lockCampaigns} from './node-lock.js'
 
 export interface ServeOptions {
   /** This node's name: what it campaigns as. */
@@ -39,6 +42,18 @@ function dhcpService(declared: ServiceSpec[]): ServiceSpec {
 export async function serve(store: EtcdStore, options: ServeOptions, stop: Promise<string>, log: ServeLog): Promise<ServeResult> {
   const spec = await readStoredSpec(store)
   const services = resolveServices(spec, options.elect.filter((name) => !(options.dhcp && name === 'dhcp')), options.node)
+  // No second serve may campaign for these services as this node, nor clean up what this one runs.
+  const lock = await lockCampaigns(instanceScope(store.connection, options.node).prefix, [...services.map((s) => s.name), ...(options.dhcp ? ['dhcp'] : [])])
+  try {
+    return await serveLocked(store, spec, services, options, stop, log)
+  } finally {
+    await lock.release()
+  }
+}
+
+async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: ServiceSpec[], options: ServeOptions, stop: Promise<string>, log: ServeLog): Promise<ServeResult> {
+  const bound = await bindUnitsToServe(services.flatMap((s) => (s.unit ? [s.unit] : [])))
+  if (bound.length > 0) log('serve', 'units-bound', {units: bound})
   const inProcess: Record<string, InProcessService> = {}
   let dhcp: DhcpServer | undefined
   if (options.dhcp) {

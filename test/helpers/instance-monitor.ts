@@ -1,0 +1,156 @@
+import {rmSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
+import {join} from 'node:path'
+import {createInterface} from 'node:readline'
+
+/** Milliseconds on CLOCK_MONOTONIC: the clock every process on this host shares. */
+export const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6
+
+/** One service instance as the monitor saw it: the process's own first instant, and its death. */
+export interface InstanceLife {
+  service: string
+  node: string
+  token: string
+  pid: number
+  /** The instance's first instant (its own reading of the shared monotonic clock). */
+  start: number
+  /** When the kernel closed its socket (its death, seen here no earlier than it happened). */
+  end?: number
+  /** Whether it exited on SIGTERM (a stop command) rather than being killed. */
+  graceful: boolean
+}
+
+export interface InstanceWrite {
+  service: string
+  node: string
+  token: string
+  seq: number
+  applied: boolean
+  revision: bigint
+}
+
+export interface Overlap {
+  service: string
+  a: InstanceLife
+  b: InstanceLife
+  ms: number
+}
+
+/**
+ * What a user of the elected service would see, measured outside the daemons: every instance
+ * (test/helpers/service-instance.mjs) connects here when it starts, and the connection closes
+ * when it dies, however it dies. Nothing here comes from serve's own account of itself.
+ */
+export class InstanceMonitor {
+  readonly socketPath: string
+  readonly lives: InstanceLife[] = []
+  readonly writes: InstanceWrite[] = []
+  private server?: Server
+  private readonly sockets = new Set<Socket>()
+
+  constructor(readonly dir: string) {
+    this.socketPath = join(dir, 'instances.sock')
+  }
+
+  async start(): Promise<this> {
+    rmSync(this.socketPath, {force: true})
+    this.server = createServer((socket) => this.accept(socket))
+    await new Promise<void>((resolve) => this.server!.listen(this.socketPath, resolve))
+    return this
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket)
+    let life: InstanceLife | undefined
+    createInterface({input: socket}).on('line', (line) => {
+      const message = JSON.parse(line) as {hello?: {service: string; node: string; token: string; pid: number; startedNs: string}; write?: {seq: number; applied: boolean; revision: string}; bye?: unknown}
+      if (message.hello) {
+        const h = message.hello
+        life = {service: h.service, node: h.node, token: h.token, pid: h.pid, start: Number(BigInt(h.startedNs)) / 1e6, graceful: false}
+        this.lives.push(life)
+      } else if (message.write && life) {
+        this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
+      } else if (message.bye && life) {
+        life.graceful = true
+      }
+    })
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      if (life) life.end = monoMs()
+    })
+    socket.on('error', () => undefined)
+  }
+
+  /** Instances of `service` alive now. */
+  alive(service: string): InstanceLife[] {
+    return this.lives.filter((l) => l.service === service && l.end === undefined)
+  }
+
+  /** The one instance of `service` alive now, if exactly one is. */
+  only(service: string): InstanceLife | undefined {
+    const a = this.alive(service)
+    return a.length === 1 ? a[0] : undefined
+  }
+
+  /** The first instance started after `at` (monotonic ms). */
+  startedAfter(service: string, at: number): InstanceLife | undefined {
+    return this.lives.find((l) => l.service === service && l.start >= at)
+  }
+
+  /** Every pair of instances of one service that were alive at the same time. */
+  overlaps(service?: string): Overlap[] {
+    const out: Overlap[] = []
+    const services = service ? [service] : [...new Set(this.lives.map((l) => l.service))]
+    for (const s of services) {
+      const lives = this.lives.filter((l) => l.service === s).sort((x, y) => x.start - y.start)
+      for (const [i, a] of lives.entries()) {
+        for (const b of lives.slice(i + 1)) {
+          const aEnd = a.end ?? Infinity
+          if (b.start < aEnd) out.push({service: s, a, b, ms: (Number.isFinite(aEnd) ? aEnd : monoMs()) - b.start})
+        }
+      }
+    }
+    return out
+  }
+
+  /**
+   * Writes etcd applied for `service`, in etcd's order, whose token is older than one applied
+   * before them: a deposed leader's write that got through. Must be empty.
+   */
+  staleWrites(service: string): InstanceWrite[] {
+    const applied = this.writes.filter((w) => w.service === service && w.applied).sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : 0))
+    const stale: InstanceWrite[] = []
+    let newest = 0n
+    for (const w of applied) {
+      if (BigInt(w.token) < newest) stale.push(w)
+      else newest = BigInt(w.token)
+    }
+    return stale
+  }
+
+  /** Writes etcd refused because their token no longer led (counted: the fence at work). */
+  refusedWrites(service: string): number {
+    return this.writes.filter((w) => w.service === service && !w.applied).length
+  }
+}
+
+/**
+ * A `services:` entry whose instance is service-instance.mjs: started in the background by the
+ * start command (it stays in the instance's process group), stopped with SIGTERM by the stop
+ * command, which waits until it is gone. With `writes`, it makes guarded writes under
+ * `writes.prefix` while it lives.
+ */
+export function instanceServiceYaml(name: string, ttl: number, monitor: InstanceMonitor, options: {writes?: {prefix: string; leaderKey: string}; extra?: string} = {}): string {
+  const script = new URL('./service-instance.mjs', import.meta.url).pathname
+  const pidFile = `${monitor.dir}/${name}-$XCLUSTER_NODE.pid`
+  const args = [monitor.socketPath, pidFile, ...(options.writes ? [options.writes.prefix, options.writes.leaderKey] : [])].join(' ')
+  const start = `${process.execPath} ${script} ${args} </dev/null >>${monitor.dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
+  // Dead includes a zombie: this host's PID 1 may never reap the orphan.
+  const stop = `pid=$(cat ${pidFile}) && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done`
+  return `  - {name: ${name}, ttl: ${ttl}, start: '${start}', stop: '${stop}'${options.extra ? `, ${options.extra}` : ''}}\n`
+}

@@ -1,0 +1,113 @@
+/**
+ * The instance guardian (libexec/xcluster-guardian), as serve drives it, with real processes:
+ * what it starts must die when the deadline passes, when serve goes away, and after a stop,
+ * including a process that left the instance's process group.
+ */
+import assert from 'node:assert/strict'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {after, before, describe, it} from 'node:test'
+
+import {uptimeCentiseconds} from '../../src/lib/clock.js'
+import {Guardian, type GuardianOptions} from '../../src/lib/election/guardian.js'
+import {processAlive} from '../../src/lib/election/instance.js'
+import {sleep, until} from '../helpers/election-harness.js'
+
+let dir: string
+let n = 0
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'xct-guardian-'))
+})
+after(() => rmSync(dir, {recursive: true, force: true}))
+
+/** A guardian whose instance is a real `sleep` that writes its pid; `extra` runs in the start command too. */
+function launch(options: Partial<GuardianOptions> & {extra?: string; inSeconds?: number} = {}): {guardian: Guardian; pidFile: string; log: string} {
+  const id = `g${++n}`
+  const pidFile = join(dir, `${id}.pid`)
+  const log = join(dir, `${id}.log`)
+  const guardian = Guardian.launch({
+    instance: `test@${process.pid}:node:${id}:1`,
+    start: `sleep 600 & echo $! > ${pidFile}; ${options.extra ?? 'true'}`,
+    stop: `kill $(cat ${pidFile}); echo stop ran`,
+    deadlineCs: (uptimeCentiseconds() as number) + (options.inSeconds ?? 600) * 100,
+    logFile: log,
+    env: {},
+    ...options,
+  })
+  return {guardian, pidFile, log}
+}
+
+const pidOf = (file: string): number => Number(readFileSync(file, 'utf8').trim())
+
+describe('the instance guardian', () => {
+  it('starts the instance, keeps it while deadlines move, and stops it with the stop command', async () => {
+    const {guardian, pidFile, log} = launch({inSeconds: 1})
+    assert.deepEqual(await guardian.next(), {kind: 'started', code: 0})
+    const pid = pidOf(pidFile)
+    for (let i = 0; i < 30; i++) {
+      guardian.deadline((uptimeCentiseconds() as number) + 50)
+      await sleep(50)
+    }
+    assert.ok(processAlive(pid), 'killed while the deadline kept moving (1.5 s past the first one)')
+    assert.deepEqual(await guardian.stop(), {kind: 'stopped', code: 0})
+    assert.equal(processAlive(pid), false)
+    assert.match(readFileSync(log, 'utf8'), /stop ran/)
+  })
+
+  it('kills the instance when the deadline passes (serve frozen or cut off), within a few ticks', async () => {
+    const {guardian, pidFile} = launch({inSeconds: 0.5})
+    await guardian.next()
+    const pid = pidOf(pidFile)
+    const deadline = (uptimeCentiseconds() as number) + 30
+    guardian.deadline(deadline)
+    const report = await new Promise((resolve) => guardian.onEnd(resolve))
+    const at = uptimeCentiseconds() as number
+    assert.deepEqual(report, {kind: 'killed', reason: 'deadline'})
+    assert.equal(processAlive(pid), false)
+    assert.ok(at - deadline < 15, `killed ${(at - deadline) * 10} ms after the deadline`)
+  })
+
+  it('kills the instance at once when serve dies (its pipe closes), and a process that left the group too', async () => {
+    const escaped = join(dir, 'escaped.pid')
+    const {guardian, pidFile} = launch({extra: `setsid sleep 600 & echo $! > ${escaped}`})
+    await guardian.next()
+    const pids = [pidOf(pidFile), pidOf(escaped)]
+    assert.ok(pids.every(processAlive))
+    const ended = new Promise((resolve) => guardian.onEnd(resolve))
+    const started = Date.now()
+    // What serve's death looks like from the guardian: its stdin reaches end of file.
+    ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+    assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
+    await until('both processes dead', () => pids.every((p) => !processAlive(p)), 2000)
+    assert.ok(Date.now() - started < 1000)
+  })
+
+  it('a failed start is aborted: the instance killed, the stop command run', async () => {
+    const {guardian, pidFile, log} = launch({extra: 'exit 3'})
+    assert.deepEqual(await guardian.next(), {kind: 'started', code: 3})
+    const pid = pidOf(pidFile)
+    assert.deepEqual(await guardian.abort(), {kind: 'stopped', code: 0})
+    assert.equal(processAlive(pid), false)
+    assert.match(readFileSync(log, 'utf8'), /stop ran/)
+  })
+
+  it('a stop command that hangs is cut short by a deadline of now', async () => {
+    const {guardian, pidFile} = launch({stop: 'sleep 600'})
+    await guardian.next()
+    const pid = pidOf(pidFile)
+    const stopping = guardian.stop()
+    await sleep(200)
+    guardian.deadline(0)
+    assert.deepEqual(await stopping, {kind: 'killed', reason: 'deadline'})
+    assert.equal(processAlive(pid), false)
+  })
+
+  it('a start that hangs past the deadline is killed, whole', async () => {
+    const {guardian, pidFile} = launch({extra: 'sleep 600', inSeconds: 0.3})
+    const report = await guardian.next()
+    assert.deepEqual(report, {kind: 'killed', reason: 'deadline'})
+    await until('the instance dead', () => !processAlive(pidOf(pidFile)), 2000)
+  })
+})
