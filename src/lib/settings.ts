@@ -42,6 +42,13 @@ export const settings = {
    * all-or-nothing. Raise both together if etcd runs with a higher limit.
    */
   etcdMaxTxnOps: 128,
+  /**
+   * A state copy (src/lib/etcd/migrate.ts) writes at most this many bytes per transaction:
+   * etcd refuses requests over its --max-request-bytes (default 1.5 MiB); the rest is headroom.
+   */
+  etcdMigrateBatchBytes: 1024 * 1024,
+  /** Keys per page when a whole cluster prefix is read. */
+  etcdMigratePageKeys: 500,
   dhcp: {
     /** Lease for a known node (seconds); T1/T2 are the RFC 2131 defaults of 50% and 87.5%. */
     leaseSeconds: 3600,
