@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {request} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
