@@ -121,7 +121,7 @@ export class Transaction {
 const encode = (value: unknown): string | Buffer => (typeof value === 'string' || Buffer.isBuffer(value) ? value : JSON.stringify(value))
 
 /** OpenSSL's words for a TLS handshake one side refused: no retry makes them pass. */
-const TLS_REFUSAL = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)|certificate verify failed|unable to (get local issuer|verify the first) certificate|self[- ]signed certificate|Hostname\/IP does not match|wrong version number|ERR_SSL_/i
+const TLS_REFUSAL = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)|certificate verify failed|unable to (get local issuer|verify the first) certificate|self[- ]signed certificate|Hostname\/IP does not match/i
 
 function tlsRefusal(err: unknown): string | undefined {
   const message = String((err as Error)?.message ?? err)
