@@ -97,12 +97,11 @@ function httpsGet(url: string, f: ClientFiles): Promise<number | string> {
 
 /** The auth revision etcd logs with a denied request: it moves on every user or role change. */
 async function authRevision(): Promise<number> {
+  const denied = () => readFileSync(etcd.logFiles[0] as string, 'utf8').split('\n').filter((l) => l.includes('runs/probe') && l.includes('auth_revision'))
+  const seen = denied().length
   const serve = await storeAs(identity.serve('s2'))
   await assert.rejects(serve.put(serve.keys.runsPrefix() + 'probe', {}), refusedWith('ETCD_PERMISSION_DENIED'))
-  const log = await until('the denied request in etcd\'s log', () => {
-    const lines = readFileSync(etcd.logFiles[0] as string, 'utf8').split('\n').filter((l) => l.includes('runs/probe') && l.includes('auth_revision'))
-    return lines.at(-1)
-  })
+  const log = await until('this denied request in etcd\'s log', () => denied()[seen])
   return Number(/auth_revision:(\d+)/.exec(log)?.[1])
 }
 
