@@ -12,7 +12,7 @@ import {inspect} from 'node:util'
 import {after, before, describe, it} from 'node:test'
 
 import {caFromPem, certificateInfo, createCa, issueCertificate, issuedBy, type CertificateAuthority, type IssuedCertificate} from '../../src/lib/certs/authority.js'
-import {coreNodeTlsFiles, issueClientCertificate, issueMemberCertificates} from '../../src/lib/certs/cluster-pki.js'
+import {coreNodeTlsFiles, issueClientCertificate, issueMemberCertificates, writeAdminCredentials} from '../../src/lib/certs/cluster-pki.js'
 import {identity} from '../../src/lib/certs/identities.js'
 import {openSealedKey, sealPrivateKey} from '../../src/lib/certs/sealed.js'
 import {ClusterSecret, readClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
@@ -188,6 +188,23 @@ describe('private keys and the cluster secret never leak by accident', () => {
     const flipped = Buffer.from(sealed.data, 'base64')
     flipped[0] = (flipped[0] as number) ^ 1
     await assert.rejects(openSealedKey({...sealed, data: flipped.toString('base64')}, secret, '/xcluster/lab/certs/ca'), isError('SECRET_MISMATCH', 3), 'tampered ciphertext')
+  })
+
+  it('writes the operator\'s CA, certificate and key to the admin host\'s per-cluster directory, owner-only', async () => {
+    const admin = await issueClientCertificate(ca, identity.admin, 1)
+    const saved = process.env.XCLUSTER_PKI_DIR
+    process.env.XCLUSTER_PKI_DIR = join(dir, 'admin-home')
+    try {
+      const paths = writeAdminCredentials('lab', ca.certPem, admin)
+      assert.deepEqual(paths, {ca: join(dir, 'admin-home', 'lab', 'ca.crt'), cert: join(dir, 'admin-home', 'lab', 'xcluster-admin.crt'), key: join(dir, 'admin-home', 'lab', 'xcluster-admin.key')})
+      assert.equal(statSync(join(dir, 'admin-home', 'lab')).mode & 0o777, 0o700)
+      for (const f of Object.values(paths)) assert.equal(statSync(f).mode & 0o777, 0o600, f)
+      assert.equal(readFileSync(paths.key, 'utf8'), admin.key.exportPem())
+      assert.ok(verifies(readFileSync(paths.cert, 'utf8'), 'sslclient', paths.ca))
+    } finally {
+      if (saved === undefined) delete process.env.XCLUSTER_PKI_DIR
+      else process.env.XCLUSTER_PKI_DIR = saved
+    }
   })
 
   it('keeps the secret in a 0600 file, refuses one others can read, and never replaces a different one', () => {
