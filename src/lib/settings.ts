@@ -45,6 +45,13 @@ export const settings = {
    * all-or-nothing. Raise both together if etcd runs with a higher limit.
    */
   etcdMaxTxnOps: 128,
+  /**
+   * A state copy (src/lib/etcd/migrate.ts) writes at most this many bytes per transaction:
+   * etcd refuses requests over its --max-request-bytes (default 1.5 MiB); the rest is headroom.
+   */
+  etcdMigrateBatchBytes: 1024 * 1024,
+  /** Keys per page when a whole cluster prefix is read. */
+  etcdMigratePageKeys: 500,
   dhcp: {
     /** Lease for a known node (seconds); T1/T2 are the RFC 2131 defaults of 50% and 87.5%. */
     leaseSeconds: 3600,
@@ -138,6 +145,33 @@ export const settings = {
     /** A member without quorum may ignore SIGTERM: systemd sends SIGKILL after this. */
     stopTimeoutSeconds: 5,
   },
+  /** The cluster CA and the certificates it issues (src/lib/certs/). */
+  certs: {
+    /** ECDSA on P-256 (issue 8): the curve every TLS stack here speaks. */
+    curve: 'P-256',
+    hash: 'SHA-256',
+    caDays: 3650,
+    /** Member, serve and operator certificates. */
+    leafDays: 365,
+    /** A root client certificate is minted for one RBAC run and never stored: an hour is plenty. */
+    rootClientDays: 1 / 24,
+    /** notBefore is backdated this much so a node whose clock lags a little still accepts a new certificate. */
+    backdateMs: 5 * 60_000,
+    /** Random serial numbers: 16 bytes (RFC 5280 allows up to 20; CAB forum asks for 8+ random). */
+    serialBytes: 16,
+    /** The cluster secret that seals private keys at rest: random bytes, base64url in a 0600 file. */
+    secretBytes: 32,
+    /**
+     * scrypt derives the sealing key from the cluster secret (N = 2^15, r = 8, p = 1: ~0.1 s and
+     * 32 MiB here). Stored beside each sealed key, so raising them later still opens old ones;
+     * a sealed key asking for more than maxN is refused rather than run.
+     */
+    scrypt: {N: 2 ** 15, r: 8, p: 1, maxN: 2 ** 20, saltBytes: 16, maxmemBytes: 256 * 1024 * 1024},
+    /** Where a node keeps its TLS files and the cluster secret (root-owned; keys and secret 0600). */
+    nodeDir: '/etc/xcluster/pki',
+    /** Where the admin host keeps them, per cluster, under the operator's home (XCLUSTER_PKI_DIR overrides). */
+    adminDir: '.config/xcluster',
+  },
   /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
   serveUnit: {
     name: 'xcluster-serve.service',
@@ -199,4 +233,5 @@ export const env = {
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
   runDir: 'XCLUSTER_RUN_DIR',
+  pkiDir: 'XCLUSTER_PKI_DIR',
 } as const

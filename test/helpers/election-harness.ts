@@ -61,11 +61,13 @@ export class Daemon {
     readonly stderrLog?: string,
     /** A command prefix, e.g. `ip netns exec NS`, to run the daemon on a node's network. */
     readonly wrap: string[] = [],
+    /** Extra environment, e.g. XCLUSTER_ETCD_CA / _CERT / _KEY for a TLS etcd. */
+    readonly env: Record<string, string> = {},
   ) {}
 
   start(): this {
     const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
-    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
+    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1', ...this.env}, stdio: ['ignore', 'ignore', 'pipe']})
     let buffer = ''
     this.proc.stderr?.on('data', (d) => {
       buffer += d

@@ -1,9 +1,11 @@
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {closeSync, mkdtempSync, openSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {freePort, startEtcd, type TestEtcd} from './etcd.js'
+import {renderMemberConfig, type EtcdMemberPlan} from '../../src/lib/etcd/cluster-config.js'
+import {freePort, HEALTH_PROBE_IDENTITY, startEtcd, tlsHealthy, type StartEtcdOptions, type TestEtcd, type TlsClientFiles} from './etcd.js'
+import type {TestPki} from './pki.js'
 import {requireTool} from './tools.js'
 
 export interface EtcdMember {
@@ -48,13 +50,132 @@ export async function startEtcdCluster(size = 3, timing = {heartbeatMs: 50, elec
 }
 
 /** startEtcd() (single member) with the same retry on a port taken in between. */
-export async function startEtcdRetrying(): Promise<TestEtcd> {
+export async function startEtcdRetrying(options: StartEtcdOptions = {}): Promise<TestEtcd> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startEtcd()
+      return await startEtcd(options)
     } catch (err) {
       if (attempt >= 3) throw err
     }
+  }
+}
+
+/** A TLS cluster: also the members' rendered config files, which started them, and their logs. */
+export interface TlsEtcdCluster extends EtcdCluster {
+  configFiles: string[]
+  /** Each member's stderr (zap JSON lines at `logLevel`). */
+  logFiles: string[]
+}
+
+export interface TlsEtcdClusterOptions {
+  size?: number
+  cluster?: string
+  /** etcd's log level ('info' logs every user and role change). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error'
+}
+
+/**
+ * Starts `size` etcd members on loopback ports, each from its config file rendered by
+ * src/lib/etcd/cluster-config.ts with peer and client TLS and client-certificate authentication,
+ * with certificates of `pki` (member SANs: its name and 127.0.0.1).
+ */
+export async function startTlsEtcdCluster(pki: TestPki, options: TlsEtcdClusterOptions = {}): Promise<TlsEtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTlsEtcdClusterOnce(pki, options.size ?? 3, options.cluster ?? 'xcluster', options.logLevel ?? 'error')
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
+async function startTlsEtcdClusterOnce(pki: TestPki, size: number, cluster: string, logLevel: string): Promise<TlsEtcdCluster> {
+  const bin = requireTool('etcd', 'etcd-server')
+  const dir = mkdtempSync(join(tmpdir(), 'xct-tls-etcd-'))
+  const plans: EtcdMemberPlan[] = []
+  for (let i = 0; i < size; i++) plans.push({name: `s${i + 1}`, ip: '127.0.0.1', clientUrl: `https://127.0.0.1:${await freePort()}`, peerUrl: `https://127.0.0.1:${await freePort()}`})
+  const configFiles: string[] = []
+  for (const plan of plans) {
+    const tls = await pki.member(plan)
+    const file = join(dir, `${plan.name}.yml`)
+    writeFileSync(file, renderMemberConfig(cluster, plans, plan.name, {dataDir: join(dir, plan.name), tls, heartbeatMs: 50, electionMs: 500, logLevel}))
+    configFiles.push(file)
+  }
+  const logFiles = plans.map((plan) => join(dir, `${plan.name}.log`))
+  const members = plans.map((plan, i) => memberProcess(plan.name, plan.clientUrl, [bin, '--config-file', configFiles[i] as string], logFiles[i]))
+  const probe: TlsClientFiles = {caFile: pki.caFile, ...(await pki.client(HEALTH_PROBE_IDENTITY))}
+  await Promise.all(members.map((m) => m.start()))
+  try {
+    await untilHealthyOrDead(members, waitTlsHealthy(members.map((m) => m.endpoint), probe, 15_000))
+  } catch (err) {
+    await Promise.all(members.map((m) => m.stop('SIGKILL')))
+    rmSync(dir, {recursive: true, force: true})
+    throw err
+  }
+  return {
+    members,
+    endpoints: members.map((m) => m.endpoint),
+    etcdFlag: members.map((m) => m.endpoint).join(','),
+    configFiles,
+    logFiles,
+    async destroy() {
+      await Promise.all(members.map((m) => m.stop('SIGKILL')))
+      rmSync(dir, {recursive: true, force: true})
+    },
+  }
+}
+
+/** Waits until a quorum answers /health over TLS. */
+export async function waitTlsHealthy(endpoints: string[], probe: TlsClientFiles, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    for (const e of endpoints) if (await tlsHealthy(e, probe)) return
+    if (Date.now() > deadline) throw new Error(`etcd cluster not healthy at ${endpoints.join(', ')}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** One member process, started from `argv`; restartable with its data. Its stderr goes to `logFile` if given. */
+function memberProcess(name: string, endpoint: string, argv: string[], logFile?: string): EtcdMember {
+  let proc: ChildProcess | undefined
+  return {
+    name,
+    endpoint,
+    get running() {
+      return proc !== undefined && proc.exitCode === null && proc.signalCode === null
+    },
+    async start() {
+      const log = logFile ? openSync(logFile, 'a') : 'ignore'
+      proc = spawn(argv[0] as string, argv.slice(1), {stdio: ['ignore', 'ignore', log]})
+      if (typeof log === 'number') closeSync(log)
+    },
+    async stop(signal: NodeJS.Signals = 'SIGKILL') {
+      const p = proc
+      if (!p || p.exitCode !== null || p.signalCode !== null) return
+      const exited = new Promise((r) => p.once('exit', r))
+      p.kill(signal)
+      // A member without quorum may ignore SIGTERM (LAB-NOTES): fall back to SIGKILL.
+      const timer = setTimeout(() => p.kill('SIGKILL'), 3000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** Resolves when `healthy` does; fails fast when a member exits during start-up (its port taken). */
+async function untilHealthyOrDead(members: EtcdMember[], healthy: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const exited = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      const dead = members.find((m) => !m.running)
+      if (dead) reject(new Error(`etcd member ${dead.name} exited during start-up`))
+    }, 50)
+  })
+  exited.catch(() => undefined)
+  try {
+    await Promise.race([healthy, exited])
+  } finally {
+    clearInterval(timer)
   }
 }
 
@@ -69,64 +190,28 @@ async function startEtcdClusterOnce(size: number, timing: {heartbeatMs: number; 
   }
   const initialCluster = specs.map((s) => `${s.name}=http://${s.address}:${s.peer}`).join(',')
   const members: EtcdMember[] = specs.map((s) => {
-    let proc: ChildProcess | undefined
     const endpoint = `http://${s.address}:${s.client}`
-    const member: EtcdMember = {
-      name: s.name,
-      endpoint,
-      get running() {
-        return proc !== undefined && proc.exitCode === null && proc.signalCode === null
-      },
-      async start() {
-        const argv = [
-          ...s.wrap,
-          bin,
-          '--name', s.name,
-          '--data-dir', join(dir, s.name),
-          '--listen-client-urls', endpoint,
-          '--advertise-client-urls', endpoint,
-          '--listen-peer-urls', `http://${s.address}:${s.peer}`,
-          '--initial-advertise-peer-urls', `http://${s.address}:${s.peer}`,
-          '--initial-cluster', initialCluster,
-          '--initial-cluster-state', 'new',
-          '--heartbeat-interval', String(timing.heartbeatMs),
-          '--election-timeout', String(timing.electionMs),
-          // A member rejoining after a partition must not depose the leader (etcd 3.4 default: off).
-          '--pre-vote=true',
-          '--log-level', 'error',
-        ]
-        proc = spawn(argv[0] as string, argv.slice(1), {stdio: ['ignore', 'ignore', 'ignore']})
-      },
-      async stop(signal: NodeJS.Signals = 'SIGKILL') {
-        const p = proc
-        if (!p || p.exitCode !== null || p.signalCode !== null) return
-        const exited = new Promise((r) => p.once('exit', r))
-        p.kill(signal)
-        // A member without quorum may ignore SIGTERM (LAB-NOTES): fall back to SIGKILL.
-        const timer = setTimeout(() => p.kill('SIGKILL'), 3000)
-        await exited
-        clearTimeout(timer)
-      },
-    }
-    return member
+    return memberProcess(s.name, endpoint, [
+      ...s.wrap,
+      bin,
+      '--name', s.name,
+      '--data-dir', join(dir, s.name),
+      '--listen-client-urls', endpoint,
+      '--advertise-client-urls', endpoint,
+      '--listen-peer-urls', `http://${s.address}:${s.peer}`,
+      '--initial-advertise-peer-urls', `http://${s.address}:${s.peer}`,
+      '--initial-cluster', initialCluster,
+      '--initial-cluster-state', 'new',
+      '--heartbeat-interval', String(timing.heartbeatMs),
+      '--election-timeout', String(timing.electionMs),
+      // A member rejoining after a partition must not depose the leader (etcd 3.4 default: off).
+      '--pre-vote=true',
+      '--log-level', 'error',
+    ])
   })
   await Promise.all(members.map((m) => m.start()))
   try {
-    const healthy = hosts ? waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000) : waitHealthy(members.map((m) => m.endpoint), 15_000)
-    // A member that exits at once (its port taken) fails the start fast.
-    let timer: NodeJS.Timeout | undefined
-    const exited = new Promise<never>((_, reject) => {
-      timer = setInterval(() => {
-        const dead = members.find((m) => !m.running)
-        if (dead) reject(new Error(`etcd member ${dead.name} exited during start-up`))
-      }, 50)
-    })
-    exited.catch(() => undefined)
-    try {
-      await Promise.race([healthy, exited])
-    } finally {
-      clearInterval(timer)
-    }
+    await untilHealthyOrDead(members, hosts ? waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000) : waitHealthy(members.map((m) => m.endpoint), 15_000))
   } catch (err) {
     await Promise.all(members.map((m) => m.stop('SIGKILL')))
     rmSync(dir, {recursive: true, force: true})

@@ -1,9 +1,12 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {request} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import {renderMemberConfig} from '../../src/lib/etcd/cluster-config.js'
 import {freeLoopbackPort} from '../../src/lib/lab/services.js'
+import type {TestPki} from './pki.js'
 import {requireTool} from './tools.js'
 
 /** A real single-member etcd server (Debian etcd-server) on loopback, for one test file. */
@@ -22,6 +25,35 @@ export interface StartEtcdOptions {
   peerPort?: number
   /** Client address to listen on (default loopback), e.g. a test LAN address other namespaces reach. */
   host?: string
+  /**
+   * TLS with client-certificate authentication, from the rendered member config
+   * (templates/node/etcd-member.yml) and certificates of this CA; the endpoint is https.
+   */
+  tls?: TestPki
+}
+
+/** A TLS client's files: the CA to trust and the certificate to present. */
+export interface TlsClientFiles {
+  caFile: string
+  certFile: string
+  keyFile: string
+}
+
+/** The identity test helpers use to ask /health over TLS (any certificate of the CA will do). */
+export const HEALTH_PROBE_IDENTITY = 'xcluster-test-probe'
+
+/** GET /health over https with a client certificate; true when etcd answers healthy. */
+export function tlsHealthy(endpoint: string, files: TlsClientFiles, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${endpoint}/health`, {ca: readFileSync(files.caFile), cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), timeout: timeoutMs}, (res) => {
+      let body = ''
+      res.on('data', (d) => (body += d))
+      res.on('end', () => resolve(res.statusCode === 200 && /"health":\s*"true"/.test(body)))
+    })
+    req.on('error', () => resolve(false))
+    req.on('timeout', () => req.destroy())
+    req.end()
+  })
 }
 
 /** A free loopback port (the lab picks its own ports the same way). */
@@ -32,10 +64,19 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'xc-etcd-'))
   const client = options.clientPort ?? (await freePort())
   const peer = options.peerPort ?? (await freePort())
-  const endpoint = `http://${options.host ?? '127.0.0.1'}:${client}`
-  const proc: ChildProcess = spawn(
-    bin,
-    [
+  const host = options.host ?? '127.0.0.1'
+  const endpoint = `${options.tls ? 'https' : 'http'}://${host}:${client}`
+  let probe: TlsClientFiles | undefined
+  let argv: string[]
+  if (options.tls) {
+    const member = {name: 'test', ip: host, clientUrl: endpoint, peerUrl: `https://127.0.0.1:${peer}`}
+    const tls = await options.tls.member(member)
+    const configFile = join(dir, 'etcd.yml')
+    writeFileSync(configFile, renderMemberConfig('xcluster', [member], 'test', {dataDir: join(dir, 'data'), tls, logLevel: 'error'}))
+    argv = ['--config-file', configFile]
+    probe = {caFile: options.tls.caFile, ...(await options.tls.client(HEALTH_PROBE_IDENTITY))}
+  } else {
+    argv = [
       '--name', 'test',
       '--data-dir', join(dir, 'data'),
       '--listen-client-urls', endpoint,
@@ -44,18 +85,22 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-cluster', `test=http://127.0.0.1:${peer}`,
       '--log-level', 'error',
-    ],
-    {stdio: ['ignore', 'ignore', 'pipe']},
-  )
+    ]
+  }
+  const proc: ChildProcess = spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe']})
   let stderr = ''
   proc.stderr?.on('data', (d) => (stderr += d))
   const deadline = Date.now() + 10_000
   for (;;) {
-    try {
-      const res = await fetch(`${endpoint}/health`)
-      if (res.ok) break
-    } catch {
-      // not listening yet
+    if (probe) {
+      if (await tlsHealthy(endpoint, probe)) break
+    } else {
+      try {
+        const res = await fetch(`${endpoint}/health`)
+        if (res.ok) break
+      } catch {
+        // not listening yet
+      }
     }
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL')

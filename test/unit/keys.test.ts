@@ -13,6 +13,14 @@ describe('KeySchema', () => {
     assert.equal(keys.lease('10.0.0.11'), '/xcluster/lab/dhcp/leases/10.0.0.11')
   })
 
+  it('keeps the CA and issued certificates under certs/, apart', () => {
+    assert.equal(keys.certAuthority(), '/xcluster/lab/certs/ca')
+    assert.equal(keys.issuedCert('etcd-server-s1'), '/xcluster/lab/certs/issued/etcd-server-s1')
+    assert.ok(keys.certAuthority().startsWith(keys.certsPrefix()) && keys.issuedCert('ca').startsWith(keys.issuedCertsPrefix()))
+    assert.notEqual(keys.issuedCert('ca'), keys.certAuthority(), 'a certificate named "ca" is not the CA')
+    assert.throws(() => keys.issuedCert('../ca'), /invalid certificate name/)
+  })
+
   it('stores MACs in one canonical form and reads them back', () => {
     assert.equal(keys.mac('02:58:43:00:01:0A'), '/xcluster/lab/macs/02-58-43-00-01-0a')
     assert.equal(keys.macFromKey(keys.mac('02:58:43:00:01:0a')), '02:58:43:00:01:0a')

@@ -1,3 +1,4 @@
+import {nodeTlsFiles} from '../certs/paths.js'
 import {renderTemplate} from '../render/template.js'
 import {settings} from '../settings.js'
 
@@ -9,6 +10,11 @@ export interface ServeEnv {
   elect: string[]
   /** Extra serve flags, e.g. ['--dhcp', '--interface', 'eth0']. */
   extraArgs?: string[]
+  /**
+   * The etcd client files (CA, the node's serve certificate and key); `true` for where
+   * provisioning puts them (src/lib/certs/paths.ts). Omitted for a plain-HTTP etcd.
+   */
+  tls?: {ca: string; cert: string; key: string} | true
 }
 
 /**
@@ -32,5 +38,6 @@ export function renderServeUnit(bin: string = settings.serveUnit.bin, libexec: s
 /** The serve unit's EnvironmentFile. */
 export function renderServeEnv(e: ServeEnv): string {
   const args = [...e.elect.flatMap((s) => ['--elect', s]), ...(e.extraArgs ?? [])]
-  return renderTemplate('node/serve.env', {etcd: e.etcd, cluster: e.cluster, serveArgs: args.join(' ')})
+  const tls = e.tls === true ? {ca: nodeTlsFiles.ca, cert: nodeTlsFiles.clientCert, key: nodeTlsFiles.clientKey} : e.tls
+  return renderTemplate('node/serve.env', {etcd: e.etcd, cluster: e.cluster, serveArgs: args.join(' '), tls: tls ?? false})
 }

@@ -15,7 +15,8 @@
  *   /xcluster/<cluster>/election/<service>/history/<token>-<e> leadership changes (bounded)
  *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
  *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
- *   /xcluster/<cluster>/certs/<name>            certificates
+ *   /xcluster/<cluster>/certs/ca                the cluster CA: certificate, key sealed (never in clear)
+ *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
  */
 export const ROOT = '/xcluster'
@@ -162,8 +163,21 @@ export class KeySchema {
     return `${this.runCheckpointsPrefix(id)}${segment('phase', phase)}/${segment('host', host)}`
   }
 
-  cert(name: string): string {
-    return `${this.prefix}certs/${segment('certificate name', name)}`
+  certsPrefix(): string {
+    return `${this.prefix}certs/`
+  }
+
+  /** The cluster CA: its certificate and its private key sealed under the cluster secret. */
+  certAuthority(): string {
+    return `${this.certsPrefix()}ca`
+  }
+
+  issuedCertsPrefix(): string {
+    return `${this.certsPrefix()}issued/`
+  }
+
+  issuedCert(name: string): string {
+    return `${this.issuedCertsPrefix()}${segment('certificate name', name)}`
   }
 
   frontend(name: string): string {

@@ -1,7 +1,9 @@
+import {X509Certificate} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 
 import {
   Etcd3,
+  EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
   isRecoverableError,
@@ -159,7 +161,7 @@ export class Transaction {
   }
 }
 
-const bytes = (s: string): Buffer => Buffer.from(s)
+const bytes = (s: string | Buffer): Buffer => (Buffer.isBuffer(s) ? s : Buffer.from(s))
 
 function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix)
@@ -212,7 +214,42 @@ function rawKv(kv: WireKv): RawKv {
   }
 }
 
-const encode = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value))
+const encode = (value: unknown): string | Buffer => (typeof value === 'string' || Buffer.isBuffer(value) ? value : JSON.stringify(value))
+
+/** OpenSSL's words for a TLS handshake one side refused: no retry makes them pass. */
+const TLS_REFUSAL = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)|certificate verify failed|unable to (get local issuer|verify the first) certificate|self[- ]signed certificate|Hostname\/IP does not match/i
+
+function tlsRefusal(err: unknown): string | undefined {
+  const message = String((err as Error)?.message ?? err)
+  return TLS_REFUSAL.exec(message)?.[0]
+}
+
+/**
+ * Node warns (DEP0123) whenever a TLS client is given an IP address as server name, which gRPC
+ * does for every https://<IP> endpoint; the certificate is still checked against its IP SANs.
+ * Drop that one warning so commands print only what they mean to.
+ */
+function ignoreIpServerNameWarning(): void {
+  const marker = Symbol.for('xcluster.ignoreDep0123')
+  const proc = process as NodeJS.Process & {[marker]?: boolean}
+  if (proc[marker]) return
+  proc[marker] = true
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as {code?: string}).code : rest[1]
+    if (code === 'DEP0123') return
+    emit(warning, ...rest)
+  }) as typeof process.emitWarning
+}
+
+/** The CN of a client certificate file: with etcd auth on, the etcd user it acts as. */
+function certificateIdentity(certFile: string): string | undefined {
+  try {
+    return /(?:^|\n)CN=([^\n]+)/.exec(new X509Certificate(readFileSync(certFile)).subject)?.[1]
+  } catch {
+    return undefined
+  }
+}
 
 function isUnavailable(err: unknown): boolean {
   if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError) return true
@@ -228,6 +265,8 @@ function isUnavailable(err: unknown): boolean {
 export class EtcdStore {
   readonly keys: KeySchema
   readonly client: Etcd3
+  /** The client certificate's CN (the etcd user with auth on); undefined without a certificate. */
+  readonly identity?: string
   private readonly hosts: string[]
   private readonly credentials: IOptions['credentials']
   private members?: Etcd3[]
@@ -253,6 +292,8 @@ export class EtcdStore {
       },
     }
     if (tls) {
+      ignoreIpServerNameWarning()
+      if (connection.cert) this.identity = certificateIdentity(connection.cert)
       options.credentials = {
         rootCertificate: connection.ca ? readFileSync(connection.ca) : Buffer.alloc(0),
         ...(connection.cert && connection.key
@@ -299,7 +340,8 @@ export class EtcdStore {
 
   /**
    * Runs one etcd call, retrying while etcd is unavailable (a member restarting, a leader
-   * election) for up to `settings.etcdUnavailableRetryMs`.
+   * election) for up to `settings.etcdUnavailableRetryMs`. A TLS handshake that was refused and
+   * a permission etcd denied are final: reported at once, naming the identity used.
    */
   async call<R>(what: string, fn: (client: Etcd3) => Promise<R>): Promise<R> {
     const deadline = Date.now() + settings.etcdUnavailableRetryMs
@@ -308,6 +350,9 @@ export class EtcdStore {
       try {
         return await fn(this.client)
       } catch (err) {
+        if (err instanceof EtcdPermissionDeniedError) throw this.denied(what, err)
+        const refusal = tlsRefusal(err)
+        if (refusal) throw this.tlsRefused(what, refusal, err)
         if (!isUnavailable(err)) throw err
         if (Date.now() + delay > deadline) throw this.unreachable(what, err)
         await new Promise((r) => setTimeout(r, delay))
@@ -322,6 +367,30 @@ export class EtcdStore {
       code: 'ETCD_UNREACHABLE',
       exit: ExitStatus.precondition,
       suggestion: 'Check that etcd is running and reachable, or point --etcd (or XCLUSTER_ETCD) at a live endpoint.',
+      details: {endpoints: this.connection.endpoints, reason: String((err as Error)?.message ?? err)},
+      cause: err,
+    })
+  }
+
+  private denied(what: string, err: unknown): XclusterError {
+    const who = this.identity ? `identity "${this.identity}"` : 'this connection (no client certificate)'
+    return new XclusterError(`etcd denied ${what} to ${who}.`, {
+      code: 'ETCD_PERMISSION_DENIED',
+      exit: ExitStatus.precondition,
+      suggestion: 'Use a client certificate whose identity may do this: the operator\'s (--etcd-cert/--etcd-key, env XCLUSTER_ETCD_CERT/XCLUSTER_ETCD_KEY).',
+      details: {operation: what, identity: this.identity ?? null},
+      cause: err,
+    })
+  }
+
+  private tlsRefused(what: string, refusal: string, err: unknown): XclusterError {
+    const endpoints = this.connection.endpoints.join(', ')
+    return new XclusterError(`The TLS handshake with etcd at ${endpoints} failed (${refusal}) during ${what}.`, {
+      code: 'ETCD_TLS_REFUSED',
+      exit: ExitStatus.precondition,
+      suggestion: this.connection.cert
+        ? 'Check that --etcd-cert/--etcd-key were issued by the cluster CA and that --etcd-ca is that CA.'
+        : 'This etcd requires a client certificate: pass --etcd-ca, --etcd-cert and --etcd-key (env XCLUSTER_ETCD_CA, XCLUSTER_ETCD_CERT, XCLUSTER_ETCD_KEY).',
       details: {endpoints: this.connection.endpoints, reason: String((err as Error)?.message ?? err)},
       cause: err,
     })

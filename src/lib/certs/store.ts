@@ -1,0 +1,122 @@
+import {preconditionError} from '../errors.js'
+import type {EtcdStore} from '../etcd/store.js'
+import {caFromPem, certificateInfo, type CertificateAuthority, type CertificateInfo, type IssuedCertificate} from './authority.js'
+import {openSealedKey, sealPrivateKey, type SealedKey} from './sealed.js'
+import type {ClusterSecret} from './secret.js'
+
+/** The CA as stored in etcd: public facts and the certificate in clear, the key sealed. */
+export interface StoredCa extends CertificateInfo {
+  cluster: string
+  certPem: string
+  sealedKey: SealedKey
+  storedAt: string
+}
+
+/** An issued certificate as stored in etcd; `sealedKey` only when its key is kept. */
+export interface StoredCertificate extends CertificateInfo {
+  name: string
+  certPem: string
+  sealedKey?: SealedKey
+  storedAt: string
+}
+
+/** What may be shown of a stored certificate (`cert list`, --json): no key, sealed or not. */
+export type StoredCertificateSummary = Omit<StoredCertificate, 'sealedKey' | 'certPem'> & {hasKey: boolean}
+
+/**
+ * Stores the CA, create-only: the same CA again changes nothing (`stored: false`); a different
+ * one is refused, since every certificate of the cluster chains to the one already there.
+ */
+export async function saveCa(store: EtcdStore, ca: CertificateAuthority, secret: ClusterSecret): Promise<{stored: boolean}> {
+  const key = store.keys.certAuthority()
+  const existing = await store.getJson<StoredCa>(key)
+  if (existing) {
+    if (existing.value.certPem === ca.certPem) return {stored: false}
+    throw caExists(existing.value)
+  }
+  const record: StoredCa = {cluster: ca.cluster, ...certificateInfo(ca.certPem), certPem: ca.certPem, sealedKey: await sealPrivateKey(ca.key, secret, key), storedAt: new Date().toISOString()}
+  if (await store.transaction().ifAbsent(key).put(key, record).commit()) return {stored: true}
+  const now = await store.getJson<StoredCa>(key)
+  if (now?.value.certPem === ca.certPem) return {stored: false}
+  throw caExists(now?.value)
+}
+
+/** The CA with its key opened by the cluster secret. */
+export async function loadCa(store: EtcdStore, secret: ClusterSecret): Promise<CertificateAuthority> {
+  const stored = await readStoredCa(store)
+  const key = await openSealedKey(stored.sealedKey, secret, store.keys.certAuthority())
+  return caFromPem(store.keys.cluster, stored.certPem, key.exportPem())
+}
+
+/** The CA certificate alone (what every node trusts); no secret needed. */
+export async function loadCaCertificate(store: EtcdStore): Promise<string> {
+  return (await readStoredCa(store)).certPem
+}
+
+async function readStoredCa(store: EtcdStore): Promise<StoredCa> {
+  const stored = await store.getJson<StoredCa>(store.keys.certAuthority())
+  if (!stored) throw preconditionError('CA_MISSING', `Cluster "${store.keys.cluster}" has no CA in etcd.`, 'Create it with the cluster (xcluster bootstrap), or check --cluster and --etcd.')
+  return stored.value
+}
+
+/**
+ * Records an issued certificate under `name`. With `keepKey` its private key is stored too,
+ * sealed (for a certificate that cert-sync distributes later); otherwise only the certificate.
+ * An existing record is replaced only with `replace` (renewal), and only if unchanged since read.
+ */
+export async function saveIssuedCertificate(
+  store: EtcdStore,
+  name: string,
+  issued: IssuedCertificate,
+  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean} = {},
+): Promise<StoredCertificateSummary> {
+  const key = store.keys.issuedCert(name)
+  if (options.keepKey && !options.secret) throw new Error('saveIssuedCertificate: keepKey needs the cluster secret')
+  const {key: privateKey, certPem, ...info} = issued
+  const record: StoredCertificate = {
+    name,
+    ...info,
+    certPem,
+    ...(options.keepKey && options.secret ? {sealedKey: await sealPrivateKey(privateKey, options.secret, key)} : {}),
+    storedAt: new Date().toISOString(),
+  }
+  const existing = await store.getJson<StoredCertificate>(key)
+  if (existing && !options.replace) {
+    throw preconditionError('CERT_EXISTS', `A certificate named "${name}" is already stored (serial ${existing.value.serial}).`, 'Renew it instead, or choose another name.')
+  }
+  const txn = store.transaction()
+  if (existing) txn.ifUnchanged(key, existing.modRevision)
+  else txn.ifAbsent(key)
+  if (!(await txn.put(key, record).commit())) {
+    throw preconditionError('CERT_CHANGED', `The certificate "${name}" changed while it was being stored.`, 'Run the command again.')
+  }
+  return summary(record)
+}
+
+/** An issued certificate with its key opened (the key must have been kept). */
+export async function loadIssuedCertificate(store: EtcdStore, name: string, secret: ClusterSecret): Promise<IssuedCertificate> {
+  const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
+  if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, 'List them with xcluster cert list.')
+  const {sealedKey, name: _name, storedAt: _at, certPem} = stored.value
+  if (!sealedKey) throw preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key.`, 'Its key lives only on the host it was issued for; issue a new certificate if it is lost.')
+  const key = await openSealedKey(sealedKey, secret, store.keys.issuedCert(name))
+  return {...certificateInfo(certPem), certPem, key}
+}
+
+/** Every stored certificate's public facts (never a key, sealed or not). */
+export async function listIssuedCertificates(store: EtcdStore): Promise<StoredCertificateSummary[]> {
+  return (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).map((v) => summary(v.value))
+}
+
+function summary(record: StoredCertificate): StoredCertificateSummary {
+  const {sealedKey, certPem: _pem, ...rest} = record
+  return {...rest, hasKey: sealedKey !== undefined}
+}
+
+function caExists(existing: StoredCa | undefined) {
+  return preconditionError(
+    'CA_EXISTS',
+    `Cluster etcd already holds a different CA (${existing?.subject ?? 'unknown'}, fingerprint ${existing?.fingerprint ?? '?'}).`,
+    'Keep using the stored CA (load it with the cluster secret); replacing it would orphan every certificate issued so far.',
+  )
+}
