@@ -122,6 +122,11 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
   }
 }
 
+/** Does the plan change what is already registered (a node's fields, a MAC's binding)? Such an apply asks first. */
+export function changesRegistered(plan: ApplyPlan): boolean {
+  return plan.update.length > 0 || plan.macs.some((m) => m.previous !== null)
+}
+
 /**
  * Writes a plan in ONE etcd transaction, guarded by the revisions it was planned against: if
  * anything moved in between, nothing is written and APPLY_CONFLICT is thrown. A plan without
