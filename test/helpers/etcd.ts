@@ -9,6 +9,8 @@ import {requireTool} from './tools.js'
 /** A real single-member etcd server (Debian etcd-server) on loopback, for one test file. */
 export interface TestEtcd {
   endpoint: string
+  /** `unix://…` endpoint of a local socket (with `unixSocket`): reaches this etcd from any network namespace. */
+  unixEndpoint?: string
   clientPort: number
   peerPort: number
   dir: string
@@ -22,6 +24,8 @@ export interface StartEtcdOptions {
   peerPort?: number
   /** Client address to listen on (default loopback), e.g. a test LAN address other namespaces reach. */
   host?: string
+  /** Also listen on a unix socket in the data dir (etcd names it HOST:PORT, relative to its cwd). */
+  unixSocket?: boolean
 }
 
 /** A free loopback port (the lab picks its own ports the same way). */
@@ -38,14 +42,14 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
     [
       '--name', 'test',
       '--data-dir', join(dir, 'data'),
-      '--listen-client-urls', endpoint,
+      '--listen-client-urls', options.unixSocket ? `${endpoint},unix://etcd.sock:1` : endpoint,
       '--advertise-client-urls', endpoint,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-cluster', `test=http://127.0.0.1:${peer}`,
       '--log-level', 'error',
     ],
-    {stdio: ['ignore', 'ignore', 'pipe']},
+    {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir},
   )
   let stderr = ''
   proc.stderr?.on('data', (d) => (stderr += d))
@@ -65,6 +69,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
   }
   return {
     endpoint,
+    ...(options.unixSocket ? {unixEndpoint: `unix://${join(dir, 'etcd.sock:1')}`} : {}),
     clientPort: client,
     peerPort: peer,
     dir,

@@ -16,6 +16,7 @@
  *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
  *   /xcluster/<cluster>/runs/<id>               task-list runs (audit record)
  *   /xcluster/<cluster>/checkpoints/<id>/<phase>/<host>   finished steps of a run (--resume)
+ *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
  *   /xcluster/<cluster>/certs/<name>            certificates
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
  */
@@ -170,6 +171,11 @@ export class KeySchema {
 
   runCheckpoint(id: string, phase: string, host: string): string {
     return `${this.runCheckpointsPrefix(id)}${segment('phase', phase)}/${segment('host', host)}`
+  }
+
+  /** Exists, under the running process's lease, while a run is being run: a resume elsewhere is refused. */
+  runLock(id: string): string {
+    return `${this.prefix}run-locks/${segment('run id', id)}`
   }
 
   cert(name: string): string {

@@ -37,7 +37,7 @@ type Compare =
   | {kind: 'modRevision'; key: string; revision: string}
   | {kind: 'value'; key: string; value: unknown}
   | {kind: 'createRevision'; key: string; revision: string}
-type Op = {kind: 'put'; key: string; value: unknown} | {kind: 'delete'; key: string}
+type Op = {kind: 'put'; key: string; value: unknown; lease?: string} | {kind: 'delete'; key: string}
 
 /**
  * All-or-nothing writes: every compare must hold or no operation is applied.
@@ -72,8 +72,9 @@ export class Transaction {
     return this
   }
 
-  put(key: string, value: unknown): this {
-    this.ops.push({kind: 'put', key, value})
+  /** With `lease`, the key lives only as long as that lease (see EtcdStore.grantLease). */
+  put(key: string, value: unknown, options: {lease?: string} = {}): this {
+    this.ops.push({kind: 'put', key, value, ...(options.lease ? {lease: options.lease} : {})})
     return this
   }
 
@@ -109,11 +110,43 @@ export class Transaction {
         else if (c.kind === 'createRevision') txn = txn.and(c.key, 'Create', '==', c.revision)
         else txn = txn.and(c.key, 'Value', '==', encode(c.value))
       }
-      const ops = this.ops.map((o) => (o.kind === 'put' ? client.put(o.key).value(encode(o.value)) : client.delete().key(o.key)))
+      const ops = this.ops.map((o) => {
+        if (o.kind === 'delete') return client.delete().key(o.key)
+        const put = client.put(o.key).value(encode(o.value))
+        return o.lease ? put.lease(o.lease) : put
+      })
       const res = await txn.then(...ops).commit()
       return {applied: Boolean(res.succeeded), revision: String(res.header.revision)}
     })
   }
+
+  /**
+   * Does etcd hold exactly what this transaction writes (every put's value and lease, every
+   * deleted key absent)? A commit whose answer was lost (a deadline, a dropped connection) is
+   * retried by EtcdStore.call, and the retry's compares then fail against our own write: asking
+   * this tells "someone else changed it" from "it was us".
+   */
+  async isInPlace(): Promise<boolean> {
+    for (const op of this.ops) {
+      const res = await this.store.call('read back', (c) => c.get(op.key).exec())
+      const kv = res.kvs[0]
+      if (op.kind === 'delete') {
+        if (kv) return false
+      } else if (!kv || kv.value.toString() !== encode(op.value) || (op.lease !== undefined && String(kv.lease) !== op.lease)) return false
+    }
+    return true
+  }
+
+  /** Commits; a failed compare whose writes are nonetheless all in place (our own earlier attempt) counts as applied. */
+  async commitIdempotent(): Promise<boolean> {
+    return (await this.commit()) || (this.ops.length > 0 && (await this.isInPlace()))
+  }
+}
+
+/** An etcd lease kept alive by the client until revoked (or until this process dies, then its TTL runs out). */
+export interface HeldLease {
+  id: string
+  revoke(): Promise<void>
 }
 
 const encode = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value))
@@ -227,6 +260,21 @@ export class EtcdStore {
   async snapshot(): Promise<Record<string, string>> {
     const res = await this.call('snapshot', (c) => c.getAll().prefix(this.keys.prefix).strings())
     return res
+  }
+
+  /** Grants a lease of `ttlSeconds` that the client keeps alive until `revoke()`; keys put with it vanish with it. */
+  async grantLease(ttlSeconds: number): Promise<HeldLease> {
+    const lease = this.client.lease(ttlSeconds)
+    const id = await this.call('grant lease', () => lease.grant())
+    // A keepalive that fails for longer than the TTL loses the lease: its keys are gone, which
+    // is what they mean (nobody holds this any more). Nothing else to do here.
+    lease.on('lost', () => undefined)
+    return {
+      id,
+      revoke: async () => {
+        await this.call('revoke lease', () => lease.revoke()).catch(() => lease.release())
+      },
+    }
   }
 
   transaction(): Transaction {

@@ -177,7 +177,9 @@ export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Dat
       },
     )
   }
-  if (!(await txn.commit())) {
+  // Idempotent: when a commit's answer is lost and call() retries it, the retry's compares fail
+  // against our own write; finding every written value in place means the apply did commit.
+  if (!(await txn.commitIdempotent())) {
     throw new XclusterError('etcd changed while the apply was being planned: another writer changed the spec, a node or a MAC binding. Nothing was written.', {
       code: 'APPLY_CONFLICT',
       exit: ExitStatus.precondition,
