@@ -86,11 +86,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       ok = await confirm({message: question, default: false})
     } catch (error) {
       if ((error as Error)?.name === 'ExitPromptError') {
-        throw new XclusterError('Interrupted at the prompt; nothing was changed.', {code: 'INTERRUPTED', exit: ExitStatus.interrupted})
+        throw new XclusterError('Interrupted at the prompt; nothing was changed.', {code: 'INTERRUPTED', exit: ExitStatus.interrupted, suggestion: `Run it again when ready: ${this.commandLine()}`})
       }
       throw error
     }
-    if (!ok) throw new XclusterError('Cancelled by the operator; nothing was changed.', {code: 'CANCELLED', exit: ExitStatus.failure})
+    if (!ok) throw new XclusterError('Cancelled by the operator; nothing was changed.', {code: 'CANCELLED', exit: ExitStatus.failure, suggestion: `Run it again when ready: ${this.commandLine()}`})
   }
 
   /** This invocation as a command line to paste back (shell-quoted), with `extra` appended. */
