@@ -34,6 +34,8 @@ export class VrrpLab {
     readonly prefix: string,
     readonly dir: string,
     nodeNames: string[],
+    /** The address VRRP moves (default: the spec's admin VIP), e.g. a service's VIP. */
+    readonly vip?: string,
   ) {
     requireTool('keepalived', 'keepalived')
     this.nodes = nodeNames.map((node) => {
@@ -64,7 +66,7 @@ export class VrrpLab {
     // believe it is already running and exit.
     for (const f of ['keepalived.pid', 'vrrp.pid', 'checkers.pid']) rmSync(join(dir, f), {force: true})
     const conf = join(dir, 'keepalived.conf')
-    writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`}))
+    writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`, ...(this.vip ? {vip: this.vip} : {})}))
     const out = openSync(join(dir, 'keepalived.log'), 'a')
     n.proc = spawn(
       'ip',
