@@ -89,7 +89,7 @@ async function electionBench(dir: string): Promise<Record<ElectionFault | 'acros
 async function vrrpBench(dir: string, advertInt: number): Promise<{crash: number[]; graceful: number[]}> {
   const spec = parseSpec(readFileSync(join(ROOT, 'templates', 'xcluster.yaml'), 'utf8'), 'xcluster.yaml')
   const vip = spec.network.adminVip
-  const lab = new VrrpLab(spec, 'xct-vip-bench-', join(dir, `vrrp-${advertInt}`), ['s1', 's2'], advertInt)
+  const lab = new VrrpLab(spec, 'xct-vip-bench-', join(dir, `vrrp-${advertInt}`), ['s1', 's2'], {advertInt})
   const result = {crash: [] as number[], graceful: [] as number[]}
   lab.setUp()
   try {

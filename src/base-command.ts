@@ -2,52 +2,24 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import type {ChalkInstance} from 'chalk'
 
 import {ExitStatus, XclusterError} from './lib/errors.js'
-import {EtcdStore, type EtcdConnection} from './lib/etcd/store.js'
 import {makeColor} from './lib/output/color.js'
+import {commandLine} from './lib/output/command-line.js'
 import {renderTable, type Column} from './lib/output/table.js'
-import {env, settings} from './lib/settings.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
 /**
- * The one base every xcluster command extends: shared flags, the etcd connection, confirmation
- * prompts, tables, and an error printer that gives each failure a code, an exit status and a
- * next step. `run()` returns the command's typed result, which is exactly its `--json` output.
+ * The one base every xcluster command extends: --json and --color, confirmation prompts, tables,
+ * and an error printer that gives each failure a code, an exit status and a next step. `run()`
+ * returns the command's typed result, which is exactly its `--json` output. Commands that talk
+ * to etcd extend EtcdCommand; `--yes` and `--dry-run` are flags a command declares itself
+ * (src/flags.ts), only when it honours them.
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static enableJsonFlag = true
 
   static baseFlags = {
-    etcd: Flags.string({
-      summary: 'Comma-separated etcd endpoints.',
-      env: env.etcd,
-      helpGroup: 'GLOBAL',
-      default: settings.etcdEndpoints.join(','),
-    }),
-    cluster: Flags.string({
-      summary: 'Cluster name (the etcd key prefix).',
-      env: env.cluster,
-      helpGroup: 'GLOBAL',
-      default: settings.cluster,
-    }),
-    'etcd-ca': Flags.file({summary: 'CA certificate for etcd TLS.', env: env.etcdCa, helpGroup: 'GLOBAL', exists: true}),
-    'etcd-cert': Flags.file({
-      summary: 'Client certificate for etcd TLS.',
-      env: env.etcdCert,
-      helpGroup: 'GLOBAL',
-      exists: true,
-      dependsOn: ['etcd-key'],
-    }),
-    'etcd-key': Flags.file({
-      summary: 'Client key for etcd TLS.',
-      env: env.etcdKey,
-      helpGroup: 'GLOBAL',
-      exists: true,
-      dependsOn: ['etcd-cert'],
-    }),
-    yes: Flags.boolean({char: 'y', summary: 'Answer yes to every confirmation prompt.', helpGroup: 'GLOBAL'}),
-    'dry-run': Flags.boolean({summary: 'Show what would change without changing anything.', helpGroup: 'GLOBAL'}),
     color: Flags.boolean({
       summary: 'Colour the output (NO_COLOR is honoured too).',
       helpGroup: 'GLOBAL',
@@ -59,7 +31,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
   protected color!: ChalkInstance
-  private etcdStore?: EtcdStore
 
   public async init(): Promise<void> {
     await super.init()
@@ -75,21 +46,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.color = makeColor(this.flags.color && !this.jsonEnabled())
   }
 
-  /** etcd connection options from the shared flags. */
-  protected etcdConnection(): EtcdConnection {
-    return {
-      endpoints: this.flags.etcd.split(',').map((e) => e.trim()).filter(Boolean),
-      cluster: this.flags.cluster,
-      ca: this.flags['etcd-ca'],
-      cert: this.flags['etcd-cert'],
-      key: this.flags['etcd-key'],
-    }
-  }
-
-  /** The etcd store, connected on first use and closed when the command ends. */
-  protected store(): EtcdStore {
-    this.etcdStore ??= new EtcdStore(this.etcdConnection())
-    return this.etcdStore
+  /** True when the command declares --dry-run and it was given. */
+  protected get dryRun(): boolean {
+    return (this.flags as {'dry-run'?: boolean})['dry-run'] === true
   }
 
   /** Human output only: silent under --json so stdout carries nothing but the result. */
@@ -108,25 +67,39 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
-   * Ask before a destructive step. `--yes` answers for the operator; without a TTY (CI, pipes)
-   * we refuse rather than guess, and say how to proceed.
+   * Ask before a destructive step (the command declares --yes). `--yes` answers for the operator;
+   * without a TTY (CI, pipes) we refuse rather than guess, and say how to proceed. Ctrl-C at the
+   * prompt is an interruption (exit 130), not a crash.
    */
   protected async confirm(question: string): Promise<void> {
-    if (this.flags.yes) return
+    if ((this.flags as {yes?: boolean}).yes) return
     if (!process.stdin.isTTY || !process.stdout.isTTY || this.jsonEnabled()) {
       throw new XclusterError(`${question} Refusing without confirmation: no terminal to ask on.`, {
         code: 'CONFIRMATION_REQUIRED',
         exit: ExitStatus.usage,
-        suggestion: 'Re-run with --yes to confirm.',
+        suggestion: `Re-run with --yes to confirm: ${this.commandLine('--yes')}`,
       })
     }
     const {confirm} = await import('@inquirer/prompts')
-    const ok = await confirm({message: question, default: false})
-    if (!ok) throw new XclusterError('Cancelled by the operator.', {code: 'CANCELLED', exit: ExitStatus.failure})
+    let ok: boolean
+    try {
+      ok = await confirm({message: question, default: false})
+    } catch (error) {
+      if ((error as Error)?.name === 'ExitPromptError') {
+        throw new XclusterError('Interrupted at the prompt; nothing was changed.', {code: 'INTERRUPTED', exit: ExitStatus.interrupted, suggestion: `Run it again when ready: ${this.commandLine()}`})
+      }
+      throw error
+    }
+    if (!ok) throw new XclusterError('Cancelled by the operator; nothing was changed.', {code: 'CANCELLED', exit: ExitStatus.failure, suggestion: `Run it again when ready: ${this.commandLine()}`})
+  }
+
+  /** This invocation as a command line to paste back (shell-quoted), with `extra` appended. */
+  protected commandLine(...extra: string[]): string {
+    return commandLine([...this.id!.split(':'), ...this.argv, ...extra])
   }
 
   protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    const error = toXclusterError(err)
+    const error = toXclusterError(err, this.id)
     if (this.jsonEnabled()) {
       this.logJson({error: error.toJSON()})
     } else {
@@ -137,24 +110,32 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.exitCode = error.exit
     return this.exit(error.exit)
   }
-
-  protected async finally(err: Error | undefined): Promise<unknown> {
-    await this.etcdStore?.close()
-    return super.finally(err)
-  }
 }
 
 /** Map anything thrown into an operator-facing error; oclif's parse errors become usage errors. */
-export function toXclusterError(err: unknown): XclusterError {
-  if (err instanceof XclusterError) return err
+export function toXclusterError(err: unknown, commandId?: string): XclusterError {
+  const help = commandId ? `xcluster ${commandId.replaceAll(':', ' ')} --help` : 'xcluster --help'
+  if (err instanceof XclusterError) {
+    // oclif prefixes errors thrown while parsing a flag's value; keep ours readable.
+    const parsed = /^Parsing --(\S+) \n\t([\s\S]*?)\nSee more help with --help$/.exec(err.message)
+    return parsed ? new XclusterError(`--${parsed[1]}: ${parsed[2]}`, {code: err.code, exit: err.exit, suggestion: err.suggestion, details: err.details, cause: err.cause}) : err
+  }
   const e = err as Error & {oclif?: {exit?: number}; code?: string; name?: string}
   if (e?.oclif?.exit === 0) return new XclusterError('', {code: 'EXIT', exit: ExitStatus.ok})
+  const flagValue = /^Parsing --(\S+) \n\t([\s\S]*?)\nSee more help with --help$/.exec(e?.message ?? '')
+  if (flagValue) {
+    return new XclusterError(`--${flagValue[1]}: ${flagValue[2]}`, {
+      code: 'FLAG_INVALID',
+      exit: ExitStatus.usage,
+      suggestion: `Fix the value given to --${flagValue[1]} (or its environment variable); see: ${help}`,
+    })
+  }
   const parseLike = ['CLIError', 'RequiredArgsError', 'RequiredFlagError', 'NonExistentFlagsError', 'UnexpectedArgsError', 'FailedFlagValidationError']
   if (e && (parseLike.includes(e.name ?? '') || e.oclif?.exit === 2 || /flag|argument/i.test(e.name ?? ''))) {
     return new XclusterError(e.message.replace(/\nSee more help with --help$/, ''), {
       code: 'USAGE',
       exit: ExitStatus.usage,
-      suggestion: 'See the command\'s help with --help.',
+      suggestion: `See the command's flags and examples: ${help}`,
     })
   }
   return new XclusterError(e?.message ?? String(err), {code: 'INTERNAL', exit: ExitStatus.failure, cause: err})

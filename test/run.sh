@@ -11,6 +11,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 3
 fi
 
+# The Debian packages the tests need (test/packages.ts), installed where missing.
+node --import tsx test/install-packages.ts
+
 xcluster() { node bin/run.js "$@"; }
 
 teardown() {

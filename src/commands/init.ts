@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {dryRunFlag} from '../flags.js'
 import {settings} from '../lib/settings.js'
 import {writeExampleSpec, type InitResult} from '../lib/spec/example.js'
 
@@ -11,16 +12,19 @@ export default class Init extends BaseCommand<typeof Init> {
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Write ./xcluster.yaml.'},
     {command: '<%= config.bin %> <%= command.id %> -f lab.yaml --force', description: 'Write lab.yaml, replacing it if it exists.'},
+    {command: '<%= config.bin %> <%= command.id %> -f lab.yaml --dry-run', description: 'Say what would be written, write nothing.'},
   ]
 
   static flags = {
     file: Flags.string({char: 'f', summary: 'Where to write the spec.', default: settings.specFile}),
     force: Flags.boolean({summary: 'Overwrite the file if it exists.'}),
+    ...dryRunFlag,
   }
 
   async run(): Promise<InitResult> {
-    const result = writeExampleSpec(this.flags.file, {force: this.flags.force})
-    this.say(`Wrote ${result.file}. Edit it, then run: xcluster config validate -f ${result.file}`)
+    const result = writeExampleSpec(this.flags.file, {force: this.flags.force, dryRun: this.dryRun})
+    if (result.dryRun) this.say(`Dry run: would write ${result.file}${result.overwritten ? ' (replacing it)' : ''}; nothing was written.`)
+    else this.say(`Wrote ${result.file}. Edit it, then run: xcluster config validate -f ${result.file}`)
     return result
   }
 }

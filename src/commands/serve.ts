@@ -2,12 +2,12 @@ import {hostname} from 'node:os'
 
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
+import {EtcdCommand} from '../etcd-command.js'
 import {usageError} from '../lib/errors.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
 import {settings} from '../lib/settings.js'
 
-export default class Serve extends BaseCommand<typeof Serve> {
+export default class Serve extends EtcdCommand<typeof Serve> {
   static summary = 'Run this node\'s xcluster daemons: leader election for singleton services, and the DHCP/PXE server.'
   static description = `Meant to run under systemd on every core node.
 
@@ -23,7 +23,7 @@ Events are logged to stderr as JSON lines.`
   ]
   static flags = {
     elect: Flags.string({summary: 'A service (from the spec\'s services:) to campaign for; repeatable.', multiple: true}),
-    node: Flags.string({summary: 'This node\'s name.', default: hostname().split('.')[0]}),
+    node: Flags.string({summary: 'This node\'s name.', description: 'Default: this host\'s short hostname.'}),
     dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server (answers while this node leads the dhcp election).'}),
     interface: Flags.string({char: 'i', summary: 'Interface to serve DHCP on (its address is the server identifier).', dependsOn: ['dhcp']}),
     address: Flags.string({summary: 'The server\'s own address on --interface when it has several (default: the first in the cluster subnet).', dependsOn: ['dhcp']}),
@@ -31,7 +31,9 @@ Events are logged to stderr as JSON lines.`
   }
 
   async run(): Promise<ServeResult> {
-    const {elect = [], dhcp, node} = this.flags
+    const {elect = [], dhcp} = this.flags
+    // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
+    const node = this.flags.node ?? hostname().split('.')[0]
     if (elect.length === 0 && !dhcp) throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, or --elect SERVICE.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
     const stop = new Promise<string>((resolve) => {

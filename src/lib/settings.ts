@@ -37,6 +37,12 @@ export const settings = {
     rbd: 'rbd',
     commandTimeoutMs: 10_000,
   },
+  /**
+   * A running run holds a lock key under a lease of this TTL, kept alive by its process: a
+   * `--resume` of that run elsewhere is refused while it lives, and allowed this long after the
+   * process died without finishing.
+   */
+  runLockTtlSeconds: 10,
   /** Hosts worked on at once within a phase (`--concurrency`). */
   taskConcurrency: 20,
   /**

@@ -25,6 +25,8 @@ let dir: string
 let store: EtcdStore
 
 const cli = (...args: string[]) => xcluster([...args, '--etcd', etcd.endpoint], {cwd: dir})
+/** A command that never touches etcd takes no etcd flags. */
+const offline = (...args: string[]) => xcluster(args, {cwd: dir})
 
 function edit(from: string, to: string, text = EXAMPLE): string {
   assert.ok(text.includes(from), `test setup: ${JSON.stringify(from)} not in the spec`)
@@ -191,12 +193,12 @@ describe('config apply / show, node show against a real etcd', () => {
   }
 
   it('config validate: OK summary, JSON counts, exit 2 with details for a bad file', async () => {
-    const good = await cli('config', 'validate', '-f', join(dir, 'xcluster.yaml'))
+    const good = await offline('config', 'validate', '-f', join(dir, 'xcluster.yaml'))
     assert.equal(good.code, 0)
     assert.match(good.stdout, /^OK: .*xcluster\.yaml is a valid spec for cluster xcluster: 6 nodes \(3 core, 1 storage, 1 compute, 1 frontend\)\./)
-    const json = (await cli('config', 'validate', '-f', join(dir, 'xcluster.yaml'), '--json')).json()
+    const json = (await offline('config', 'validate', '-f', join(dir, 'xcluster.yaml'), '--json')).json()
     assert.deepEqual(json, {valid: true, file: join(dir, 'xcluster.yaml'), nodes: {core: 3, storage: 1, compute: 1, frontend: 1}})
-    const bad = await cli('config', 'validate', '-f', join(dir, 'bad-bad-MAC.yaml'), '--json')
+    const bad = await offline('config', 'validate', '-f', join(dir, 'bad-bad-MAC.yaml'), '--json')
     assert.equal(bad.code, 2)
     const error = bad.json<{error: {code: string; details: {problems: {path: string; line: number}[]}}}>().error
     assert.equal(error.code, 'SPEC_INVALID')
@@ -256,7 +258,13 @@ describe('config apply / show, node show against a real etcd', () => {
     }
     assert.deepEqual(etcdState(), before)
 
-    const res = await cli('config', 'apply', '-f', file)
+    // It changes registered nodes: without a terminal to ask on, only --yes applies it.
+    const unconfirmed = await cli('config', 'apply', '-f', file)
+    assert.equal(unconfirmed.code, 2, unconfirmed.stderr)
+    assert.match(unconfirmed.stderr, /CONFIRMATION_REQUIRED[\s\S]*Try this: Re-run with --yes/)
+    assert.deepEqual(etcdState(), before)
+
+    const res = await cli('config', 'apply', '-f', file, '--yes')
     assert.equal(res.code, 0, res.stderr)
     const after = (key: string) => store.getJson<NodeRecord>(store.keys.node(key)).then((r) => r?.value)
     assert.equal((await after('c1'))?.state, 'ready')
@@ -301,7 +309,7 @@ describe('config apply / show, node show against a real etcd', () => {
     const many = Array.from({length: 70}, (_, i) => `  - {name: c${i + 10}, mac: "02:58:43:00:09:${i.toString(16).padStart(2, '0')}"}`).join('\n')
     const file = writeSpec('huge.yaml', `${EXAMPLE.trimEnd()}\n${many}\n`)
     const before = etcdState()
-    const res = await cli('config', 'apply', '-f', file)
+    const res = await cli('config', 'apply', '-f', file, '--yes')
     assert.equal(res.code, 3, res.stderr)
     assert.match(res.stderr, /Error \[APPLY_TOO_LARGE\]: Applying this spec needs \d+ operations in one etcd transaction; etcd allows 128/)
     assert.deepEqual(etcdState(), before)
@@ -330,7 +338,7 @@ describe('init', () => {
       assert.match(again.stderr, /Try this: .*--force/)
       assert.equal(readFileSync(join(initDir, 'xcluster.yaml'), 'utf8'), 'edited\n')
       const forced = await xcluster(['init', '--force', '--json'], {cwd: initDir})
-      assert.deepEqual(forced.json(), {file: 'xcluster.yaml', overwritten: true})
+      assert.deepEqual(forced.json(), {file: 'xcluster.yaml', overwritten: true, dryRun: false})
       const other = await xcluster(['init', '-f', 'lab.yaml'], {cwd: initDir})
       assert.equal(other.code, 0)
       const valid = await xcluster(['config', 'validate', '-f', 'lab.yaml'], {cwd: initDir})

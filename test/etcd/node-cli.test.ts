@@ -83,8 +83,9 @@ describe('node commands refuse bad input and change nothing', () => {
     await refusedUnchanged(['node', 'remove', 's4', '--yes'], 3, /Node s4 is registered, not drained/)
   })
 
-  it('remove asks, and without a terminal needs --yes', async () => {
-    await refusedUnchanged(['node', 'remove', 's4'], 2, /CONFIRMATION_REQUIRED[\s\S]*Re-run with --yes/)
+  it('remove checks first, then asks, and without a terminal needs --yes', async () => {
+    await refusedUnchanged(['node', 'remove', 's4'], 3, /NODE_NOT_DRAINED/)
+    await refusedUnchanged(['node', 'remove', 's4', '--force'], 2, /CONFIRMATION_REQUIRED[\s\S]*Re-run with --yes/)
   })
 
   it('a drain that would cost etcd its quorum', async () => {
@@ -97,7 +98,7 @@ describe('node commands refuse bad input and change nothing', () => {
   it('remove --force frees the MAC and keeps the record with its history', async () => {
     const r = await cli('node', 'remove', 'c9', '--force', '--yes', '--json')
     assert.equal(r.code, 0, r.stderr)
-    assert.deepEqual(r.json(), {node: 'c9', previousState: 'registered', forced: true})
+    assert.deepEqual(r.json(), {node: 'c9', previousState: 'registered', forced: true, dryRun: false})
     assert.equal(await store.getJson(store.keys.mac('02:58:43:00:02:09')), undefined)
     const record = await store.getJson<NodeRecord>(store.keys.node('c9'))
     assert.equal(record?.value.state, 'removed')

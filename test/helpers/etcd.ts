@@ -12,6 +12,8 @@ import {requireTool} from './tools.js'
 /** A real single-member etcd server (Debian etcd-server) on loopback, for one test file. */
 export interface TestEtcd {
   endpoint: string
+  /** `unix://…` endpoint of a local socket (with `unixSocket`): reaches this etcd from any network namespace. */
+  unixEndpoint?: string
   clientPort: number
   peerPort: number
   dir: string
@@ -25,6 +27,8 @@ export interface StartEtcdOptions {
   peerPort?: number
   /** Client address to listen on (default loopback), e.g. a test LAN address other namespaces reach. */
   host?: string
+  /** Also listen on a unix socket in the data dir (etcd names it HOST:PORT, relative to its cwd). */
+  unixSocket?: boolean
   /**
    * TLS with client-certificate authentication, from the rendered member config
    * (templates/node/etcd-member.yml) and certificates of this CA; the endpoint is https.
@@ -79,7 +83,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
     argv = [
       '--name', 'test',
       '--data-dir', join(dir, 'data'),
-      '--listen-client-urls', endpoint,
+      '--listen-client-urls', options.unixSocket ? `${endpoint},unix://etcd.sock:1` : endpoint,
       '--advertise-client-urls', endpoint,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
@@ -87,7 +91,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
       '--log-level', 'error',
     ]
   }
-  const proc: ChildProcess = spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe']})
+  const proc: ChildProcess = spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir})
   let stderr = ''
   proc.stderr?.on('data', (d) => (stderr += d))
   const deadline = Date.now() + 10_000
@@ -110,6 +114,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
   }
   return {
     endpoint,
+    ...(options.unixSocket ? {unixEndpoint: `unix://${join(dir, 'etcd.sock:1')}`} : {}),
     clientPort: client,
     peerPort: peer,
     dir,

@@ -34,8 +34,11 @@ export class VrrpLab {
     readonly prefix: string,
     readonly dir: string,
     nodeNames: string[],
-    /** keepalived's advert_int for every node (default: what xcluster renders). */
-    readonly advertInt?: number,
+    /**
+     * vip: the address VRRP moves (default: the spec's admin VIP), e.g. a service's VIP;
+     * advertInt: keepalived's advert_int for every node (default: what xcluster renders).
+     */
+    readonly options: {vip?: string; advertInt?: number} = {},
   ) {
     requireTool('keepalived', 'keepalived')
     this.nodes = nodeNames.map((node) => {
@@ -66,7 +69,8 @@ export class VrrpLab {
     // believe it is already running and exit.
     for (const f of ['keepalived.pid', 'vrrp.pid', 'checkers.pid']) rmSync(join(dir, f), {force: true})
     const conf = join(dir, 'keepalived.conf')
-    writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`, ...(this.advertInt ? {advertInt: this.advertInt} : {})}))
+    const {vip, advertInt} = this.options
+    writeFileSync(conf, renderKeepalivedConfig(this.spec, {node, trackScript: `/usr/bin/test -e ${n.healthFile}`, ...(vip ? {vip} : {}), ...(advertInt ? {advertInt} : {})}))
     const out = openSync(join(dir, 'keepalived.log'), 'a')
     n.proc = spawn(
       'ip',

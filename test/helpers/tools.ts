@@ -2,7 +2,7 @@ import {execFileSync} from 'node:child_process'
 
 /**
  * Finds a tool a test needs. A missing tool is a loud failure, never a silent skip:
- * `.ci/run` installs every one of them.
+ * `npm test` installs every one of them (test/packages.ts).
  */
 export function requireTool(name: string, debianPackage: string): string {
   try {
@@ -12,6 +12,6 @@ export function requireTool(name: string, debianPackage: string): string {
   }
 
   function fail(): never {
-    throw new Error(`this test needs \`${name}\` (Debian package ${debianPackage}); install it or run .ci/run`)
+    throw new Error(`this test needs \`${name}\` (Debian package ${debianPackage}); install it, or run npm test, which installs test/packages.ts`)
   }
 }

@@ -76,7 +76,7 @@ describe('HostKeyStore', () => {
     const before = await store.snapshot()
     await assert.rejects(pins.pin('s3', 'SHA256:short'), isError('USAGE'))
     await assert.rejects(pins.repin('s1', 'md5:aa'), isError('USAGE'))
-    await assert.rejects(pins.pin('../etc', FP_A), /invalid node name/)
+    await assert.rejects(pins.pin('../etc', FP_A), /Invalid node name/)
     assert.deepEqual(await store.snapshot(), before)
   })
 

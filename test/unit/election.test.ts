@@ -58,6 +58,21 @@ describe('services: in the spec', () => {
     oneProblem(withServices('  - {name: a, unit: u, nodes: [s1, s9]}\n'), 'services[0].nodes[1]', 'not a node')
     oneProblem(withServices('  - {name: a, unit: u}\n  - {name: a, unit: v}\n'), 'services[1].name', 'duplicate service')
     oneProblem(withServices('  - {name: a, unit: u, vip: 10.9.0.1}\n'), 'services[0].vip', 'outside the subnet')
+  })
+
+  it('refuses a service VIP that is a machine\'s own address, or one DHCP could hand out', () => {
+    // A node's fixed IP (s1 is 10.0.0.2), the admin VIP, the gateway.
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.2}\n'), 'services[0].vip', "node s1's IP address")
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.254}\n'), 'services[0].vip', "the admin VIP's address")
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.1}\n'), 'services[0].vip', "the gateway's address")
+    // Inside a typed range or the discovery range.
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.55}\n'), 'services[0].vip', 'inside the compute range 10.0.0.51-10.0.0.70, which DHCP hands out')
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.220}\n'), 'services[0].vip', 'inside the discovery range')
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.5}\n'), 'services[0].vip', 'inside the core range')
+    // Two services cannot share one.
+    oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.253}\n  - {name: b, unit: v, vip: 10.0.0.253}\n'), 'services[1].vip', 'already the VIP of services[0].vip')
+    // Free addresses outside every range are fine.
+    assert.equal(valid(withServices('  - {name: a, unit: u, vip: 10.0.0.253}\n  - {name: b, unit: v, vip: 10.0.0.100}\n')).services?.[1]?.vip, '10.0.0.100')
     oneProblem(withServices('  - {name: A_b, unit: u}\n'), 'services[0].name', 'not a valid service name')
     oneProblem(`${EXAMPLE}services: {a: 1}\n`, 'services', 'must be a list')
     oneProblem(withServices('  - {name: a, unit: u, rbdImage: postgres}\n'), 'services[0].rbdImage', 'not an RBD image name')

@@ -27,8 +27,8 @@ describe('KeySchema', () => {
   })
 
   it('refuses segments that would escape their prefix', () => {
-    assert.throws(() => keys.node('../spec'), /invalid node name/)
-    assert.throws(() => keys.node(''), /invalid node name/)
-    assert.throws(() => new KeySchema('a/b'), /invalid cluster name/)
+    assert.throws(() => keys.node('../spec'), /Invalid node name/)
+    assert.throws(() => keys.node(''), /Invalid node name/)
+    assert.throws(() => new KeySchema('a/b'), /Invalid cluster name/)
   })
 })

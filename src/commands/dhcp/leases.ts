@@ -1,8 +1,8 @@
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {listLeases} from '../../lib/dhcp/leases.js'
 import type {LeaseSummary} from '../../lib/dhcp/lease.js'
 
-export default class DhcpLeases extends BaseCommand<typeof DhcpLeases> {
+export default class DhcpLeases extends EtcdCommand<typeof DhcpLeases> {
   static summary = 'List the DHCP leases stored in etcd.'
   static description = 'Every address the DHCP servers granted, with its MAC, node, type, expiry and the server that granted it. Expired leases stay listed until their address is reused.'
   static examples = [

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {checkElections, type CheckResult} from '../../lib/election/split-brain.js'
 import {storedSpecIfAny} from '../../lib/election/state.js'
 import {sshVipProbe} from '../../lib/actions/vip-probe.js'
@@ -9,7 +9,7 @@ import {namespaceVipProbe} from '../../lib/election/vip.js'
 import {taskFlags} from '../../task-flags.js'
 import {ExitStatus} from '../../lib/errors.js'
 
-export default class ElectionCheck extends BaseCommand<typeof ElectionCheck> {
+export default class ElectionCheck extends EtcdCommand<typeof ElectionCheck> {
   static summary = 'Detect split brain: compare every daemon\'s view with etcd\'s leader key, the VIP holder and the RBD lock holder.'
   static description = 'Reports each disagreement with the nodes involved and exits 3 if there is any. A disagreement must persist across two samples (0.5 s apart), so a handover in flight is not reported.'
   static examples = [

@@ -1,7 +1,7 @@
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {listElections, storedSpecIfAny, type ElectionState} from '../../lib/election/state.js'
 
-export default class ElectionList extends BaseCommand<typeof ElectionList> {
+export default class ElectionList extends EtcdCommand<typeof ElectionList> {
   static summary = 'List every elected service: leader, fencing token, lease TTL left, since, candidates.'
   static description = 'Reads each service\'s election keys from etcd in one transaction per service. Services come from the spec and from etcd.'
   static examples = [

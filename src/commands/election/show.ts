@@ -1,11 +1,11 @@
 import {Args} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import type {HistoryEntry} from '../../lib/election/records.js'
 import {electionHistory, requireService, storedSpecIfAny} from '../../lib/election/state.js'
 import {settings} from '../../lib/settings.js'
 
-export default class ElectionShow extends BaseCommand<typeof ElectionShow> {
+export default class ElectionShow extends EtcdCommand<typeof ElectionShow> {
   static summary = 'Show a service\'s leadership history: who led, with which token, when and why.'
   static description = `Oldest first; the newest ${settings.election.historyLimit} changes are kept. Tokens only grow: each is the create revision of that leader's key.`
   static examples = [

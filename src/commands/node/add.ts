@@ -37,7 +37,7 @@ Every step checks before it changes, so re-running changes nothing. A failed run
       hostKey: this.flags['host-key'],
       ...this.taskOptions(),
     })
-    for (const name of result.registered) this.say(`${this.flags['dry-run'] ? 'Would register' : 'Registered'} ${name}.`)
+    for (const name of result.registered) this.say(`${this.dryRun ? 'Would register' : 'Registered'} ${name}.`)
     if (result.run) for (const line of describeRun(result.run)) this.say(line)
     return result
   }

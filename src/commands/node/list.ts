@@ -1,8 +1,8 @@
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import type {NodeSummary} from '../../lib/nodes/record.js'
 import {nodeSummaries} from '../../lib/nodes/summary.js'
 
-export default class NodeList extends BaseCommand<typeof NodeList> {
+export default class NodeList extends EtcdCommand<typeof NodeList> {
   static summary = 'List the cluster\'s nodes with their type, MAC, address and state.'
   static description = 'Reads the node records from etcd, the cluster\'s single source of truth. A node without a fixed IP shows the address DHCP leases to it now, marked (dhcp).'
   static examples = [

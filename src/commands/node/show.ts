@@ -1,10 +1,10 @@
 import {Args} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import type {NodeRecord} from '../../lib/nodes/record.js'
 import {NodeRegistry} from '../../lib/nodes/registry.js'
 
-export default class NodeShow extends BaseCommand<typeof NodeShow> {
+export default class NodeShow extends EtcdCommand<typeof NodeShow> {
   static summary = 'Show one node\'s record: type, MAC, address, state, timestamps and state history.'
   static description = 'Reads the node record from etcd. Exits 3 (NODE_NOT_FOUND) for a name etcd does not know.'
   static examples = [

@@ -1,7 +1,7 @@
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {RunJournal, type RunRecord} from '../../lib/tasks/journal.js'
 
-export default class RunsList extends BaseCommand<typeof RunsList> {
+export default class RunsList extends EtcdCommand<typeof RunsList> {
   static summary = 'List action runs: who ran what, when, and how it ended.'
   static description = 'The audit trail of every task-list run (node add, drain, ...), newest first.'
   static examples = [

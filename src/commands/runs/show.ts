@@ -1,9 +1,9 @@
 import {Args} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {RunJournal, type RunRecord} from '../../lib/tasks/journal.js'
 
-export default class RunsShow extends BaseCommand<typeof RunsShow> {
+export default class RunsShow extends EtcdCommand<typeof RunsShow> {
   static summary = 'Show one run: its command, result, failures and finished steps.'
   static examples = [{command: '<%= config.bin %> <%= command.id %> 20261129-201500-3fa2c1', description: 'Show a run.'}]
   static args = {id: Args.string({description: 'Run id (from runs list or a failed command).', required: true})}

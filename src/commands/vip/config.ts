@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {renderKeepalivedConfig} from '../../lib/election/keepalived.js'
 import {usageError} from '../../lib/errors.js'
 import {settings} from '../../lib/settings.js'
@@ -12,7 +12,7 @@ export interface VipConfigResult {
   text: string
 }
 
-export default class VipConfig extends BaseCommand<typeof VipConfig> {
+export default class VipConfig extends EtcdCommand<typeof VipConfig> {
   static summary = 'Print the keepalived config of a core node for the admin VIP.'
   static description = 'Rendered from templates/keepalived.conf and the stored spec: VRRP as BACKUP everywhere, priorities by the order of the core nodes (150, 140, 130), and a track script that gives the VIP up while the node\'s admin services are unhealthy.'
   static examples = [

@@ -1,12 +1,12 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {EtcdCommand} from '../../etcd-command.js'
 import {namespaceVipProbe, vipStatus, type VipState} from '../../lib/election/vip.js'
 import {sshVipProbe} from '../../lib/actions/vip-probe.js'
 import {readStoredSpec} from '../../lib/spec/store.js'
 import {taskFlags} from '../../task-flags.js'
 
-export default class VipStatus extends BaseCommand<typeof VipStatus> {
+export default class VipStatus extends EtcdCommand<typeof VipStatus> {
   static summary = 'Show which node holds each VIP (the admin VIP and every service VIP).'
   static description = 'Looks for each VIP on the core nodes\' interfaces over SSH (pinned host keys). A VIP on two nodes at once is split brain (see election check). --netns-prefix looks into network namespaces <prefix><node> on this machine instead (test harnesses).'
   static examples = [

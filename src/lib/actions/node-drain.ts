@@ -34,12 +34,13 @@ export async function drainPreflight(store: EtcdStore, name: string): Promise<Dr
     const needed = Math.floor(core.length / 2) + 1
     result.quorum = {members: core.length, upAfterDrain, needed}
     if (upAfterDrain < needed) {
+      const down = core.filter((n) => n.name !== name && !QUORUM_STATES.includes(n.state)).map((n) => n.name)
       throw new XclusterError(
         `Draining core node ${name} would leave ${upAfterDrain} of ${core.length} core nodes up; etcd needs ${needed} for quorum.`,
         {
           code: 'DRAIN_BREAKS_QUORUM',
           exit: ExitStatus.precondition,
-          suggestion: 'Bring the other core nodes back to ready first (xcluster node undrain NAME), then drain this one.',
+          suggestion: `Bring ${down.join(', ')} back to ready first, then drain this one: xcluster node undrain ${down[0]}`,
           details: result,
         },
       )

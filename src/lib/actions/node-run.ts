@@ -42,7 +42,7 @@ export async function nodeHosts(store: EtcdStore, spec: ClusterSpec, names: stri
     throw new XclusterError(`Unknown node${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}.`, {
       code: 'NODE_NOT_FOUND',
       exit: ExitStatus.precondition,
-      suggestion: 'Register it with --mac (xcluster node add NAME --mac MAC), or list the known nodes: xcluster node list',
+      suggestion: 'Register a new node by giving its MAC with --mac (and --ip for a fixed address), or list the known nodes: xcluster node list',
     })
   }
   const pins = new HostKeyStore(store)

@@ -460,6 +460,7 @@ export class LeaseAllocator {
     const reserved = new Set<number>([parseIpv4(net.gateway) as number, parseIpv4(net.adminVip) as number])
     for (const n of this.spec.nodes) if (n.ip) reserved.add(parseIpv4(n.ip) as number)
     for (const n of this.nodes.values()) if (n.ip) reserved.add(parseIpv4(n.ip) as number)
+    for (const s of this.spec.services ?? []) if (s.vip) reserved.add(parseIpv4(s.vip) as number) // a VIP follows a leader; never lease it
     this.reserved = reserved
   }
 }

@@ -14,17 +14,28 @@
  *   /xcluster/<cluster>/election/<service>/views/<node>        each daemon's view (leased)
  *   /xcluster/<cluster>/election/<service>/history/<token>-<e> leadership changes (bounded)
  *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
- *   /xcluster/<cluster>/runs/<id>               task-list runs and checkpoints
+ *   /xcluster/<cluster>/runs/<id>               task-list runs (audit record)
+ *   /xcluster/<cluster>/checkpoints/<id>/<phase>/<host>   finished steps of a run (--resume)
+ *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
  *   /xcluster/<cluster>/certs/ca                the cluster CA: certificate, key sealed (never in clear)
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
  */
+import {ExitStatus, XclusterError} from '../errors.js'
+
 export const ROOT = '/xcluster'
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/
 
+/** A name that cannot be part of a key is the operator's input to fix: a usage error. */
 function segment(kind: string, value: string): string {
-  if (!NAME.test(value)) throw new Error(`invalid ${kind} for an etcd key: ${JSON.stringify(value)}`)
+  if (!NAME.test(value)) {
+    throw new XclusterError(`Invalid ${kind}: ${JSON.stringify(value)}.`, {
+      code: 'NAME_INVALID',
+      exit: ExitStatus.usage,
+      suggestion: `A ${kind} is lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. ${kind === 'cluster name' ? 'xcluster' : 'c1'}).`,
+    })
+  }
   return value
 }
 
@@ -161,6 +172,11 @@ export class KeySchema {
 
   runCheckpoint(id: string, phase: string, host: string): string {
     return `${this.runCheckpointsPrefix(id)}${segment('phase', phase)}/${segment('host', host)}`
+  }
+
+  /** Exists, under the running process's lease, while a run is being run: a resume elsewhere is refused. */
+  runLock(id: string): string {
+    return `${this.prefix}run-locks/${segment('run id', id)}`
   }
 
   certsPrefix(): string {

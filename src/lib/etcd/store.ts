@@ -107,7 +107,7 @@ export class Transaction {
     return this
   }
 
-  /** Writes a JSON value; under `lease`, the key goes when the lease ends. */
+  /** Writes a JSON value; under `lease`, the key goes when the lease ends (see EtcdStore.grantLease). */
   put(key: string, value: unknown, options: {lease?: string} = {}): this {
     this.ops.push({kind: 'put', key, value, ...(options.lease ? {lease: options.lease} : {})})
     return this
@@ -159,6 +159,35 @@ export class Transaction {
     }
     return options.timeoutMs === undefined ? this.store.call('transaction', run) : run(this.store.client)
   }
+
+  /**
+   * Does etcd hold exactly what this transaction writes (every put's value and lease, every
+   * deleted key absent)? A commit whose answer was lost (a deadline, a dropped connection) is
+   * retried by EtcdStore.call, and the retry's compares then fail against our own write: asking
+   * this tells "someone else changed it" from "it was us".
+   */
+  async isInPlace(): Promise<boolean> {
+    for (const op of this.ops) {
+      if (op.kind !== 'put' && op.kind !== 'delete') continue
+      const res = await this.store.call('read back', (c) => c.get(op.key).exec())
+      const kv = res.kvs[0]
+      if (op.kind === 'delete') {
+        if (kv) return false
+      } else if (!kv || kv.value.toString() !== encode(op.value) || (op.lease !== undefined && String(kv.lease) !== op.lease)) return false
+    }
+    return true
+  }
+
+  /** Commits; a failed compare whose writes are nonetheless all in place (our own earlier attempt) counts as applied. */
+  async commitIdempotent(): Promise<boolean> {
+    return (await this.commit()) || (this.ops.some((o) => o.kind === 'put' || o.kind === 'delete') && (await this.isInPlace()))
+  }
+}
+
+/** An etcd lease kept alive until revoked (or until this process dies, then its TTL runs out): see LeaseKeeper. */
+export interface HeldLease {
+  id: string
+  revoke(): Promise<unknown>
 }
 
 const bytes = (s: string | Buffer): Buffer => (Buffer.isBuffer(s) ? s : Buffer.from(s))

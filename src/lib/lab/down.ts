@@ -66,6 +66,46 @@ const labCgroups = (): string[] =>
     existsSync(root) ? readdirSync(root).filter((n) => n.startsWith('xc-')).map((n) => join(root, n)) : [],
   )
 
+/** What `lab down --dry-run` reports: what a real `lab down` would stop and remove. */
+export interface LabDownPlan {
+  dryRun: true
+  dir: string
+  nodes: string[]
+  daemons: number[]
+  namespaces: string[]
+  cgroups: string[]
+  mounts: string[]
+  purgesCache: boolean
+}
+
+/** `lab down --dry-run`: reads pid files, namespaces, cgroups and mounts; signals and removes nothing. */
+export async function planLabDown(options: {dir?: string; purge?: boolean} = {}): Promise<LabDownPlan> {
+  const dir = options.dir ?? labDir()
+  const runDir = labPaths(dir).run
+  const pidFiles = existsSync(runDir) ? readdirSync(runDir) : []
+  const nodes = pidFiles.filter((f) => f.startsWith('nspawn-') && livePid(join(runDir, f))).map((f) => f.slice('nspawn-'.length, -'.pid'.length))
+  const daemons = pidFiles.filter((f) => !f.startsWith('boot-') && !f.startsWith('nspawn-')).flatMap((f) => ourPid(join(runDir, f), dir) ?? [])
+  return {
+    dryRun: true,
+    dir,
+    nodes: nodes.sort(),
+    daemons,
+    namespaces: await labNamespaces(),
+    cgroups: labCgroups(),
+    mounts: labMounts(dir),
+    purgesCache: Boolean(options.purge),
+  }
+}
+
+/** Mounts under the state dir (node overlays), deepest first. */
+function labMounts(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replaceAll('\\040', ' '))
+    .filter((m): m is string => Boolean(m) && (m === dir || m.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length)
+}
+
 /**
  * Removes everything a lab made, in reverse order of creation, whether it came up fully,
  * crashed half-way or is already gone: containers, daemons, mounts, cgroups, namespaces, files.
@@ -115,12 +155,7 @@ export async function labDown(options: {dir?: string; purge?: boolean} = {}): Pr
   for (const cg of labCgroups()) removeCgroup(cg)
 
   // 4. Mounts under the state dir (node overlays), deepest first.
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[1]?.replaceAll('\\040', ' '))
-    .filter((m): m is string => Boolean(m) && (m === dir || m.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length)
-  for (const m of mounts) {
+  for (const m of labMounts(dir)) {
     if ((await run('umount', [m])).code !== 0) await run('umount', ['-l', m])
   }
 

@@ -3,8 +3,8 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {settings} from '../settings.js'
 import {must, run} from './system.js'
 
-/** Host packages the lab needs; installs only the missing ones. Returns what was installed. */
-export async function ensureHostPackages(packages: readonly string[] = settings.lab.hostPackages): Promise<string[]> {
+/** The packages of `packages` that are not installed (read-only: dpkg's database). */
+export async function missingHostPackages(packages: readonly string[] = settings.lab.hostPackages): Promise<string[]> {
   const res = await run('dpkg-query', ['-W', '-f=${Package} ${Status}\\n', ...packages])
   const installed = new Set(
     res.stdout
@@ -12,7 +12,12 @@ export async function ensureHostPackages(packages: readonly string[] = settings.
       .filter((l) => l.endsWith(' install ok installed'))
       .map((l) => l.split(' ')[0]),
   )
-  const missing = packages.filter((p) => !installed.has(p))
+  return packages.filter((p) => !installed.has(p))
+}
+
+/** Host packages the lab needs; installs only the missing ones. Returns what was installed. */
+export async function ensureHostPackages(packages: readonly string[] = settings.lab.hostPackages): Promise<string[]> {
+  const missing = await missingHostPackages(packages)
   if (missing.length === 0) return []
   await must('apt-get', ['update', '-q'], {code: 'LAB_PACKAGES_FAILED'})
   await must('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {

@@ -1,4 +1,4 @@
-import {chmodSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {Listr, ListrLogger, ProcessOutput} from 'listr2'
@@ -7,9 +7,9 @@ import {renderTemplate} from '../render/template.js'
 import {labDown, labExists} from './down.js'
 import {createLan} from './network.js'
 import {bootNode, prepareNode, waitNodeReady, type NodeIdentity} from './node.js'
-import {ensureHostLimits, ensureHostPackages} from './packages.js'
-import {labDir, labPaths, netnsName, PACKAGE_ROOT} from './paths.js'
-import {ensureRootfs} from './rootfs.js'
+import {ensureHostLimits, ensureHostPackages, missingHostPackages} from './packages.js'
+import {LAN_NETNS, labDir, labPaths, netnsName, PACKAGE_ROOT} from './paths.js'
+import {ensureRootfs, rootfsCachePath} from './rootfs.js'
 import {startEtcd, startPackageProxy} from './services.js'
 import {writeLabState, type LabHost, type LabState} from './state.js'
 import {must, requireRoot} from './system.js'
@@ -37,6 +37,42 @@ interface UpContext {
   publicKey: string
   identities: Map<string, NodeIdentity>
   squidPort: number
+}
+
+/** What `lab up --dry-run` reports: what a real `lab up` would do, found without changing anything. */
+export interface LabUpPlan {
+  dryRun: true
+  dir: string
+  /** A previous lab (state, namespaces or cgroups) that would be removed first. */
+  removesPreviousLab: boolean
+  installsPackages: string[]
+  buildsRootfs: boolean
+  hosts: {name: string; ip: string | null; netns: string}[]
+  steps: string[]
+}
+
+/** `lab up --dry-run`: the spec is checked as for a real run; the host is only read. */
+export async function planLabUp(options: Pick<LabUpOptions, 'specFile' | 'extraNodes' | 'dir'>): Promise<LabUpPlan> {
+  const topology = labTopology(options.specFile, options.extraNodes)
+  const dir = options.dir ?? labDir()
+  const removesPreviousLab = await labExists(dir)
+  const installsPackages = await missingHostPackages()
+  const rootfs = rootfsCachePath()
+  const buildsRootfs = !existsSync(join(rootfs, 'etc', 'os-release'))
+  const hosts = [
+    {name: 'admin', ip: topology.gateway, netns: netnsName('admin')},
+    ...topology.nodes.map((n) => ({name: n.name, ip: n.ip ?? null, netns: netnsName(n.name)})),
+  ]
+  const steps = [
+    ...(removesPreviousLab ? [`remove the previous lab (lab down) in ${dir}`] : []),
+    ...(installsPackages.length > 0 ? [`apt-get install ${installsPackages.join(' ')}`] : []),
+    buildsRootfs ? `build the node root filesystem with debootstrap in ${rootfs}` : `use the cached node root filesystem ${rootfs}`,
+    `create the lab network: namespaces ${hosts.map((h) => h.netns).join(' ')} and ${LAN_NETNS}`,
+    `start the package proxy and etcd on the admin host ${topology.gateway}`,
+    ...topology.nodes.map((n) => `boot ${n.name} (${n.type}, ${n.mac}${n.ip ? `, ${n.ip}` : ', unaddressed'})`),
+    `write the lab state to ${dir}`,
+  ]
+  return {dryRun: true, dir, removesPreviousLab, installsPackages, buildsRootfs, hosts, steps}
 }
 
 /** `lab up`: validate the spec, clean any previous lab, then build the lab phase by phase. */

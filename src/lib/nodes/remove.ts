@@ -7,6 +7,16 @@ export interface RemoveResult {
   node: string
   previousState: string
   forced: boolean
+  /** True when nothing was written (--dry-run): the rest says what a real run would do. */
+  dryRun: boolean
+}
+
+/** A checked removal, not yet written: what `node remove` asks about (and --dry-run shows). */
+export interface RemovalPlan {
+  result: RemoveResult
+  /** Whether the node's MAC binding is freed with it (only if it still points at the node). */
+  freesMac: string | null
+  commit(): Promise<RemoveResult>
 }
 
 /**
@@ -15,6 +25,14 @@ export interface RemoveResult {
  * the name can be registered again.
  */
 export async function removeNode(store: EtcdStore, name: string, options: {force: boolean; by?: string}): Promise<RemoveResult> {
+  return (await planRemoval(store, name, options)).commit()
+}
+
+/**
+ * Checks a removal (the node exists and is drained, or --force) and reads what it would write.
+ * Nothing is written until `commit()`, which fails if the node or its MAC binding moved since.
+ */
+export async function planRemoval(store: EtcdStore, name: string, options: {force: boolean; by?: string}): Promise<RemovalPlan> {
   const key = store.keys.node(name)
   const found = await store.getJson<NodeRecord>(key)
   if (!found || found.value.state === 'removed') {
@@ -41,15 +59,22 @@ export async function removeNode(store: EtcdStore, name: string, options: {force
   }
   const macKey = store.keys.mac(node.mac)
   const binding = await store.getJson<{node: string}>(macKey)
-  const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, removed).delete(store.keys.hostKey(name))
-  // Free the MAC only if it still points at this node.
-  if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey)
-  if (!(await txn.commit())) {
-    throw new XclusterError(`Node ${name} changed while it was being removed; nothing was written.`, {
-      code: 'NODE_CONCURRENT_CHANGE',
-      exit: ExitStatus.precondition,
-      suggestion: `Check it with: xcluster node show ${name}, then re-run.`,
-    })
+  const result: RemoveResult = {node: name, previousState: node.state, forced: options.force && node.state !== 'drained', dryRun: true}
+  return {
+    result,
+    freesMac: binding?.value.node === name ? node.mac : null,
+    async commit() {
+      const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, removed).delete(store.keys.hostKey(name))
+      // Free the MAC only if it still points at this node.
+      if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey)
+      if (!(await txn.commit())) {
+        throw new XclusterError(`Node ${name} changed while it was being removed; nothing was written.`, {
+          code: 'NODE_CONCURRENT_CHANGE',
+          exit: ExitStatus.precondition,
+          suggestion: `Check it with: xcluster node show ${name}, then re-run.`,
+        })
+      }
+      return {...result, dryRun: false}
+    },
   }
-  return {node: name, previousState: node.state, forced: options.force && node.state !== 'drained'}
 }

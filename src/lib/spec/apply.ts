@@ -122,6 +122,11 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
   }
 }
 
+/** Does the plan change what is already registered (a node's fields, a MAC's binding)? Such an apply asks first. */
+export function changesRegistered(plan: ApplyPlan): boolean {
+  return plan.update.length > 0 || plan.macs.some((m) => m.previous !== null)
+}
+
 /**
  * Writes a plan in ONE etcd transaction, guarded by the revisions it was planned against: if
  * anything moved in between, nothing is written and APPLY_CONFLICT is thrown. A plan without
@@ -172,7 +177,9 @@ export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Dat
       },
     )
   }
-  if (!(await txn.commit())) {
+  // Idempotent: when a commit's answer is lost and call() retries it, the retry's compares fail
+  // against our own write; finding every written value in place means the apply did commit.
+  if (!(await txn.commitIdempotent())) {
     throw new XclusterError('etcd changed while the apply was being planned: another writer changed the spec, a node or a MAC binding. Nothing was written.', {
       code: 'APPLY_CONFLICT',
       exit: ExitStatus.precondition,

@@ -46,6 +46,16 @@ const DNS_LABEL_FIX = 'Use a DNS label: 1 to 63 lower-case letters, digits and h
 
 type RangeName = (typeof RANGE_KEYS)[number]
 
+/** What later sections are checked against: the subnet, the ranges, the addresses already taken. */
+interface NetworkFacts {
+  spec: NetworkSpec
+  subnet: Subnet
+  discovery: IntRange
+  ranges: Record<RangeName, IntRange>
+  /** The gateway's and the admin VIP's addresses, with what they are. */
+  reserved: Map<number, string>
+}
+
 /**
  * Checks a parsed spec (plain data, e.g. from YAML) and resolves it into a ClusterSpec:
  * canonical MACs, node types from names. Collects every problem rather than stopping at the
@@ -84,7 +94,7 @@ class SpecChecker {
     const ssh = this.ssh(top.ssh)
     const nodes = this.nodes(top.nodes, network)
     const pxe = this.pxe(top.pxe, network?.subnet)
-    const services = this.services(top.services, nodes, network?.subnet)
+    const services = this.services(top.services, nodes, network)
     if (cluster === undefined || !network || !ssh || !nodes || pxe === null || !services) return undefined
     return {cluster, network: network.spec, ssh, nodes, ...(pxe ? {pxe} : {}), ...(services.length > 0 ? {services} : {})}
   }
@@ -173,7 +183,7 @@ class SpecChecker {
     return ip
   }
 
-  private network(raw: unknown): {spec: NetworkSpec; subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined {
+  private network(raw: unknown): NetworkFacts | undefined {
     const path = ['network']
     const net = this.mapping(raw, path, NETWORK_KEYS, NETWORK_KEYS)
     if (!net) return undefined
@@ -195,6 +205,7 @@ class SpecChecker {
       spec: {subnet: subnet.cidr, gateway: fromInt(gateway), dns, domain, adminVip: fromInt(adminVip), ranges: ranges.spec},
       subnet,
       discovery: ranges.ints.discovery,
+      ranges: ranges.ints,
       reserved,
     }
   }
@@ -312,7 +323,7 @@ class SpecChecker {
   }
 
   /** `services:` is optional: an absent section is an empty list. */
-  private services(raw: unknown, nodes: NodeSpec[] | undefined, subnet: Subnet | undefined): ServiceSpec[] | undefined {
+  private services(raw: unknown, nodes: NodeSpec[] | undefined, network: NetworkFacts | undefined): ServiceSpec[] | undefined {
     if (raw === undefined || raw === null) return []
     if (!Array.isArray(raw)) {
       this.report(['services'], `must be a list of services, but is ${JSON.stringify(raw)}`, 'Write one "- {name: ..., start: ..., stop: ...}" entry per service.')
@@ -320,11 +331,12 @@ class SpecChecker {
     }
     const before = this.problems.length
     const seen = new Map<string, number>()
-    const services = raw.map((entry, i) => this.service(entry, i, nodes, subnet, seen))
+    const vips = new Map<number, number>()
+    const services = raw.map((entry, i) => this.service(entry, i, nodes, network, seen, vips))
     return this.problems.length === before ? (services as ServiceSpec[]) : undefined
   }
 
-  private service(raw: unknown, i: number, nodes: NodeSpec[] | undefined, subnet: Subnet | undefined, seen: Map<string, number>): ServiceSpec | undefined {
+  private service(raw: unknown, i: number, nodes: NodeSpec[] | undefined, network: NetworkFacts | undefined, seen: Map<string, number>, vips: Map<number, number>): ServiceSpec | undefined {
     const path = ['services', i]
     const entry = this.mapping(raw, path, SERVICE_KEYS, ['name'])
     if (!entry) return undefined
@@ -365,7 +377,7 @@ class SpecChecker {
         }
       }
     }
-    const vip = entry.vip === undefined || entry.vip === null ? undefined : this.address(entry.vip, [...path, 'vip'], 'VIP', subnet)
+    const vip = entry.vip === undefined || entry.vip === null ? undefined : this.serviceVip(entry.vip, [...path, 'vip'], nodes, network, vips, i)
     const rbdImage = this.string(entry.rbdImage, [...path, 'rbdImage'], 'RBD image')
     if (rbdImage !== undefined && !RBD_IMAGE.test(rbdImage)) {
       this.report([...path, 'rbdImage'], `"${rbdImage}" is not an RBD image name`, 'Write pool/image, e.g. rbdImage: rbd/postgres.')
@@ -381,6 +393,30 @@ class SpecChecker {
     }
   }
 
+  /**
+   * A service VIP moves to whichever node leads: it must be nobody's own address (a node's IP,
+   * the gateway, the admin VIP, another service's VIP) and outside every DHCP range, so DHCP
+   * never hands it to a machine.
+   */
+  private serviceVip(value: unknown, path: SpecPath, nodes: NodeSpec[] | undefined, network: NetworkFacts | undefined, vips: Map<number, number>, i: number): number | undefined {
+    const vip = this.address(value, path, 'VIP', network?.subnet)
+    if (vip === undefined || !network) return vip
+    const fix = 'Pick a free address outside the DHCP ranges for the VIP: it moves between nodes and must be no machine\'s own address.'
+    const reservedFor = network.reserved.get(vip)
+    const node = (nodes ?? []).find((n) => n.ip !== undefined && parseIpv4(n.ip) === vip)
+    const range = RANGE_KEYS.find((name) => inRange(vip, network.ranges[name]))
+    const first = vips.get(vip)
+    if (reservedFor) this.report(path, `the VIP ${fromInt(vip)} is ${reservedFor}'s address`, fix)
+    else if (node) this.report(path, `the VIP ${fromInt(vip)} is node ${node.name}'s IP address`, fix)
+    else if (range) this.report(path, `the VIP ${fromInt(vip)} is inside the ${range} range ${formatRange(network.ranges[range])}, which DHCP hands out`, fix)
+    else if (first !== undefined) this.report(path, `the VIP ${fromInt(vip)} is already the VIP of ${this.where(['services', first, 'vip'])}`, 'Give every service its own VIP.')
+    else {
+      vips.set(vip, i)
+      return vip
+    }
+    return undefined
+  }
+
   private ssh(raw: unknown): ClusterSpec['ssh'] | undefined {
     const ssh = this.mapping(raw, ['ssh'], SSH_KEYS, SSH_KEYS)
     if (!ssh) return undefined
@@ -389,7 +425,7 @@ class SpecChecker {
     return user === undefined || key === undefined ? undefined : {user, key}
   }
 
-  private nodes(raw: unknown, network: {subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined): NodeSpec[] | undefined {
+  private nodes(raw: unknown, network: NetworkFacts | undefined): NodeSpec[] | undefined {
     if (raw === undefined || raw === null) return undefined // reported as missing
     if (!Array.isArray(raw)) {
       this.report(['nodes'], `must be a list of nodes, but is ${JSON.stringify(raw)}`, 'Write one "- {name: ..., mac: ...}" line per node.')
@@ -418,7 +454,7 @@ class SpecChecker {
   private node(
     raw: unknown,
     i: number,
-    network: {subnet: Subnet; discovery: IntRange; reserved: Map<number, string>} | undefined,
+    network: NetworkFacts | undefined,
     seen: {names: Map<string, number>; macs: Map<string, number>; ips: Map<number, number>},
   ): NodeSpec | undefined {
     const path = ['nodes', i]

@@ -50,6 +50,12 @@ export class HostKeyStore {
     if (host.hostKey.decision === 'accepted-new') await this.pin(host.name, host.hostKey.fingerprint, 'accept-new')
   }
 
+  /** Checks a repin and reads the pin it would replace; writes nothing. */
+  async planRepin(name: string, fingerprint: string): Promise<{current: HostKeyRecord | undefined; next: HostKeyRecord}> {
+    assertFingerprint(fingerprint)
+    return {current: await this.get(name), next: {fingerprints: [fingerprint], pinnedAt: new Date().toISOString(), source: 'repin'}}
+  }
+
   /** Replaces the pin (after the operator verified the new key). */
   async repin(name: string, fingerprint: string): Promise<HostKeyRecord> {
     assertFingerprint(fingerprint)

@@ -2,7 +2,9 @@ import {randomBytes} from 'node:crypto'
 import {hostname, userInfo} from 'node:os'
 
 import {ExitStatus, XclusterError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, HeldLease, Versioned} from '../etcd/store.js'
+import {resumeCommand} from '../output/command-line.js'
+import {settings} from '../settings.js'
 
 export type RunResultState = 'running' | 'succeeded' | 'failed' | 'interrupted'
 
@@ -29,17 +31,39 @@ export interface RunRecord {
   resumes: number
 }
 
+const currentUser = (): string => process.env.SUDO_USER || userInfo().username
+
+const runInProgress = (id: string, lock: RunLock): XclusterError =>
+  new XclusterError(`Run ${id} is still running: pid ${lock.pid} on ${lock.origin} (${lock.user}) since ${lock.since}.`, {
+    code: 'RUN_IN_PROGRESS',
+    exit: ExitStatus.precondition,
+    suggestion: `Wait for it to end, then check it with: xcluster runs show ${id} (a run whose process died can be resumed ${settings.runLockTtlSeconds} s later).`,
+    details: {run: id, lock},
+  })
+
 /** Sortable, key-safe run ids: 20261129-201500-3fa2c1. */
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
   return `${stamp}-${randomBytes(3).toString('hex')}`
 }
 
+/** The value of a run's lock key: which process runs it. */
+export interface RunLock {
+  pid: number
+  origin: string
+  user: string
+  since: string
+}
+
 /**
  * Runs and their checkpoints in etcd: the audit trail (`xcluster runs list|show`) and what
- * `--resume` skips. Each finished (phase, host) is its own key, written once.
+ * `--resume` skips. Each finished (phase, host) is its own key, written once. While a process
+ * runs a run it holds the run's lock key under a lease it keeps alive, so a `--resume` of the
+ * same run from another process is refused until it ends (or, after a crash, its lease runs out).
  */
 export class RunJournal {
+  private readonly leases = new Map<string, HeldLease>()
+
   constructor(private readonly store: EtcdStore) {}
 
   async start(action: string, args: string[], hosts: string[]): Promise<RunRecord> {
@@ -47,7 +71,7 @@ export class RunJournal {
       id: newRunId(),
       action,
       args,
-      user: process.env.SUDO_USER || userInfo().username,
+      user: currentUser(),
       origin: hostname(),
       startedAt: new Date().toISOString(),
       result: 'running',
@@ -56,13 +80,47 @@ export class RunJournal {
       resumes: 0,
     }
     const key = this.store.keys.run(record.id)
-    const created = await this.store.transaction().ifAbsent(key).put(key, record).commit()
-    if (!created) throw new Error(`run id collision: ${record.id}`)
+    const lease = await this.store.grantLease(settings.runLockTtlSeconds)
+    // Idempotent: a commit retried after a lost answer finds its own record and lock in place.
+    const created = await this.store.transaction().ifAbsent(key).put(key, record).put(this.store.keys.runLock(record.id), this.lockValue(), {lease: lease.id}).commitIdempotent()
+    if (!created) {
+      await lease.revoke()
+      throw new XclusterError(`Run id collision: ${record.id} exists already.`, {code: 'RUN_ID_COLLISION', exit: ExitStatus.failure, suggestion: 'Run the command again: it picks a new id.'})
+    }
+    this.leases.set(record.id, lease)
     return record
   }
 
-  /** Re-opens a failed or interrupted run for `--resume`. */
+  /** Re-opens a failed or interrupted run for `--resume`; refused while another process runs it. */
   async resume(id: string, action: string): Promise<{record: RunRecord; done: Set<string>}> {
+    const found = await this.resumable(id, action)
+    const record = found.value
+    const updated: RunRecord = {...record, result: 'running', failures: [], resumes: record.resumes + 1}
+    const lockKey = this.store.keys.runLock(id)
+    const lease = await this.store.grantLease(settings.runLockTtlSeconds)
+    const ok = await this.store.transaction().ifUnchanged(found.key, found.modRevision).ifAbsent(lockKey).put(found.key, updated).put(lockKey, this.lockValue(), {lease: lease.id}).commitIdempotent()
+    if (!ok) {
+      await lease.revoke()
+      const lock = await this.store.getJson<RunLock>(lockKey)
+      if (lock) throw runInProgress(id, lock.value)
+      throw new XclusterError(`Run ${id} changed while resuming (is another operator resuming it?).`, {
+        code: 'RUN_CONFLICT',
+        exit: ExitStatus.precondition,
+        suggestion: `Check it with: xcluster runs show ${id}`,
+      })
+    }
+    this.leases.set(id, lease)
+    return {record: updated, done: await this.done(id)}
+  }
+
+  /** What a `--resume` would skip, with the same refusals, writing nothing (for --dry-run). */
+  async peekResume(id: string, action: string): Promise<Set<string>> {
+    await this.resumable(id, action)
+    return this.done(id)
+  }
+
+  /** The run, if it exists, is of this action, has not succeeded and no live process runs it. */
+  private async resumable(id: string, action: string): Promise<Versioned<RunRecord>> {
     const found = await this.store.getJson<RunRecord>(this.store.keys.run(id))
     if (!found) {
       throw new XclusterError(`No run with id ${id}.`, {
@@ -76,22 +134,19 @@ export class RunJournal {
       throw new XclusterError(`Run ${id} was a "${record.action}" run, not "${action}".`, {
         code: 'RUN_ACTION_MISMATCH',
         exit: ExitStatus.usage,
-        suggestion: `Resume it with: xcluster ${record.action} --resume ${id}`,
+        suggestion: `Resume it with: ${resumeCommand(record.action, record.args, id)}`,
       })
     }
     if (record.result === 'succeeded') {
-      throw new XclusterError(`Run ${id} already succeeded; nothing to resume.`, {code: 'RUN_FINISHED', exit: ExitStatus.usage})
+      throw new XclusterError(`Run ${id} already succeeded; nothing to resume.`, {code: 'RUN_FINISHED', exit: ExitStatus.usage, suggestion: `See what it did: xcluster runs show ${id}`})
     }
-    const updated: RunRecord = {...record, result: 'running', failures: [], resumes: record.resumes + 1}
-    const ok = await this.store.transaction().ifUnchanged(found.key, found.modRevision).put(found.key, updated).commit()
-    if (!ok) {
-      throw new XclusterError(`Run ${id} changed while resuming (is another operator resuming it?).`, {
-        code: 'RUN_CONFLICT',
-        exit: ExitStatus.precondition,
-        suggestion: `Check it with: xcluster runs show ${id}`,
-      })
-    }
-    return {record: updated, done: await this.done(id)}
+    const lock = await this.store.getJson<RunLock>(this.store.keys.runLock(id))
+    if (lock) throw runInProgress(id, lock.value)
+    return found
+  }
+
+  private lockValue(): RunLock {
+    return {pid: process.pid, origin: hostname(), user: currentUser(), since: new Date().toISOString()}
   }
 
   /** The finished (phase, host) pairs of a run, as `phase/host`. */
@@ -108,7 +163,15 @@ export class RunJournal {
   async finish(record: RunRecord, result: RunResultState, failures: RunFailure[]): Promise<RunRecord> {
     const finished: RunRecord = {...record, result, failures, finishedAt: new Date().toISOString()}
     await this.store.put(this.store.keys.run(record.id), finished)
+    await this.release(record.id)
     return finished
+  }
+
+  /** Frees the run's lock (revoking its lease deletes the key). A no-op for a run this journal does not hold. */
+  async release(id: string): Promise<void> {
+    const lease = this.leases.get(id)
+    this.leases.delete(id)
+    await lease?.revoke()
   }
 
   async list(): Promise<RunRecord[]> {

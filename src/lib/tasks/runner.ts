@@ -1,6 +1,7 @@
 import {Listr, PRESET_TIMER, type ListrTask} from 'listr2'
 
 import {ExitStatus, XclusterError} from '../errors.js'
+import {resumeCommand} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import type {RunContext} from './context.js'
 import type {RunFailure, RunJournal, RunRecord, RunResultState} from './journal.js'
@@ -14,7 +15,7 @@ export interface RunOptions {
   concurrency?: number
   /** live: listr2's updating view (TTY); plain: one line per event; silent: nothing (--json). */
   progress: ProgressMode
-  /** Journal in etcd for checkpoints and the audit trail; omitted in dry-run. */
+  /** Journal in etcd for checkpoints and the audit trail (in dry-run only read, for --resume). */
   journal?: RunJournal
   resume?: string
 }
@@ -27,6 +28,8 @@ export interface HostOutcome {
 
 export interface RunSummary {
   runId?: string
+  /** The command that continues this run when it did not succeed (as the operator would type it). */
+  resumeWith?: string
   action: string
   result: RunResultState | 'planned'
   dryRun: boolean
@@ -50,8 +53,28 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
   const journal = ctx.dryRun ? undefined : options.journal
   let record: RunRecord | undefined
   let done = new Set<string>()
-  if (journal && options.resume) ({record, done} = await journal.resume(options.resume, options.action))
+  // A dry run of a resume shows what the resume would skip, with its refusals; it writes nothing.
+  if (ctx.dryRun && options.journal && options.resume) done = await options.journal.peekResume(options.resume, options.action)
+  else if (journal && options.resume) ({record, done} = await journal.resume(options.resume, options.action))
   else if (journal) record = await journal.start(options.action, options.args, ctx.hosts.map((h) => h.name))
+  try {
+    return await runStarted(phases, ctx, options, concurrency, journal, record, done)
+  } finally {
+    // Normally finish() released it; after an unexpected throw the lock must not outlive us.
+    if (record) await journal?.release(record.id)
+  }
+}
+
+async function runStarted<H extends TaskHost, C extends RunContext<H>>(
+  phases: Phase<H, C>[],
+  ctx: C,
+  options: RunOptions,
+  concurrency: number,
+  journal: RunJournal | undefined,
+  startedRecord: RunRecord | undefined,
+  done: Set<string>,
+): Promise<RunSummary> {
+  let record = startedRecord
 
   const failed = new Map<string, RunFailure>()
   let interrupted = false
@@ -109,8 +132,10 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
 
   return {
     runId: record?.id,
+    ...(record && result !== 'succeeded' ? {resumeWith: resumeCommand(record.action, record.args, record.id)} : {}),
     action: options.action,
-    result: ctx.dryRun ? 'planned' : result,
+    // A dry run that could not reach or inspect a host did not plan it: that is a failure too.
+    result: ctx.dryRun && result === 'succeeded' ? 'planned' : result,
     dryRun: ctx.dryRun,
     plan: Object.fromEntries(ctx.plan),
     changed: ctx.changeCount,
@@ -126,7 +151,7 @@ export function assertRunSucceeded(summary: RunSummary): void {
   if (summary.result === 'succeeded' || summary.result === 'planned') return
   const failures = summary.hosts.filter((h) => h.failure).map((h) => h.failure!)
   const lines = failures.map((f) => `  ${f.host} (phase ${f.phase}): ${f.message}`)
-  const resume = summary.runId ? `xcluster ${summary.action} --resume ${summary.runId}` : undefined
+  const resume = summary.resumeWith
   throw new XclusterError(
     `${summary.action} ${summary.result === 'interrupted' ? 'was interrupted' : `failed on ${failures.length} of ${summary.hosts.length} hosts`}` +
       (summary.runId ? ` (run ${summary.runId})` : '') +
@@ -134,7 +159,7 @@ export function assertRunSucceeded(summary: RunSummary): void {
     {
       code: summary.result === 'interrupted' ? 'RUN_INTERRUPTED' : 'RUN_PARTIAL_FAILURE',
       exit: summary.result === 'interrupted' ? ExitStatus.interrupted : ExitStatus.partial,
-      suggestion: resume ? `Fix the cause, then continue with: ${resume}` : undefined,
+      suggestion: resume ? `Fix the cause, then continue with: ${resume}` : 'Fix the cause shown for each host, then run the command again.',
       details: summary,
     },
   )

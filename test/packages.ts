@@ -1,0 +1,23 @@
+import {settings} from '../src/lib/settings.js'
+
+/**
+ * Every Debian package the test suite needs, in one place: the lab's own (lab up installs those
+ * too) and what the tests use besides: sshd, dnsmasq, keepalived, QEMU with iPXE, a Ceph cluster,
+ * and util-linux/bsdutils for namespaces and pseudo-terminals.
+ */
+export const TEST_PACKAGES: readonly string[] = [
+  ...settings.lab.hostPackages,
+  'openssh-server',
+  'dnsmasq-base',
+  'keepalived',
+  'sudo',
+  'util-linux',
+  'bsdutils',
+  'passwd',
+  'qemu-system-x86',
+  'ipxe-qemu',
+  'ceph-mon',
+  'ceph-mgr',
+  'ceph-osd',
+  'ceph-common',
+]
