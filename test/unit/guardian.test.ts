@@ -66,7 +66,8 @@ describe('the instance guardian', () => {
     const at = uptimeCentiseconds() as number
     assert.deepEqual(report, {kind: 'killed', reason: 'deadline'})
     assert.equal(processAlive(pid), false)
-    assert.ok(at - deadline < 15, `killed ${(at - deadline) * 10} ms after the deadline`)
+    // Well inside the kill budget of the default TTL (half the 500 ms safety margin).
+    assert.ok(at - deadline < 25, `killed ${(at - deadline) * 10} ms after the deadline`)
   })
 
   it('kills the instance at once when serve dies (its pipe closes), and a process that left the group too', async () => {
