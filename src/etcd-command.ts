@@ -3,6 +3,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {BaseCommand} from './base-command.js'
 import {ExitStatus, XclusterError} from './lib/errors.js'
 import {KeySchema} from './lib/etcd/keys.js'
+import {contextConnection, readOperatorContext} from './lib/etcd/operator-context.js'
 import {EtcdStore, type EtcdConnection} from './lib/etcd/store.js'
 import {env, settings} from './lib/settings.js'
 
@@ -18,9 +19,9 @@ export abstract class EtcdCommand<T extends typeof Command> extends BaseCommand<
     ...BaseCommand.baseFlags,
     etcd: Flags.string({
       summary: 'Comma-separated etcd endpoints.',
+      description: `Default: the cluster this admin host bootstrapped (its endpoints and TLS files, from \`xcluster bootstrap\`), else ${settings.etcdEndpoints.join(',')}.`,
       env: env.etcd,
       helpGroup: 'GLOBAL',
-      default: settings.etcdEndpoints.join(','),
     }),
     cluster: Flags.string({
       summary: 'Cluster name (the etcd key prefix).',
@@ -51,13 +52,18 @@ export abstract class EtcdCommand<T extends typeof Command> extends BaseCommand<
 
   public async init(): Promise<void> {
     await super.init()
-    this.connection = {
-      endpoints: parseEndpoints(this.flags.etcd),
-      cluster: new KeySchema(this.flags.cluster).cluster,
-      ca: this.flags['etcd-ca'],
-      cert: this.flags['etcd-cert'],
-      key: this.flags['etcd-key'],
-    }
+    const cluster = new KeySchema(this.flags.cluster).cluster
+    // Without --etcd (or XCLUSTER_ETCD), a cluster bootstrapped from this host is the default.
+    const context = this.flags.etcd === undefined ? readOperatorContext(cluster) : undefined
+    this.connection = context
+      ? {...contextConnection(context), ...(this.flags['etcd-ca'] ? {ca: this.flags['etcd-ca']} : {}), ...(this.flags['etcd-cert'] ? {cert: this.flags['etcd-cert'], key: this.flags['etcd-key']} : {})}
+      : {
+          endpoints: parseEndpoints(this.flags.etcd ?? settings.etcdEndpoints.join(',')),
+          cluster,
+          ca: this.flags['etcd-ca'],
+          cert: this.flags['etcd-cert'],
+          key: this.flags['etcd-key'],
+        }
   }
 
   /** etcd connection options from the shared flags (checked in init). */

@@ -159,6 +159,8 @@ export const settings = {
     caDays: 3650,
     /** Member, serve and operator certificates. */
     leafDays: 365,
+    /** A certificate with less than this left is replaced by the next provisioning run. */
+    renewBeforeDays: 30,
     /** A root client certificate is minted for one RBAC run and never stored: an hour is plenty. */
     rootClientDays: 1 / 24,
     /** notBefore is backdated this much so a node whose clock lags a little still accepts a new certificate. */
@@ -177,6 +179,34 @@ export const settings = {
     nodeDir: '/etc/xcluster/pki',
     /** Where the admin host keeps them, per cluster, under the operator's home (XCLUSTER_PKI_DIR overrides). */
     adminDir: '.config/xcluster',
+  },
+  /** What a node must offer before it is provisioned (src/lib/phases/preflight.ts). */
+  preflight: {
+    debian: '12',
+    minFreeMiB: 512,
+  },
+  /** `xcluster bootstrap` (src/lib/actions/bootstrap.ts). */
+  bootstrap: {
+    /** The cluster's SSH key on a core node (its public half is authorized on every node). */
+    nodeClusterKey: '/etc/xcluster/ssh/id_ed25519',
+    /** Short-lived credentials minted from the CA for one run live under here (0700), then go. */
+    mintedDirName: 'xcluster-minted',
+    /** The transient unit the seed carries the bootstrap on in, after the hand-over. */
+    continuationUnit: 'xcluster-bootstrap',
+    /** Where the continuation leaves its summary for the admin host to read. */
+    continuationSummary: '/run/xcluster/bootstrap-summary.json',
+    /** How long the admin host follows the continuation before it stops waiting (the seed goes on). */
+    followTimeoutMs: 30 * 60_000,
+    /** A core node needs this much free space where the runtime and etcd go. */
+    minFreeMiB: 1024,
+    /** How long a new etcd member may take to report healthy. */
+    memberHealthyTimeoutMs: 60_000,
+  },
+  /** DNS and TFTP on the core nodes (dnsmasq without DHCP). */
+  coreDns: {
+    unit: 'xcluster-dns.service',
+    configFile: '/etc/xcluster/dnsmasq.conf',
+    tftpRoot: '/srv/xcluster/tftp',
   },
   /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
   serveUnit: {

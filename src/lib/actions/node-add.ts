@@ -9,6 +9,7 @@ import {identityPhase} from '../phases/identity.js'
 import {markProvisioningPhase, markReadyPhase} from '../phases/mark-state.js'
 import {packageProxyPhase} from '../phases/package-proxy.js'
 import {packagesPhase} from '../phases/packages.js'
+import {nodePreflight} from '../phases/preflight.js'
 import {servicesPhase} from '../phases/services.js'
 import {timeSyncPhase} from '../phases/time-sync.js'
 import {readStoredSpec} from '../spec/store.js'
@@ -19,6 +20,7 @@ import {runOnNodes, type NodeActionOptions} from './node-run.js'
 /** `node add`: what provisioning does to a node, in order. */
 export const NODE_ADD_PHASES = [
   connectPhase,
+  nodePreflight,
   markProvisioningPhase,
   identityPhase,
   packageProxyPhase,

@@ -30,12 +30,13 @@ export class NodeRunContext extends RunContext<NodeHost> {
   constructor(
     hosts: NodeHost[],
     dryRun: boolean,
-    readonly store: EtcdStore,
+    /** Where the cluster's state is: bootstrap moves it from the admin host's etcd to the cluster's. */
+    public store: EtcdStore,
     readonly spec: ClusterSpec,
     /** Every node of the cluster (for /etc/hosts, time servers, quorum checks). */
     readonly cluster: NodeRecord[],
     readonly pool: HostPool,
-    readonly hostKeys: HostKeyStore,
+    public hostKeys: HostKeyStore,
   ) {
     super(hosts, dryRun)
   }

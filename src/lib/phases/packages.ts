@@ -16,7 +16,10 @@ export const packagesPhase: Phase<NodeHost, NodeRunContext> = {
     const list = missing.map(shellQuote).join(' ')
     await ctx.wet(host, `install ${missing.join(' ')}`, async () => {
       // `dpkg --configure -a` first: an install cut off by a lost connection is finished, not wedged.
-      await ssh.run(`dpkg --configure -a && apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends ${list}`, {
+      // policy-rc.d keeps packages from starting their services with Debian's defaults (etcd on
+      // localhost, an open Squid): xcluster configures each one, then starts it.
+      const noStart = '/usr/sbin/policy-rc.d'
+      await ssh.run(`trap 'rm -f ${noStart}' EXIT; printf '#!/bin/sh\nexit 101\n' > ${noStart} && chmod 755 ${noStart} && dpkg --configure -a && apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends ${list}`, {
         sudo: true,
         env: {DEBIAN_FRONTEND: 'noninteractive'},
         timeoutMs: settings.packageInstallTimeoutMs,

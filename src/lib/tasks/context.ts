@@ -10,6 +10,8 @@ export class RunContext<H extends TaskHost = TaskHost> {
   readonly plan = new Map<string, string[]>()
   /** Number of changes actually made, per host (0 everywhere = the run changed nothing). */
   readonly changes = new Map<string, number>()
+  /** Where a phase's progress line for a host goes (the task list's line for it), set by the runner. */
+  readonly notes = new Map<string, (line: string) => void>()
 
   constructor(
     readonly hosts: H[],
@@ -24,6 +26,18 @@ export class RunContext<H extends TaskHost = TaskHost> {
     const result = await fn()
     this.changes.set(host.name, (this.changes.get(host.name) ?? 0) + 1)
     return result
+  }
+
+  /** Shows a progress line for a host while its phase runs (e.g. what a long wait is waiting for). */
+  note(host: TaskHost, line: string): void {
+    this.notes.get(host.name)?.(line)
+  }
+
+  /** Records changes made elsewhere on a host's behalf (another process's run, when it reports back). */
+  addChanges(host: string, made: string[]): void {
+    if (made.length === 0) return
+    this.plan.set(host, [...(this.plan.get(host) ?? []), ...made])
+    this.changes.set(host, (this.changes.get(host) ?? 0) + made.length)
   }
 
   /** Total changes made across hosts. */

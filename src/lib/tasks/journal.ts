@@ -63,8 +63,45 @@ export interface RunLock {
  */
 export class RunJournal {
   private readonly leases = new Map<string, HeldLease>()
+  /** Runs handed over to another process: this one writes nothing more for them. */
+  private readonly handedOver = new Set<string>()
 
-  constructor(private readonly store: EtcdStore) {}
+  constructor(private store: EtcdStore) {}
+
+  /**
+   * Continues a run in another etcd that already holds a copy of it (bootstrap moves the
+   * cluster's state from the admin host's etcd to the cluster's own): the run's lock is taken
+   * there and freed here; checkpoints and the final record go there from now on.
+   */
+  async moveTo(store: EtcdStore, id: string): Promise<void> {
+    if (!(await store.getJson<RunRecord>(store.keys.run(id)))) {
+      throw new XclusterError(`Run ${id} is not in the etcd it moves to.`, {code: 'RUN_NOT_FOUND', exit: ExitStatus.failure, suggestion: 'Copy the cluster state first (bootstrap does it in its migrate step).'})
+    }
+    const lease = await store.grantLease(settings.runLockTtlSeconds)
+    const lockKey = store.keys.runLock(id)
+    if (!(await store.transaction().ifAbsent(lockKey).put(lockKey, this.lockValue(), {lease: lease.id}).commitIdempotent())) {
+      await lease.revoke()
+      const lock = await store.getJson<RunLock>(lockKey)
+      throw runInProgress(id, lock?.value ?? this.lockValue())
+    }
+    await this.release(id)
+    this.leases.set(id, lease)
+    this.store = store
+  }
+
+  /**
+   * Hands the run to another process (bootstrap's continuation on the first core node): its lock
+   * is freed so that process can resume it, and nothing more is written from here.
+   */
+  async handOver(id: string): Promise<void> {
+    this.handedOver.add(id)
+    await this.release(id)
+  }
+
+  /** The run as stored now (after a hand-over: as the other process left it). */
+  async read(id: string): Promise<RunRecord | undefined> {
+    return (await this.store.getJson<RunRecord>(this.store.keys.run(id)))?.value
+  }
 
   async start(action: string, args: string[], hosts: string[]): Promise<RunRecord> {
     const record: RunRecord = {
@@ -157,10 +194,13 @@ export class RunJournal {
   }
 
   async checkpoint(id: string, phase: string, host: string): Promise<void> {
+    if (this.handedOver.has(id)) return
     await this.store.put(this.store.keys.runCheckpoint(id, phase, host), {at: new Date().toISOString()})
   }
 
   async finish(record: RunRecord, result: RunResultState, failures: RunFailure[]): Promise<RunRecord> {
+    // Handed over: the process that continued it records how it ended.
+    if (this.handedOver.has(record.id)) return (await this.read(record.id)) ?? record
     const finished: RunRecord = {...record, result, failures, finishedAt: new Date().toISOString()}
     await this.store.put(this.store.keys.run(record.id), finished)
     await this.release(record.id)

@@ -19,6 +19,8 @@ export interface Phase<H extends TaskHost, C extends RunContext<H> = RunContext<
   shouldRun?(ctx: C): boolean | Promise<boolean>
   /** Read-only: runs in --dry-run too (connect, gather facts). Results are not checkpointed. */
   readonly readOnly?: boolean
+  /** Hosts worked on at once in this phase when fewer than the run's (e.g. 1: one etcd member joins at a time). */
+  readonly concurrency?: number
   /** Per host. Every change goes through `ctx.wet(host, what, fn)`. */
   run(ctx: C, host: H): Promise<void>
   /** Undo what this phase did on a host after a later phase failed (runs in reverse order). */

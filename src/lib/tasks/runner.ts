@@ -96,6 +96,7 @@ async function runStarted<H extends TaskHost, C extends RunContext<H>>(
             if (interrupted) throw new Error('interrupted')
             const mark = `${phase.id}/${host.name}`
             if (!phase.readOnly && done.has(mark)) return sub.skip(`${host.name}: done in an earlier attempt`)
+            ctx.notes.set(host.name, (line) => (sub.output = line))
             try {
               await phase.run(ctx, host)
               if (journal && record && !phase.readOnly) await journal.checkpoint(record.id, phase.id, host.name)
@@ -104,10 +105,12 @@ async function runStarted<H extends TaskHost, C extends RunContext<H>>(
               const message = `${(error as Error).message}${suggestion}`
               failed.set(host.name, {phase: phase.id, host: host.name, message})
               throw new Error(`${host.name}: ${message}`)
+            } finally {
+              ctx.notes.delete(host.name)
             }
           },
         })),
-        {concurrent: concurrency, exitOnError: false},
+        {concurrent: Math.min(concurrency, phase.concurrency ?? concurrency), exitOnError: false},
       )
     },
   }))
