@@ -89,13 +89,19 @@ export function preflightAdminServices(spec: ClusterSpec, bundle: AdminServicesB
   if (taken.length > 0) {
     const lines = taken.map((t) => `${t.port.port}/${t.port.protocol} on ${t.port.address} (for ${t.service}) is held by ${holderText(t)}`)
     const first = taken[0]
-    const pids = [...new Set(taken.flatMap((t) => t.holders.map((h) => h.pid)))]
+    const holders = taken.flatMap((t) => t.holders).filter((h, i, all) => all.findIndex((o) => o.pid === h.pid) === i)
+    const units = [...new Set(holders.map((h) => h.unit).filter((u): u is string => u !== undefined))]
+    const loose = holders.filter((h) => !h.unit)
+    const steps = [
+      ...(units.length > 0 ? [`sudo systemctl disable --now ${units.join(' ')}`] : []),
+      ...(loose.length > 0 ? [`kill ${loose.map((h) => h.pid).join(' ')} (${loose.map((h) => h.command).join(', ')})`] : []),
+    ]
     throw new XclusterError(`Ports the admin host's services need are taken: ${lines.join('; ')}. Nothing was started.`, {
       code: 'ADMIN_PORT_TAKEN',
       exit: ExitStatus.precondition,
       suggestion:
-        pids.length > 0
-          ? `Stop what holds them (${taken.flatMap((t) => t.holders.map((h) => `${h.command}, pid ${h.pid}`)).filter((v, i, a) => a.indexOf(v) === i).join('; ')}), e.g. kill ${pids.join(' ')}, then run again.`
+        steps.length > 0
+          ? `Stop what holds them, then run again: ${steps.join('; ')}`
           : `Find and stop what holds them (e.g. ss -lnp${first.port.protocol === 'udp' ? 'u' : 't'} 'sport = :${first.port.port}'), then run again.`,
       details: {taken},
     })
@@ -104,5 +110,5 @@ export function preflightAdminServices(spec: ClusterSpec, bundle: AdminServicesB
 
 function holderText(t: PortConflict): string {
   if (t.holders.length === 0) return 'a process this host cannot name'
-  return t.holders.map((h) => `${h.command} (pid ${h.pid})`).join(', ')
+  return t.holders.map((h) => `${h.command} (pid ${h.pid}${h.unit ? `, ${h.unit}` : ''})`).join(', ')
 }

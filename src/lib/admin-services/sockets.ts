@@ -19,6 +19,8 @@ export interface SocketHolder {
   command: string
   /** Session id: a process --native started leads its own session, so its children share it. */
   sid: number
+  /** The systemd unit it runs in, when there is one (e.g. a distribution's squid.service). */
+  unit?: string
 }
 
 const TCP_LISTEN = '0A'
@@ -96,11 +98,21 @@ export function socketHolders(inodes: Set<number>): Map<number, SocketHolder[]> 
       const info = processInfo(pid)
       if (!info) continue
       const list = holders.get(Number(match[1])) ?? []
-      if (!list.some((h) => h.pid === pid)) list.push({pid, ...info})
+      const unit = systemdUnit(pid)
+      if (!list.some((h) => h.pid === pid)) list.push({pid, command: info.command, sid: info.sid, ...(unit ? {unit} : {})})
       holders.set(Number(match[1]), list)
     }
   }
   return holders
+}
+
+/** The .service a process belongs to, from its cgroup path (none outside systemd). */
+function systemdUnit(pid: number): string | undefined {
+  try {
+    return /\/([^/\n]+\.service)(\/|\n|$)/.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1]
+  } catch {
+    return undefined
+  }
 }
 
 /** A process's name, session and start time (clock ticks after boot: with the pid, its identity). */
