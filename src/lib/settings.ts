@@ -243,7 +243,12 @@ export const settings = {
     /** Where each node sees this checkout (read-only bind mount): the node's xcluster runs it. */
     repoMount: '/opt/xcluster',
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
-    proxyPort: 3128,
+    /**
+     * The lab's way out: its Squid (root namespace), bridged to <admin IP>:<port> inside xc-admin.
+     * Not 3128: that is the admin host's own package cache, which bootstrap starts, and the lab's
+     * effective spec names this bridge as its upstream (packages.upstream).
+     */
+    upstreamProxyPort: 3129,
     etcdClientPort: 2379,
     /** Extra compute nodes (`--nodes`) get fixed addresses from here up, outside every DHCP range. */
     extraNodeFirstHost: 100,
