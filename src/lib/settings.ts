@@ -57,10 +57,13 @@ export const settings = {
     /** Persistent units when systemd is PID 1 (`xcluster-admin-<service>.service`). */
     unitPrefix: 'xcluster-admin-',
     unitDir: '/etc/systemd/system',
+    unitRestartSeconds: 2,
     /** The Compose images: built from Debian's packages, on the official Debian image. */
     baseImage: 'debian:bookworm-slim',
     servicesImage: 'xcluster-admin-services:bookworm',
     ansibleImage: 'xcluster-admin-ansible:bookworm',
+    /** Debian packages of the Ansible toolbox image. */
+    ansiblePackages: ['ansible-core', 'openssh-client'],
     /** Compose project name (container and volume names start with it). */
     composeProject: 'xcluster-admin',
   },

@@ -84,9 +84,6 @@ export interface RenderAdminOptions {
   knownHosts?: string[]
 }
 
-/** Debian packages of the Ansible toolbox image. */
-const ANSIBLE_PACKAGES = ['ansible-core', 'openssh-client']
-
 /** What Squid's url_regex needs escaped in a URL prefix. */
 const regexEscape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -228,7 +225,7 @@ export function renderAdminServices(spec: ClusterSpec, options: RenderAdminOptio
     cluster: spec.cluster,
     baseImage: tune.baseImage,
     servicePackages: [...new Set([...daemons.map((s) => s.debianPackage), ...copies.map((c) => c.debianPackage)])].sort().join(' '),
-    ansiblePackages: ANSIBLE_PACKAGES.join(' '),
+    ansiblePackages: tune.ansiblePackages.join(' '),
     tftpRoot: layout.tftpRoot,
     tftpFiles: copies.map((c) => ({source: c.source, path: posix.join(layout.root, c.path)})),
     directories: directories.map((d) => ({path: posix.join(layout.root, d.path), owner: d.owner})),

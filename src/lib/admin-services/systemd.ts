@@ -22,7 +22,7 @@ export function renderAdminUnit(service: AdminService, cluster: string, root: st
     root,
     exec: resolvedArgv(service.argv).join(' '),
     prepare: service.prepare ? resolvedArgv(service.prepare).join(' ') : undefined,
-    restartSeconds: 2,
+    restartSeconds: settings.adminServices.unitRestartSeconds,
     stopSeconds: Math.ceil(settings.adminServices.stopTimeoutMs / 1000),
   })
 }
