@@ -8,7 +8,6 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  readdirSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -406,9 +405,3 @@ function passwdEntry(user: string): {uid: number; gid: number} {
 
 const userId = (user: string): number => passwdEntry(user).uid
 const groupId = (user: string): number => passwdEntry(user).gid
-
-/** For tests and status output: the names of records present under a state dir. */
-export function recordedServices(stateDir: string): string[] {
-  const dir = adminLayout(stateDir).state
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : []
-}
