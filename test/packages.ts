@@ -20,4 +20,10 @@ export const TEST_PACKAGES: readonly string[] = [
   'ceph-mgr',
   'ceph-osd',
   'ceph-common',
+  // The admin host's bootstrap services (src/lib/admin-services) and their checks.
+  'chrony',
+  'nginx-light',
+  'ipxe',
+  'docker-compose',
+  'curl',
 ]

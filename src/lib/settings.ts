@@ -27,6 +27,46 @@ export const settings = {
   lanInterface: 'eth0',
   /** The package cache (Squid) on the bootstrap host, at the spec's gateway address. */
   packageProxyPort: 3128,
+  /** The spec's packages: section when it leaves something out. */
+  packages: {
+    /** Debian bookworm's own sources: the archive and the security archive. */
+    mirrors: ['http://deb.debian.org/debian', 'http://deb.debian.org/debian-security'],
+  },
+  /** The admin host's bootstrap services (src/lib/admin-services/): NTP, DNS/TFTP, HTTP, package cache, Ansible. */
+  adminServices: {
+    /** Where --native keeps configs, pid files, logs and caches; the same path inside the containers. */
+    stateDir: '/var/lib/xcluster/admin',
+    /** Where the Compose bundle is written when no directory is given. */
+    composeDir: 'xcluster-admin',
+    ports: {dns: 53, tftp: 69, http: 80, ntp: 123},
+    /** Squid's disk cache (MB), the largest object it keeps (a big .deb) and its memory cache. */
+    squidCacheMb: 4096,
+    squidMaxObjectMb: 512,
+    squidMemoryMb: 64,
+    /** The iPXE binaries the TFTP root serves, from Debian's ipxe package, by the spec's boot file names. */
+    ipxeDir: '/usr/lib/ipxe',
+    ipxeBios: 'undionly.kpxe',
+    ipxeUefi: 'ipxe.efi',
+    /** Install media (e.g. Debian's netboot files) under the HTTP root, and the installer's paths in it. */
+    mediaDir: 'media',
+    installerKernel: 'debian-installer/amd64/linux',
+    installerInitrd: 'debian-installer/amd64/initrd.gz',
+    /** How long a started daemon may take to hold its ports, and a stopped one to exit before SIGKILL. */
+    startTimeoutMs: 15_000,
+    stopTimeoutMs: 10_000,
+    /** Persistent units when systemd is PID 1 (`xcluster-admin-<service>.service`). */
+    unitPrefix: 'xcluster-admin-',
+    unitDir: '/etc/systemd/system',
+    unitRestartSeconds: 2,
+    /** The Compose images: built from Debian's packages, on the official Debian image. */
+    baseImage: 'debian:bookworm-slim',
+    servicesImage: 'xcluster-admin-services:bookworm',
+    ansibleImage: 'xcluster-admin-ansible:bookworm',
+    /** Debian packages of the Ansible toolbox image. */
+    ansiblePackages: ['ansible-core', 'openssh-client'],
+    /** Compose project name (container and volume names start with it). */
+    composeProject: 'xcluster-admin',
+  },
   etcdClientPort: 2379,
   packageInstallTimeoutMs: 600_000,
   ceph: {
@@ -242,7 +282,12 @@ export const settings = {
     /** Where each node sees this checkout (read-only bind mount): the node's xcluster runs it. */
     repoMount: '/opt/xcluster',
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
-    proxyPort: 3128,
+    /**
+     * The lab's way out: its Squid (root namespace), bridged to <admin IP>:<port> inside xc-admin.
+     * Not 3128: that is the admin host's own package cache, which bootstrap starts, and the lab's
+     * effective spec names this bridge as its upstream (packages.upstream).
+     */
+    upstreamProxyPort: 3129,
     etcdClientPort: 2379,
     /** Extra compute nodes (`--nodes`) get fixed addresses from here up, outside every DHCP range. */
     extraNodeFirstHost: 100,

@@ -5,7 +5,8 @@ import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {extraComputeNodes, labTopology} from '../../src/lib/lab/topology.js'
-import {loadSpecFile} from '../../src/lib/spec/parse.js'
+import {mirrorUrls} from '../../src/lib/lab/rootfs.js'
+import {loadSpecFile, parseSpec} from '../../src/lib/spec/parse.js'
 import {ROOT} from '../helpers/cli.js'
 
 const SPEC = join(ROOT, 'templates', 'xcluster.yaml')
@@ -30,6 +31,26 @@ describe('lab topology (pure logic)', () => {
     assert.deepEqual(extra[19], {name: 'c21', mac: '02:58:43:00:02:15', ip: '10.0.0.119', type: 'compute'})
     assert.match(t.effectiveSpecYaml, /\{ name: c21, mac: 02:58:43:00:02:15, ip: 10\.0\.0\.119 \}/)
     assert.match(t.effectiveSpecYaml, /^# xcluster cluster spec/)
+  })
+
+  test('the effective spec names the lab\'s bridge as the admin cache\'s upstream, and this machine\'s mirrors', () => {
+    const t = labTopology(SPEC, 0)
+    const spec = parseSpec(t.effectiveSpecYaml, 'effective')
+    assert.equal(spec.packages?.upstream, 'http://10.0.0.1:3129')
+    assert.deepEqual(spec.packages?.mirrors, mirrorUrls().length > 0 ? mirrorUrls() : ['http://deb.debian.org/debian', 'http://deb.debian.org/debian-security'])
+    assert.equal(t.nodeProxy, 'http://10.0.0.1:3128', 'the nodes use the admin host\'s cache')
+    assert.equal(t.upstreamProxy, 'http://10.0.0.1:3129')
+    assert.match(t.effectiveSpecYaml, /^# xcluster cluster spec/, 'comments kept')
+
+    const dir = mkdtempSync(join(tmpdir(), 'xct-topology-'))
+    const own = join(dir, 'own.yaml')
+    writeFileSync(own, `${readFileSync(SPEC, 'utf8')}packages:\n  upstream: http://10.0.0.1:8080\n`)
+    assert.equal(parseSpec(labTopology(own, 0).effectiveSpecYaml, 'e').packages?.upstream, 'http://10.0.0.1:8080', 'a spec\'s own upstream is kept')
+    const none = join(dir, 'none.yaml')
+    writeFileSync(none, `${readFileSync(SPEC, 'utf8')}packages:\n  proxy: none\n`)
+    const direct = labTopology(none, 0)
+    assert.equal(parseSpec(direct.effectiveSpecYaml, 'e').packages?.upstream, undefined, 'no admin cache, no upstream')
+    assert.equal(direct.nodeProxy, undefined)
   })
 
   test('extra nodes never land in a DHCP range or on a used name', () => {

@@ -19,6 +19,8 @@ import {checkMac, normalizeMac} from '../../src/lib/spec/mac.js'
 import {typeFromName} from '../../src/lib/spec/node-type.js'
 import {checkSpecText, loadSpecFile, parseSpec} from '../../src/lib/spec/parse.js'
 import {formatProblem, type SpecProblem} from '../../src/lib/spec/problems.js'
+import {specToYaml} from '../../src/lib/spec/document.js'
+import {packageSettings} from '../../src/lib/admin-services/packages.js'
 import {validateSpec} from '../../src/lib/spec/validate.js'
 import {ROOT} from '../helpers/cli.js'
 
@@ -166,11 +168,11 @@ describe('parseSpec: every rule', () => {
   })
 
   it('an empty file', () => {
-    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, services, but is empty')
+    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, packages, services, but is empty')
   })
 
   it('unknown keys, at every level, naming the allowed ones', () => {
-    const top = onlyProblem(edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'), 'clustr', 'unknown key "clustr"', 'Allowed keys here: cluster, network, ssh, nodes, pxe, services.')
+    const top = onlyProblem(edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'), 'clustr', 'unknown key "clustr"', 'Allowed keys here: cluster, network, ssh, nodes, pxe, packages, services.')
     assert.equal(top.line, lineOf(EXAMPLE, 'cluster: xcluster') + 1)
     assert.equal(top.col, 1)
     onlyProblem(edit('  domain: xcluster.lan', '  domain: xcluster.lan\n  mtu: 9000'), 'network.mtu', 'unknown key "mtu"', 'Allowed keys here: subnet, gateway, dns, domain, adminVip, ranges.')
@@ -320,5 +322,80 @@ describe('parseSpec: every rule', () => {
         ['nodes', null, 'required key "nodes" is missing'],
       ],
     )
+  })
+})
+
+describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () => {
+  const withPackages = (body: string) => `${EXAMPLE}packages:\n${body}`
+
+  it('defaults: Debian\'s mirrors through the admin host\'s cache, no upstream', () => {
+    const spec = parseSpec(EXAMPLE, FILE)
+    assert.equal(spec.packages, undefined, 'nothing is stored that the file did not say')
+    assert.deepEqual(packageSettings(spec), {
+      mirrors: ['http://deb.debian.org/debian', 'http://deb.debian.org/debian-security'],
+      nodeProxy: 'http://10.0.0.1:3128',
+      adminCache: true,
+    })
+  })
+
+  it('normalises URLs and keeps what the file says', () => {
+    const spec = parseSpec(withPackages('  mirrors: [HTTP://Deb.Debian.ORG:80/debian/, "https://mirror.example.com:8443/debian"]\n  proxy: http://10.0.0.1:3128/\n  upstream: http://proxy.example.com:3129\n'), FILE)
+    assert.deepEqual(spec.packages, {
+      mirrors: ['http://deb.debian.org/debian', 'https://mirror.example.com:8443/debian'],
+      proxy: 'http://10.0.0.1:3128',
+      upstream: 'http://proxy.example.com:3129',
+    })
+    assert.deepEqual(packageSettings(spec), {
+      mirrors: ['http://deb.debian.org/debian', 'https://mirror.example.com:8443/debian'],
+      nodeProxy: 'http://10.0.0.1:3128',
+      adminCache: true,
+      upstream: 'http://proxy.example.com:3129',
+    })
+  })
+
+  it('proxy: none means direct access; another proxy inside the subnet is not the admin cache', () => {
+    assert.deepEqual(packageSettings(parseSpec(withPackages('  proxy: none\n'), FILE)), {mirrors: ['http://deb.debian.org/debian', 'http://deb.debian.org/debian-security'], adminCache: false})
+    const other = packageSettings(parseSpec(withPackages('  proxy: http://10.0.0.90:8000\n'), FILE))
+    assert.equal(other.nodeProxy, 'http://10.0.0.90:8000')
+    assert.equal(other.adminCache, false)
+  })
+
+  it('mirrors: a non-empty list of http(s) URLs without credentials or queries, each once', () => {
+    onlyProblem(withPackages('  mirrors: []\n'), 'packages.mirrors', 'must be a non-empty list of mirror URLs', 'mirrors: [http://deb.debian.org/debian')
+    onlyProblem(withPackages('  mirrors: [deb.debian.org/debian]\n'), 'packages.mirrors[0]', '"deb.debian.org/debian" is not a URL', 'http:// or https:// URL')
+    onlyProblem(withPackages('  mirrors: ["ftp://ftp.debian.org/debian"]\n'), 'packages.mirrors[0]', '"ftp://ftp.debian.org/debian" is not an http:// or https:// URL')
+    onlyProblem(withPackages('  mirrors: ["http://user:secret@deb.debian.org/debian"]\n'), 'packages.mirrors[0]', 'carries credentials', 'Remove user:password@')
+    onlyProblem(withPackages('  mirrors: ["http://deb.debian.org/debian?x=1"]\n'), 'packages.mirrors[0]', 'has more than a scheme, a host, an optional port and a path')
+    const dup = onlyProblem(withPackages('  mirrors: [http://deb.debian.org/debian, "http://deb.debian.org/debian/"]\n'), 'packages.mirrors[1]', 'duplicate mirror http://deb.debian.org/debian (first listed at packages.mirrors[0], line')
+    assert.equal(dup.fix, 'List every mirror once.')
+  })
+
+  it('proxy: an http:// URL on the cluster network, the admin cache on its own port, or none', () => {
+    const text = withPackages('  proxy: 10.0.0.1:3128\n')
+    const p = onlyProblem(text, 'packages.proxy', '"10.0.0.1:3128" is not a URL', 'e.g. http://10.0.0.1:3128, or none.')
+    assert.equal(p.line, lineOf(text, '  proxy: 10.0.0.1:3128'))
+    onlyProblem(withPackages('  proxy: https://10.0.0.90:3128\n'), 'packages.proxy', 'is not an http:// URL')
+    onlyProblem(withPackages('  proxy: http://10.0.0.90:3128/squid\n'), 'packages.proxy', 'has more than a scheme, a host and an optional port')
+    onlyProblem(withPackages('  proxy: http://192.168.1.5:3128\n'), 'packages.proxy', 'the proxy http://192.168.1.5:3128 is outside the subnet 10.0.0.0/24: the nodes reach their proxy on the cluster network', 'a proxy inside 10.0.0.0/24, or none')
+    onlyProblem(withPackages('  proxy: http://10.0.0.255:3128\n'), 'packages.proxy', 'is the broadcast address of 10.0.0.0/24')
+    onlyProblem(withPackages('  proxy: http://10.0.0.1:8080\n'), 'packages.proxy', 'the admin host\'s package cache listens on port 3128, not 8080', 'Write proxy: http://10.0.0.1:3128')
+    onlyProblem(withPackages('  proxy: ""\n'), 'packages.proxy', 'proxy must be a non-empty string')
+  })
+
+  it('upstream: an http:// host and port, only for the admin cache, never the cache itself', () => {
+    onlyProblem(withPackages('  upstream: proxy.example.com:3128\n'), 'packages.upstream', 'is not an http:// URL')
+    onlyProblem(withPackages('  proxy: none\n  upstream: http://10.0.0.1:3129\n'), 'packages.upstream', 'the upstream proxy is used only by the admin host\'s cache, but the nodes use no proxy', 'Remove upstream:, or remove proxy:')
+    onlyProblem(withPackages('  proxy: http://10.0.0.90:8000\n  upstream: http://10.0.0.1:3129\n'), 'packages.upstream', 'but the nodes use http://10.0.0.90:8000')
+    onlyProblem(withPackages('  upstream: http://10.0.0.1:3128\n'), 'packages.upstream', 'the upstream proxy http://10.0.0.1:3128 is the admin host\'s cache itself')
+  })
+
+  it('unknown keys and a section that is not a mapping', () => {
+    onlyProblem(withPackages('  mirror: http://deb.debian.org/debian\n'), 'packages.mirror', 'unknown key "mirror"', 'Allowed keys here: mirrors, proxy, upstream.')
+    onlyProblem(`${EXAMPLE}packages: [http://deb.debian.org/debian]\n`, 'packages', 'must be a mapping of mirrors, proxy, upstream, but is a list')
+  })
+
+  it('survives config show: specToYaml writes pxe and packages back, and they parse to the same spec', () => {
+    const spec = parseSpec(withPackages('  mirrors: [http://deb.debian.org/debian]\n  upstream: http://10.0.0.1:3129\n').replace('# services:', 'pxe: {biosBootFile: undionly.kpxe}\n# services:'), FILE)
+    assert.deepEqual(parseSpec(specToYaml(spec), 'shown.yaml'), spec)
   })
 })

@@ -19,6 +19,17 @@ export function debianMirror(sourcesFile = '/etc/apt/sources.list.d/debian.sourc
   return 'http://deb.debian.org/debian'
 }
 
+/** The mirror URLs this machine's apt uses (every deb822 http(s) URI, without a trailing slash). */
+export function mirrorUrls(sourcesDir = '/etc/apt/sources.list.d'): string[] {
+  const urls = new Set<string>()
+  for (const f of existsSync(sourcesDir) ? readdirSync(sourcesDir) : []) {
+    for (const m of readFileSync(join(sourcesDir, f), 'utf8').matchAll(/^URIs:\s*(.+)$/gim)) {
+      for (const uri of m[1].trim().split(/\s+/)) if (/^https?:\/\/[^/\s]+/.test(uri)) urls.add(uri.replace(/\/+$/, ''))
+    }
+  }
+  return [...urls].sort()
+}
+
 /** Host names a node may fetch packages from through the proxy (every deb822 URI's host). */
 export function mirrorHosts(sourcesDir = '/etc/apt/sources.list.d'): string[] {
   const hosts = new Set<string>()

@@ -71,8 +71,10 @@ async function mustComeUp(what: string, logFile: string, check: () => Promise<bo
 }
 
 /**
- * The nodes' only way out: Squid on root-namespace loopback (Debian mirror hosts only), reached
- * from the lab through a unix socket that socat bridges to <admin IP>:3128 inside xc-admin.
+ * The lab's only way out: Squid on root-namespace loopback (Debian mirror hosts only), reached
+ * through a unix socket that socat bridges to <admin IP>:3129 inside xc-admin. It is the upstream
+ * of the admin host's own package cache (<admin IP>:3128, started by bootstrap), as a site proxy
+ * would be on a real network.
  */
 export async function startPackageProxy(paths: LabPaths, adminIp: string): Promise<{squidPort: number}> {
   const squidPort = await freeLoopbackPort()
@@ -88,7 +90,7 @@ export async function startPackageProxy(paths: LabPaths, adminIp: string): Promi
 
   rmSync(paths.proxySocket, {force: true})
   started('socat-root', paths, spawnDaemon('socat', [`UNIX-LISTEN:${paths.proxySocket},fork,mode=600`, `TCP:127.0.0.1:${squidPort}`], paths.logFile('socat-root')))
-  const port = settings.lab.proxyPort
+  const port = settings.lab.upstreamProxyPort
   started(
     'socat-admin',
     paths,

@@ -27,7 +27,10 @@ export interface LabState {
   sshUser: string
   etcdEndpoint: string
   adminIp: string
+  /** The nodes' apt proxy (the spec's packages.proxy; DIRECT for none). */
   proxyUrl: string
+  /** The lab's way out, bridged into xc-admin: the upstream of the admin host's cache. */
+  upstreamProxyUrl?: string
   hosts: LabHost[]
   /** The shared lower layer the node overlays sit on. */
   rootfs?: string

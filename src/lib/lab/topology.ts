@@ -2,12 +2,14 @@ import {readFileSync} from 'node:fs'
 
 import {parseDocument, type YAMLSeq} from 'yaml'
 
+import {packageSettings} from '../admin-services/packages.js'
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {NodeType} from '../nodes/record.js'
 import {fromInt, inRange, parseCidr, parseRange, toInt} from '../spec/ipv4.js'
 import {loadSpecFile, parseSpec} from '../spec/parse.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
+import {mirrorUrls} from './rootfs.js'
 
 export interface LabNodeSpec {
   name: string
@@ -27,7 +29,14 @@ export interface LabTopology {
   domain: string
   sshUser: string
   nodes: LabNodeSpec[]
-  /** The spec file with the extra nodes appended, comments kept: written to $LAB/xcluster.yaml. */
+  /** The proxy the nodes' apt uses (the spec's packages.proxy); undefined for none. */
+  nodeProxy?: string
+  /** The lab's bridge to its Squid, the admin host's cache's upstream; undefined when the nodes do not use that cache. */
+  upstreamProxy?: string
+  /**
+   * The spec file with the extra nodes appended and, unless it names them, packages.upstream
+   * (the lab's bridge) and packages.mirrors (this machine's), comments kept: $LAB/xcluster.yaml.
+   */
   effectiveSpecYaml: string
 }
 
@@ -80,8 +89,15 @@ export function labTopology(specFile: string, extra = 0): LabTopology {
       seq.items.push(item)
     }
   }
+  // The lab's admin host has no route out but its bridge to the lab's Squid: its cache's upstream.
+  const packages = packageSettings(base)
+  if (packages.adminCache) {
+    if (!base.packages?.upstream) doc.setIn(['packages', 'upstream'], `http://${base.network.gateway}:${settings.lab.upstreamProxyPort}`)
+    if (!base.packages?.mirrors) doc.setIn(['packages', 'mirrors'], mirrorUrls().length > 0 ? mirrorUrls() : packages.mirrors)
+  }
   const effectiveSpecYaml = doc.toString()
   const spec = parseSpec(effectiveSpecYaml, `${specFile} (with ${extra} extra lab nodes)`)
+  const effective = packageSettings(spec)
   return {
     cluster: spec.cluster,
     subnet: spec.network.subnet,
@@ -90,6 +106,8 @@ export function labTopology(specFile: string, extra = 0): LabTopology {
     domain: spec.network.domain,
     sshUser: spec.ssh.user,
     nodes: spec.nodes.map((n) => ({name: n.name, mac: n.mac, type: n.type, ...(n.ip ? {ip: n.ip} : {})})),
+    ...(effective.nodeProxy ? {nodeProxy: effective.nodeProxy} : {}),
+    ...(effective.upstream ? {upstreamProxy: effective.upstream} : {}),
     effectiveSpecYaml,
   }
 }

@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {renderTemplate} from '../render/template.js'
+import {settings} from '../settings.js'
 import {labDown, labExists} from './down.js'
 import {createLan} from './network.js'
 import {bootNode, prepareNode, waitNodeReady, type NodeIdentity} from './node.js'
@@ -84,7 +85,10 @@ export async function labUp(options: LabUpOptions): Promise<LabUpResult> {
   const dir = options.dir ?? labDir()
   const paths = labPaths(dir)
   const adminIp = topology.gateway
-  const proxyUrl = `http://${adminIp}:3128`
+  // The nodes' apt proxy is the spec's (the admin host's cache, which bootstrap starts); the lab
+  // itself only provides the way out, on the upstream port.
+  const proxyUrl = topology.nodeProxy ?? 'DIRECT'
+  const upstreamUrl = `http://${adminIp}:${settings.lab.upstreamProxyPort}`
   const cidr = (ip: string) => `${ip}/${topology.prefixLength}`
 
   const tasks = new Listr<UpContext>(
@@ -132,7 +136,7 @@ export async function labUp(options: LabUpOptions): Promise<LabUpResult> {
           task.newListr(
             [
               {
-                title: `Package proxy on ${proxyUrl}`,
+                title: `The lab's way out for packages on ${upstreamUrl}`,
                 task: async (ctx) => void (ctx.squidPort = (await startPackageProxy(paths, adminIp)).squidPort),
               },
               {title: `etcd on http://${adminIp}:2379`, task: async () => void (await startEtcd(paths, adminIp))},
@@ -195,6 +199,7 @@ function buildState(dir: string, topology: LabTopology, specFile: string, ctx: U
     etcdEndpoint: `http://${adminIp}:2379`,
     adminIp,
     proxyUrl,
+    upstreamProxyUrl: `http://${adminIp}:${settings.lab.upstreamProxyPort}`,
     hosts,
     rootfs: ctx.rootfs,
     squidPort: ctx.squidPort,

@@ -21,6 +21,8 @@ export function specToYaml(spec: ClusterSpec): string {
       ...(n.ip === undefined ? {} : {ip: n.ip}),
       ...(typeFromName(n.name) === n.type ? {} : {type: n.type}),
     })),
+    ...(spec.pxe ? {pxe: spec.pxe} : {}),
+    ...(spec.packages ? {packages: spec.packages} : {}),
     ...(spec.services?.length ? {services: spec.services} : {}),
   }
   // Flow style for each node and the dns list keeps one node per line, as in the example.

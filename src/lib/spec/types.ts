@@ -70,6 +70,25 @@ export interface ServiceSpec {
   rbdImage?: string
 }
 
+/**
+ * Where the nodes' packages come from. Optional in the spec: what is left out defaults from the
+ * gateway (see src/lib/admin-services/packages.ts, packageSettings).
+ */
+export interface PackagesSpec {
+  /**
+   * Debian mirrors the admin host's package cache may fetch from, as URLs without a trailing
+   * slash (e.g. http://deb.debian.org/debian): every other URL is refused.
+   */
+  mirrors?: string[]
+  /**
+   * The proxy the nodes' apt uses: a URL, or `none` for direct access. Default: the admin host's
+   * cache, http://<network.gateway>:3128.
+   */
+  proxy?: string
+  /** A parent proxy the admin host's cache must fetch through (when it has no route of its own). */
+  upstream?: string
+}
+
 /** The validated cluster spec, as stored in etcd under `spec`. */
 export interface ClusterSpec {
   cluster: string
@@ -77,6 +96,8 @@ export interface ClusterSpec {
   ssh: {user: string; key: string}
   nodes: NodeSpec[]
   pxe?: PxeSpec
+  /** Optional: package mirrors and proxies (defaults: Debian's mirrors through the admin host's cache). */
+  packages?: PackagesSpec
   /** Optional: elected singleton services. */
   services?: ServiceSpec[]
 }

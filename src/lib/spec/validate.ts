@@ -1,4 +1,5 @@
 import {RBD_IMAGE} from '../ceph/rbd.js'
+import {settings} from '../settings.js'
 import {NODE_TYPES, type NodeType} from '../nodes/record.js'
 import {
   fromInt,
@@ -15,7 +16,7 @@ import {
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
-import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PxeSpec, ServiceSpec} from './types.js'
+import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PackagesSpec, PxeSpec, ServiceSpec} from './types.js'
 
 /** The result of validation: a spec when there are no problems, every problem otherwise. */
 export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
@@ -27,9 +28,12 @@ export interface ValidateOptions {
   locate?: Locator
 }
 
-const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'services'] as const
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'packages', 'services'] as const
 const TOP_REQUIRED = ['cluster', 'network', 'ssh', 'nodes'] as const
 const PXE_KEYS = ['tftpServer', 'httpBootUrl', 'biosBootFile', 'uefiBootFile'] as const
+const PACKAGES_KEYS = ['mirrors', 'proxy', 'upstream'] as const
+/** `packages.proxy: none`: the nodes' apt goes to the mirrors directly. */
+export const NO_PROXY = 'none'
 /** Services `xcluster serve` runs inside itself (serve --dhcp): an entry only tunes their ttl and nodes. */
 export const IN_PROCESS_SERVICES = ['dhcp'] as const
 const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
@@ -94,9 +98,118 @@ class SpecChecker {
     const ssh = this.ssh(top.ssh)
     const nodes = this.nodes(top.nodes, network)
     const pxe = this.pxe(top.pxe, network?.subnet)
+    const packages = this.packages(top.packages, network)
     const services = this.services(top.services, nodes, network)
-    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || !services) return undefined
-    return {cluster, network: network.spec, ssh, nodes, ...(pxe ? {pxe} : {}), ...(services.length > 0 ? {services} : {})}
+    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || packages === null || !services) return undefined
+    return {
+      cluster,
+      network: network.spec,
+      ssh,
+      nodes,
+      ...(pxe ? {pxe} : {}),
+      ...(packages ? {packages} : {}),
+      ...(services.length > 0 ? {services} : {}),
+    }
+  }
+
+  /**
+   * The optional packages: section; null when it has problems, undefined when absent. URLs are
+   * stored normalised (lower-case host, no default port, no trailing slash).
+   */
+  private packages(raw: unknown, network: {spec: NetworkSpec; subnet: Subnet} | undefined): PackagesSpec | undefined | null {
+    if (raw === undefined) return undefined
+    const before = this.problems.length
+    const map = this.mapping(raw, ['packages'], PACKAGES_KEYS, [])
+    if (!map) return null
+    const packages: PackagesSpec = {}
+    if (map.mirrors !== undefined) {
+      const path = ['packages', 'mirrors']
+      if (!Array.isArray(map.mirrors) || map.mirrors.length === 0) {
+        this.report(path, `must be a non-empty list of mirror URLs, but is ${JSON.stringify(map.mirrors)}`, `Write it as a list, e.g. mirrors: [${settings.packages.mirrors.join(', ')}].`)
+      } else {
+        const seen = new Map<string, number>()
+        const mirrors = map.mirrors.map((m, i) => {
+          const url = this.url(m, [...path, i], 'mirror', ['http:', 'https:'], {path: true})
+          if (url === undefined) return undefined
+          const first = seen.get(url)
+          if (first === undefined) seen.set(url, i)
+          else this.report([...path, i], `duplicate mirror ${url} (first listed at ${this.where([...path, first])})`, 'List every mirror once.')
+          return url
+        })
+        if (mirrors.every((m) => m !== undefined)) packages.mirrors = mirrors as string[]
+      }
+    }
+    const gateway = network?.spec.gateway
+    const cachePort = settings.packageProxyPort
+    const cacheUrl = gateway === undefined ? undefined : `http://${gateway}:${cachePort}`
+    if (map.proxy !== undefined) {
+      const path = ['packages', 'proxy']
+      if (map.proxy === NO_PROXY) packages.proxy = NO_PROXY
+      else {
+        const url = this.url(map.proxy, path, 'proxy', ['http:'], {path: false, none: true})
+        const parsed = url === undefined ? undefined : new URL(url)
+        const ip = parsed === undefined ? undefined : parseIpv4(parsed.hostname)
+        const port = parsed === undefined ? undefined : Number(parsed.port || 80)
+        if (parsed && ip !== undefined && network && !isHostAddress(ip, network.subnet)) {
+          this.report(
+            path,
+            `the proxy ${url} is ${hostAddressProblem(parsed.hostname, ip, network.subnet).replace(/^"[^"]*" is /, '')}: the nodes reach their proxy on the cluster network`,
+            `Use the admin host's cache (${cacheUrl}, the default: leave proxy: out), a proxy inside ${network.subnet.cidr}, or none.`,
+          )
+        } else if (parsed && parsed.hostname === gateway && port !== cachePort) {
+          this.report(path, `the admin host's package cache listens on port ${cachePort}, not ${port}`, `Write proxy: ${cacheUrl}, or leave proxy: out (that is the default).`)
+        } else if (url !== undefined) packages.proxy = url
+      }
+    }
+    if (map.upstream !== undefined && map.upstream !== null) {
+      const path = ['packages', 'upstream']
+      const url = this.url(map.upstream, path, 'upstream proxy', ['http:'], {path: false})
+      const nodesProxy = packages.proxy ?? cacheUrl
+      if (url !== undefined && map.proxy !== undefined && packages.proxy !== undefined && nodesProxy !== cacheUrl) {
+        this.report(
+          path,
+          `the upstream proxy is used only by the admin host's cache, but the nodes use ${nodesProxy === NO_PROXY ? 'no proxy' : nodesProxy}`,
+          `Remove upstream:, or remove proxy: so the nodes use the admin host's cache (${cacheUrl}).`,
+        )
+      } else if (url !== undefined && url === cacheUrl) {
+        this.report(path, `the upstream proxy ${url} is the admin host's cache itself`, 'Name the proxy the admin host reaches the mirrors through (e.g. a site proxy), or remove upstream:.')
+      } else if (url !== undefined) packages.upstream = url
+    }
+    return this.problems.length > before ? null : packages
+  }
+
+  /**
+   * A URL with one of `protocols`, without credentials, query or fragment; with `path: false`
+   * nothing after the host either. Returned normalised: `http://host[:port][/path]`.
+   */
+  private url(value: unknown, path: SpecPath, what: string, protocols: string[], options: {path: boolean; none?: boolean}): string | undefined {
+    const text = this.string(value, path, what)
+    if (text === undefined) return undefined
+    const schemes = protocols.map((p) => `${p}//`).join(' or ')
+    const example = options.path ? 'http://deb.debian.org/debian' : 'http://10.0.0.1:3128'
+    const orNone = options.none ? `, or ${NO_PROXY}` : ''
+    let url: URL
+    try {
+      url = new URL(text)
+    } catch {
+      this.report(path, `"${text}" is not a URL`, `Write the ${what}'s ${schemes} URL, e.g. ${example}${orNone}.`)
+      return undefined
+    }
+    if (!protocols.includes(url.protocol)) {
+      this.report(path, `"${text}" is not an ${schemes} URL`, `Write the ${what}'s ${schemes} URL, e.g. ${example}${orNone}.`)
+      return undefined
+    }
+    if (url.username || url.password) {
+      this.report(path, `"${text}" carries credentials`, 'Remove user:password@ from the URL: the spec is stored in etcd and rendered into configs.')
+      return undefined
+    }
+    if (url.search || url.hash || (!options.path && url.pathname !== '/') || /\s/.test(text)) {
+      const allowed = options.path ? 'a scheme, a host, an optional port and a path' : 'a scheme, a host and an optional port'
+      this.report(path, `"${text}" has more than ${allowed}`, `Write only ${allowed}, e.g. ${example}.`)
+      return undefined
+    }
+    const pathname = options.path ? url.pathname.replace(/\/+$/, '') : ''
+    return `${url.protocol}//${url.host}${pathname}`
   }
 
   /** The optional pxe: section; null when it has problems, undefined when absent. */
