@@ -28,3 +28,8 @@ export function packageSettings(spec: ClusterSpec): PackageSettings {
     ...(adminCache && spec.packages?.upstream ? {upstream: spec.packages.upstream} : {}),
   }
 }
+
+const regexEscape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** Squid url_regex patterns for the mirrors: the mirror's URL and a path boundary (/debian must not admit /debian-evil). */
+export const mirrorUrlPatterns = (mirrors: string[]): string[] => mirrors.map((m) => `${regexEscape(m)}(/|$)`)

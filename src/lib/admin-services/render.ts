@@ -6,7 +6,7 @@ import {renderTemplate} from '../render/template.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {adminLayout, type AdminLayout} from './layout.js'
-import {packageSettings} from './packages.js'
+import {mirrorUrlPatterns, packageSettings} from './packages.js'
 
 export const ADMIN_SERVICE_NAMES = ['ntp', 'dns-tftp', 'http', 'package-cache', 'ansible'] as const
 export type AdminServiceName = (typeof ADMIN_SERVICE_NAMES)[number]
@@ -83,9 +83,6 @@ export interface RenderAdminOptions {
   /** Pinned host keys (`ADDRESS[,NAME] TYPE KEY` lines) for Ansible's known_hosts. */
   knownHosts?: string[]
 }
-
-/** What Squid's url_regex needs escaped in a URL prefix. */
-const regexEscape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 /**
  * Renders every file of the admin host's services from the spec: NTP (chrony), DNS and TFTP
@@ -197,8 +194,7 @@ export function renderAdminServices(spec: ClusterSpec, options: RenderAdminOptio
           cacheMb: tune.squidCacheMb,
           maxObjectMb: tune.squidMaxObjectMb,
           memoryMb: tune.squidMemoryMb,
-          // The mirror's URL and a path boundary: /debian must not admit /debian-evil.
-          mirrors: packages.mirrors.map((m) => `${regexEscape(m)}(/|$)`),
+          mirrors: mirrorUrlPatterns(packages.mirrors),
           upstream: upstream ? {host: upstream.hostname, port: Number(upstream.port || 80)} : undefined,
         }),
       ),

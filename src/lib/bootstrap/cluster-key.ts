@@ -19,8 +19,19 @@ export interface ClusterSshKey {
 
 export const adminClusterKeyPath = (cluster: string): string => join(adminPkiDir(cluster), 'ssh', 'id_ed25519')
 
-/** The admin host's copy, created when missing (unless `dryRun`: then a key that would be created is described only). */
-export async function ensureAdminClusterKey(cluster: string, dryRun: boolean): Promise<ClusterSshKey | undefined> {
+const making = new Map<string, Promise<ClusterSshKey | undefined>>()
+
+/**
+ * The admin host's copy, created when missing (unless `dryRun`: then a key that would be created
+ * is described only). Phases on several hosts ask at once: one generation serves them all.
+ */
+export function ensureAdminClusterKey(cluster: string, dryRun: boolean): Promise<ClusterSshKey | undefined> {
+  const key = `${cluster}|${dryRun}`
+  if (!making.has(key)) making.set(key, makeAdminClusterKey(cluster, dryRun))
+  return making.get(key) as Promise<ClusterSshKey | undefined>
+}
+
+async function makeAdminClusterKey(cluster: string, dryRun: boolean): Promise<ClusterSshKey | undefined> {
   const path = adminClusterKeyPath(cluster)
   if (!existsSync(path)) {
     if (dryRun) return undefined

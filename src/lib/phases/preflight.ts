@@ -13,6 +13,8 @@ export interface PreflightRequirements {
   paths?: string[]
   /** TCP ports that must be free unless the named unit (ours) already listens on them. */
   ports?: {port: number; ownUnit: string}[]
+  /** The package cache is started by this very run (bootstrap's dry run): only the route to it can be checked. */
+  cacheNotYetStarted?: boolean
 }
 
 /** The architecture name `uname -m` prints for this process's Node.js build. */
@@ -64,10 +66,11 @@ export function preflightPhase(id: string, requirements: (ctx: NodeRunContext, h
           fixes.push(`free space on ${host.name}:${path}`)
         }
       }
-      const proxy = packageProxyUrl(ctx.spec)
+      const proxy = packageProxyUrl(ctx.spec, host.node.type)
       if (proxy) {
         const {hostname, port} = new URL(proxy)
-        const route = await ssh.exec(`ip -4 route get ${hostname} >/dev/null 2>&1 && timeout 3 bash -c '</dev/tcp/${hostname}/${port || 80}' 2>/dev/null`, {sudo: true})
+        const listening = need.cacheNotYetStarted ? '' : ` && timeout 3 bash -c '</dev/tcp/${hostname}/${port || 80}' 2>/dev/null`
+        const route = await ssh.exec(`ip -4 route get ${hostname} >/dev/null 2>&1${listening}`, {sudo: true})
         if (route.code !== 0) {
           problems.push(`it cannot reach the package cache at ${proxy} over IPv4 (no route, or nothing answers on port ${port || 80})`)
           fixes.push(`give ${host.name} an IPv4 address and route to ${hostname} (check its network and that the cache runs there), or set packages.proxy in xcluster.yaml`)

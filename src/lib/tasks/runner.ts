@@ -18,6 +18,8 @@ export interface RunOptions {
   /** Journal in etcd for checkpoints and the audit trail (in dry-run only read, for --resume). */
   journal?: RunJournal
   resume?: string
+  /** Told the run's id as soon as its record exists (a phase may need it: bootstrap moves and hands over its run). */
+  onRecord?: (id: string) => void
 }
 
 export interface HostOutcome {
@@ -57,6 +59,7 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
   if (ctx.dryRun && options.journal && options.resume) done = await options.journal.peekResume(options.resume, options.action)
   else if (journal && options.resume) ({record, done} = await journal.resume(options.resume, options.action))
   else if (journal) record = await journal.start(options.action, options.args, ctx.hosts.map((h) => h.name))
+  if (record) options.onRecord?.(record.id)
   try {
     return await runStarted(phases, ctx, options, concurrency, journal, record, done)
   } finally {

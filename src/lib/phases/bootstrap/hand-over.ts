@@ -2,7 +2,7 @@ import type {BootstrapContext} from '../../bootstrap/context.js'
 import {issueClientCertificate} from '../../certs/cluster-pki.js'
 import {certificateInfo, issuedBy} from '../../certs/authority.js'
 import {identity} from '../../certs/identities.js'
-import {adminTlsPaths} from '../../certs/paths.js'
+import {adminTlsPaths, nodeTlsFiles} from '../../certs/paths.js'
 import {writeAdminCredentials} from '../../certs/cluster-pki.js'
 import {ExitStatus, XclusterError} from '../../errors.js'
 import {migrateClusterState} from '../../etcd/migrate.js'
@@ -57,8 +57,11 @@ export const migrateStatePhase: Phase<NodeHost, BootstrapContext> = {
   },
 }
 
-/** The command the seed carries the bootstrap on with. */
-export const continuationCommand = (runId: string): string => `${settings.serveUnit.bin} bootstrap --continue ${runId}`
+/** The command the seed carries the bootstrap on with: as its serve identity at first (it mints the operator's role from the CA). */
+export function continuationCommand(ctx: BootstrapContext, runId: string): string {
+  const f = nodeTlsFiles
+  return `${settings.serveUnit.bin} bootstrap --continue ${runId} --cluster ${ctx.bootstrap.cluster} --etcd ${ctx.bootstrap.endpoints.join(',')} --etcd-ca ${f.ca} --etcd-cert ${f.clientCert} --etcd-key ${f.clientKey}`
+}
 
 /**
  * The admin host's last step: the seed carries the run on (provisioning its peers with the
@@ -73,14 +76,14 @@ export const handOverPhase: Phase<NodeHost, BootstrapContext> = {
   shouldRun: adminPart,
   async run(ctx, host) {
     if (ctx.dryRun) {
-      ctx.plan.set(host.name, [...(ctx.plan.get(host.name) ?? []), `run the rest of the bootstrap on ${host.name}: ${continuationCommand('RUN')}`])
+      ctx.plan.set(host.name, [...(ctx.plan.get(host.name) ?? []), `run the rest of the bootstrap on ${host.name}: ${continuationCommand(ctx, 'RUN')}`])
       return
     }
     const runId = ctx.runId as string
     const ssh = await ctx.ssh(host)
     const unit = settings.bootstrap.continuationUnit
     await ctx.journal?.handOver(runId)
-    await ssh.run(`rm -f ${shellQuote(settings.bootstrap.continuationSummary)}; systemctl reset-failed ${unit} 2>/dev/null; systemd-run --quiet --collect --unit=${unit} --setenv=NO_COLOR=1 ${continuationCommand(runId)}`, {sudo: true})
+    await ssh.run(`rm -f ${shellQuote(settings.bootstrap.continuationSummary)}; systemctl reset-failed ${unit} 2>/dev/null; systemd-run --quiet --collect --unit=${unit} --setenv=NO_COLOR=1 ${continuationCommand(ctx, runId)}`, {sudo: true})
     const deadline = Date.now() + settings.bootstrap.followTimeoutMs
     let shown = ''
     for (;;) {
