@@ -154,7 +154,7 @@ describe('release contents', () => {
   })
 
   it('refuses to ship a private key', async () => {
-    const key = execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519'], {encoding: 'utf8'})
+    const key = execFileSync(requireTool('openssl', 'openssl'), ['genpkey', '-algorithm', 'ed25519'], {encoding: 'utf8'})
     const root = tree(mkdtempSync(join(scratch, 'pkg-')), {...PACKAGE, 'templates/leaked.pem': key})
     await assert.rejects(buildRelease({packageRoot: root, cacheDir: join(scratch, 'cache-secret'), ...fakeRuntime}), (e) => isError('RELEASE_SECRET_FOUND')(e) && /templates\/leaked\.pem/.test((e as Error).message))
   })
@@ -204,7 +204,7 @@ describe('release build', () => {
     const options = JSON.stringify({packageRoot: root, cacheDir, ...fakeRuntime})
     const inChild = (): {releaseCached: boolean; sha256: string} =>
       JSON.parse(
-        execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const {buildRelease} = await import(${JSON.stringify(join(process.cwd(), 'src/lib/release/bundle.ts'))}); const b = await buildRelease(${options}); console.log(JSON.stringify({releaseCached: b.build.releaseCached, sha256: b.sha256}))`], {encoding: 'utf8'}),
+        execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const {buildRelease} = await import(${JSON.stringify(join(import.meta.dirname, '../../src/lib/release/bundle.ts'))}); const b = await buildRelease(${options}); console.log(JSON.stringify({releaseCached: b.build.releaseCached, sha256: b.sha256}))`], {encoding: 'utf8', cwd: join(import.meta.dirname, '../..')}),
       )
     assert.deepEqual(inChild(), {releaseCached: true, sha256: built.sha256})
     const damaged = readFileSync(built.archive.path)
