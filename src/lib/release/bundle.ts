@@ -8,7 +8,7 @@ import {pipeline} from 'node:stream/promises'
 import {fileURLToPath} from 'node:url'
 import {createGzip} from 'node:zlib'
 
-import {ExitStatus, XclusterError} from '../errors.js'
+import {ExitStatus, usageError, XclusterError} from '../errors.js'
 import {env, settings} from '../settings.js'
 import {collectReleaseFiles, compare, type ReleaseFile, type ReleaseSource} from './files.js'
 import {TAR_END, tarHeader, tarPadding, type TarEntry} from './tar.js'
@@ -94,7 +94,7 @@ export async function buildRelease(options: ReleaseBuildOptions = {}): Promise<R
   const started = Date.now()
   const cacheDir = options.cacheDir ?? defaultCacheDir()
   const level = options.compressionLevel ?? settings.release.compressionLevel
-  if (!Number.isInteger(level) || level < 1 || level > 9) throw new XclusterError(`Invalid gzip level ${level}.`, {code: 'USAGE', exit: ExitStatus.usage, suggestion: 'Use a level from 1 to 9.'})
+  if (!Number.isInteger(level) || level < 1 || level > 9) throw usageError(`Invalid gzip level ${level}.`, 'Use a level from 1 to 9.')
   mkdirSync(cacheDir, {recursive: true, mode: 0o700})
   const runtime = await cachedBuild(runtimeKey(options, level), cacheDir, 'runtime', () => buildRuntime(options, cacheDir, level))
   const source = collectReleaseFiles(options.packageRoot ?? PACKAGE_ROOT)
