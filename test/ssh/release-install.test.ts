@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
-import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -54,7 +54,7 @@ let seed: string | undefined
 const sh = async (command: string): Promise<string> => (await checker.run(command)).stdout.trim()
 
 /** Installs `b` into `root` and returns the run's summary and the bytes it sent to the host. */
-async function install(b: ReleaseBundle, root: string, options: {dryRun?: boolean; keep?: number; hosts?: ReleaseTarget[]} = {}) {
+async function install(b: ReleaseBundle, root: string, options: {dryRun?: boolean; keep?: number} = {}) {
   const before = relay.sent
   const {summary} = await installRelease({hosts: [host()], bundle: b, root, ...options})
   return {summary, sent: relay.sent - before}
