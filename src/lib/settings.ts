@@ -1,3 +1,6 @@
+/** Where xcluster lives on a node (src/lib/release/layout.ts). */
+const XCLUSTER_BASE = '/opt/xcluster'
+
 /** Defaults and timeouts: one place for every tunable number. */
 export const settings = {
   cluster: 'xcluster',
@@ -179,7 +182,7 @@ export const settings = {
    * -> current/libexec; the wrapper on PATH is serveUnit.bin.
    */
   release: {
-    baseDir: '/opt/xcluster',
+    baseDir: XCLUSTER_BASE,
     /** Releases kept on a node, `current` included (it is never removed). */
     keep: 3,
     /**
@@ -216,8 +219,8 @@ export const settings = {
   serveUnit: {
     name: 'xcluster-serve.service',
     bin: '/usr/local/bin/xcluster',
-    /** The guardian and the lease revoker on a node (this checkout in the lab). */
-    libexecDir: '/opt/xcluster/libexec',
+    /** The guardian and the lease revoker on a node: the current release's, through a link (this checkout in the lab). */
+    libexecDir: `${XCLUSTER_BASE}/libexec`,
     envFile: '/etc/xcluster/serve.env',
     /** Added to the computed stop budget (serveStopBudgetMs) for TimeoutStopSec. */
     stopSlackSeconds: 5,
