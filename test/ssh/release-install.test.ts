@@ -162,35 +162,10 @@ describe('release install over SSH', () => {
     assert.ok(sent < 100_000, `a dry run sent ${sent} bytes`)
   })
 
-  it('a new release installs beside the old one, switches current, and reuses the runtime already there', async () => {
-    const root = freshRoot()
-    const first = await lightBundle('0.1.0')
-    const next = await lightBundle('0.1.1-next')
-    assert.notEqual(next.id, first.id)
-    assert.equal(next.runtime.sha256, first.runtime.sha256)
-    await install(first, root)
-    const {summary, sent} = await install(next, root)
-    assert.equal(summary.result, 'succeeded')
-    assert.deepEqual(summary.plan.node1, [
-      `install xcluster ${next.id} in ${base(root)}/releases/${next.id} (upload ${(next.archive.bytes / 1024 / 1024).toFixed(1)} MiB)`,
-      `switch ${base(root)}/current from releases/${first.id} to releases/${next.id}`,
-    ])
-    // Only the release crossed the wire.
-    assert.ok(sent > next.archive.bytes && sent < next.archive.bytes + 1_000_000, `sent ${sent}`)
-    assert.equal(await sh(`ls ${base(root)}/releases`), [first.id, next.id].sort().join('\n'))
-    assert.equal(await sh(`readlink ${base(root)}/current`), `releases/${next.id}`)
-    assert.match(await sh(`${root}/usr/local/bin/xcluster --version`), /^xcluster\/0\.1\.1-next linux-x64 node-v/)
-    // Back to the first: it is still there, so nothing is uploaded, only current moves.
-    const back = await install(first, root)
-    assert.deepEqual(back.summary.plan.node1, [`switch ${base(root)}/current from releases/${next.id} to releases/${first.id}`])
-    assert.ok(back.sent < 100_000)
-    assert.equal(await sh(`${root}/usr/local/bin/xcluster --version`), adminVersion)
-  })
-
-  it('builds the same bytes from the same inputs: other mtimes, another cache, and the release installed on a node', async () => {
+  it('builds the same bytes from the same inputs: other mtimes, another directory, and the release installed on a node', async () => {
     const copy = packageCopy(bundle.packageVersion)
     execFileSync('find', [copy, '-exec', 'touch', '-d', '2011-11-11', '{}', '+'])
-    const rebuilt = await buildRelease({cacheDir: join(scratch, 'cache-other'), packageRoot: copy})
+    const rebuilt = await buildRelease({cacheDir, packageRoot: copy})
     assert.equal(rebuilt.build.releaseCached, false)
     assert.equal(rebuilt.sha256, bundle.sha256)
     assert.equal(rebuilt.id, bundle.id)
@@ -201,76 +176,6 @@ describe('release install over SSH', () => {
     assert.equal(fromNode.runtime.sha256, bundle.runtime.sha256)
     // The same call again in this process, and in a new one, comes from the cache.
     assert.equal((await buildRelease({cacheDir})).build.releaseCached, true)
-  })
-
-  it('refuses an upload damaged on the way (the tar changed under a valid gzip, or cut short), changing nothing', async () => {
-    const root = freshRoot()
-    await install(await lightBundle('0.1.0'), root)
-    const next = await lightBundle('0.1.2-damaged')
-    const tar = gunzipSync(readFileSync(next.archive.path))
-    const offset = tar.indexOf(Buffer.from('"version": "0.1.2-damaged"'))
-    assert.ok(offset > 0)
-    tar.write('"version": "0.1.2-DAMAGED"', offset)
-    const tampered = join(scratch, 'tampered.tar.gz')
-    writeFileSync(tampered, gzipSync(tar))
-    const truncated = join(scratch, 'truncated.tar.gz')
-    writeFileSync(truncated, readFileSync(next.archive.path).subarray(0, 100_000))
-    const listing = await sh(`find ${base(root)} | sort`)
-    for (const path of [tampered, truncated]) {
-      const {summary} = await install({...next, archive: {...next.archive, path}}, root)
-      assert.equal(summary.result, 'failed')
-      assert.equal(summary.hosts[0].failure?.phase, 'release-install')
-      assert.match(summary.hosts[0].failure!.message, new RegExp(`The upload of xcluster ${next.id} to node1 arrived damaged and was refused \\(.*sha256 mismatch: expected ${next.sha256}`, 's'))
-      assert.equal(await sh(`find ${base(root)} | sort`), listing, 'nothing added, nothing left behind')
-      assert.equal(await sh(`${root}/usr/local/bin/xcluster --version`), adminVersion)
-    }
-  })
-
-  it('replaces a release whose marker or files were changed, and a damaged runtime, found by their checksums', async () => {
-    const root = freshRoot()
-    const b = await lightBundle('0.1.0')
-    await install(b, root)
-    const rel = `${base(root)}/releases/${b.id}`
-    const node = `${base(root)}/runtime/${b.runtime.dir}/bin/node`
-    const cases = [
-      {tamper: `echo 0000 > ${rel}/${settings.release.markerFile}`, what: 'xcluster', bytes: b.archive.bytes},
-      {tamper: `echo '// changed' >> ${rel}/dist/base-command.js`, what: 'xcluster', bytes: b.archive.bytes},
-      {tamper: `printf x >> ${node}`, what: 'Node.js', bytes: b.runtime.archive.bytes},
-    ]
-    for (const c of cases) {
-      await sh(c.tamper)
-      const {summary, sent} = await install(b, root)
-      assert.equal(summary.result, 'succeeded')
-      assert.equal(summary.plan.node1.length, 1, JSON.stringify(summary.plan))
-      assert.match(summary.plan.node1[0], new RegExp(`^replace the damaged ${c.what} `), c.tamper)
-      assert.ok(sent > c.bytes, `${c.tamper}: sent ${sent}`)
-      assert.equal(await sh(`cat ${rel}/${settings.release.markerFile}`), b.sha256)
-      assert.equal(await sh(`cd ${rel} && sha256sum --quiet --strict -c SHA256SUMS && sha256sum < ${node} | cut -c1-64`), b.runtime.sha256)
-    }
-    assert.equal((await install(b, root)).summary.changed, 0)
-  })
-
-  it('keeps `keep` releases, current among them, and the runtimes they use; removes stale staging directories', async () => {
-    const root = freshRoot()
-    const b = base(root)
-    const [v1, v2, v3, v4] = await Promise.all([lightBundle('0.2.1', 'a'), lightBundle('0.2.2', 'a'), lightBundle('0.2.3', 'b'), lightBundle('0.2.4', 'b')])
-    assert.notEqual(v3.runtime.dir, v1.runtime.dir)
-    for (const v of [v1, v2, v3]) assert.equal((await install(v, root, {keep: 2})).summary.result, 'succeeded')
-    assert.equal(await sh(`ls ${b}/releases`), [v2.id, v3.id].sort().join('\n'))
-    assert.equal(await sh(`ls ${b}/runtime`), [v1.runtime.dir, v3.runtime.dir].sort().join('\n'), 'v2 still uses the first runtime')
-    await sh(`mkdir ${b}/releases/.incoming-old ${b}/releases/.incoming-new && touch -d '2 hours ago' ${b}/releases/.incoming-old`)
-    const {summary} = await install(v4, root, {keep: 2})
-    assert.deepEqual(
-      summary.plan.node1.filter((p) => p.startsWith('remove')),
-      [`remove release ${v2.id}`, `remove runtime ${v1.runtime.dir}`, 'remove 1 staging directory of interrupted uploads'],
-    )
-    assert.equal(await sh(`ls ${b}/releases`), [v3.id, v4.id].sort().join('\n'))
-    assert.equal(await sh(`ls -a ${b}/releases | grep incoming`), '.incoming-new', 'a recent one may be a run in progress')
-    assert.equal(await sh(`ls ${b}/runtime`), v3.runtime.dir)
-    assert.match(await sh(`${root}/usr/local/bin/xcluster --version`), /^xcluster\/0\.2\.4 /)
-    // keep 1: only current is left.
-    assert.equal((await install(v4, root, {keep: 1})).summary.result, 'succeeded')
-    assert.equal(await sh(`ls ${b}/releases`), v4.id)
   })
 
   it('refuses a host whose architecture the runtime is not built for, before uploading anything', async () => {
@@ -336,7 +241,105 @@ describe('release install over SSH', () => {
     const growth = Math.max(...rss) - before
     const archives = bundle.runtime.archive.bytes + bundle.archive.bytes
     console.log(`# 3 hosts at once: ${ms} ms, ${(3 * archives) / 1e6} MB sent, peak RSS growth ${(growth / 1e6).toFixed(1)} MB`)
-    assert.ok(growth < archives, `RSS grew ${growth} bytes for 3 uploads of ${archives} bytes each`)
+    // Three uploads that each held their archives would grow by 3 x ${archives}; streamed, it stays
+    // within garbage-collector noise (0-20 MB measured). Fewer than two copies, whatever the GC does.
+    assert.ok(growth < 2 * archives, `RSS grew ${growth} bytes for 3 uploads of ${archives} bytes each`)
+  })
+})
+
+describe('one host through a release\'s life (each step starts where the last one left it)', () => {
+  let root: string
+  let first: ReleaseBundle
+  let next: ReleaseBundle
+
+  it('a new release installs beside the old one, switches current, and reuses the runtime already there', async () => {
+    root = freshRoot()
+    first = await lightBundle('0.1.0')
+    next = await lightBundle('0.1.1-next')
+    assert.notEqual(next.id, first.id)
+    assert.equal(next.runtime.sha256, first.runtime.sha256)
+    await install(first, root)
+    const {summary, sent} = await install(next, root)
+    assert.equal(summary.result, 'succeeded')
+    assert.deepEqual(summary.plan.node1, [
+      `install xcluster ${next.id} in ${base(root)}/releases/${next.id} (upload ${(next.archive.bytes / 1024 / 1024).toFixed(1)} MiB)`,
+      `switch ${base(root)}/current from releases/${first.id} to releases/${next.id}`,
+    ])
+    // Only the release crossed the wire.
+    assert.ok(sent > next.archive.bytes && sent < next.archive.bytes + 1_000_000, `sent ${sent}`)
+    assert.equal(await sh(`ls ${base(root)}/releases`), [first.id, next.id].sort().join('\n'))
+    assert.equal(await sh(`readlink ${base(root)}/current`), `releases/${next.id}`)
+    assert.match(await sh(`${root}/usr/local/bin/xcluster --version`), /^xcluster\/0\.1\.1-next linux-x64 node-v/)
+    // Back to the first: it is still there, so nothing is uploaded, only current moves.
+    const back = await install(first, root)
+    assert.deepEqual(back.summary.plan.node1, [`switch ${base(root)}/current from releases/${next.id} to releases/${first.id}`])
+    assert.ok(back.sent < 100_000)
+    assert.equal(await sh(`${root}/usr/local/bin/xcluster --version`), adminVersion)
+  })
+
+  it('refuses an upload damaged on the way (the tar changed under a valid gzip, or cut short), changing nothing', async () => {
+    const damaged = await lightBundle('0.1.2-damaged')
+    const tar = gunzipSync(readFileSync(damaged.archive.path))
+    const offset = tar.indexOf(Buffer.from('"version": "0.1.2-damaged"'))
+    assert.ok(offset > 0)
+    tar.write('"version": "0.1.2-DAMAGED"', offset)
+    const tampered = join(scratch, 'tampered.tar.gz')
+    writeFileSync(tampered, gzipSync(tar))
+    const truncated = join(scratch, 'truncated.tar.gz')
+    writeFileSync(truncated, readFileSync(damaged.archive.path).subarray(0, 100_000))
+    const listing = await sh(`find ${base(root)} | sort`)
+    for (const path of [tampered, truncated]) {
+      const {summary} = await install({...damaged, archive: {...damaged.archive, path}}, root)
+      assert.equal(summary.result, 'failed')
+      assert.equal(summary.hosts[0].failure?.phase, 'release-install')
+      assert.match(summary.hosts[0].failure!.message, new RegExp(`The upload of xcluster ${damaged.id} to node1 arrived damaged and was refused \\(.*sha256 mismatch: expected ${damaged.sha256}`, 's'))
+      assert.equal(await sh(`find ${base(root)} | sort`), listing, 'nothing added, nothing left behind')
+      assert.equal(await sh(`${root}/usr/local/bin/xcluster --version`), adminVersion)
+    }
+  })
+
+  it('replaces a release whose marker or files were changed, and a damaged runtime, found by their checksums', async () => {
+    const rel = `${base(root)}/releases/${first.id}`
+    const node = `${base(root)}/runtime/${first.runtime.dir}/bin/node`
+    const cases = [
+      {tamper: `echo 0000 > ${rel}/${settings.release.markerFile}`, what: 'xcluster', bytes: first.archive.bytes},
+      {tamper: `echo '// changed' >> ${rel}/dist/base-command.js`, what: 'xcluster', bytes: first.archive.bytes},
+      {tamper: `printf x >> ${node}`, what: 'Node.js', bytes: first.runtime.archive.bytes},
+    ]
+    for (const c of cases) {
+      await sh(c.tamper)
+      const {summary, sent} = await install(first, root)
+      assert.equal(summary.result, 'succeeded')
+      assert.equal(summary.plan.node1.length, 1, JSON.stringify(summary.plan))
+      assert.match(summary.plan.node1[0], new RegExp(`^replace the damaged ${c.what} `), c.tamper)
+      assert.ok(sent > c.bytes, `${c.tamper}: sent ${sent}`)
+      assert.equal(await sh(`cat ${rel}/${settings.release.markerFile}`), first.sha256)
+      assert.equal(await sh(`cd ${rel} && sha256sum --quiet --strict -c SHA256SUMS && sha256sum < ${node} | cut -c1-64`), first.runtime.sha256)
+    }
+    assert.equal((await install(first, root)).summary.changed, 0)
+  })
+
+  it('keeps `keep` releases, current among them, and the runtimes they use; removes stale staging directories', async () => {
+    const b = base(root)
+    // Releases on another runtime. `first` was installed last (its repair), `next` before it.
+    const [third, fourth] = await Promise.all([lightBundle('0.2.3', 'b'), lightBundle('0.2.4', 'b')])
+    assert.notEqual(third.runtime.dir, first.runtime.dir)
+    assert.equal((await install(third, root, {keep: 2})).summary.result, 'succeeded')
+    assert.equal(await sh(`ls ${b}/releases`), [first.id, third.id].sort().join('\n'))
+    assert.equal(await sh(`ls ${b}/runtime`), [first.runtime.dir, third.runtime.dir].sort().join('\n'), 'the kept first release still uses its runtime')
+    await sh(`mkdir ${b}/releases/.incoming-old ${b}/releases/.incoming-new && touch -d '2 hours ago' ${b}/releases/.incoming-old`)
+    const {summary} = await install(fourth, root, {keep: 2})
+    assert.deepEqual(
+      summary.plan.node1.filter((p) => p.startsWith('remove')),
+      [`remove release ${first.id}`, `remove runtime ${first.runtime.dir}`, 'remove 1 staging directory of interrupted uploads'],
+    )
+    assert.equal(await sh(`ls ${b}/releases`), [third.id, fourth.id].sort().join('\n'))
+    assert.equal(await sh(`ls -a ${b}/releases | grep incoming`), '.incoming-new', 'a recent one may be a run in progress')
+    assert.equal(await sh(`ls ${b}/runtime`), third.runtime.dir)
+    assert.match(await sh(`${root}/usr/local/bin/xcluster --version`), /^xcluster\/0\.2\.4 /)
+    // keep 1: only current is left.
+    assert.equal((await install(fourth, root, {keep: 1})).summary.result, 'succeeded')
+    assert.equal(await sh(`ls ${b}/releases`), fourth.id)
   })
 })
 
