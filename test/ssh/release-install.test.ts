@@ -241,7 +241,7 @@ describe('release install over SSH', () => {
     const growth = Math.max(...rss) - before
     const archives = bundle.runtime.archive.bytes + bundle.archive.bytes
     console.log(`# 3 hosts at once: ${ms} ms, ${(3 * archives) / 1e6} MB sent, peak RSS growth ${(growth / 1e6).toFixed(1)} MB`)
-    // Three uploads that each held their archives would grow by 3 x ${archives}; streamed, it stays
+    // Three uploads that each held their archives would grow by 3 x 46 MB; streamed, it stays
     // within garbage-collector noise (0-20 MB measured). Fewer than two copies, whatever the GC does.
     assert.ok(growth < 2 * archives, `RSS grew ${growth} bytes for 3 uploads of ${archives} bytes each`)
   })
