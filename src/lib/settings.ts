@@ -1,3 +1,6 @@
+/** Where xcluster lives on a node (src/lib/release/layout.ts). */
+const XCLUSTER_BASE = '/opt/xcluster'
+
 /** Defaults and timeouts: one place for every tunable number. */
 export const settings = {
   cluster: 'xcluster',
@@ -248,12 +251,52 @@ export const settings = {
     configFile: '/etc/xcluster/dnsmasq.conf',
     tftpRoot: '/srv/xcluster/tftp',
   },
+  /**
+   * xcluster on a node (src/lib/release/, src/lib/phases/release-*.ts): the Node.js runtime and
+   * releases built from the admin host's installed package, under `baseDir` on the node:
+   * runtime/node-<version>-<sha12>/bin/node, releases/<id>/, `current` -> releases/<id>, `libexec`
+   * -> current/libexec; the wrapper on PATH is serveUnit.bin.
+   */
+  release: {
+    baseDir: XCLUSTER_BASE,
+    /** Releases kept on a node, `current` included (it is never removed). */
+    keep: 3,
+    /**
+     * gzip level of the uploaded archives. 1: the admin's Node.js binary (99 MB) compresses in
+     * ~2.5 s to 40 MB, against ~6.3 s and 36 MB at 6; the archives are cached, nodes gunzip either
+     * as fast, and on a LAN the extra 4 MB cost less than the extra seconds.
+     */
+    compressionLevel: 1,
+    /** Free space a node must keep beyond what an install writes. */
+    diskHeadroomBytes: 32 * 1024 * 1024,
+    /** One upload (stream, verification and extraction) may take this long. */
+    uploadTimeoutMs: 10 * 60_000,
+    /** Reading and verifying what a node has (a sha256sum of the runtime and the release tree). */
+    probeTimeoutMs: 60_000,
+    /** A staging directory an interrupted upload left behind is removed after this long. */
+    staleIncomingMinutes: 60,
+    /** Holds the release's sha256 on the node, written only after the upload was verified. */
+    markerFile: '.xcluster-release',
+    /** Every regular file of a release with its sha256 (sha256sum format), to verify what is installed. */
+    sumsFile: 'SHA256SUMS',
+    /** What a release holds from the package root (package-lock.json when there is one). */
+    include: ['bin', 'dist', 'libexec', 'templates', 'package.json', 'package-lock.json', 'oclif.manifest.json'],
+    required: ['bin/run.js', 'dist', 'package.json', 'oclif.manifest.json'],
+    /** Never shipped, at any depth: VCS and CI files, caches, node-gyp build intermediates, credentials. */
+    excludeNames: ['.git', '.github', '.cache', '.nyc_output', 'coverage', 'obj.target', '.deps', '.npmrc', '.env', '.DS_Store'],
+    /** A dependency's own tests (at its top level), which can hold fixtures such as private keys. */
+    excludePackageDirs: ['test', 'tests', '__tests__'],
+    /** Under the XDG cache dir (or XCLUSTER_CACHE_DIR): built archives, keyed by their inputs. */
+    cacheSubdir: 'xcluster/releases',
+    /** Cached builds kept on the admin host. */
+    cacheKeep: 4,
+  },
   /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
   serveUnit: {
     name: 'xcluster-serve.service',
     bin: '/usr/local/bin/xcluster',
-    /** The guardian and the lease revoker on a node (this checkout in the lab). */
-    libexecDir: '/opt/xcluster/libexec',
+    /** The guardian and the lease revoker on a node: the current release's, through a link (this checkout in the lab). */
+    libexecDir: `${XCLUSTER_BASE}/libexec`,
     envFile: '/etc/xcluster/serve.env',
     /** Added to the computed stop budget (serveStopBudgetMs) for TimeoutStopSec. */
     stopSlackSeconds: 5,
@@ -315,4 +358,5 @@ export const env = {
   rbd: 'XCLUSTER_RBD',
   runDir: 'XCLUSTER_RUN_DIR',
   pkiDir: 'XCLUSTER_PKI_DIR',
+  cacheDir: 'XCLUSTER_CACHE_DIR',
 } as const

@@ -1,6 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {readFileSync} from 'node:fs'
+import {once} from 'node:events'
+import {readFileSync, ReadStream} from 'node:fs'
 import {posix} from 'node:path'
+import {Readable} from 'node:stream'
 
 import {Client, type ClientChannel, type ConnectConfig, type SFTPWrapper} from 'ssh2'
 
@@ -31,8 +33,14 @@ export interface ExecOptions {
   timeoutMs?: number
   /** Run as root (`sudo -n -- sh -c ...`) when the login user is not root. */
   sudo?: boolean
-  /** Sent on stdin, which is then closed (stdin is always closed so nothing waits on it). */
-  input?: string | Buffer
+  /**
+   * Sent on stdin, which is then closed (stdin is always closed so nothing waits on it). A stream
+   * is piped with backpressure (an upload of any size holds a few chunks in memory). If it fails,
+   * the call rejects with SSH_INPUT_FAILED: a file that cannot be opened never starts the
+   * command; a failure midway kills the command where sshd forwards signals (non-root logins),
+   * elsewhere it sees its stdin end early, so what it reads must be verifiable (a checksum).
+   */
+  input?: string | Buffer | Readable
   /** Exported for the command; values never appear in messages. */
   env?: Record<string, string>
 }
@@ -305,15 +313,32 @@ export class SshHost {
     }
   }
 
-  private execRaw(command: string, options: ExecOptions): Promise<RawResult> {
+  private async execRaw(command: string, options: ExecOptions): Promise<RawResult> {
     this.assertAlive(`run ${describe(command)}`)
     const timeoutMs = options.timeoutMs ?? settings.sshCommandTimeoutMs
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usageError(`Invalid command timeout ${timeoutMs} ms for ${describe(command)}.`, 'Pass a positive number of milliseconds.')
     // The host kills the command a little after we give up on it, even where signals do not reach.
     const wire = remoteCommand(command, this.target.user, {sudo: options.sudo, env: options.env, killAfterMs: timeoutMs + settings.sshRemoteKillGraceMs})
+    const input = options.input instanceof Readable ? options.input : undefined
+    // A file that cannot be opened never starts the command (it would see an empty stdin).
+    if (input instanceof ReadStream && input.pending) {
+      try {
+        await once(input, 'ready')
+      } catch (error) {
+        throw inputFailedError(this.target, command, error as Error)
+      }
+    }
+    // Listen at once: a stream can fail before the channel opens.
+    let inputError: Error | undefined
+    let onInputError = (): void => {}
+    input?.once('error', (error: Error) => {
+      inputError = error
+      onInputError()
+    })
     return new Promise((resolve, reject) => {
       this.client.exec(wire, (error, channel: ClientChannel) => {
         if (error) {
+          input?.destroy()
           return reject(
             new XclusterError(`Could not start ${describe(command)} on ${this.name}: ${error.message}.`, {
               code: 'SSH_EXEC_FAILED',
@@ -345,7 +370,12 @@ export class SshHost {
         })
         channel.on('close', () => {
           clearTimeout(timer)
+          if (input) {
+            input.unpipe(channel)
+            input.destroy()
+          }
           if (timedOut) return
+          if (inputError) return reject(inputFailedError(this.target, command, inputError))
           if (!exit) {
             return reject(
               new XclusterError(`The connection to ${this.name} was lost while running ${describe(command)}.`, {
@@ -357,7 +387,15 @@ export class SshHost {
           }
           resolve({...exit, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr)})
         })
-        channel.end(options.input ?? undefined)
+        if (!input) return channel.end(options.input instanceof Readable ? undefined : (options.input ?? undefined))
+        // Stop the command rather than end its stdin, which would pass a truncated input for a
+        // whole one (where the signal cannot reach, it sees EOF: what it reads must be verifiable).
+        onInputError = () => {
+          killRemote(this.client, channel)
+          channel.close()
+        }
+        if (inputError) return onInputError()
+        input.pipe(channel)
       })
     })
   }
@@ -431,6 +469,14 @@ function commandFailedError(target: SshTarget, command: string, result: ExecResu
   return new XclusterError(`${describe(command)} on ${target.name} ${how}${tail ? `:\n${tail}` : '.'}`, {
     code: 'SSH_COMMAND_FAILED',
     details: {host: target.name, command: describe(command), code: result.code, signal: result.signal, stderr: tail},
+  })
+}
+
+function inputFailedError(target: SshTarget, command: string, error: Error): XclusterError {
+  return new XclusterError(`Could not send the input of ${describe(command)} to ${target.name}: ${error.message}.`, {
+    code: 'SSH_INPUT_FAILED',
+    details: {host: target.name, command: describe(command)},
+    cause: error,
   })
 }
 
