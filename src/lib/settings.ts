@@ -321,9 +321,8 @@ export const settings = {
     /** Relative to the package root. */
     defaultSpec: 'templates/xcluster.yaml',
     suite: 'bookworm',
-    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps', 'etcd-server', 'etcd-client'],
-    /** Where each node sees this checkout (read-only bind mount): the node's xcluster runs it. */
-    repoMount: '/opt/xcluster',
+    /** What a preseeded Debian install leaves (the standard system plus sshd): nothing of xcluster's. */
+    rootfsInclude: ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2', 'ca-certificates', 'python3', 'sudo', 'procps'],
     hostPackages: ['etcd-server', 'etcd-client', 'debootstrap', 'systemd-container', 'socat', 'squid', 'iproute2', 'busybox', 'isc-dhcp-client', 'openssh-client'],
     /**
      * The lab's way out: its Squid (root namespace), bridged to <admin IP>:<port> inside xc-admin.
@@ -357,6 +356,8 @@ export const env = {
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
   runDir: 'XCLUSTER_RUN_DIR',
+  /** Where --native keeps the admin host's services (default settings.adminServices.stateDir). */
+  adminStateDir: 'XCLUSTER_ADMIN_STATE_DIR',
   pkiDir: 'XCLUSTER_PKI_DIR',
   cacheDir: 'XCLUSTER_CACHE_DIR',
 } as const

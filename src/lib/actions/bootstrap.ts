@@ -17,8 +17,11 @@ import {adminServicesPhase, packageCachePhase} from '../phases/bootstrap/admin-s
 import {clusterKeyPhase} from '../phases/bootstrap/cluster-key.js'
 import {etcdJoinPhase, etcdSeedPhase} from '../phases/bootstrap/etcd-member.js'
 import {handOverPhase, migrateStatePhase} from '../phases/bootstrap/hand-over.js'
-import {coreHosts, provisionedHosts} from '../phases/bootstrap/hosts.js'
+import {coreHosts, corePart, provisionedHosts} from '../phases/bootstrap/hosts.js'
 import {pkiPhase} from '../phases/bootstrap/pki.js'
+import {RELEASE_INSTALL_PHASES} from './release-install.js'
+import {buildRelease} from '../release/bundle.js'
+import {ReleaseDeployment} from '../release/deployment.js'
 import {dnsTftpPhase, keepalivedPhase, serveUnitPhase} from '../phases/bootstrap/services.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
 import {identityPhase} from '../phases/identity.js'
@@ -69,6 +72,8 @@ export const BOOTSTRAP_PHASES: BootstrapPhase[] = [
   provisioning(packageProxyPhase),
   provisioning(packagesPhase),
   provisioning(timeSyncPhase),
+  // Node.js and xcluster itself, checksummed: the seed carries the run on with them.
+  ...RELEASE_INSTALL_PHASES.map((phase) => ({...phase, hosts: (ctx: BootstrapContext) => provisionedHosts(ctx)}) as unknown as BootstrapPhase),
   pkiPhase,
   etcdSeedPhase,
   migrateStatePhase,
@@ -78,7 +83,7 @@ export const BOOTSTRAP_PHASES: BootstrapPhase[] = [
   keepalivedPhase,
   dnsTftpPhase,
   packageCachePhase,
-  onCore(markReadyPhase),
+  {...onCore(markReadyPhase), shouldRun: corePart},
 ]
 
 export interface BootstrapRequest {
@@ -187,6 +192,8 @@ async function runBootstrap(
   const {hosts, cluster} = await nodeHosts(store, spec, plan.core.map((n) => n.name), {...access, lanInterface: settings.lanInterface}, pending)
   const pool = new HostPool()
   const ctx = new BootstrapContext(hosts, request.dryRun, store, spec, cluster, pool, plan, {role, native: request.native, specFile: request.specFile})
+  // The admin host builds it from its installed package; the seed from the release it runs (the same one).
+  ctx.release = new ReleaseDeployment(await buildRelease())
   const journal = new RunJournal(store)
   ctx.journal = journal
   try {

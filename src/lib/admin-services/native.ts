@@ -15,7 +15,7 @@ import {
 import {dirname, join, resolve} from 'node:path'
 
 import {ExitStatus, XclusterError} from '../errors.js'
-import {settings} from '../settings.js'
+import {env, settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {adminLayout} from './layout.js'
 import {findBinary, gatewayInterface, gatewayNotLocal, preflightAdminServices} from './preflight.js'
@@ -77,7 +77,7 @@ export interface ServiceManager {
   stop(record: ServiceRecord): Promise<void>
 }
 
-const stateDirOf = (options: {stateDir?: string}): string => options.stateDir ?? settings.adminServices.stateDir
+const stateDirOf = (options: {stateDir?: string}): string => options.stateDir ?? process.env[env.adminStateDir] ?? settings.adminServices.stateDir
 
 /**
  * Runs the admin host's services from the rendered configs as processes on this host (systemd

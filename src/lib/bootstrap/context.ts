@@ -14,6 +14,7 @@ import {NodeRunContext, type NodeHost} from '../phases/context.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {HostKeyStore, type HostPool} from '../ssh/index.js'
+import type {ReleaseDeployment} from '../release/deployment.js'
 import type {RunJournal} from '../tasks/journal.js'
 import type {BootstrapPlan} from './plan.js'
 
@@ -34,6 +35,8 @@ export interface BootstrapOptions {
  * runs; from then on `store` is the cluster's etcd and the run's journal is kept there.
  */
 export class BootstrapContext extends NodeRunContext {
+  /** xcluster and its Node.js runtime, built once for the run, going to the core nodes. */
+  release!: ReleaseDeployment
   journal?: RunJournal
   runId?: string
   private caCache?: CertificateAuthority

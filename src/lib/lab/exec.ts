@@ -1,4 +1,6 @@
 import {spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {join} from 'node:path'
 
 import {env} from '../settings.js'
 import {shellQuote} from '../ssh/shell.js'
@@ -46,9 +48,14 @@ export function hostCommand(state: LabState, name: string, command: string[]): H
       env: {
         ...process.env,
         PATH: `${paths.bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-        [env.etcd]: state.etcdEndpoint,
+        // Before bootstrap the lab's own etcd holds the state; after it, the cluster's (its
+        // context, left in the admin host's PKI directory, is every command's default).
+        ...(existsSync(join(paths.adminPki, state.cluster, 'context.json')) ? {} : {[env.etcd]: state.etcdEndpoint}),
         [env.cluster]: state.cluster,
         [env.labDir]: state.dir,
+        // The admin host's files live in the lab, and go with it.
+        [env.pkiDir]: paths.adminPki,
+        [env.adminStateDir]: paths.adminServices,
         // The operator's key: the lab's nodes authorize it, as provisioned machines would.
         [env.sshKey]: state.sshKey,
       },

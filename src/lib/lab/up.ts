@@ -143,7 +143,7 @@ export async function labUp(options: LabUpOptions): Promise<LabUpResult> {
               ...topology.nodes.map((node) => ({
                 title: `${node.name}${node.ip ? ` (${node.ip})` : ''}`,
                 task: async (ctx: UpContext) => {
-                  ctx.identities.set(node.name, await prepareNode(paths, ctx.rootfs, node, topology, ctx.publicKey, proxyUrl))
+                  ctx.identities.set(node.name, await prepareNode(paths, ctx.rootfs, node, topology, ctx.publicKey))
                   await bootNode(paths, node)
                   await waitNodeReady(paths, node)
                 },

@@ -92,6 +92,26 @@ export const etcdSeedPhase: Phase<NodeHost, BootstrapContext> = {
   },
 }
 
+/**
+ * Adds a member. etcd refuses while the cluster has not been fully connected for a while
+ * ("unhealthy cluster": the member added just before is still settling), so this waits that out.
+ */
+async function addMember(root: EtcdStore, member: EtcdMemberPlan): Promise<void> {
+  const deadline = Date.now() + settings.bootstrap.memberHealthyTimeoutMs
+  for (;;) {
+    try {
+      await root.client.cluster.memberAdd({peerURLs: [member.peerUrl]}, {deadline: Date.now() + settings.etcdCallTimeoutMs})
+      return
+    } catch (err) {
+      const message = String((err as Error)?.message ?? err)
+      // An add whose answer was lost may have gone through: then the member is listed.
+      if ((await memberList(root).catch(() => [])).some((m) => m.peerURLs.includes(member.peerUrl))) return
+      if (Date.now() > deadline || !/unhealthy cluster|not enough started members|UNAVAILABLE|deadline/i.test(message)) throw err
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+}
+
 /** The cluster's members as etcd lists them: name (empty until started) and peer URLs. */
 async function memberList(store: EtcdStore): Promise<{id: string; name: string; peerURLs: string[]}[]> {
   const res = await store.call('list etcd members', (c) => c.cluster.memberList({}))
@@ -121,9 +141,7 @@ export const etcdJoinPhase: Phase<NodeHost, BootstrapContext> = {
     try {
       const listed = await memberList(root)
       const known = listed.find((m) => m.peerURLs.includes(member.peerUrl))
-      if (!known) {
-        await ctx.wet(host, `add ${host.name} (${member.peerUrl}) as an etcd member`, () => root.call('add etcd member', (c) => c.cluster.memberAdd({peerURLs: [member.peerUrl]})))
-      }
+      if (!known) await ctx.wet(host, `add ${host.name} (${member.peerUrl}) as an etcd member`, () => addMember(root, member))
       if (!(await memberInitialized(ssh))) {
         // The cluster as it will be with this member: everyone listed so far, plus this one.
         const names = new Map(ctx.bootstrap.members.map((m) => [m.peerUrl, m]))

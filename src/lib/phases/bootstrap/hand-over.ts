@@ -89,7 +89,7 @@ export const handOverPhase: Phase<NodeHost, BootstrapContext> = {
     for (;;) {
       const state = await ssh.exec(`systemctl is-active ${unit}; journalctl -u ${unit} -o cat --no-pager -n 1 2>/dev/null`, {sudo: true})
       const [active = '', last = ''] = state.stdout.trim().split('\n')
-      if (last && last !== shown) ctx.note(host, (shown = last))
+      if (last && last !== shown && !last.includes('/run/systemd/transient/')) ctx.note(host, (shown = last))
       if (active !== 'active' && active !== 'activating') break
       if (Date.now() > deadline) {
         throw new XclusterError(`The seed is still carrying the bootstrap on after ${settings.bootstrap.followTimeoutMs / 60_000} minutes; stopped following it.`, {
