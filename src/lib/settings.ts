@@ -42,6 +42,15 @@ export const settings = {
    * all-or-nothing. Raise both together if etcd runs with a higher limit.
    */
   etcdMaxTxnOps: 128,
+  /**
+   * Keys per page of a prefix read: a range response must stay under the client's 4 MiB gRPC
+   * message limit (500 keys leave ~8 KiB per value).
+   */
+  etcdPageSize: 500,
+  /** A cache following etcd (src/lib/etcd/follow.ts) retries a lost watch or a reload this soon, doubling to max. */
+  etcdFollowBackoffMs: {min: 100, max: 5000},
+  /** How long stopping a watch may wait for etcd to confirm the cancel. */
+  etcdWatchCancelTimeoutMs: 1000,
   dhcp: {
     /** Lease for a known node (seconds); T1/T2 are the RFC 2131 defaults of 50% and 87.5%. */
     leaseSeconds: 3600,
