@@ -75,6 +75,20 @@ export const settings = {
     maxQueuedPerClient: 2,
     /** Discovered MACs are written together, at most this long after they were first seen. */
     discoveredBatchMs: 200,
+    /**
+     * Unknown MACs kept under dhcp/discovered/ (and in each server's memory); beyond it the least
+     * recently seen are removed. A cap rather than a TTL: it bounds etcd whatever the rate of new
+     * (spoofed) MACs, needs no etcd lease kept alive, and keeps what an operator enlists now.
+     */
+    maxDiscovered: 4096,
+    /** Discovered-MAC writes and removals per batch: a flood of new MACs costs etcd a bounded rate. */
+    discoveredWritesPerFlush: 512,
+    /** The longest vendor class (option 60) stored; PXE ROMs send 32 characters. */
+    maxStoredVendorClass: 128,
+    /** Client architectures (option 93) stored per MAC; a ROM names one. */
+    maxStoredClientArchs: 4,
+    /** A range found full is not scanned again for this long (unless an address in it is freed). */
+    fullRangeRecheckMs: 1000,
     /** Kernel receive buffer for the DHCP socket: bursts (PXE storms, fuzzers) must not overflow it. */
     receiveBufferBytes: 4 * 1024 * 1024,
     pxe: {
