@@ -71,6 +71,24 @@ export const settings = {
     discoveredTouchIntervalMs: 60_000,
     /** Packets being answered at once; beyond this, new ones are dropped (counted as overload). */
     maxInFlight: 128,
+    /** Datagrams waiting to be looked at; beyond this, new ones are dropped (receive-queue-full). */
+    receiveQueueLength: 2048,
+    /** Datagrams handled per event-loop turn, and the time one turn may take at most. */
+    receiveBatch: 64,
+    receiveBatchMs: 5,
+    /** A packet that waited longer than this in the queue is not answered (stale): the client has moved on. */
+    maxQueueWaitMs: 1000,
+    /**
+     * Overload: a DISCOVER starts an exchange only while fewer lease writes than this are in
+     * flight and they take less than this (a moving average); else it waits in a queue of this
+     * length for at most this long, then is shed (the client retries).
+     */
+    admitDiscoverBelowLeaseWrites: 64,
+    admitDiscoverBelowWriteMs: 250,
+    discoverQueueLength: 256,
+    maxDiscoverWaitMs: 500,
+    /** How soon waiting DISCOVERs are looked at again when the pipeline had no room. */
+    discoverRetryMs: 5,
     /** Requests queued per client MAC (the one being answered included); retransmissions beyond are dropped. */
     maxQueuedPerClient: 2,
     /** Discovered MACs are written together, at most this long after they were first seen. */
