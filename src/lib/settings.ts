@@ -69,8 +69,11 @@ export const settings = {
     statsLogIntervalMs: 60_000,
     /** The last-seen time of a discovered MAC is written at most this often (etcd write load). */
     discoveredTouchIntervalMs: 60_000,
-    /** Packets being answered at once; beyond this, new ones are dropped (counted as overload). */
-    maxInFlight: 128,
+    /**
+     * Packets being answered at once; beyond this, new ones are dropped (counted as overload).
+     * DISCOVERs start only below half of it, so REQUESTs for offers made find room.
+     */
+    maxInFlight: 1024,
     /** Datagrams waiting to be looked at; beyond this, new ones are dropped (receive-queue-full). */
     receiveQueueLength: 2048,
     /** Datagrams handled per event-loop turn, and the time one turn may take at most. */
@@ -79,14 +82,18 @@ export const settings = {
     /** A packet that waited longer than this in the queue is not answered (stale): the client has moved on. */
     maxQueueWaitMs: 1000,
     /**
-     * Overload: a DISCOVER starts an exchange only while fewer lease writes than this are in
-     * flight and they take less than this (a moving average); else it waits in a queue of this
-     * length for at most this long, then is shed (the client retries).
+     * Overload: a DISCOVER starts an exchange only while lease writes take less than
+     * admitDiscoverBelowWriteMs (a moving average, queueing included) and fewer than
+     * admitMaxPendingLeases leases are on their way (writes in flight, OFFERs of the last
+     * offerAnswerWindowMs awaiting their REQUEST); else it waits in a queue of
+     * discoverQueueLength for at most maxDiscoverWaitMs, then is shed (the client retries).
+     * The wait is short: an OFFER later than ~1 s is lost for many clients (perfdhcp too).
      */
-    admitDiscoverBelowLeaseWrites: 64,
     admitDiscoverBelowWriteMs: 250,
+    admitMaxPendingLeases: 1024,
+    offerAnswerWindowMs: 1000,
     discoverQueueLength: 256,
-    maxDiscoverWaitMs: 500,
+    maxDiscoverWaitMs: 250,
     /** How soon waiting DISCOVERs are looked at again when the pipeline had no room. */
     discoverRetryMs: 5,
     /** Requests queued per client MAC (the one being answered included); retransmissions beyond are dropped. */
@@ -105,6 +112,12 @@ export const settings = {
     maxStoredVendorClass: 128,
     /** Client architectures (option 93) stored per MAC; a ROM names one. */
     maxStoredClientArchs: 4,
+    /**
+     * Lease writes are group-committed: up to this many transactions with etcd at once, each
+     * carrying up to this many leases (the writes that came in meanwhile).
+     */
+    leaseWriteBatchesInFlight: 4,
+    leaseWriteBatch: 32,
     /** A range found full is not scanned again for this long (unless an address in it is freed). */
     fullRangeRecheckMs: 1000,
     /** Kernel receive buffer for the DHCP socket: bursts (PXE storms, fuzzers) must not overflow it. */

@@ -52,9 +52,11 @@ export type Fence = (txn: Transaction) => void
 
 /** What the allocator holds and does now: for the server's load shedding and its stats line. */
 export interface AllocatorLoad {
-  /** Lease transactions sent to etcd and not answered yet. */
+  /** Lease writes queued or sent to etcd and not answered yet. */
   leaseWrites: number
-  /** How long lease transactions took lately (a moving average, ms). */
+  /** OFFERs made lately whose REQUEST has not come yet: lease writes to come. */
+  offersAwaitingRequest: number
+  /** How long lease writes took lately, queueing included (a moving average, ms). */
   leaseWriteMs: number
   discovered: number
   /** Discovered MACs waiting to be written or removed. */
@@ -73,9 +75,40 @@ interface CachedLease extends Cached<Lease> {
   expiresMs: number
 }
 
+/** An address offered to a MAC and held for it in memory. */
+interface Hold {
+  mac: string
+  untilMs: number
+  /** performance.now() when offered. */
+  madeMs: number
+  /** Counted as awaiting its REQUEST (see offersAwaitingRequest). */
+  awaiting: boolean
+}
+
 interface DiscoveredEntry extends Cached<DiscoveredMac> {
   /** When this server last recorded the MAC as seen (0: never; rev 0: not in etcd yet). */
   touchedMs: number
+}
+
+/** One lease write's part of a transaction (see LeaseAllocator.plan). */
+interface WritePlan {
+  /** Every key it compares and changes: two writes in one transaction must not share one. */
+  keys: string[]
+  /** Operations (and compares) it adds. */
+  size: number
+  addTo(txn: Transaction): void
+  /** Updates the cache once etcd applied it at `rev`. */
+  applied(rev: number): void
+}
+
+interface QueuedWrite {
+  lease: Lease
+  resolve(applied: boolean): void
+  reject(err: unknown): void
+}
+
+interface PlannedWrite extends QueuedWrite {
+  plan: WritePlan
 }
 
 /** Everything the allocator knows from etcd; rebuilt whole when the follower reloads. */
@@ -159,7 +192,10 @@ export class LeaseAllocator {
   private cache = new DhcpCache()
   private follower?: PrefixFollower
   /** In-memory OFFER holds, so two DISCOVERs in flight do not get the same address. */
-  private offers = new Map<number, {mac: string; untilMs: number}>()
+  private offers = new Map<number, Hold>()
+  /** Holds made within settings.dhcp.offerAnswerWindowMs, oldest first, and how many of them await their REQUEST. */
+  private recentHolds: Hold[] = []
+  private awaitingRequest = 0
   private offerOf = new Map<string, number>()
   /** Where each range's next scan for a free address starts (next fit). */
   private cursor = new Map<LeaseType, number>()
@@ -173,6 +209,8 @@ export class LeaseAllocator {
   private flushBackoffMs = 0
   private leaseWrites = 0
   private leaseWriteMs = 0
+  private writeQueue: QueuedWrite[] = []
+  private batchesInFlight = 0
   private readonly now: () => number
   private readonly log: (line: string) => void
 
@@ -216,6 +254,7 @@ export class LeaseAllocator {
   get load(): AllocatorLoad {
     return {
       leaseWrites: this.leaseWrites,
+      offersAwaitingRequest: this.offersAwaitingRequest(),
       leaseWriteMs: Math.round(this.leaseWriteMs),
       discovered: this.cache.discovered.size,
       discoveredPending: this.pendingPut.size + this.pendingDelete.size,
@@ -534,14 +573,40 @@ export class LeaseAllocator {
     this.expireHolds()
     this.forgetOffer(mac)
     this.unhold(ip)
+    const hold: Hold = {mac, untilMs: this.now() + settings.dhcp.offerHoldMs, madeMs: performance.now(), awaiting: true}
     // Deleted and set again, so the map stays in hold order.
-    this.offers.set(ip, {mac, untilMs: this.now() + settings.dhcp.offerHoldMs})
+    this.offers.set(ip, hold)
     this.offerOf.set(mac, ip)
+    this.recentHolds.push(hold)
+    this.awaitingRequest++
+  }
+
+  /**
+   * OFFERs made lately whose REQUEST has not come: lease writes on their way. Counted by the
+   * server's admission, so a burst of admitted DISCOVERs cannot come back as more REQUESTs
+   * than the pipeline takes. An OFFER the client never takes up stops counting after the window.
+   */
+  private offersAwaitingRequest(): number {
+    const cutoff = performance.now() - settings.dhcp.offerAnswerWindowMs
+    let gone = 0
+    while (gone < this.recentHolds.length && this.recentHolds[gone].madeMs < cutoff) {
+      const hold = this.recentHolds[gone++]
+      if (hold.awaiting) {
+        hold.awaiting = false
+        this.awaitingRequest--
+      }
+    }
+    if (gone > 0) this.recentHolds = this.recentHolds.slice(gone)
+    return this.awaitingRequest
   }
 
   private unhold(ip: number): void {
     const hold = this.offers.get(ip)
     if (!hold) return
+    if (hold.awaiting) {
+      hold.awaiting = false
+      this.awaitingRequest--
+    }
     this.offers.delete(ip)
     if (this.offerOf.get(hold.mac) === ip) this.offerOf.delete(hold.mac)
     this.fullUntil.clear()
@@ -562,45 +627,129 @@ export class LeaseAllocator {
   }
 
   /**
-   * One transaction: the lease (create-only, or replacing exactly the revision we saw), the
-   * MAC's index entry (same), the MAC's previous lease elsewhere removed, and other MACs' index
-   * entries that still name this address removed (so the index never outgrows the leases).
+   * One lease write, as part of a transaction: the lease (create-only, or replacing exactly the
+   * revision we saw), the MAC's index entry (same), the MAC's previous lease elsewhere removed,
+   * and other MACs' index entries that still name this address removed (so the index never
+   * outgrows the leases). Planned from the cache when its transaction is built.
    */
-  private async write(lease: Lease): Promise<boolean> {
+  private plan(lease: Lease): WritePlan {
     const cache = this.cache
     const ip = parseIpv4(lease.ip) as number
     const keys = this.keys
-    const txn = this.store.transaction()
     const existing = cache.leases.get(ip)
-    if (existing) txn.ifUnchanged(keys.lease(lease.ip), String(existing.rev))
-    else txn.ifAbsent(keys.lease(lease.ip))
     const index = cache.byMac.get(lease.mac)
-    if (index) txn.ifUnchanged(keys.leaseByMac(lease.mac), String(index.rev))
-    else txn.ifAbsent(keys.leaseByMac(lease.mac))
-    txn.put(keys.lease(lease.ip), lease).put(keys.leaseByMac(lease.mac), {ip: lease.ip} satisfies LeaseByMac)
     const previousIp = index && index.value.ip !== lease.ip ? parseIpv4(index.value.ip) : undefined
     const previous = previousIp === undefined ? undefined : cache.leases.get(previousIp)
-    const dropPrevious = previous && previous.value.mac === lease.mac && previous.value.state === 'bound'
-    if (dropPrevious) txn.ifUnchanged(keys.lease(previous.value.ip), String(previous.rev)).delete(keys.lease(previous.value.ip))
+    const dropPrevious = previous && previous.value.mac === lease.mac && previous.value.state === 'bound' ? previous : undefined
     const stale = [...(cache.indexedAt.get(ip) ?? [])].filter((mac) => mac !== lease.mac)
-    for (const mac of stale) txn.ifUnchanged(keys.leaseByMac(mac), String(cache.byMac.get(mac)?.rev)).delete(keys.leaseByMac(mac))
-    this.options.fence?.(txn)
-    this.leaseWrites++
-    const started = performance.now()
-    let result: {applied: boolean; revision: string}
-    try {
-      result = await txn.commitAt()
-    } finally {
-      this.leaseWrites--
-      this.leaseWriteMs += (performance.now() - started - this.leaseWriteMs) * 0.2
+    const touched = [keys.lease(lease.ip), keys.leaseByMac(lease.mac), ...(dropPrevious ? [keys.lease(dropPrevious.value.ip)] : []), ...stale.map((m) => keys.leaseByMac(m))]
+    return {
+      keys: touched,
+      size: touched.length,
+      addTo: (txn) => {
+        if (existing) txn.ifUnchanged(keys.lease(lease.ip), String(existing.rev))
+        else txn.ifAbsent(keys.lease(lease.ip))
+        if (index) txn.ifUnchanged(keys.leaseByMac(lease.mac), String(index.rev))
+        else txn.ifAbsent(keys.leaseByMac(lease.mac))
+        txn.put(keys.lease(lease.ip), lease).put(keys.leaseByMac(lease.mac), {ip: lease.ip} satisfies LeaseByMac)
+        if (dropPrevious) txn.ifUnchanged(keys.lease(dropPrevious.value.ip), String(dropPrevious.rev)).delete(keys.lease(dropPrevious.value.ip))
+        for (const mac of stale) txn.ifUnchanged(keys.leaseByMac(mac), String(cache.byMac.get(mac)?.rev)).delete(keys.leaseByMac(mac))
+      },
+      applied: (rev) => {
+        this.cache.setLease(ip, lease, rev)
+        this.cache.setIndex(lease.mac, {ip: lease.ip}, rev)
+        if (dropPrevious) this.leaseGone(previousIp as number, rev)
+        for (const mac of stale) this.cache.setIndex(mac, undefined, rev)
+      },
     }
-    if (!result.applied) return false
-    const rev = Number(result.revision)
-    this.cache.setLease(ip, lease, rev)
-    this.cache.setIndex(lease.mac, {ip: lease.ip}, rev)
-    if (dropPrevious) this.leaseGone(previousIp as number, rev)
-    for (const mac of stale) this.cache.setIndex(mac, undefined, rev)
-    return true
+  }
+
+  /** Queues a lease write; resolves whether it was applied (false: a compare failed, nothing written). */
+  private write(lease: Lease): Promise<boolean> {
+    this.leaseWrites++
+    const queuedAt = performance.now()
+    const done = (): void => {
+      this.leaseWrites--
+      this.leaseWriteMs += (performance.now() - queuedAt - this.leaseWriteMs) * 0.2
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      this.writeQueue.push({lease, resolve, reject})
+      this.pumpWrites()
+    }).finally(done)
+  }
+
+  /**
+   * Group commit: while settings.dhcp.leaseWriteBatchesInFlight transactions are with etcd,
+   * the writes that come in meanwhile wait, and the next transaction carries all of them (up to
+   * etcd's per-transaction limit): one gRPC call and one raft entry for many leases, and no
+   * added delay when the pipeline is empty.
+   */
+  private pumpWrites(): void {
+    while (this.batchesInFlight < settings.dhcp.leaseWriteBatchesInFlight && this.writeQueue.length > 0) {
+      const batch = this.takeBatch()
+      this.batchesInFlight++
+      void this.commitBatch(batch).finally(() => {
+        this.batchesInFlight--
+        this.pumpWrites()
+      })
+    }
+  }
+
+  /** The queued writes that fit one transaction and touch no key another one in it touches. */
+  private takeBatch(): PlannedWrite[] {
+    const batch: PlannedWrite[] = []
+    const rest: QueuedWrite[] = []
+    const keys = new Set<string>()
+    // Each key is compared and written or deleted once at most; one more compare for the fence.
+    let room = settings.etcdMaxTxnOps - 1
+    for (const write of this.writeQueue) {
+      const plan = batch.length < settings.dhcp.leaseWriteBatch ? this.plan(write.lease) : undefined
+      if (!plan || plan.size > room || plan.keys.some((k) => keys.has(k))) {
+        rest.push(write)
+        continue
+      }
+      for (const k of plan.keys) keys.add(k)
+      room -= plan.size
+      batch.push({...write, plan})
+    }
+    this.writeQueue = rest
+    return batch
+  }
+
+  private async commitBatch(batch: PlannedWrite[]): Promise<void> {
+    try {
+      const txn = this.store.transaction()
+      for (const w of batch) w.plan.addTo(txn)
+      this.options.fence?.(txn)
+      const {applied, revision} = await txn.commitAt()
+      if (applied || batch.length === 1) {
+        for (const w of batch) {
+          if (applied) w.plan.applied(Number(revision))
+          w.resolve(applied)
+        }
+        return
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err)
+      return
+    }
+    // etcd transactions are all-or-nothing: one failed compare (a race, a stale cache entry)
+    // refused the others too. Each again on its own, planned from the cache as it is now.
+    await Promise.all(
+      batch.map(async (w) => {
+        try {
+          const plan = this.plan(w.lease)
+          const txn = this.store.transaction()
+          plan.addTo(txn)
+          this.options.fence?.(txn)
+          const {applied, revision} = await txn.commitAt()
+          if (applied) plan.applied(Number(revision))
+          w.resolve(applied)
+        } catch (err) {
+          w.reject(err)
+        }
+      }),
+    )
   }
 
   /** Re-reads what a failed write compared: the lease on `ip`, the MAC's index entry and its lease, other index entries naming `ip`. */

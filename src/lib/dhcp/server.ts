@@ -249,7 +249,8 @@ export class DhcpServer {
 
   /**
    * Past capacity, a new exchange is refused before it costs anything: a DISCOVER starts only
-   * while the lease writes in flight are few and quick and packets being answered leave room,
+   * while the leases on their way (writes in flight, OFFERs awaiting their REQUEST) are few and
+   * the writes quick, and packets being answered leave room,
    * and waits (briefly: then it is shed, and the client retries) otherwise. REQUESTs for offers
    * already made always go first, so what was admitted completes: goodput stays at capacity
    * instead of every exchange timing out (congestion collapse).
@@ -257,8 +258,10 @@ export class DhcpServer {
   private admitDiscover(): boolean {
     const load = this.allocator.load
     if (this.inFlight >= settings.dhcp.maxInFlight / 2) return false
-    // No write in flight: nothing to wait for (and the average is refreshed by the next one).
-    return load.leaseWrites === 0 || (load.leaseWrites < settings.dhcp.admitDiscoverBelowLeaseWrites && load.leaseWriteMs < settings.dhcp.admitDiscoverBelowWriteMs)
+    const pending = load.leaseWrites + load.offersAwaitingRequest
+    // Nothing pending: nothing to wait for (and the average is refreshed by the next write).
+    if (pending === 0) return true
+    return pending < settings.dhcp.admitMaxPendingLeases && load.leaseWriteMs < settings.dhcp.admitDiscoverBelowWriteMs
   }
 
   private dispatch({msg, from, atMs}: Received): void {
