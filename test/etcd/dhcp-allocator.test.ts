@@ -147,6 +147,9 @@ describe('LeaseAllocator against real etcd', () => {
     const before = await store.snapshot()
     assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.53'))?.ok, false)
     assert.equal(await a.release(MAC.c1, '10.70.0.52'), false)
+    // An unknown MAC is recorded as discovered in a batch a moment later: fenced too.
+    assert.ok(await a.offer({mac: MAC.x}))
+    await new Promise((r) => setTimeout(r, settings.dhcp.discoveredBatchMs * 3))
     assert.deepEqual(await store.snapshot(), before, 'nothing written')
   })
 
