@@ -457,6 +457,7 @@ export class LeaseAllocator {
       ...deletes.map((mac) => ({kind: 'delete' as const, mac})),
       ...puts.flatMap((mac) => {
         const entry = this.cache.discovered.get(mac)
+        if (!entry) this.pendingPut.delete(mac)
         return entry ? [{kind: 'put' as const, mac, value: entry.value}] : []
       }),
     ]
@@ -571,6 +572,7 @@ export class LeaseAllocator {
 
   private hold(ip: number, mac: string): void {
     this.expireHolds()
+    this.offersAwaitingRequest() // trims the window
     this.forgetOffer(mac)
     this.unhold(ip)
     const hold: Hold = {mac, untilMs: this.now() + settings.dhcp.offerHoldMs, madeMs: performance.now(), awaiting: true}
@@ -820,7 +822,8 @@ export class LeaseAllocator {
     const entry = discovered.get(what.mac)
     const rev = Number(kv.modRevision)
     if (!value) {
-      if (!entry || entry.rev <= rev) discovered.delete(what.mac)
+      // Removed (by another leader's cap): forgotten here too, unless seen since and not yet written.
+      if (entry && !this.pendingPut.has(what.mac) && entry.rev <= rev) discovered.delete(what.mac)
       this.pendingDelete.delete(what.mac)
       return
     }
