@@ -28,7 +28,7 @@ import {join} from 'node:path'
 
 const root = join(import.meta.dirname, '..')
 const seconds = Number(process.argv[2] ?? 4)
-const RATES = (process.argv[3] ?? '250,500,750,1000,1250,1500,1750,2000,2500,3000,3500,4000,5000').split(',').map(Number)
+const RATES = (process.argv[3] ?? '100,250,500,750,1000,1250,1500,1750,2000,2500,3000,4000').split(',').map(Number)
 const repeats = Number(process.argv[4] ?? 3)
 /** The loss a step may have and still count as served. */
 const MAX_LOSS = 0.01

@@ -249,11 +249,11 @@ export class DhcpServer {
 
   /**
    * Past capacity, a new exchange is refused before it costs anything: a DISCOVER starts only
-   * while the leases on their way (writes in flight, OFFERs awaiting their REQUEST) are few and
-   * the writes quick, and packets being answered leave room,
-   * and waits (briefly: then it is shed, and the client retries) otherwise. REQUESTs for offers
-   * already made always go first, so what was admitted completes: goodput stays at capacity
-   * instead of every exchange timing out (congestion collapse).
+   * while lease writes are quick, the leases on their way (writes in flight, OFFERs awaiting
+   * their REQUEST) are not too many and packets being answered leave room; otherwise it waits
+   * (briefly: then it is shed, and the client retries). REQUESTs for offers already made always
+   * go first, so what was admitted completes: goodput stays at capacity instead of every
+   * exchange timing out (congestion collapse).
    */
   private admitDiscover(): boolean {
     const load = this.allocator.load
