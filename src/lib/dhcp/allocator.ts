@@ -103,6 +103,7 @@ interface WritePlan {
 
 interface QueuedWrite {
   lease: Lease
+  identity: ClientIdentity
   resolve(applied: boolean): void
   reject(err: unknown): void
 }
@@ -302,6 +303,8 @@ export class LeaseAllocator {
     for (let attempt = 0; attempt < 3; attempt++) {
       const taken = this.takenBy(ip, client.mac)
       if (taken) return {ok: false, reason: taken}
+      const held = this.heldElsewhere(client.mac, identity, ip)
+      if (held) return {ok: false, reason: `${client.mac} holds ${held}: ask for that address`}
       const cached = await this.fresh(ip, client, identity)
       if (cached) return cached
       const hostname = storedHostname(client.hostname)
@@ -315,7 +318,7 @@ export class LeaseAllocator {
         grantedBy: this.options.serverId,
         ...(hostname ? {hostname} : {}),
       }
-      if (await this.write(lease)) {
+      if (await this.write(lease, identity)) {
         this.unhold(ip)
         return {ok: true, lease, identity, leaseSeconds: leaseSecondsFor(identity)}
       }
@@ -499,6 +502,21 @@ export class LeaseAllocator {
     }
   }
 
+  /**
+   * The address this MAC holds now, other than `ip`: a bound, unexpired lease still right for
+   * its type. The client may be using it (another server may have ACKed it a moment ago, while
+   * this REQUEST was a stale retransmission), so a grant elsewhere must not take it away: the
+   * client is NAKed and, restarting, is offered the address it holds.
+   */
+  private heldElsewhere(mac: string, identity: ClientIdentity, ip: number): string | undefined {
+    const index = this.cache.byMac.get(mac)
+    const current = index ? parseIpv4(index.value.ip) : undefined
+    if (current === undefined || current === ip) return undefined
+    const lease = this.cache.leases.get(current)
+    if (!lease || lease.value.mac !== mac || lease.value.state !== 'bound' || lease.expiresMs <= this.now()) return undefined
+    return this.wrongAddress(mac, identity, current) ? undefined : lease.value.ip
+  }
+
   /** Why `ip` can never be this client's (wrong type range, reserved), or undefined if it can. */
   private wrongAddress(mac: string, identity: ClientIdentity, ip: number): string | undefined {
     if (identity.fixedIp) return identity.fixedIp === fromInt(ip) ? undefined : `${mac} has the fixed address ${identity.fixedIp}`
@@ -634,7 +652,10 @@ export class LeaseAllocator {
    * and other MACs' index entries that still name this address removed (so the index never
    * outgrows the leases). Planned from the cache when its transaction is built.
    */
-  private plan(lease: Lease): WritePlan {
+  private plan(lease: Lease, identity: ClientIdentity): WritePlan | 'held' {
+    // Checked again here, against the cache the compares come from: it may have changed
+    // while the REQUEST was being worked out.
+    if (this.heldElsewhere(lease.mac, identity, parseIpv4(lease.ip) as number)) return 'held'
     const cache = this.cache
     const ip = parseIpv4(lease.ip) as number
     const keys = this.keys
@@ -667,7 +688,7 @@ export class LeaseAllocator {
   }
 
   /** Queues a lease write; resolves whether it was applied (false: a compare failed, nothing written). */
-  private write(lease: Lease): Promise<boolean> {
+  private write(lease: Lease, identity: ClientIdentity): Promise<boolean> {
     this.leaseWrites++
     const queuedAt = performance.now()
     const done = (): void => {
@@ -675,7 +696,7 @@ export class LeaseAllocator {
       this.leaseWriteMs += (performance.now() - queuedAt - this.leaseWriteMs) * 0.2
     }
     return new Promise<boolean>((resolve, reject) => {
-      this.writeQueue.push({lease, resolve, reject})
+      this.writeQueue.push({lease, identity, resolve, reject})
       this.pumpWrites()
     }).finally(done)
   }
@@ -705,7 +726,11 @@ export class LeaseAllocator {
     // Each key is compared and written or deleted once at most; one more compare for the fence.
     let room = settings.etcdMaxTxnOps - 1
     for (const write of this.writeQueue) {
-      const plan = batch.length < settings.dhcp.leaseWriteBatch ? this.plan(write.lease) : undefined
+      const plan = batch.length < settings.dhcp.leaseWriteBatch ? this.plan(write.lease, write.identity) : undefined
+      if (plan === 'held') {
+        write.resolve(false)
+        continue
+      }
       if (!plan || plan.size > room || plan.keys.some((k) => keys.has(k))) {
         rest.push(write)
         continue
@@ -740,7 +765,8 @@ export class LeaseAllocator {
     await Promise.all(
       batch.map(async (w) => {
         try {
-          const plan = this.plan(w.lease)
+          const plan = this.plan(w.lease, w.identity)
+          if (plan === 'held') return w.resolve(false)
           const txn = this.store.transaction()
           plan.addTo(txn)
           this.options.fence?.(txn)
