@@ -101,6 +101,15 @@ export const settings = {
   etcdMigrateBatchBytes: 1024 * 1024,
   /** Keys per page when a whole cluster prefix is read. */
   etcdMigratePageKeys: 500,
+  /**
+   * Keys per page of a prefix read: a range response must stay under the client's 4 MiB gRPC
+   * message limit (500 keys leave ~8 KiB per value).
+   */
+  etcdPageSize: 500,
+  /** A cache following etcd (src/lib/etcd/follow.ts) retries a lost watch or a reload this soon, doubling to max. */
+  etcdFollowBackoffMs: {min: 100, max: 5000},
+  /** How long stopping a watch may wait for etcd to confirm the cancel. */
+  etcdWatchCancelTimeoutMs: 1000,
   dhcp: {
     /** Lease for a known node (seconds); T1/T2 are the RFC 2131 defaults of 50% and 87.5%. */
     leaseSeconds: 3600,
@@ -119,12 +128,57 @@ export const settings = {
     statsLogIntervalMs: 60_000,
     /** The last-seen time of a discovered MAC is written at most this often (etcd write load). */
     discoveredTouchIntervalMs: 60_000,
-    /** Packets being answered at once; beyond this, new ones are dropped (counted as overload). */
-    maxInFlight: 128,
+    /**
+     * Packets being answered at once; beyond this, new ones are dropped (counted as overload).
+     * DISCOVERs start only below half of it, so REQUESTs for offers made find room.
+     */
+    maxInFlight: 1024,
+    /** Datagrams waiting to be looked at; beyond this, new ones are dropped (receive-queue-full). */
+    receiveQueueLength: 2048,
+    /** Datagrams handled per event-loop turn, and the time one turn may take at most. */
+    receiveBatch: 64,
+    receiveBatchMs: 5,
+    /** A packet that waited longer than this in the queue is not answered (stale): the client has moved on. */
+    maxQueueWaitMs: 1000,
+    /**
+     * Overload: a DISCOVER starts an exchange only while lease writes take less than
+     * admitDiscoverBelowWriteMs (a moving average, queueing included) and fewer than
+     * admitMaxPendingLeases leases are on their way (writes in flight, OFFERs of the last
+     * offerAnswerWindowMs awaiting their REQUEST); else it waits in a queue of
+     * discoverQueueLength for at most maxDiscoverWaitMs, then is shed (the client retries).
+     * The wait is short: an OFFER later than ~1 s is lost for many clients (perfdhcp too).
+     */
+    admitDiscoverBelowWriteMs: 250,
+    admitMaxPendingLeases: 1024,
+    offerAnswerWindowMs: 1000,
+    discoverQueueLength: 256,
+    maxDiscoverWaitMs: 250,
+    /** How soon waiting DISCOVERs are looked at again when the pipeline had no room. */
+    discoverRetryMs: 5,
     /** Requests queued per client MAC (the one being answered included); retransmissions beyond are dropped. */
     maxQueuedPerClient: 2,
     /** Discovered MACs are written together, at most this long after they were first seen. */
     discoveredBatchMs: 200,
+    /**
+     * Unknown MACs kept under dhcp/discovered/ (and in each server's memory); beyond it the least
+     * recently seen are removed. A cap rather than a TTL: it bounds etcd whatever the rate of new
+     * (spoofed) MACs, needs no etcd lease kept alive, and keeps what an operator enlists now.
+     */
+    maxDiscovered: 4096,
+    /** Discovered-MAC writes and removals per batch: a flood of new MACs costs etcd a bounded rate. */
+    discoveredWritesPerFlush: 512,
+    /** The longest vendor class (option 60) stored; PXE ROMs send 32 characters. */
+    maxStoredVendorClass: 128,
+    /** Client architectures (option 93) stored per MAC; a ROM names one. */
+    maxStoredClientArchs: 4,
+    /**
+     * Lease writes are group-committed: up to this many transactions with etcd at once, each
+     * carrying up to this many leases (the writes that came in meanwhile).
+     */
+    leaseWriteBatchesInFlight: 4,
+    leaseWriteBatch: 32,
+    /** A range found full is not scanned again for this long (unless an address in it is freed). */
+    fullRangeRecheckMs: 1000,
     /** Kernel receive buffer for the DHCP socket: bursts (PXE storms, fuzzers) must not overflow it. */
     receiveBufferBytes: 4 * 1024 * 1024,
     pxe: {

@@ -32,6 +32,8 @@ describe('DHCP protocol paths: relays, DECLINE, RELEASE, INFORM, NAK, the electi
   let store: EtcdStore
   let server: DhcpServer
   let leader = true
+  /** The election gate as the server sees it: by default, `leader`. */
+  let gate = (): boolean => leader
   const net = new ClientNet('pr')
 
   const send = async (args: Record<string, unknown>): Promise<Reply> => {
@@ -46,7 +48,7 @@ describe('DHCP protocol paths: relays, DECLINE, RELEASE, INFORM, NAK, the electi
     await applyPlan(store, await planApply(store, parseSpec(testSpecYaml(NET), 'test.yaml')))
     net.create([`${SERVER}/20`])
     net.addAddress(`${RELAY}/20`)
-    server = new DhcpServer({store, interface: net.serverIf, unknown: 'discover', canServe: async () => ({ok: leader, token: '7'})})
+    server = new DhcpServer({store, interface: net.serverIf, unknown: 'discover', canServe: async () => ({ok: gate(), token: '7'})})
     await server.start()
   })
 
@@ -115,6 +117,20 @@ describe('DHCP protocol paths: relays, DECLINE, RELEASE, INFORM, NAK, the electi
       leader = true
     }
     assert.equal((await send({type: 'discover', mac: C1, fields: {giaddr: RELAY}})).type, 'offer')
+  })
+
+  it('asks the gate again before answering: leadership lost while an OFFER was worked out means no OFFER', async () => {
+    const before = server.stats.ignored['not-leader'] ?? 0
+    let asked = 0
+    gate = () => asked++ === 0
+    try {
+      const r = await send({type: 'discover', mac: C1, fields: {giaddr: RELAY}, wait: 500})
+      assert.equal(r.type, 'none')
+      assert.equal(asked, 2, 'asked when the packet came and again before the reply')
+      assert.equal(server.stats.ignored['not-leader'], before + 1)
+    } finally {
+      gate = () => leader
+    }
   })
 
   it('xcluster serve --dhcp answers, and stops cleanly on SIGTERM', async () => {

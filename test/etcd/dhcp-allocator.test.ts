@@ -147,6 +147,9 @@ describe('LeaseAllocator against real etcd', () => {
     const before = await store.snapshot()
     assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.53'))?.ok, false)
     assert.equal(await a.release(MAC.c1, '10.70.0.52'), false)
+    // An unknown MAC is recorded as discovered in a batch a moment later: fenced too.
+    assert.ok(await a.offer({mac: MAC.x}))
+    await new Promise((r) => setTimeout(r, settings.dhcp.discoveredBatchMs * 3))
     assert.deepEqual(await store.snapshot(), before, 'nothing written')
   })
 
@@ -157,5 +160,55 @@ describe('LeaseAllocator against real etcd', () => {
     assert.equal(await a.commit({mac: MAC.x}, '10.70.8.1'), undefined)
     await a.stop()
     assert.deepEqual(await store.snapshot(), before)
+  })
+})
+
+describe('LeaseAllocator: what a stream of new MACs leaves in etcd is bounded', () => {
+  // Its own cluster, with a discovery range of four addresses.
+  const SMALL = testSpecYaml(70).replace('cluster: xcluster', 'cluster: bounds').replace('discovery: 10.70.8.1-10.70.15.250', 'discovery: 10.70.8.1-10.70.8.4')
+  let etcd: TestEtcd
+  let store: EtcdStore
+
+  before(async () => {
+    etcd = await startEtcd()
+    store = new EtcdStore({endpoints: [etcd.endpoint], cluster: 'bounds'})
+    await applyPlan(store, await planApply(store, parseSpec(SMALL, 'test.yaml')))
+  })
+  after(async () => {
+    await store.close()
+    await etcd.stop()
+  })
+
+  it('200 MACs through a four-address range as leases expire and are released: never more index entries than leases', async () => {
+    let clock = Date.now()
+    const a = new LeaseAllocator(store, {serverId: '10.70.0.1', unknown: 'discover', now: () => clock})
+    await a.start()
+    try {
+      for (let round = 0; round < 50; round++) {
+        for (let i = 0; i < 4; i++) {
+          const mac = `02:70:00:00:${round.toString(16).padStart(2, '0')}:0${i}`
+          const offer = await a.offer({mac})
+          assert.ok(offer, `round ${round}: an address for ${mac}`)
+          const r = await a.commit({mac, hostname: `${'x'.repeat(300)}.example`}, offer.ip)
+          assert.ok(r?.ok, JSON.stringify(r))
+          assert.equal(r.lease.hostname, undefined, 'a hostname that is no DNS label is not stored')
+        }
+        // Every other round the clients give their addresses back; else their leases run out.
+        if (round % 2 === 0) for (const l of await store.listJson<Lease>(store.keys.leasesPrefix())) await a.release(l.value.mac, l.value.ip)
+        else clock += (settings.dhcp.discoveryLeaseSeconds + 1) * 1000
+      }
+      const leases = await store.listJson<Lease>(store.keys.leasesPrefix())
+      const index = await store.listJson<{ip: string}>(store.keys.leasesByMacPrefix())
+      assert.ok(leases.length <= 4, `${leases.length} leases`)
+      assert.ok(index.length <= 4, `${index.length} index entries for ${leases.length} leases after 200 MACs`)
+      // Each index entry names an address whose lease (if any) is its MAC's.
+      const byIp = new Map(leases.map((l) => [l.value.ip, l.value.mac]))
+      for (const row of index) {
+        const mac = row.key.slice(store.keys.leasesByMacPrefix().length).replaceAll('-', ':')
+        assert.ok(!byIp.has(row.value.ip) || byIp.get(row.value.ip) === mac, `${mac} is indexed at ${row.value.ip}, leased to ${byIp.get(row.value.ip)}`)
+      }
+    } finally {
+      await a.stop()
+    }
   })
 })

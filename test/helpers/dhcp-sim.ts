@@ -8,9 +8,15 @@
  *                                                         retried; the replies go to ciaddr (make it local)
  *   offer {mac, clientArch?, vendorClass?, userClass?}    one DISCOVER as a PXE ROM / iPXE sends it
  *   fuzz  {count, target}                                 malformed packets, no answer expected
+ *   burst {target, oversized, maxSize, perMs}              worst-case datagrams: 65,507-byte ones and
+ *                                                         MAX_MESSAGE_SIZE DISCOVERs of repeated options
+ *                                                         from random MACs, `perMs` datagrams a millisecond
+ *   macs  {target, count, perMs}                           DISCOVERs from `count` random MACs with
+ *                                                         oversized hostnames, vendor classes, archs
  *   send  {type, mac, host, options?, fields?, wait?}      one request; the reply if one comes
  *         (with fields.giaddr set it acts as a relay agent: it listens on port 67)
  */
+import {randomBytes} from 'node:crypto'
 import {createSocket} from 'node:dgram'
 
 import {
@@ -19,8 +25,10 @@ import {
   clientRequest,
   decodePacket,
   encodePacket,
+  MAX_MESSAGE_SIZE,
   type DhcpPacket,
 } from '../../src/lib/dhcp/packet.js'
+import {repeatedOptionDiscover} from './dhcp.js'
 
 const [mode, argText] = process.argv.slice(2)
 const args = JSON.parse(argText ?? '{}')
@@ -202,8 +210,58 @@ async function runFuzz(): Promise<void> {
   console.log(JSON.stringify({sent, ms: Date.now() - started}))
 }
 
+/** A random locally administered unicast MAC. */
+const randomMac = (): string => ['02', ...[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0'))].join(':')
+
+/** Sends `packets()` at about `perMs` datagrams a millisecond (in 10 ms rounds), every send awaited. */
+async function pace(total: number, perMs: number, packet: (i: number) => Buffer, target: string): Promise<{sent: number; ms: number}> {
+  const started = Date.now()
+  let sent = 0
+  while (sent < total) {
+    const due = Math.min(total, Math.ceil((Date.now() - started + 10) * perMs))
+    const batch: Promise<void>[] = []
+    for (; sent < due; sent++) {
+      const bytes = packet(sent)
+      batch.push(new Promise((r) => socket.send(bytes, 67, target, () => r())))
+    }
+    await Promise.all(batch)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return {sent, ms: Date.now() - started}
+}
+
+async function runBurst(): Promise<void> {
+  // The old decoder's worst case: ~21,000 one-byte instances of one option in a maximal UDP datagram.
+  const oversized = repeatedOptionDiscover('02:bb:00:00:00:01', 1, 65_507)
+  const every = Math.max(1, Math.floor((args.oversized + args.maxSize) / Math.max(1, args.oversized)))
+  let big = 0
+  const out = await pace(args.oversized + args.maxSize, args.perMs, (i) => {
+    if (big < args.oversized && i % every === 0) {
+      big++
+      return oversized
+    }
+    return repeatedOptionDiscover(randomMac(), i, MAX_MESSAGE_SIZE)
+  }, args.target)
+  console.log(JSON.stringify({...out, oversized: big}))
+}
+
+async function runMacs(): Promise<void> {
+  const out = await pace(args.count, args.perMs, (i) =>
+    encodePacket(
+      clientRequest('discover', randomMac(), i, {
+        hostname: `${'x'.repeat(200)}-${i}<>.evil.example`,
+        vendorClass: `PXEClient:\u0000${'v'.repeat(240)}`,
+        clientArch: [0, 7, 9, 11, 16, 17, 18, 19],
+      }),
+    ),
+  args.target)
+  console.log(JSON.stringify(out))
+}
+
 try {
   if (mode === 'dora') await runDora()
+  else if (mode === 'burst') await runBurst()
+  else if (mode === 'macs') await runMacs()
   else if (mode === 'renew') await runRenew()
   else if (mode === 'rebind') await runRebind()
   else if (mode === 'fuzz') await runFuzz()

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {HEADER_SIZE, MessageType, Opt, clientRequest, encodePacket} from '../../src/lib/dhcp/packet.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import type {ClusterSpec} from '../../src/lib/spec/types.js'
 import {ROOT} from './cli.js'
@@ -40,4 +41,19 @@ nodes:
   - {name: c2, mac: "02:58:43:00:02:02", ip: ${p}.0.51}
   - {name: f1, mac: "02:58:43:00:03:01"}
 `
+}
+
+/**
+ * The decoder's worst case: a valid DISCOVER whose options area is filled with one-byte
+ * instances of one variable-length option (RFC 3396 says they form one value, so a naive decoder
+ * joins them one by one), padded out to `size` bytes. 224 is a site-specific option code.
+ */
+export function repeatedOptionDiscover(mac: string, xid: number, size: number): Buffer {
+  const header = encodePacket(clientRequest('discover', mac, xid)).subarray(0, HEADER_SIZE)
+  const instances = Math.floor((size - HEADER_SIZE - 3 - 1) / 3)
+  const options = Buffer.alloc(size - HEADER_SIZE)
+  options.set([Opt.messageType, 1, MessageType.discover])
+  for (let i = 0; i < instances; i++) options.set([224, 1, 0x61], 3 + i * 3)
+  options[3 + instances * 3] = Opt.end
+  return Buffer.concat([header, options])
 }

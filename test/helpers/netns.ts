@@ -23,10 +23,11 @@ export class ClientNet {
   readonly ns: string
   readonly serverIf: string
 
-  constructor(tag: string) {
+  constructor(tag: string, prefix = 'xct-dhcp-') {
     requireTool('ip', 'iproute2')
-    this.ns = `xct-dhcp-${tag}`
-    this.serverIf = `xct-dhcp-${tag}s`
+    this.ns = `${prefix}${tag}`
+    this.serverIf = `${prefix}${tag}s`
+    if (this.serverIf.length > 15) throw new Error(`interface name ${this.serverIf} is longer than 15 characters`)
   }
 
   create(serverCidrs: string[]): void {

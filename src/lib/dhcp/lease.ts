@@ -40,3 +40,22 @@ export interface DiscoveredMac {
 export interface LeaseSummary extends Lease {
   expired: boolean
 }
+
+/** One DNS label (RFC 1123): what a client's hostname is stored as. */
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+/**
+ * A client's hostname (option 12) as stored: its first label (as dnsmasq keeps it), lower-case,
+ * when that is a valid DNS label (at most 63 characters); anything else is not stored. A client
+ * chooses these bytes: they must not grow etcd's records or reach a name table unchecked.
+ */
+export function storedHostname(raw: string | undefined): string | undefined {
+  const label = raw?.split('.')[0]?.toLowerCase()
+  return label && LABEL.test(label) ? label : undefined
+}
+
+/** A vendor class (option 60) as stored: printable ASCII only, cut to `max` characters. */
+export function storedVendorClass(raw: string | undefined, max: number): string | undefined {
+  const text = raw?.replace(/[^\x20-\x7e]/g, '').slice(0, max)
+  return text ? text : undefined
+}

@@ -11,6 +11,15 @@ export const MAGIC_COOKIE = 0x63825363
 export const HEADER_SIZE = 240
 /** BOOTP's minimum message size: some clients drop shorter replies. */
 export const MIN_REPLY_SIZE = 300
+/**
+ * The largest datagram a server accepts: an Ethernet frame's 1,500-byte MTU less the IP (20)
+ * and UDP (8) headers. RFC 2131 only sets a floor (every agent takes 576-byte messages; larger
+ * ones need option 57, which describes what the *sender* accepts), no DHCP client sends more
+ * than one unfragmented frame, and a relay must not add option 82 past the MTU (RFC 3046 2.1).
+ * ISC dhcpd's receive buffer has the same bound (DHCP_MTU_MAX 1500). Anything larger is refused
+ * before a byte of it is parsed: it is not a DHCP client speaking.
+ */
+export const MAX_MESSAGE_SIZE = 1472
 export const SERVER_PORT = 67
 export const CLIENT_PORT = 68
 /** The broadcast bit of `flags` (RFC 2131 figure 2). */
@@ -108,6 +117,7 @@ export interface DhcpPacket {
 }
 
 export type DecodeFailure =
+  | 'oversized'
   | 'truncated'
   | 'bad-cookie'
   | 'wrong-op'
@@ -152,6 +162,9 @@ const FIXED_LENGTH = new Set<number>([
   Opt.subnetMask, Opt.requestedIp, Opt.leaseTime, Opt.overload, Opt.messageType, Opt.serverId,
   Opt.maxMessageSize, Opt.renewalTime, Opt.rebindingTime, Opt.clientUuid,
 ])
+/** The same rules as arrays indexed by option code: the parser's per-option lookups. */
+const RULE_BY_CODE: ((n: number) => boolean)[] = Array.from({length: 256}, (_, code) => LENGTH_RULES[code] ?? (() => true))
+const FIXED_BY_CODE: boolean[] = Array.from({length: 256}, (_, code) => FIXED_LENGTH.has(code))
 
 class Refusal extends Error {
   constructor(
@@ -169,11 +182,19 @@ const cString = (buf: Buffer): string => {
 }
 const ipList = (value: Buffer): string[] => Array.from({length: value.length / 4}, (_, i) => ipAt(value, i * 4))
 
+export interface DecodeOptions {
+  /** Largest datagram accepted (default MAX_MESSAGE_SIZE); a client reading replies may allow more. */
+  maxSize?: number
+}
+
 /**
  * Decodes one datagram. `expectOp` is BOOTREQUEST for a server (the default) and BOOTREPLY for a
- * client. Refuses anything malformed with a reason rather than guessing.
+ * client. Refuses anything malformed with a reason rather than guessing. Runs in time linear in
+ * the datagram's size, whatever options it repeats.
  */
-export function decodePacket(buf: Buffer, expectOp: number = BOOTREQUEST): DecodeResult {
+export function decodePacket(buf: Buffer, expectOp: number = BOOTREQUEST, options: DecodeOptions = {}): DecodeResult {
+  const maxSize = options.maxSize ?? MAX_MESSAGE_SIZE
+  if (buf.length > maxSize) return {ok: false, reason: 'oversized', detail: `${buf.length} bytes, more than the ${maxSize} a DHCP message may have here`}
   try {
     return {ok: true, packet: decodeOrThrow(buf, expectOp)}
   } catch (err) {
@@ -194,17 +215,19 @@ function decodeOrThrow(buf: Buffer, expectOp: number): DhcpPacket {
   const cookie = buf.readUInt32BE(236)
   if (cookie !== MAGIC_COOKIE) throw new Refusal('bad-cookie', `magic cookie 0x${cookie.toString(16)}`)
 
-  const raw = new Map<number, Buffer>()
+  const spans = new Map<number, number[]>()
   let overload = 0
-  parseOptions(buf.subarray(HEADER_SIZE), raw, 'options', true)
-  const over = raw.get(Opt.overload)
+  parseOptions(buf, HEADER_SIZE, buf.length, spans, 'options')
+  const over = spans.get(Opt.overload)
   if (over) {
-    overload = over[0]
+    overload = buf[over[0]]
     if (overload < 1 || overload > 3) throw new Refusal('bad-option-value', `option overload ${overload}`)
     // RFC 2131 4.1: options continue in `file`, then in `sname`.
-    if (overload & 1) parseOptions(buf.subarray(108, 236), raw, 'file', true)
-    if (overload & 2) parseOptions(buf.subarray(44, 108), raw, 'sname', true)
+    if (overload & 1) parseOptions(buf, 108, 236, spans, 'file')
+    if (overload & 2) parseOptions(buf, 44, 108, spans, 'sname')
   }
+  const raw = new Map<number, Buffer>()
+  for (const [code, at] of spans) raw.set(code, join(buf, at))
 
   return {
     op: op as DhcpPacket['op'],
@@ -225,30 +248,46 @@ function decodeOrThrow(buf: Buffer, expectOp: number): DhcpPacket {
   }
 }
 
-function parseOptions(area: Buffer, into: Map<number, Buffer>, where: string, needEnd: boolean): void {
-  let i = 0
-  while (i < area.length) {
-    const code = area[i]
+/**
+ * Records where each option's instances lie in `buf[from, to)`: [start, end, start, end, ...] per
+ * code, in order. Nothing is copied here, so a datagram costs one pass however it is built.
+ */
+function parseOptions(buf: Buffer, from: number, to: number, into: Map<number, number[]>, where: string): void {
+  let i = from
+  while (i < to) {
+    const code = buf[i]
     if (code === Opt.pad) {
       i++
       continue
     }
     if (code === Opt.end) return
-    if (i + 1 >= area.length) throw new Refusal('bad-option-length', `option ${code} in ${where} has no length byte`)
-    const len = area[i + 1]
-    if (i + 2 + len > area.length) throw new Refusal('bad-option-length', `option ${code} in ${where} claims ${len} bytes, ${area.length - i - 2} left`)
-    const rule = LENGTH_RULES[code]
-    if (rule && !rule(len)) throw new Refusal('bad-option-length', `option ${code} has length ${len}`)
-    const value = area.subarray(i + 2, i + 2 + len)
-    const previous = into.get(code)
-    if (previous) {
+    if (i + 1 >= to) throw new Refusal('bad-option-length', `option ${code} in ${where} has no length byte`)
+    const len = buf[i + 1]
+    if (i + 2 + len > to) throw new Refusal('bad-option-length', `option ${code} in ${where} claims ${len} bytes, ${to - i - 2} left`)
+    if (!RULE_BY_CODE[code](len)) throw new Refusal('bad-option-length', `option ${code} has length ${len}`)
+    const spans = into.get(code)
+    if (spans) {
       // RFC 3396 concatenation is only meaningful for variable-length options.
-      if (FIXED_LENGTH.has(code)) throw new Refusal('duplicate-option', `option ${code} appears twice`)
-      into.set(code, Buffer.concat([previous, value]))
-    } else into.set(code, Buffer.from(value))
+      if (FIXED_BY_CODE[code]) throw new Refusal('duplicate-option', `option ${code} appears twice`)
+      spans.push(i + 2, i + 2 + len)
+    } else into.set(code, [i + 2, i + 2 + len])
     i += 2 + len
   }
-  if (needEnd) throw new Refusal('missing-end', `no end option in ${where}`)
+  throw new Refusal('missing-end', `no end option in ${where}`)
+}
+
+/**
+ * One option's value: its instances joined (RFC 3396), copied once into a buffer of the final
+ * size. Joining instance by instance would copy the growing value again each time (quadratic).
+ */
+function join(buf: Buffer, spans: number[]): Buffer {
+  let size = 0
+  for (let k = 0; k < spans.length; k += 2) size += spans[k + 1] - spans[k]
+  const value = Buffer.allocUnsafe(size)
+  let at = 0
+  // Byte by byte: most instances are a few bytes, where a copy() call costs more than the copy.
+  for (let k = 0; k < spans.length; k += 2) for (let j = spans[k]; j < spans[k + 1]; j++) value[at++] = buf[j]
+  return value
 }
 
 function interpretOptions(raw: Map<number, Buffer>): DhcpOptions {

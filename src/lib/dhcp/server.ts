@@ -1,15 +1,17 @@
 import {createSocket, type Socket} from 'node:dgram'
 import {networkInterfaces} from 'node:os'
+import {performance} from 'node:perf_hooks'
 
 import {preconditionError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {fromInt, inSubnet, parseCidr, type Subnet} from '../spec/ipv4.js'
-import {LeaseAllocator, type ClientInfo, type Fence} from './allocator.js'
+import {LeaseAllocator, type AllocatorLoad, type ClientInfo, type Fence} from './allocator.js'
 import {
   BOOTREPLY,
   BROADCAST_FLAG,
   CLIENT_PORT,
+  MAX_MESSAGE_SIZE,
   SERVER_PORT,
   decodePacket,
   encodePacket,
@@ -43,13 +45,32 @@ export interface DhcpServerOptions {
 /** Counters the daemon exposes (and logs periodically). */
 export interface DhcpStats {
   received: number
-  /** Malformed packets by reason: dropped before anything else looked at them. */
+  /**
+   * Datagrams dropped before anything else looked at them, by reason: the decoder's refusals
+   * (malformed, oversized) and a full receive queue.
+   */
   dropped: Record<string, number>
-  /** Well-formed packets ignored on purpose (not ours, not leader, unknown MAC ignored...). */
+  /** Well-formed packets ignored on purpose (not ours, not leader, shed under overload...). */
   ignored: Record<string, number>
   replies: Record<string, number>
   /** Handler failures (etcd unreachable...): the packet got no answer, the client retries. */
   errors: number
+  /** The allocator's pipeline and discovered-MAC bookkeeping (filled in when read). */
+  allocator?: AllocatorLoad
+}
+
+interface QueuedDiscover {
+  packet: DhcpPacket
+  mac: string
+  atMs: number
+}
+
+/** A datagram waiting in the receive queue. */
+interface Received {
+  msg: Buffer
+  from: string
+  /** performance.now() when it arrived. */
+  atMs: number
 }
 
 const ZERO = '0.0.0.0'
@@ -83,6 +104,13 @@ export class DhcpServer {
   private perMac = new Map<string, {done: Promise<void>; queued: number}>()
   /** Packets accepted for handling and not finished: bounded, so overload sheds instead of queueing. */
   private inFlight = 0
+  /** Datagrams received and not looked at yet, from `inboxHead` on (see drain()). */
+  private inbox: (Received | undefined)[] = []
+  private inboxHead = 0
+  private draining = false
+  /** Decoded DISCOVERs waiting for room in the pipeline, oldest first (bounded). */
+  private discovers: QueuedDiscover[] = []
+  private discoverTimer?: NodeJS.Timeout
   private stopping = false
   private statsTimer?: NodeJS.Timeout
   private readonly log: (line: string) => void
@@ -106,7 +134,7 @@ export class DhcpServer {
     const any = await this.bind(ZERO, port)
     this.replySocket = await this.bind(this.address, port)
     this.sockets = [any, this.replySocket]
-    this.statsTimer = setInterval(() => this.log(`stats ${JSON.stringify(this.stats)}`), settings.dhcp.statsLogIntervalMs)
+    this.statsTimer = setInterval(() => this.log(`stats ${JSON.stringify(this.snapshotStats())}`), settings.dhcp.statsLogIntervalMs)
     this.statsTimer.unref()
     this.log(`serving DHCP on ${this.options.interface} as ${this.address} (unknown MACs: ${this.options.unknown})`)
   }
@@ -114,6 +142,10 @@ export class DhcpServer {
   /** Stops taking packets, finishes the ones being answered, then closes the sockets. */
   async stop(): Promise<void> {
     this.stopping = true
+    this.inbox = []
+    this.inboxHead = 0
+    this.discovers = []
+    clearTimeout(this.discoverTimer)
     clearInterval(this.statsTimer)
     await Promise.allSettled([...this.perMac.values()].map((q) => q.done))
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))))
@@ -140,13 +172,99 @@ export class DhcpServer {
     })
   }
 
+  /** The counters with the allocator's current load. */
+  snapshotStats(): DhcpStats {
+    return {...this.stats, ...(this.allocator ? {allocator: this.allocator.load} : {})}
+  }
+
   private count(map: Record<string, number>, key: string): void {
     map[key] = (map[key] ?? 0) + 1
   }
 
+  /**
+   * A datagram off a socket: only queued here. The socket callback must stay cheap, and the
+   * work a burst brings must not run in one go on the event loop that also renews the
+   * election's lease (see drain()).
+   */
   private receive(msg: Buffer, from: string): void {
     if (this.stopping) return
     this.stats.received++
+    if (msg.length > MAX_MESSAGE_SIZE) return this.count(this.stats.dropped, 'oversized')
+    if (this.inbox.length - this.inboxHead >= settings.dhcp.receiveQueueLength) return this.count(this.stats.dropped, 'receive-queue-full')
+    this.inbox.push({msg, from, atMs: performance.now()})
+    this.scheduleDrain()
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining) return
+    this.draining = true
+    setImmediate(() => this.drain())
+  }
+
+  /**
+   * Works through the queues in batches bounded in count and in time, and yields to the event
+   * loop between batches (setImmediate: timers and socket reads run before the next batch), so
+   * the election's keepalives and safety checks in this process are never starved by a flood.
+   * Datagrams are decoded in arrival order; everything but a DISCOVER is handled at once, while
+   * DISCOVERs wait in their own queue until the pipeline has room (see admitDiscover()).
+   */
+  private drain(): void {
+    this.draining = false
+    if (this.stopping) return
+    const started = performance.now()
+    let n = 0
+    const spent = (): boolean => ++n >= settings.dhcp.receiveBatch || performance.now() - started >= settings.dhcp.receiveBatchMs
+    let out = false
+    while (!out && this.inboxHead < this.inbox.length) {
+      const item = this.inbox[this.inboxHead] as Received
+      this.inbox[this.inboxHead++] = undefined
+      this.dispatch(item)
+      out = spent()
+    }
+    if (this.inboxHead >= this.inbox.length) {
+      this.inbox = []
+      this.inboxHead = 0
+    } else if (this.inboxHead >= settings.dhcp.receiveQueueLength) {
+      this.inbox = this.inbox.slice(this.inboxHead)
+      this.inboxHead = 0
+    }
+    while (!out && this.discovers.length > 0 && this.admitDiscover()) {
+      const {packet, mac, atMs} = this.discovers.shift() as QueuedDiscover
+      if (started - atMs > settings.dhcp.maxDiscoverWaitMs) {
+        this.count(this.stats.ignored, 'shed-discover')
+        continue
+      }
+      this.handleInOrder(packet, mac)
+      out = spent()
+    }
+    if (this.inboxHead < this.inbox.length || (this.discovers.length > 0 && this.admitDiscover())) this.scheduleDrain()
+    else if (this.discovers.length > 0) {
+      // Waiting for room in the pipeline: look again shortly (a finished write also wakes it).
+      this.discoverTimer ??= setTimeout(() => {
+        this.discoverTimer = undefined
+        this.scheduleDrain()
+      }, settings.dhcp.discoverRetryMs)
+    }
+  }
+
+  /**
+   * Past capacity, a new exchange is refused before it costs anything: a DISCOVER starts only
+   * while lease writes are quick, the leases on their way (writes in flight, OFFERs awaiting
+   * their REQUEST) are not too many and packets being answered leave room; otherwise it waits
+   * (briefly: then it is shed, and the client retries). REQUESTs for offers already made always
+   * go first, so what was admitted completes: goodput stays at capacity instead of every
+   * exchange timing out (congestion collapse).
+   */
+  private admitDiscover(): boolean {
+    const load = this.allocator.load
+    if (this.inFlight >= settings.dhcp.maxInFlight / 2) return false
+    const pending = load.leaseWrites + load.offersAwaitingRequest
+    // Nothing pending: nothing to wait for (and the average is refreshed by the next write).
+    if (pending === 0) return true
+    return pending < settings.dhcp.admitMaxPendingLeases && load.leaseWriteMs < settings.dhcp.admitDiscoverBelowWriteMs
+  }
+
+  private dispatch({msg, from, atMs}: Received): void {
     const decoded = decodePacket(msg)
     if (!decoded.ok) {
       this.count(this.stats.dropped, decoded.reason)
@@ -157,7 +275,22 @@ export class DhcpServer {
       this.count(this.stats.dropped, 'foreign-relay')
       return
     }
+    // An answer the client no longer waits for is wasted work that delays everyone else.
+    if (performance.now() - atMs > settings.dhcp.maxQueueWaitMs) return this.count(this.stats.ignored, 'stale')
     const mac = macOf(packet)
+    if (packet.options.messageType !== 'discover') return this.handleInOrder(packet, mac, from)
+    // A retransmitted DISCOVER replaces the one already waiting.
+    const waiting = this.discovers.findIndex((d) => d.mac === mac)
+    if (waiting >= 0) this.discovers.splice(waiting, 1)
+    else if (this.discovers.length >= settings.dhcp.discoverQueueLength) {
+      this.discovers.shift()
+      this.count(this.stats.ignored, 'shed-discover')
+    }
+    this.discovers.push({packet, mac, atMs})
+  }
+
+  /** Handles one packet after the ones already queued for its MAC. */
+  private handleInOrder(packet: DhcpPacket, mac: string, from = ''): void {
     const queue = this.perMac.get(mac)
     // Shed load rather than answer late: a client retransmits anyway, and an answer that comes
     // after its timeout is wasted work that delays everyone else (congestion collapse).
@@ -175,6 +308,7 @@ export class DhcpServer {
       .finally(() => {
         this.inFlight--
         if (--entry.queued === 0 && this.perMac.get(mac) === entry) this.perMac.delete(mac)
+        if (this.discovers.length > 0) this.scheduleDrain()
       })
     this.perMac.set(mac, entry)
   }
@@ -261,6 +395,9 @@ export class DhcpServer {
   }
 
   private async reply(request: DhcpPacket, type: MessageTypeName, yiaddr: string, options: DhcpOptions): Promise<void> {
+    // Asked again at the last moment: an OFFER or a NAK comes from the cache, and leadership
+    // may have ended while the answer was worked out (ACKs are also fenced in etcd).
+    if (!(await this.canServe()).ok) return this.count(this.stats.ignored, 'not-leader')
     const boot = type === 'nak' ? undefined : bootAnswer(pxeSettings(this.allocator.clusterSpec), request.options)
     const relayed = request.giaddr !== ZERO
     const reply: DhcpPacket = {

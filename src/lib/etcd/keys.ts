@@ -25,6 +25,14 @@ import {ExitStatus, XclusterError} from '../errors.js'
 
 export const ROOT = '/xcluster'
 
+export type DhcpStateKey =
+  | {kind: 'spec'}
+  | {kind: 'node'; name: string}
+  | {kind: 'mac'; mac: string}
+  | {kind: 'lease'; ip: string}
+  | {kind: 'leaseByMac'; mac: string}
+  | {kind: 'discovered'; mac: string}
+
 const NAME = /^[a-z0-9][a-z0-9._-]*$/
 
 /** A name that cannot be part of a key is the operator's input to fix: a usage error. */
@@ -83,8 +91,13 @@ export class KeySchema {
     return `${this.hostKeysPrefix()}${segment('node name', name)}`
   }
 
+  /** Everything the DHCP server writes: leases, their MAC index, discovered MACs. */
+  dhcpPrefix(): string {
+    return `${this.prefix}dhcp/`
+  }
+
   leasesPrefix(): string {
-    return `${this.prefix}dhcp/leases/`
+    return `${this.dhcpPrefix()}leases/`
   }
 
   lease(ip: string): string {
@@ -92,7 +105,7 @@ export class KeySchema {
   }
 
   leasesByMacPrefix(): string {
-    return `${this.prefix}dhcp/by-mac/`
+    return `${this.dhcpPrefix()}by-mac/`
   }
 
   /** The MAC's current lease IP: lets a renewal find its lease without scanning every lease. */
@@ -101,11 +114,30 @@ export class KeySchema {
   }
 
   discoveredPrefix(): string {
-    return `${this.prefix}dhcp/discovered/`
+    return `${this.dhcpPrefix()}discovered/`
   }
 
   discovered(mac: string): string {
     return `${this.discoveredPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
+  }
+
+  /** The prefixes whose keys DhcpStateKey describes (spec, nodes, MACs, DHCP). */
+  dhcpStatePrefixes(): string[] {
+    return [this.spec(), this.nodesPrefix(), this.macsPrefix(), this.dhcpPrefix()]
+  }
+
+  /** What a key is, for the DHCP server's cache; undefined for keys it does not follow. */
+  dhcpStateKey(key: string): DhcpStateKey | undefined {
+    if (key === this.spec()) return {kind: 'spec'}
+    const tail = (prefix: string): string | undefined => (key.startsWith(prefix) ? key.slice(prefix.length) : undefined)
+    const mac = (k: string): string => k.replaceAll('-', ':')
+    let rest: string | undefined
+    if ((rest = tail(this.nodesPrefix())) !== undefined) return {kind: 'node', name: rest}
+    if ((rest = tail(this.macsPrefix())) !== undefined) return {kind: 'mac', mac: mac(rest)}
+    if ((rest = tail(this.leasesPrefix())) !== undefined) return {kind: 'lease', ip: rest}
+    if ((rest = tail(this.leasesByMacPrefix())) !== undefined) return {kind: 'leaseByMac', mac: mac(rest)}
+    if ((rest = tail(this.discoveredPrefix())) !== undefined) return {kind: 'discovered', mac: mac(rest)}
+    return undefined
   }
 
   electionsPrefix(): string {

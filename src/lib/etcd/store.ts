@@ -7,6 +7,8 @@ import {
   GRPCDeadlineExceededError,
   GRPCUnavailableError,
   isRecoverableError,
+  Range,
+  type IKeyValue,
   type IOptions,
 } from 'etcd3'
 
@@ -33,6 +35,24 @@ export interface Versioned<T> {
   modRevision: string
   createRevision: string
 }
+
+/** A key as stored, its value not interpreted: what paged reads and watches hand out. */
+export interface StoredKv {
+  key: string
+  value: Buffer
+  modRevision: string
+  createRevision: string
+}
+
+export const storedKv = (kv: IKeyValue): StoredKv => ({
+  key: kv.key.toString(),
+  value: kv.value,
+  modRevision: String(kv.mod_revision),
+  createRevision: String(kv.create_revision),
+})
+
+/** etcd refused a read at a revision it has compacted away: start the read again. */
+export const isCompacted = (err: unknown): boolean => /compacted/i.test(String((err as Error)?.message ?? err))
 
 type Compare =
   | {kind: 'absent'; key: string}
@@ -437,14 +457,49 @@ export class EtcdStore {
     }
   }
 
+  /** Every key under `prefix` in key order, as of one revision, read page by page. */
   async listJson<T>(prefix: string): Promise<Versioned<T>[]> {
-    const res = await this.call('list', (c) => c.getAll().prefix(prefix).sort('Key', 'Ascend').exec())
-    return res.kvs.map((kv) => ({
-      key: kv.key.toString(),
-      value: JSON.parse(kv.value.toString()) as T,
-      modRevision: String(kv.mod_revision),
-      createRevision: String(kv.create_revision),
-    }))
+    const rows: Versioned<T>[] = []
+    await this.readPrefixes([prefix], (page) => {
+      for (const kv of page) rows.push({key: kv.key, value: JSON.parse(kv.value.toString()) as T, modRevision: kv.modRevision, createRevision: kv.createRevision})
+    })
+    return rows
+  }
+
+  /**
+   * Reads every key under each prefix, in key order, all as of one revision (returned), in pages
+   * of `settings.etcdPageSize` keys: one range response must stay under the gRPC message limit
+   * (4 MiB in the client), whatever the prefix holds. A page refused because etcd compacted the
+   * revision meanwhile restarts the whole read (`onRestart` lets the caller drop what it got).
+   */
+  async readPrefixes(prefixes: string[], onPage: (kvs: StoredKv[]) => void, onRestart: () => void = () => {}): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        let revision: string | undefined
+        for (const prefix of prefixes) revision = await this.readPages(prefix, revision, onPage)
+        return revision ?? '0'
+      } catch (err) {
+        if (!isCompacted(err) || attempt >= 3) throw err
+        onRestart()
+      }
+    }
+  }
+
+  private async readPages(prefix: string, at: string | undefined, onPage: (kvs: StoredKv[]) => void): Promise<string> {
+    const end = Range.prefix(prefix).end
+    let from = Buffer.from(prefix)
+    let revision = at
+    for (;;) {
+      const res = await this.call('list', (c) => {
+        const range = c.getAll().inRange(new Range(from, end)).sort('Key', 'Ascend').limit(settings.etcdPageSize)
+        return (revision ? range.revision(revision) : range).exec()
+      })
+      revision ??= String(res.header.revision)
+      onPage(res.kvs.map(storedKv))
+      const last = res.kvs.at(-1)
+      if (!res.more || !last) return revision
+      from = Buffer.concat([last.key, Buffer.from([0])])
+    }
   }
 
   async put(key: string, value: unknown): Promise<void> {

@@ -56,6 +56,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   if (bound.length > 0) log('serve', 'units-bound', {units: bound})
   const inProcess: Record<string, InProcessService> = {}
   let dhcp: DhcpServer | undefined
+  let daemon: ElectionDaemon | undefined
   if (options.dhcp) {
     let token: string | undefined
     const service = dhcpService(spec.services ?? [])
@@ -74,7 +75,9 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
       interface: options.dhcp.interface,
       ...(options.dhcp.address ? {address: options.dhcp.address} : {}),
       unknown: options.dhcp.unknown,
-      canServe: async () => (token ? {ok: true, token} : {ok: false}),
+      // The token says the service was started; the campaign says whether the lease behind it
+      // is still safely held right now (it may have lapsed before the stop callback ran).
+      canServe: async () => (token && daemon?.campaign('dhcp')?.isSafeLeader() ? {ok: true, token} : {ok: false}),
       // No token (leadership just lost): a compare no key can satisfy, so the write is refused.
       fence: (txn) => void txn.ifCreatedAt(leaderKey, token ?? '-1'),
       log: (line) => log('dhcp', 'log', {line}),
@@ -82,16 +85,18 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
     await dhcp.start()
     services.push(service)
   }
-  const daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
+  daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
   daemon.start()
   const stoppedBy = await stop
-  await daemon.stop(stoppedBy)
+  // DHCP first: its last writes (discovered MACs) are fenced, so they need the leadership
+  // the daemon resigns next.
   await dhcp?.stop()
+  await daemon.stop(stoppedBy)
   return {
     node: options.node,
     services: services.map((s) => s.name),
     stoppedBy,
     final: daemon.status(),
-    ...(dhcp ? {dhcp: dhcp.stats} : {}),
+    ...(dhcp ? {dhcp: dhcp.snapshotStats()} : {}),
   }
 }
