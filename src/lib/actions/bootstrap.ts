@@ -1,5 +1,8 @@
 import {writeFileSync} from 'node:fs'
 
+import {startNativeServices} from '../admin-services/index.js'
+import {packageSettings} from '../admin-services/packages.js'
+
 import {BootstrapContext, type BootstrapRole} from '../bootstrap/context.js'
 import {nodeClusterKeyPath} from '../bootstrap/cluster-key.js'
 import {bootstrapPlan} from '../bootstrap/plan.js'
@@ -24,7 +27,9 @@ import {buildRelease} from '../release/bundle.js'
 import {ReleaseDeployment} from '../release/deployment.js'
 import {dnsTftpPhase, keepalivedPhase, serveUnitPhase} from '../phases/bootstrap/services.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
+import {agentConfigPhase} from '../phases/agent-config.js'
 import {identityPhase} from '../phases/identity.js'
+import {servicesPhase} from '../phases/services.js'
 import {markReadyPhase, markStatePhase} from '../phases/mark-state.js'
 import {packageProxyPhase} from '../phases/package-proxy.js'
 import {packagesPhase} from '../phases/packages.js'
@@ -54,7 +59,6 @@ const onCore = (phase: Phase<NodeHost, NodeRunContext>): BootstrapPhase => ({...
  * step checks before it changes, so a re-run reports no changes.
  */
 export const BOOTSTRAP_PHASES: BootstrapPhase[] = [
-  adminServicesPhase,
   onCore(connectPhase),
   onCore(
     preflightPhase('preflight', (ctx) => ({
@@ -62,16 +66,20 @@ export const BOOTSTRAP_PHASES: BootstrapPhase[] = [
       freeMiB: settings.bootstrap.minFreeMiB,
       paths: ['/', '/var/lib'],
       ports: [settings.etcdMember.clientPort, settings.etcdMember.peerPort].map((port) => ({port, ownUnit: 'etcd-member.service'})),
-      // A dry run starts no admin services: the cache it would start cannot answer yet.
-      cacheNotYetStarted: ctx.dryRun && (ctx as BootstrapContext).role === 'admin',
+      // The admin host's cache is started by this run, after the checks: only its route is checked.
+      cacheNotYetStarted: (ctx as BootstrapContext).role === 'admin' && packageSettings(ctx.spec).adminCache,
     })),
   ),
+  // Nothing changes anywhere (not even on the admin host) until every core node passed its checks.
   clusterKeyPhase,
+  adminServicesPhase,
   provisioning(markStatePhase('mark-provisioning', 'Mark the core nodes provisioning', ['registered', 'discovered', 'failed', 'drained'], 'provisioning')),
   provisioning(identityPhase),
   provisioning(packageProxyPhase),
   provisioning(packagesPhase),
   provisioning(timeSyncPhase),
+  provisioning(agentConfigPhase),
+  provisioning(servicesPhase),
   // Node.js and xcluster itself, checksummed: the seed carries the run on with them.
   ...RELEASE_INSTALL_PHASES.map((phase) => ({...phase, hosts: (ctx: BootstrapContext) => provisionedHosts(ctx)}) as unknown as BootstrapPhase),
   pkiPhase,
@@ -125,6 +133,8 @@ export async function bootstrapCluster(adminStore: EtcdStore, request: Bootstrap
     if (await clusterStore.getJson(clusterStore.keys.spec()).then(Boolean, () => false)) store = clusterStore
   }
   try {
+    // The admin host's own checks (its programs, its ports) come before anything is written.
+    if (request.native) await startNativeServices(spec, {dryRun: true})
     const pending = await applySpec(store, spec, request.dryRun)
     return await runBootstrap(store, spec, plan, 'admin', request, {keyPath: request.keyPath ?? spec.ssh.key, acceptNewHostKey: request.acceptNewHostKey}, pending)
   } finally {

@@ -33,6 +33,25 @@ export function sshArgv(state: LabState, host: LabHost, options: {tty: boolean})
   ]
 }
 
+/** The environment of a command on the lab's admin host. */
+export function adminEnvironment(state: LabState): NodeJS.ProcessEnv {
+  const paths = labPaths(state.dir)
+  return {
+    ...process.env,
+    PATH: `${paths.bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+    // Before bootstrap the lab's own etcd holds the state; after it, the cluster's (its
+    // context, left in the admin host's PKI directory, is every command's default).
+    ...(existsSync(join(paths.adminPki, state.cluster, 'context.json')) ? {} : {[env.etcd]: state.etcdEndpoint}),
+    [env.cluster]: state.cluster,
+    [env.labDir]: state.dir,
+    // The admin host's files live in the lab, and go with it.
+    [env.pkiDir]: paths.adminPki,
+    [env.adminStateDir]: paths.adminServices,
+    // The operator's key: the lab's nodes authorize it, as provisioned machines would.
+    [env.sshKey]: state.sshKey,
+  }
+}
+
 /**
  * The command line that runs `command` on a lab host: admin through its namespace (with the
  * lab's etcd and the CLI shim on PATH), an addressed node through real OpenSSH, an unaddressed
@@ -45,20 +64,7 @@ export function hostCommand(state: LabState, name: string, command: string[]): H
   if (host.kind === 'admin') {
     return {
       argv: ['ip', 'netns', 'exec', host.netns, ...(interactive ? [process.env.SHELL || '/bin/bash', '-l'] : command)],
-      env: {
-        ...process.env,
-        PATH: `${paths.bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-        // Before bootstrap the lab's own etcd holds the state; after it, the cluster's (its
-        // context, left in the admin host's PKI directory, is every command's default).
-        ...(existsSync(join(paths.adminPki, state.cluster, 'context.json')) ? {} : {[env.etcd]: state.etcdEndpoint}),
-        [env.cluster]: state.cluster,
-        [env.labDir]: state.dir,
-        // The admin host's files live in the lab, and go with it.
-        [env.pkiDir]: paths.adminPki,
-        [env.adminStateDir]: paths.adminServices,
-        // The operator's key: the lab's nodes authorize it, as provisioned machines would.
-        [env.sshKey]: state.sshKey,
-      },
+      env: adminEnvironment(state),
       via: 'netns',
     }
   }

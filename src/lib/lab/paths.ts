@@ -16,9 +16,9 @@ export function labPaths(dir = labDir()) {
     state: join(dir, 'state.json'),
     spec: join(dir, 'xcluster.yaml'),
     /** The admin host's PKI directory (the cluster secret, the operator's certificate, the context). */
-    adminPki: join(dir, 'admin', 'pki'),
+    adminPki: join(dir, 'admin-pki'),
     /** The admin host's bootstrap services (--native). */
-    adminServices: join(dir, 'admin', 'services'),
+    adminServices: join(dir, 'admin-services'),
     sshKey: join(dir, 'id_ed25519'),
     knownHosts: join(dir, 'known_hosts'),
     bin: join(dir, 'bin'),

@@ -10,9 +10,10 @@ export const agentConfigPhase: Phase<NodeHost, NodeRunContext> = {
   title: 'Write the xcluster agent config',
   async run(ctx, host) {
     const ssh = await ctx.ssh(host)
+    // The cluster's etcd speaks TLS only (bootstrap): its members are the core nodes.
     const etcdEndpoints = ctx.cluster
       .filter((n) => n.type === 'core' && n.ip)
-      .map((n) => `"http://${n.ip}:${settings.etcdClientPort}"`)
+      .map((n) => `"https://${n.ip}:${settings.etcdClientPort}"`)
       .join(', ')
     const content = renderTemplate('node/agent.yaml', {
       cluster: ctx.spec.cluster,

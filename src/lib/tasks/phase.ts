@@ -19,6 +19,11 @@ export interface Phase<H extends TaskHost, C extends RunContext<H> = RunContext<
   shouldRun?(ctx: C): boolean | Promise<boolean>
   /** Read-only: runs in --dry-run too (connect, gather facts). Results are not checkpointed. */
   readonly readOnly?: boolean
+  /**
+   * Needs every one of its hosts: if any already failed, the phase runs on none of them (e.g.
+   * bootstrap changes nothing until every core node passed its checks).
+   */
+  readonly requiresAll?: boolean
   /** Hosts worked on at once in this phase when fewer than the run's (e.g. 1: one etcd member joins at a time). */
   readonly concurrency?: number
   /** Per host. Every change goes through `ctx.wet(host, what, fn)`. */

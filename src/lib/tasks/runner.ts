@@ -90,7 +90,13 @@ async function runStarted<H extends TaskHost, C extends RunContext<H>>(
     title: phase.title,
     skip: async () => (phase.shouldRun ? !(await phase.shouldRun(ctx)) : false),
     task: (_: unknown, task) => {
-      const targets = (phase.hosts?.(ctx) ?? ctx.hosts).filter((h) => !failed.has(h.name))
+      const all = phase.hosts?.(ctx) ?? ctx.hosts
+      const targets = all.filter((h) => !failed.has(h.name))
+      if (phase.requiresAll && targets.length < all.length) {
+        const missing = all.filter((h) => failed.has(h.name)).map((h) => h.name)
+        for (const host of targets) failed.set(host.name, {phase: phase.id, host: host.name, message: `not started: ${missing.join(', ')} failed earlier, and this step needs every one of ${all.map((h) => h.name).join(', ')}`})
+        throw new Error(`${phase.title}: not started, ${missing.join(', ')} failed earlier`)
+      }
       if (targets.length === 0) return task.skip('no hosts')
       return task.newListr(
         targets.map((host) => ({

@@ -15,6 +15,8 @@ export const clusterKeyPhase: Phase<NodeHost, BootstrapContext> = {
   title: 'Authorize the cluster SSH key on the core nodes',
   hosts: coreHosts,
   shouldRun: adminPart,
+  // The first change of a bootstrap: only once every core node passed its checks.
+  requiresAll: true,
   async run(ctx, host) {
     const key = await ensureAdminClusterKey(ctx.bootstrap.cluster, ctx.dryRun)
     const ssh = await ctx.ssh(host)
