@@ -14,6 +14,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
+import {settings} from '../../src/lib/settings.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {etcdLeaderIndex, startEtcdCluster, waitHealthy, type EtcdCluster} from '../helpers/etcd-cluster.js'
@@ -55,7 +56,9 @@ before(async () => {
   etcd = await startEtcdCluster(3)
   store = new EtcdStore({endpoints: etcd.endpoints, cluster: 'xcluster'})
   const file = join(dir, 'spec.yaml')
-  const services = SERVICES.map((s) => instanceServiceYaml(s, TTL, monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join('')
+  // The etcd leader kills run with the default TTL: riding out an etcd election is what it is sized for.
+  const ttlOf = (s: string) => (s === 'member' ? settings.election.defaultTtlSeconds : TTL)
+  const services = SERVICES.map((s) => instanceServiceYaml(s, ttlOf(s), monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join('')
   writeSpec(file, specBase(ROOT), services)
   const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.etcdFlag}})
   assert.equal(applied.code, 0, applied.stderr)

@@ -48,13 +48,26 @@ export class InstanceMonitor {
   private server?: Server
   private readonly sockets = new Set<Socket>()
 
-  constructor(readonly dir: string) {
+  /** Where instances report: the Unix socket, or tcp://HOST:PORT when listening on TCP. */
+  address: string
+
+  /** On a Unix socket in `dir`, or (`tcp`) on TCP at that address, for instances on other hosts. */
+  constructor(
+    readonly dir: string,
+    private readonly tcp?: {host: string},
+  ) {
     this.socketPath = join(dir, 'instances.sock')
+    this.address = this.socketPath
   }
 
   async start(): Promise<this> {
-    rmSync(this.socketPath, {force: true})
     this.server = createServer((socket) => this.accept(socket))
+    if (this.tcp) {
+      await new Promise<void>((resolve) => this.server!.listen(0, this.tcp!.host, resolve))
+      this.address = `tcp://${this.tcp.host}:${(this.server.address() as {port: number}).port}`
+      return this
+    }
+    rmSync(this.socketPath, {force: true})
     await new Promise<void>((resolve) => this.server!.listen(this.socketPath, resolve))
     return this
   }
@@ -145,11 +158,19 @@ export class InstanceMonitor {
  * command, which waits until it is gone. With `writes`, it makes guarded writes under
  * `writes.prefix` while it lives.
  */
-export function instanceServiceYaml(name: string, ttl: number, monitor: InstanceMonitor, options: {writes?: {prefix: string; leaderKey: string}; extra?: string} = {}): string {
-  const script = new URL('./service-instance.mjs', import.meta.url).pathname
-  const pidFile = `${monitor.dir}/${name}-$XCLUSTER_NODE.pid`
-  const args = [monitor.socketPath, pidFile, ...(options.writes ? [options.writes.prefix, options.writes.leaderKey] : [])].join(' ')
-  const start = `${process.execPath} ${script} ${args} </dev/null >>${monitor.dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
+export function instanceServiceYaml(
+  name: string,
+  ttl: number,
+  monitor: InstanceMonitor,
+  options: {writes?: {prefix: string; leaderKey: string}; extra?: string; on?: {node: string; script: string; dir: string}} = {},
+): string {
+  // On the test host, or (`on`) on a lab node: its Node.js, the script copied there, files in `dir`.
+  const script = options.on?.script ?? new URL('./service-instance.mjs', import.meta.url).pathname
+  const node = options.on?.node ?? process.execPath
+  const dir = options.on?.dir ?? monitor.dir
+  const pidFile = `${dir}/${name}-$XCLUSTER_NODE.pid`
+  const args = [monitor.address, pidFile, ...(options.writes ? [options.writes.prefix, options.writes.leaderKey] : [])].join(' ')
+  const start = `${node} ${script} ${args} </dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
   // Dead includes a zombie: this host's PID 1 may never reap the orphan.
   const stop = `pid=$(cat ${pidFile}) && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done`
   return `  - {name: ${name}, ttl: ${ttl}, start: '${start}', stop: '${stop}'${options.extra ? `, ${options.extra}` : ''}}\n`

@@ -5,7 +5,9 @@
 // that socket, however it dies. Until then it writes to etcd every few milliseconds, each write
 // guarded by its fencing token, and reports whether etcd applied it.
 //
-//   node service-instance.mjs MONITOR_SOCKET PID_FILE [WRITES_PREFIX LEADER_KEY]
+//   node service-instance.mjs MONITOR PID_FILE [WRITES_PREFIX LEADER_KEY]
+// MONITOR is a Unix socket path, or tcp://HOST:PORT (an instance on a lab node reports to the
+// test on the admin host).
 // Environment (from serve): XCLUSTER_SERVICE, XCLUSTER_NODE, XCLUSTER_TOKEN, XCLUSTER_ETCD.
 const startedNs = process.hrtime.bigint()
 
@@ -16,7 +18,8 @@ const [socketPath, pidFile, writesPrefix, leaderKey] = process.argv.slice(2)
 const {XCLUSTER_SERVICE: service, XCLUSTER_NODE: node, XCLUSTER_TOKEN: token, XCLUSTER_ETCD: etcd} = process.env
 
 writeFileSync(pidFile, `${process.pid}\n`)
-const socket = connect(socketPath)
+const tcp = /^tcp:\/\/([^:]+):(\d+)$/.exec(socketPath)
+const socket = tcp ? connect(Number(tcp[2]), tcp[1]) : connect(socketPath)
 const send = (message) => socket.write(`${JSON.stringify(message)}\n`)
 send({hello: {service, node, token, pid: process.pid, startedNs: String(startedNs)}})
 // The monitor going away ends the test, and this instance with it.

@@ -1,44 +1,31 @@
 /**
- * The node lifecycle against the lab's real nodes: `node add` provisions six nodes over SSH in
- * one run, re-runs change nothing, an interrupted run resumes, a changed host key is refused,
+ * The node lifecycle against the lab's real nodes, on the cluster test/lab/bootstrap.test.ts
+ * bootstrapped (its TLS etcd, its DHCP leader, its package cache): `node add` of all six nodes
+ * changes nothing after bootstrap, an interrupted run resumes, a changed host key is refused,
  * and drain / undrain / remove move nodes through their states. s4, c1 and f1 have no fixed
- * address: they take MAC-typed leases from `xcluster serve --dhcp` on s1's network, and `node
- * add` reaches them at the leased address it finds in etcd.
+ * address: they hold MAC-typed leases from the cluster's DHCP leader, and `node add` reaches them
+ * at the leased address it finds in etcd.
  */
 import assert from 'node:assert/strict'
-import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {execFileSync, spawn} from 'node:child_process'
 import {after, before, describe, it} from 'node:test'
 
-import {EtcdStore} from '../../src/lib/etcd/store.js'
-import {containerInitPid, readLabState} from '../../src/lib/lab/state.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
-import {renderServeEnv} from '../../src/lib/election/units.js'
 import {renderTemplate} from '../../src/lib/render/template.js'
 import {fingerprintOfPublicKey, SshHost} from '../../src/lib/ssh/index.js'
 import type {RunSummary} from '../../src/lib/tasks/runner.js'
-import {BIN, xcluster, type CliResult} from '../helpers/cli.js'
+import {BIN, type CliResult} from '../helpers/cli.js'
+import {admin, adminEnv, clusterStore, inNode, lab, renewDhcp} from '../helpers/lab.js'
 
-const state = readLabState()
-const CLUSTER = 'lifecycle'
+const state = lab()
+const CLUSTER = state.cluster
 const NODES = ['s1', 's2', 's3', 's4', 'c1', 'f1']
+const CORE = ['s1', 's2', 's3']
 const DHCP_NODES = ['s4', 'c1', 'f1']
-/** A guarded singleton the core nodes' serve daemons campaign for (drain must hand it over). */
-const SERVICE = 'lcsvc'
 const leased: Record<string, string> = {}
-const env = {XCLUSTER_ETCD: state.etcdEndpoint, XCLUSTER_CLUSTER: CLUSTER, XCLUSTER_SSH_KEY: state.sshKey}
-const cli = (...args: string[]) => xcluster(args, {env})
-const store = new EtcdStore({endpoints: [state.etcdEndpoint], cluster: CLUSTER})
+const cli = (...args: string[]) => admin(args)
+const store = clusterStore(state)
 const ip = (name: string) => state.hosts.find((h) => h.name === name)!.ip ?? leased[name]
-
-/** A command inside a node's container, as root, without SSH (for breaking SSH on purpose). */
-function inNode(name: string, script: string): string {
-  const pid = containerInitPid(state.dir, name)
-  assert.ok(pid, `no running container for ${name}`)
-  return execFileSync('nsenter', ['-t', String(pid), '-a', 'sh', '-c', script], {encoding: 'utf8'})
-}
 
 async function sshTo(name: string): Promise<SshHost> {
   const fingerprint = state.hosts.find((h) => h.name === name)!.hostKeyFingerprint!
@@ -68,40 +55,22 @@ const pick = (rows: {name: string; ip: string | null; leasedIp?: string}[], name
 }
 const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what}: ${r.stderr}${r.stdout}`)
 const nodeState = async (name: string) => (await store.getJson<NodeRecord>(store.keys.node(name)))!.value
+const dhcpLeader = async () => (await cli('election', 'list', '--json')).json<{service: string; leader: string | null; candidates: string[]}[]>().find((e) => e.service === 'dhcp')
 
 describe('node lifecycle on the lab', () => {
-  let dhcpServer: ChildProcess
-
   before(async () => {
     // sshd up everywhere, even if an earlier run of this file stopped in the middle.
     for (const name of NODES) inNode(name, 'systemctl start ssh.service')
-    const spec = `${readFileSync(state.specFile, 'utf8').replace(/^cluster: .*$/m, `cluster: ${CLUSTER}`)}services:\n  - {name: ${SERVICE}, start: 'true', stop: 'true'}\n`
-    const file = join(mkdtempSync(join(tmpdir(), 'xc-life-')), 'xcluster.yaml')
-    writeFileSync(file, spec)
-    await store.client.delete().prefix(store.keys.prefix).exec()
-    ok(await cli('config', 'apply', '-f', file), 'config apply')
-
-    // The DHCP server in s1's network namespace; the nodes' own systemd-networkd asks it.
-    dhcpServer = spawn('ip', ['netns', 'exec', 'xc-s1', process.execPath, BIN, 'serve', '--dhcp', '--interface', 'eth0', '--node', 's1'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-    let log = ''
-    dhcpServer.stdout!.on('data', (d) => (log += d))
-    dhcpServer.stderr!.on('data', (d) => (log += d))
-    await waitFor(() => log.includes('"source":"dhcp","event":"started"'), 15_000, () => `the DHCP server did not start: ${log}`)
-    for (const name of DHCP_NODES) inNode(name, 'systemctl restart systemd-networkd')
     await waitFor(async () => {
       const leases = (await cli('dhcp', 'leases', '--json')).json<{ip: string; node?: string; expired: boolean}[]>()
       for (const l of leases) if (l.node && !l.expired) leased[l.node] = l.ip
-      return DHCP_NODES.every((n) => leased[n] && execFileSync('ip', ['-n', `xc-${n}`, '-4', 'addr', 'show', 'eth0'], {encoding: 'utf8'}).includes(`inet ${leased[n]}/`))
-    }, 30_000, () => `no DHCP leases for ${DHCP_NODES.join(' ')}: ${JSON.stringify(leased)}`)
+      const missing = DHCP_NODES.filter((n) => !leased[n] || !execFileSync('ip', ['-n', `xc-${n}`, '-4', 'addr', 'show', 'eth0'], {encoding: 'utf8'}).includes(`inet ${leased[n]}/`))
+      renewDhcp(missing)
+      return missing.length === 0
+    }, 60_000, () => `no DHCP leases for ${DHCP_NODES.join(' ')}: ${JSON.stringify(leased)}`)
   })
 
   after(async () => {
-    dhcpServer?.kill('SIGTERM')
-    for (const name of DHCP_NODES) {
-      inNode(name, 'systemctl stop systemd-networkd systemd-networkd.socket; true')
-      execFileSync('ip', ['-n', `xc-${name}`, 'addr', 'flush', 'dev', 'eth0', 'scope', 'global'])
-      execFileSync('ip', ['-n', `xc-${name}`, 'route', 'flush', 'dev', 'eth0'], {stdio: 'ignore'})
-    }
     await store.close()
   })
 
@@ -119,12 +88,12 @@ describe('node lifecycle on the lab', () => {
     assert.match(table, new RegExp(`s4 .* ${leased.s4.replaceAll('.', '\\.')} \\(dhcp\\)`))
   })
 
-  it('adds the six lab nodes in one run, writing the rendered files on each', async () => {
-    const r = await cli('node', 'add', ...NODES, '--accept-new-host-key', '--json')
+  it('node add of all six after bootstrap: only the core nodes\' /etc/hosts learns the nodes that got addresses since; the rendered files are on each', async () => {
+    const r = await cli('node', 'add', ...NODES, '--json')
     ok(r, 'node add')
     const run = r.json<{run: RunSummary}>().run
     assert.equal(run.result, 'succeeded')
-    assert.deepEqual(run.hosts.map((h) => h.status), NODES.map(() => 'ok'))
+    for (const [host, steps] of Object.entries(run.plan)) assert.ok(CORE.includes(host) && steps.every((step) => step === 'update /etc/hosts'), `${host}: ${steps.join('; ')}`)
     for (const name of NODES) assert.equal((await nodeState(name)).state, 'ready', name)
 
     // The pins taken on first contact are the keys the nodes really have.
@@ -136,14 +105,16 @@ describe('node lifecycle on the lab', () => {
 
     // Every node of the lab's spec with an address, in etcd's (name) order.
     const peers = state.hosts.filter((h) => h.kind === 'node' && ip(h.name)).map((h) => h.name).sort().map((name) => ({name, ip: ip(name)}))
-    const coreEndpoints = ['s1', 's2', 's3'].map((n) => `"http://${ip(n)}:2379"`).join(', ')
+    const coreEndpoints = CORE.map((n) => `"https://${ip(n)}:2379"`).join(', ')
     for (const name of NODES) {
       const type = state.hosts.find((h) => h.name === name)!.type!
       const mac = state.hosts.find((h) => h.name === name)!.mac
       assert.equal(await readRemote(name, '/etc/xcluster/agent.yaml'), renderTemplate('node/agent.yaml', {cluster: CLUSTER, name, type, mac, ip: ip(name), etcdEndpoints: coreEndpoints, adminVip: '10.0.0.254'}))
       assert.equal(await readRemote(name, '/etc/hosts'), renderTemplate('node/hosts', {name, domain: 'xcluster.lan', adminVip: '10.0.0.254', peers}))
-      assert.equal(await readRemote(name, '/etc/apt/apt.conf.d/90xcluster-proxy'), renderTemplate('node/apt-proxy.conf', {proxyUrl: 'http://10.0.0.1:3128'}))
-      const servers = [...['s1', 's2', 's3'].filter((n) => n !== name).map(ip), '10.0.0.1']
+      // Core nodes were set up while only the admin host's cache existed; the others use the cluster's.
+      const proxyUrl = CORE.includes(name) ? 'http://10.0.0.1:3128' : 'http://10.0.0.254:3128'
+      assert.equal(await readRemote(name, '/etc/apt/apt.conf.d/90xcluster-proxy'), renderTemplate('node/apt-proxy.conf', {proxyUrl}))
+      const servers = [...CORE.filter((n) => n !== name).map(ip), '10.0.0.1']
       assert.equal(await readRemote(name, '/etc/chrony/chrony.conf'), renderTemplate('node/chrony.conf', {servers, subnet: '10.0.0.0/24'}))
       assert.equal((await readRemote(name, '/etc/hostname')).trim(), name)
     }
@@ -181,7 +152,7 @@ describe('node lifecycle on the lab', () => {
     for (const name of NODES) inNode(name, 'rm -f /etc/xcluster/agent.yaml')
     // A slow step on c1 (reinstalling chrony) opens the window in which its sshd dies.
     inNode('c1', 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq chrony >/dev/null 2>&1')
-    const child = spawn(process.execPath, [BIN, 'node', 'add', ...NODES, '--json'], {env: {...process.env, ...env, NO_COLOR: '1'}})
+    const child = spawn(process.execPath, [BIN, 'node', 'add', ...NODES, '--json'], {env: {...process.env, ...adminEnv(state), NO_COLOR: '1'}})
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -208,7 +179,7 @@ describe('node lifecycle on the lab', () => {
     assert.equal(failed.error.code, 'RUN_PARTIAL_FAILURE')
     const runId = failed.error.details.runId!
     assert.deepEqual(failed.error.details.hosts.filter((h) => h.status === 'failed').map((h) => h.name), ['c1'])
-    assert.match(failed.error.suggestion, new RegExp(`xcluster node add --resume ${runId}`))
+    assert.match(failed.error.suggestion, new RegExp(`xcluster node add .*--resume ${runId}`))
     for (const name of NODES.filter((n) => n !== 'c1')) assert.equal((await nodeState(name)).state, 'ready', name)
     assert.equal((await nodeState('c1')).state, 'failed')
     assert.ok((await nodeState('c1')).reason)
@@ -248,34 +219,22 @@ describe('node lifecycle on the lab', () => {
     }
   })
 
-  it('drain hands the node\'s leaderships to a peer and stops its serve daemon; undrain starts it again', async () => {
-    // The real serve unit, enabled on s2 and s3 (s1 already leads dhcp here), campaigning for
-    // SERVICE against the admin etcd.
-    const envFile = renderServeEnv({etcd: state.etcdEndpoint, cluster: CLUSTER, elect: [SERVICE]})
-    for (const name of ['s2', 's3']) {
-      inNode(name, `mkdir -p /etc/xcluster && cat > /etc/xcluster/serve.env <<'EOF'\n${envFile}EOF\nsystemctl enable --now xcluster-serve.service`)
-    }
-    try {
-      const leaderNow = async () => (await cli('election', 'list', '--json')).json<{service: string; leader: string | null; candidates: string[]}[]>().find((e) => e.service === SERVICE)
-      await waitFor(async () => (await leaderNow())?.candidates.length === 2 && Boolean((await leaderNow())?.leader), 20_000, () => 'no leader with two candidates')
-      const leader = (await leaderNow())!.leader!
-      const peer = leader === 's2' ? 's3' : 's2'
-
-      const drained = await cli('node', 'drain', leader, '--json')
-      ok(drained, `drain ${leader}`)
-      const result = drained.json<{holdings: {leaderships: {service: string}[]}}>()
-      assert.deepEqual(result.holdings.leaderships.map((l) => l.service), [SERVICE])
-      assert.equal((await leaderNow())?.leader, peer, 'the peer leads')
-      assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service || true').trim(), 'inactive')
-      assert.equal((await nodeState(leader)).state, 'drained')
-      const human = await cli('node', 'undrain', leader)
-      ok(human, `undrain ${leader}`)
-      assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service').trim(), 'active')
-      await waitFor(async () => (await leaderNow())?.candidates.includes(leader) ?? false, 10_000, () => `${leader} campaigns again`)
-      assert.equal((await leaderNow())?.leader, peer, 'leadership stays with the peer')
-    } finally {
-      for (const name of ['s2', 's3']) inNode(name, 'systemctl disable --now xcluster-serve.service; rm -f /etc/xcluster/serve.env')
-    }
+  it('drain hands the node\'s leaderships to a peer and stops its serve daemon and keepalived; undrain starts them again', async () => {
+    await waitFor(async () => Boolean((await dhcpLeader())?.leader) && (await dhcpLeader())!.candidates.length === 3, 20_000, () => 'no dhcp leader with three candidates')
+    const leader = (await dhcpLeader())!.leader!
+    const drained = await cli('node', 'drain', leader, '--json')
+    ok(drained, `drain ${leader}`)
+    const result = drained.json<{holdings: {leaderships: {service: string}[]}}>()
+    assert.deepEqual(result.holdings.leaderships.map((l) => l.service), ['dhcp'])
+    const now = await dhcpLeader()
+    assert.ok(now?.leader && now.leader !== leader && CORE.includes(now.leader), `dhcp leader after the drain: ${now?.leader}`)
+    assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service || true').trim(), 'inactive')
+    assert.equal(inNode(leader, 'systemctl is-active keepalived.service || true').trim(), 'inactive')
+    assert.equal((await nodeState(leader)).state, 'drained')
+    ok(await cli('node', 'undrain', leader), `undrain ${leader}`)
+    assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service').trim(), 'active')
+    await waitFor(async () => (await dhcpLeader())?.candidates.includes(leader) ?? false, 15_000, () => `${leader} campaigns again`)
+    assert.equal((await dhcpLeader())?.leader, now!.leader, 'leadership stays with the peer')
   })
 
   it('drain stops stateful services and undrain brings them back; quorum guards core nodes', async () => {
@@ -288,12 +247,6 @@ describe('node lifecycle on the lab', () => {
     assert.equal((await nodeState('f1')).state, 'ready')
     assert.equal(inNode('f1', 'systemctl is-active nginx.service').trim(), 'active')
 
-    // s1 leads dhcp (the only DHCP daemon here): draining it is refused, as no peer could take over.
-    const lone = await cli('node', 'drain', 's1')
-    assert.equal(lone.code, 4)
-    assert.match(lone.stderr, /no other node campaigns for dhcp, so its leadership cannot move/)
-    assert.equal((await nodeState('s1')).state, 'draining', 'a drain that stopped half-way leaves the node draining')
-    ok(await cli('node', 'undrain', 's1'), 'undrain s1 (it stopped in draining)')
     ok(await cli('node', 'drain', 's2'), 'drain s2')
     const refused = await cli('node', 'drain', 's3')
     assert.equal(refused.code, 3)
@@ -314,18 +267,19 @@ describe('node lifecycle on the lab', () => {
     assert.equal(list.find((n) => n.name === 'c1')?.state, 'removed')
   })
 
-  it('vip status finds VIP holders on the core nodes over SSH, and two holders are split brain', async () => {
+  it('vip status finds the admin VIP on the one core node keepalived gave it to; two holders are split brain', async () => {
+    const one = await cli('vip', 'status', '--json')
+    ok(one, 'vip status')
+    const holders = one.json<{address: string; holders: string[]}[]>().find((v) => v.address === '10.0.0.254')?.holders ?? []
+    assert.equal(holders.length, 1, `holders: ${holders.join(', ')}`)
+    const other = CORE.find((n) => n !== holders[0])!
     try {
-      execFileSync('ip', ['-n', 'xc-s2', 'addr', 'add', '10.0.0.254/32', 'dev', 'eth0'])
-      const one = await cli('vip', 'status', '--json')
-      ok(one, 'vip status')
-      assert.deepEqual(one.json<{address: string; holders: string[]}[]>().find((v) => v.address === '10.0.0.254')?.holders, ['s2'])
-      execFileSync('ip', ['-n', 'xc-s3', 'addr', 'add', '10.0.0.254/32', 'dev', 'eth0'])
+      execFileSync('ip', ['-n', `xc-${other}`, 'addr', 'add', '10.0.0.254/32', 'dev', 'eth0'])
       const two = await cli('vip', 'status')
       ok(two, 'vip status (table)')
-      assert.match(two.stdout, /10\.0\.0\.254\s+admin\s+s2,s3\s+SPLIT BRAIN/)
+      assert.match(two.stdout, new RegExp(`10\\.0\\.0\\.254\\s+admin\\s+${[holders[0], other].sort().join(',')}\\s+SPLIT BRAIN`))
     } finally {
-      for (const n of ['s2', 's3']) execFileSync('sh', ['-c', `ip -n xc-${n} addr del 10.0.0.254/32 dev eth0 2>/dev/null || true`])
+      execFileSync('sh', ['-c', `ip -n xc-${other} addr del 10.0.0.254/32 dev eth0 2>/dev/null || true`])
     }
   })
 })

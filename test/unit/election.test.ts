@@ -33,11 +33,11 @@ function oneProblem(text: string, path: string, includes: string): SpecProblem {
 }
 
 describe('services: in the spec', () => {
-  it('is optional, and a service gets the default TTL of 2 s', () => {
+  it('is optional, and a service gets the default TTL of 3 s', () => {
     assert.equal(valid(EXAMPLE).services, undefined)
     const spec = valid(withServices("  - {name: postgres, start: 'pg start', stop: 'pg stop', nodes: [s1, s2, s3], vip: 10.0.0.253, rbdImage: rbd/postgres}\n  - {name: dhcp, unit: xcluster-dhcp.service, ttl: 5}\n"))
     assert.deepEqual(spec.services, [
-      {name: 'postgres', ttl: 2, start: 'pg start', stop: 'pg stop', nodes: ['s1', 's2', 's3'], vip: '10.0.0.253', rbdImage: 'rbd/postgres'},
+      {name: 'postgres', ttl: 3, start: 'pg start', stop: 'pg stop', nodes: ['s1', 's2', 's3'], vip: '10.0.0.253', rbdImage: 'rbd/postgres'},
       {name: 'dhcp', ttl: 5, unit: 'xcluster-dhcp.service'},
     ])
   })

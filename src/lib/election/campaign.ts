@@ -71,7 +71,7 @@ export class Campaign {
     private readonly log: CampaignLog = () => {},
     inProcess?: InProcessService,
   ) {
-    this.runner = new ServiceRunner(service, node, scope, inProcess)
+    this.runner = new ServiceRunner(service, node, scope, inProcess, log)
     this.runner.onLost((token, report) => void this.instanceLost(token, report))
     this.marginMs = safetyMarginMs(service.ttl)
   }

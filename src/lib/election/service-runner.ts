@@ -51,6 +51,8 @@ export class ServiceRunner {
     readonly node: string,
     private readonly scope: InstanceScope,
     private readonly inProcess?: InProcessService,
+    /** Where the instance's lifecycle is told (the guardian's pid, how each instance ended). */
+    private readonly log: (event: string, details: Record<string, unknown>) => void = () => {},
   ) {}
 
   /** Told when an instance ends without being asked to (the guardian killed it, or died itself). */
@@ -81,6 +83,7 @@ export class ServiceRunner {
       const guardian = this.launch(token, guard)
       this.guardian = guardian
       this.running = true
+      this.log('instance-launched', {token, guardian: guardian.pid})
       const first = await withTimeout(guardian.next(), settings.election.startTimeoutMs)
       if (first?.kind === 'started' && first.code === 0) {
         guardian.onEnd((report) => {
@@ -118,6 +121,7 @@ export class ServiceRunner {
       const timer = setTimeout(() => guardian.deadline(0), settings.election.stopTimeoutMs)
       const ended = await guardian.stop()
       clearTimeout(timer)
+      this.log('instance-ended', {token, guardian: guardian.pid, report: ended, ms: Date.now() - started})
       this.running = false
       // Gone for sure (stopped or killed by the guardian): the next leader may have the image.
       // A guardian that died leaves the instance unknown: the lock stays, to be broken by a successor.

@@ -1,6 +1,6 @@
 import {RBD_IMAGE} from '../ceph/rbd.js'
-import {settings} from '../settings.js'
 import {NODE_TYPES, type NodeType} from '../nodes/record.js'
+import {settings} from '../settings.js'
 import {
   fromInt,
   inRange,
@@ -43,7 +43,7 @@ const NODE_KEYS = ['name', 'mac', 'ip', 'type'] as const
 const NODE_REQUIRED = ['name', 'mac'] as const
 const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip', 'rbdImage'] as const
 /** etcd's lease floor with default timings is 2 s (1.5 x the 1 s election timeout). */
-const SERVICE_TTL = {default: 2, min: 1, max: 300} as const
+const SERVICE_TTL = {default: settings.election.defaultTtlSeconds, min: 1, max: 300} as const
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const DNS_LABEL_FIX = 'Use a DNS label: 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit.'
