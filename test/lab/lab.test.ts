@@ -6,12 +6,11 @@ import {join} from 'node:path'
 import {before, describe, test} from 'node:test'
 
 import {labTopology} from '../../src/lib/lab/topology.js'
+import {loadSpecFile} from '../../src/lib/spec/parse.js'
 import {hostCommand} from '../../src/lib/lab/exec.js'
 import {readLabState, type LabState} from '../../src/lib/lab/state.js'
-import {ROOT, xcluster} from '../helpers/cli.js'
+import {xcluster} from '../helpers/cli.js'
 import {requireTool} from '../helpers/tools.js'
-
-const SPEC = join(ROOT, 'templates', 'xcluster.yaml')
 
 describe('the running lab (brought up by the test runner)', () => {
   let state: LabState
@@ -59,14 +58,27 @@ describe('the running lab (brought up by the test runner)', () => {
     assert.match(res.stderr, /LAB_UNKNOWN_HOST/)
   })
 
-  test("each node's eth0 carries its spec MAC; nodes without an IP have no IPv4 address", () => {
+  test("each node's eth0 carries its spec MAC; a node without a fixed IP has at most one, from DHCP, in its type's range", () => {
     const spec = labTopology(state.specFile, 0)
+    const network = loadSpecFile(state.specFile).network
+    const ranges = network.ranges
     for (const node of spec.nodes) {
       const link = sh(['ip', '-n', `xc-${node.name}`, '-j', 'addr', 'show', 'eth0'])
       const [info] = JSON.parse(link) as Array<{address: string; addr_info: Array<{family: string; local: string}>}>
       assert.equal(info.address, node.mac, node.name)
-      const v4 = info.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)
-      assert.deepEqual(v4, node.ip ? [node.ip] : [], node.name)
+      const v4 = info.addr_info
+        .filter((a) => a.family === 'inet')
+        .map((a) => a.local)
+        .filter((a) => a !== network.adminVip)
+      if (node.ip) {
+        assert.deepEqual(v4, [node.ip], node.name)
+        continue
+      }
+      // The lab gives these nodes none: whatever they have came from the cluster's DHCP server.
+      assert.ok(v4.length <= 1, `${node.name}: ${v4.join(', ')}`)
+      const range = ranges[node.type as keyof typeof ranges]
+      const last = (ip: string) => Number(ip.split('.')[3])
+      for (const ip of v4) assert.ok(last(ip) >= last(range.start) && last(ip) <= last(range.end), `${node.name}: ${ip} outside ${range.start}-${range.end}`)
     }
   })
 
@@ -84,14 +96,27 @@ describe('the running lab (brought up by the test runner)', () => {
   })
 
   test('the admin host sees the lab etcd and the CLI shim', async () => {
-    const res = await xcluster(['lab', 'exec', 'admin', '--', 'sh', '-c', 'etcdctl --endpoints=$XCLUSTER_ETCD put /lab-test ok >/dev/null && etcdctl --endpoints=$XCLUSTER_ETCD get --print-value-only /lab-test && command -v xcluster'])
+    const res = await xcluster([
+      'lab',
+      'exec',
+      'admin',
+      '--',
+      'sh',
+      '-c',
+      `etcdctl --endpoints=${state.etcdEndpoint} put /lab-test ok >/dev/null && etcdctl --endpoints=${state.etcdEndpoint} get --print-value-only /lab-test && command -v xcluster`,
+    ])
     assert.equal(res.code, 0, res.stderr)
     assert.deepEqual(res.stdout.trim().split('\n'), ['ok', join(state.dir, 'bin', 'xcluster')])
   })
 
-  test('a node fetches the Debian mirror through the admin package proxy', async () => {
+  test("a core node fetches the Debian mirror through the admin host's package cache (bootstrap started it)", async () => {
     const res = await xcluster([
-      'lab', 'exec', 's3', '--', 'sh', '-c',
+      'lab',
+      'exec',
+      's3',
+      '--',
+      'sh',
+      '-c',
       'grep -q "http://10.0.0.1:3128" /etc/apt/apt.conf.d/90xcluster-proxy && /usr/lib/apt/apt-helper download-file http://deb.debian.org/debian/dists/bookworm/Release /tmp/Release && head -c 200 /tmp/Release',
     ])
     assert.equal(res.code, 0, res.stderr)

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
@@ -10,17 +13,18 @@ import {renderServeEnv, renderServeUnit, serveStopBudgetMs} from '../../src/lib/
 import {settings} from '../../src/lib/settings.js'
 import {XclusterError} from '../../src/lib/errors.js'
 import {loadSpecFile} from '../../src/lib/spec/parse.js'
+import {renderTemplate} from '../../src/lib/render/template.js'
 import {ROOT} from '../helpers/cli.js'
+import {requireTool} from '../helpers/tools.js'
 
 const spec = loadSpecFile(join(ROOT, 'templates', 'xcluster.yaml'))
 
 describe('etcd members from the spec', () => {
   it('one member per core node, on its fixed IP', () => {
-    assert.deepEqual(etcdMembers(spec).map((m) => `${m.name} ${m.clientUrl} ${m.peerUrl}`), [
-      's1 http://10.0.0.2:2379 http://10.0.0.2:2380',
-      's2 http://10.0.0.3:2379 http://10.0.0.3:2380',
-      's3 http://10.0.0.4:2379 http://10.0.0.4:2380',
-    ])
+    assert.deepEqual(
+      etcdMembers(spec).map((m) => `${m.name} ${m.clientUrl} ${m.peerUrl}`),
+      ['s1 http://10.0.0.2:2379 http://10.0.0.2:2380', 's2 http://10.0.0.3:2379 http://10.0.0.3:2380', 's3 http://10.0.0.4:2379 http://10.0.0.4:2380'],
+    )
     assert.equal(etcdClientEndpoints(etcdMembers(spec)), 'http://10.0.0.2:2379,http://10.0.0.3:2379,http://10.0.0.4:2379')
   })
   it('renders a member config with the whole initial cluster', () => {
@@ -35,9 +39,15 @@ describe('etcd members from the spec', () => {
     const text = renderEtcdMemberConfig(spec, 's1', {tls: nodeMemberTls})
     assert.match(text, /^listen-client-urls: https:\/\/10\.0\.0\.2:2379$/m)
     assert.match(text, /^initial-cluster: s1=https:\/\/10\.0\.0\.2:2380,s2=https:\/\/10\.0\.0\.3:2380,s3=https:\/\/10\.0\.0\.4:2380$/m)
-    assert.match(text, /^client-transport-security:\n  cert-file: \/etc\/xcluster\/pki\/etcd-server\.crt\n  key-file: \/etc\/xcluster\/pki\/etcd-server\.key\n  trusted-ca-file: \/etc\/xcluster\/pki\/ca\.crt\n  client-cert-auth: true$/m)
-    assert.match(text, /^peer-transport-security:\n  cert-file: \/etc\/xcluster\/pki\/etcd-peer\.crt\n  key-file: \/etc\/xcluster\/pki\/etcd-peer\.key\n  trusted-ca-file: \/etc\/xcluster\/pki\/ca\.crt\n  client-cert-auth: true$/m)
-    assert.match(text, /^PeerTLSInfo:\n  AllowedCN: etcd-peer$/m)
+    assert.match(
+      text,
+      /^client-transport-security:\n {2}cert-file: \/etc\/xcluster\/pki\/etcd-server\.crt\n {2}key-file: \/etc\/xcluster\/pki\/etcd-server\.key\n {2}trusted-ca-file: \/etc\/xcluster\/pki\/ca\.crt\n {2}client-cert-auth: true$/m,
+    )
+    assert.match(
+      text,
+      /^peer-transport-security:\n {2}cert-file: \/etc\/xcluster\/pki\/etcd-peer\.crt\n {2}key-file: \/etc\/xcluster\/pki\/etcd-peer\.key\n {2}trusted-ca-file: \/etc\/xcluster\/pki\/ca\.crt\n {2}client-cert-auth: true$/m,
+    )
+    assert.match(text, /^PeerTLSInfo:\n {2}AllowedCN: etcd-peer$/m)
     assert.match(text, /^enable-grpc-gateway: false$/m)
     assert.doesNotMatch(text, /http:\/\//)
     const parsed = parseYaml(text) as Record<string, unknown>
@@ -47,9 +57,15 @@ describe('etcd members from the spec', () => {
     assert.equal(plain['client-transport-security'], undefined)
   })
   it('refuses a node that is not a core node, and a core node without an IP', () => {
-    assert.throws(() => renderEtcdMemberConfig(spec, 'c1'), (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_NOT_A_MEMBER')
+    assert.throws(
+      () => renderEtcdMemberConfig(spec, 'c1'),
+      (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_NOT_A_MEMBER',
+    )
     const noIp = {...spec, nodes: spec.nodes.map((n) => (n.name === 's3' ? {...n, ip: undefined} : n))}
-    assert.throws(() => etcdMembers(noIp), (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_MEMBER_NO_IP' && /s3/.test(e.message))
+    assert.throws(
+      () => etcdMembers(noIp),
+      (e: unknown) => e instanceof XclusterError && e.code === 'ETCD_MEMBER_NO_IP' && /s3/.test(e.message),
+    )
   })
 })
 
@@ -70,7 +86,7 @@ describe('node units', () => {
   })
 })
 
-describe('the serve unit\'s stop budget', () => {
+describe("the serve unit's stop budget", () => {
   it('TimeoutStopSec covers what a SIGTERMed serve may still do: a start in flight, its lock, the stop, the unlock, the cleanup', () => {
     const unit = renderServeUnit()
     const seconds = Number(unit.match(/^TimeoutStopSec=(\d+)$/m)?.[1])
@@ -90,6 +106,38 @@ describe('the serve unit\'s stop budget', () => {
       assert.ok(killBudget > 0 && killBudget < margin, `TTL ${ttl}: kill budget ${killBudget} ms, margin ${margin} ms`)
       // The guardian ticks every 20 ms and reads a 10 ms clock: a kill budget must leave room for both.
       assert.ok(killBudget >= 50, `TTL ${ttl}: ${killBudget} ms leaves no room for the guardian's own ticks`)
+    }
+  })
+})
+
+describe('the units bootstrap installs on a core node', () => {
+  it('systemd-analyze verify accepts each of them, and the runtime binding drop-in', () => {
+    const analyze = requireTool('systemd-analyze', 'systemd')
+    requireTool('etcd', 'etcd-server')
+    requireTool('dnsmasq', 'dnsmasq-base')
+    const dir = mkdtempSync(join(tmpdir(), 'xct-units-'))
+    try {
+      // The serve unit as rendered, with this checkout's program and libexec standing in for the
+      // node's /usr/local/bin/xcluster and /opt/xcluster/libexec (verify checks they exist).
+      const units: Record<string, string> = {
+        [settings.serveUnit.name]: renderServeUnit(join(ROOT, 'bin', 'run.js'), join(ROOT, 'libexec')),
+        'etcd-member.service': renderEtcdMemberUnit(),
+        [settings.coreDns.unit]: renderTemplate('node/xcluster-dns.service', {configFile: settings.coreDns.configFile}),
+        'xct-elected.service': '[Service]\nExecStart=/bin/sleep infinity\n',
+      }
+      for (const [name, text] of Object.entries(units)) writeFileSync(join(dir, name), text)
+      mkdirSync(join(dir, 'xct-elected.service.d'))
+      writeFileSync(join(dir, 'xct-elected.service.d', settings.election.bindingDropIn), renderTemplate('node/serve-binding.conf', {serveUnit: settings.serveUnit.name}))
+      for (const name of Object.keys(units)) {
+        const r = spawnSync(analyze, ['verify', join(dir, name)], {encoding: 'utf8', env: {...process.env, SYSTEMD_UNIT_PATH: `${dir}:`}})
+        assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}`)
+      }
+      const shown = spawnSync('systemd-analyze', ['cat-config', '--no-pager', join(dir, 'xct-elected.service.d', settings.election.bindingDropIn)], {encoding: 'utf8'})
+      assert.match(shown.stdout + readFileSync(join(dir, 'xct-elected.service.d', settings.election.bindingDropIn), 'utf8'), /BindsTo=xcluster-serve\.service/)
+      writeFileSync(join(dir, 'bad.service'), '[Service]\nExecStrat=/bin/true\n')
+      assert.notEqual(spawnSync(analyze, ['verify', join(dir, 'bad.service')]).status, 0, 'the check can fail')
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
     }
   })
 })
