@@ -213,7 +213,25 @@ async function main(): Promise<void> {
   try {
     network()
     const etcd = await start(
-      inNs(SRV, ['etcd', '--name', 'bench', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', ETCD, '--advertise-client-urls', ETCD, '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380', '--initial-cluster', 'bench=http://127.0.0.1:2380', '--quota-backend-bytes', String(8 * 1024 ** 3)]),
+      inNs(SRV, [
+        'etcd',
+        '--name',
+        'bench',
+        '--data-dir',
+        join(dir, 'etcd'),
+        '--listen-client-urls',
+        ETCD,
+        '--advertise-client-urls',
+        ETCD,
+        '--listen-peer-urls',
+        'http://127.0.0.1:2380',
+        '--initial-advertise-peer-urls',
+        'http://127.0.0.1:2380',
+        '--initial-cluster',
+        'bench=http://127.0.0.1:2380',
+        '--quota-backend-bytes',
+        String(8 * 1024 ** 3),
+      ]),
       /ready to serve client requests|serving insecure client requests/,
       'etcd',
     )
@@ -230,7 +248,19 @@ async function main(): Promise<void> {
         start(
           // --no-ping: xcluster does not probe addresses either (like for like); dnsmasq's
           // default lease limit (1,000) would cap the sweep.
-          inNs(SRV, ['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--dhcp-range=10.68.16.1,10.68.254.250,255.255.0.0,1h', `--dhcp-leasefile=${join(dir, `dnsmasq-${dnsmasqRun++}.leases`)}`, '--dhcp-authoritative', '--no-ping', `--dhcp-lease-max=${RANGE_SIZE}`]),
+          inNs(SRV, [
+            'dnsmasq',
+            '--no-daemon',
+            '--conf-file=/dev/null',
+            '--port=0',
+            '--interface=eth0',
+            '--bind-interfaces',
+            '--dhcp-range=10.68.16.1,10.68.254.250,255.255.0.0,1h',
+            `--dhcp-leasefile=${join(dir, `dnsmasq-${dnsmasqRun++}.leases`)}`,
+            '--dhcp-authoritative',
+            '--no-ping',
+            `--dhcp-lease-max=${RANGE_SIZE}`,
+          ]),
           /DHCP, IP range/,
           'dnsmasq',
         ),
@@ -246,7 +276,10 @@ async function main(): Promise<void> {
       },
     }
     const results: [string, {best?: Step; overload?: Step}][] = []
-    const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' ')
+    const load = (): string =>
+      loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')
     // The machine may be shared: its load says how far the figures can be trusted.
     console.log(`load average at the start: ${load()}`)
     for (const server of [dnsmasq, xcluster]) results.push([server.name, await sweep(server)])

@@ -68,10 +68,14 @@ try {
     ),
   )
 
-  console.log(`release ${bundle.id}: ${bundle.files} files, ${mib(bundle.bytes)} -> ${mib(bundle.archive.bytes)} gzip; runtime Node.js ${bundle.runtime.version} ${mib(bundle.runtime.bytes)} -> ${mib(bundle.runtime.archive.bytes)} gzip`)
+  console.log(
+    `release ${bundle.id}: ${bundle.files} files, ${mib(bundle.bytes)} -> ${mib(bundle.archive.bytes)} gzip; runtime Node.js ${bundle.runtime.version} ${mib(bundle.runtime.bytes)} -> ${mib(bundle.runtime.archive.bytes)} gzip`,
+  )
   console.log(`build, cold (fresh process, empty cache)      ${cold.ms.toFixed(0).padStart(6)} ms   cached: runtime ${cold.runtimeCached}, release ${cold.releaseCached}`)
   console.log(`build, cached (fresh process)                 ${cached.ms.toFixed(0).padStart(6)} ms   cached: runtime ${cached.runtimeCached}, release ${cached.releaseCached}`)
-  console.log(`xcluster install, ${hosts} hosts at once             ${first.toFixed(0).padStart(6)} ms   (${mib(hosts * (bundle.archive.bytes + bundle.runtime.archive.bytes))} sent, verified, checked, switched)`)
+  console.log(
+    `xcluster install, ${hosts} hosts at once             ${first.toFixed(0).padStart(6)} ms   (${mib(hosts * (bundle.archive.bytes + bundle.runtime.archive.bytes))} sent, verified, checked, switched)`,
+  )
   console.log(`xcluster re-run, ${hosts} hosts (no changes: ${changed})      ${again.toFixed(0).padStart(6)} ms   (runtime and release re-verified by sha256)`)
   console.log(`OpenSSH ssh | gzip/tar, ${hosts} hosts at once       ${peer.toFixed(0).padStart(6)} ms   (the same bytes, unverified)`)
   console.log(`ratio xcluster install / OpenSSH pipe: ${(first / peer).toFixed(1)}x`)

@@ -1,4 +1,4 @@
-import {Command, Flags, Interfaces} from '@oclif/core'
+import {type Command, Flags, type Interfaces} from '@oclif/core'
 
 import {BaseCommand} from './base-command.js'
 import {ExitStatus, XclusterError} from './lib/errors.js'
@@ -88,7 +88,10 @@ export abstract class EtcdCommand<T extends typeof Command> extends BaseCommand<
  * unix://PATH for a local socket. Anything else is refused before a connection is tried.
  */
 export function parseEndpoints(value: string): string[] {
-  const endpoints = value.split(',').map((e) => e.trim()).filter(Boolean)
+  const endpoints = value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
   const refuse = (why: string) =>
     new XclusterError(`--etcd ${JSON.stringify(value)}: ${why}.`, {
       code: 'ETCD_ENDPOINT_INVALID',

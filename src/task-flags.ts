@@ -11,9 +11,9 @@ export const taskFlags = {
     max: 500,
   }),
   resume: Flags.string({summary: 'Continue a failed or interrupted run by its id, skipping what already finished.'}),
-  'ssh-key': Flags.file({summary: 'Private key for SSH (default: the spec\'s ssh.key).', env: env.sshKey, exists: true}),
+  'ssh-key': Flags.file({summary: "Private key for SSH (default: the spec's ssh.key).", env: env.sshKey, exists: true}),
   'lan-interface': Flags.string({
-    summary: 'This host\'s NIC on the cluster LAN; nodes without an IPv4 address are reached over IPv6 link-local on it.',
+    summary: "This host's NIC on the cluster LAN; nodes without an IPv4 address are reached over IPv6 link-local on it.",
     env: env.lanInterface,
     default: settings.lanInterface,
   }),

@@ -13,16 +13,16 @@ export default class Bootstrap extends TaskCommand<typeof Bootstrap> {
 
 Afterwards every command on this host uses the cluster (endpoints and TLS files are left beside the cluster secret, in ${settings.certs.adminDir}/<cluster>). Every step checks before it changes: a re-run reports No changes. A failed run prints its id; --resume ID continues it, from here or from the seed.`
   static examples = [
-    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --accept-new-host-key', description: 'Bootstrap, pinning each core node\'s host key on first contact.'},
+    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --accept-new-host-key', description: "Bootstrap, pinning each core node's host key on first contact."},
     {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --native --dry-run', description: 'Show every change on the admin host and the core nodes; change nothing.'},
-    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --native', description: 'Run the admin host\'s services as processes (no container engine here).'},
+    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --native', description: "Run the admin host's services as processes (no container engine here)."},
     {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --resume 20261201-101500-3fa2c1', description: 'Continue a run that failed.'},
   ]
 
   static flags = {
     file: Flags.string({char: 'f', summary: 'The cluster spec.', default: settings.specFile}),
-    native: Flags.boolean({summary: 'Run the admin host\'s bootstrap services as processes here instead of a Compose bundle.'}),
-    continue: Flags.string({summary: 'Carry the admin host\'s run RUN on, on the seed (started by bootstrap itself).', hidden: true, exclusive: ['resume', 'file']}),
+    native: Flags.boolean({summary: "Run the admin host's bootstrap services as processes here instead of a Compose bundle."}),
+    continue: Flags.string({summary: "Carry the admin host's run RUN on, on the seed (started by bootstrap itself).", hidden: true, exclusive: ['resume', 'file']}),
   }
 
   async run(): Promise<BootstrapResult> {

@@ -8,7 +8,7 @@ import {serve, type ServeResult} from '../lib/serve/daemons.js'
 import {settings} from '../lib/settings.js'
 
 export default class Serve extends EtcdCommand<typeof Serve> {
-  static summary = 'Run this node\'s xcluster daemons: leader election for singleton services, and the DHCP/PXE server.'
+  static summary = "Run this node's xcluster daemons: leader election for singleton services, and the DHCP/PXE server."
   static description = `Meant to run under systemd on every core node.
 
 --elect NAME campaigns in etcd for a service declared in the spec's services:. The winner runs its start command (or systemctl start UNIT); a leader that cannot renew its lease stops the service before the lease could expire; SIGTERM or SIGINT stops it and resigns at once so a peer takes over.
@@ -22,11 +22,11 @@ Events are logged to stderr as JSON lines.`
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --unknown ignore --node s2', description: 'Serve only registered MACs, under an explicit node name.'},
   ]
   static flags = {
-    elect: Flags.string({summary: 'A service (from the spec\'s services:) to campaign for; repeatable.', multiple: true}),
-    node: Flags.string({summary: 'This node\'s name.', description: 'Default: this host\'s short hostname.'}),
+    elect: Flags.string({summary: "A service (from the spec's services:) to campaign for; repeatable.", multiple: true}),
+    node: Flags.string({summary: "This node's name.", description: "Default: this host's short hostname."}),
     dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server (answers while this node leads the dhcp election).'}),
     interface: Flags.string({char: 'i', summary: 'Interface to serve DHCP on (its address is the server identifier).', dependsOn: ['dhcp']}),
-    address: Flags.string({summary: 'The server\'s own address on --interface when it has several (default: the first in the cluster subnet).', dependsOn: ['dhcp']}),
+    address: Flags.string({summary: "The server's own address on --interface when it has several (default: the first in the cluster subnet).", dependsOn: ['dhcp']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
   }
 
@@ -39,8 +39,7 @@ Events are logged to stderr as JSON lines.`
     const stop = new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
     })
-    const log = (source: string, event: string, details: Record<string, unknown> = {}) =>
-      process.stderr.write(`${JSON.stringify({at: new Date().toISOString(), node, source, event, ...details})}\n`)
+    const log = (source: string, event: string, details: Record<string, unknown> = {}) => process.stderr.write(`${JSON.stringify({at: new Date().toISOString(), node, source, event, ...details})}\n`)
     const result = await serve(
       this.store(),
       {node, elect, ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {})},

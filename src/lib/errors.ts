@@ -50,8 +50,7 @@ export class XclusterError extends Error {
   }
 }
 
-export const usageError = (message: string, suggestion?: string, details?: unknown): XclusterError =>
-  new XclusterError(message, {code: 'USAGE', exit: ExitStatus.usage, suggestion, details})
+export const usageError = (message: string, suggestion?: string, details?: unknown): XclusterError => new XclusterError(message, {code: 'USAGE', exit: ExitStatus.usage, suggestion, details})
 
 export const preconditionError = (code: string, message: string, suggestion?: string, details?: unknown): XclusterError =>
   new XclusterError(message, {code, exit: ExitStatus.precondition, suggestion, details})

@@ -46,12 +46,16 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
   requireTool('dnsmasq', 'dnsmasq-base')
   requireTool('nginx', 'nginx-light')
   requireTool('squid', 'squid')
-  const lan = new NamespaceLan('xct-adm-', [
-    {name: 'admin', address: ADMIN},
-    {name: 'client', address: CLIENT},
-    {name: 'mirror', address: MIRROR},
-    {name: 'parent', address: PARENT},
-  ], 20)
+  const lan = new NamespaceLan(
+    'xct-adm-',
+    [
+      {name: 'admin', address: ADMIN},
+      {name: 'client', address: CLIENT},
+      {name: 'mirror', address: MIRROR},
+      {name: 'parent', address: PARENT},
+    ],
+    20,
+  )
   const baseSpec = `${testSpecYaml(NET)}packages:\n  mirrors: [${MIRROR_URL}]\n`
   const withUpstream = `${baseSpec}  upstream: http://${PARENT}:3129\n`
   let dir: string
@@ -64,7 +68,7 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
   const inNs = (host: string, argv: string[], timeoutMs = 15_000): Promise<ApiResult> =>
     new Promise((resolve) => {
       execFile('ip', ['netns', 'exec', lan.namespace(host), ...argv], {cwd: ROOT, timeout: timeoutMs, encoding: 'buffer', maxBuffer: 16 * 1024 * 1024}, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? ((err as {code: number}).code) : null) : 0
+        const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : null) : 0
         resolve({code, stdout: stdout.toString('latin1'), stderr: stderr.toString()})
       })
     })
@@ -123,7 +127,11 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     })
   const peer = async (host: string, mode: string, port: number): Promise<Record<string, string>[]> => {
     const log: Record<string, string>[] = []
-    const proc = spawn('ip', ['netns', 'exec', lan.namespace(host), process.execPath, '--import', 'tsx', join(ROOT, 'test', 'helpers', 'http-peers.ts'), mode, lan.hosts.find((h) => h.name === host)!.address, String(port)], {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']})
+    const proc = spawn(
+      'ip',
+      ['netns', 'exec', lan.namespace(host), process.execPath, '--import', 'tsx', join(ROOT, 'test', 'helpers', 'http-peers.ts'), mode, lan.hosts.find((h) => h.name === host)!.address, String(port)],
+      {cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit']},
+    )
     let buffer = ''
     proc.stdout?.on('data', (d) => {
       buffer += d
@@ -183,7 +191,10 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     const dry = await start(baseSpec, '--dry-run')
     assert.equal(dry.dryRun, true)
     assert.deepEqual(dry.changed, ['ntp', 'dns-tftp', 'http', 'package-cache', 'ansible'])
-    assert.deepEqual(dry.actions.filter((a) => a.action === 'start').map((a) => a.service), ['ntp', 'dns-tftp', 'http', 'package-cache'])
+    assert.deepEqual(
+      dry.actions.filter((a) => a.action === 'start').map((a) => a.service),
+      ['ntp', 'dns-tftp', 'http', 'package-cache'],
+    )
     assert.ok(dry.actions.some((a) => a.action === 'create' && a.detail === 'config/squid.conf'))
     assert.equal(existsSync(stateDir), false, 'a dry run writes nothing')
     assert.deepEqual(processesOfState(), [], 'a dry run starts nothing')
@@ -193,24 +204,31 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     assert.deepEqual(result.changed, ['ntp', 'dns-tftp', 'http', 'package-cache', 'ansible'])
     assert.deepEqual(result.unchanged, [])
     const list = await status()
-    assert.deepEqual(list.map((s) => [s.service, s.running, s.ports.every((p) => p.held)]), [
-      ['ntp', true, true],
-      ['dns-tftp', true, true],
-      ['http', true, true],
-      ['package-cache', true, true],
-    ])
+    assert.deepEqual(
+      list.map((s) => [s.service, s.running, s.ports.every((p) => p.held)]),
+      [
+        ['ntp', true, true],
+        ['dns-tftp', true, true],
+        ['http', true, true],
+        ['package-cache', true, true],
+      ],
+    )
     for (const s of list) {
       const netns = execFileSync('ip', ['netns', 'identify', String(s.pid)], {encoding: 'utf8'}).trim()
       assert.equal(netns, lan.namespace('admin'), `${s.service} runs in the admin host's namespace`)
-      assert.ok(readlinkSync(`/proc/${s.pid}/exe`).endsWith(({'ntp': 'chronyd', 'dns-tftp': 'dnsmasq', 'http': 'nginx', 'package-cache': 'squid'} as Record<string, string>)[s.service]))
+      assert.ok(readlinkSync(`/proc/${s.pid}/exe`).endsWith(({ntp: 'chronyd', 'dns-tftp': 'dnsmasq', http: 'nginx', 'package-cache': 'squid'} as Record<string, string>)[s.service]))
     }
     // The files on disk are the rendered ones.
     const bundle = renderAdminServices(parseSpec(baseSpec, 'spec'), {root: stateDir, interface: 'eth0'})
     for (const f of bundle.files) assert.equal(readFileSync(join(stateDir, f.path), 'utf8'), f.content, f.path)
   })
 
-  it('DNS: the cluster\'s names resolve on the gateway address', async () => {
-    for (const [name, ip] of [['s1.xcluster.lan', `10.${NET}.0.2`], ['admin.xcluster.lan', ADMIN], ['api.xcluster.lan', `10.${NET}.0.254`]]) {
+  it("DNS: the cluster's names resolve on the gateway address", async () => {
+    for (const [name, ip] of [
+      ['s1.xcluster.lan', `10.${NET}.0.2`],
+      ['admin.xcluster.lan', ADMIN],
+      ['api.xcluster.lan', `10.${NET}.0.254`],
+    ]) {
       const r = await inNs('client', [tools.busybox, 'nslookup', name, ADMIN])
       assert.equal(r.code, 0, `${name}: ${r.stdout}${r.stderr}`)
       assert.match(r.stdout, new RegExp(`Address:\\s+${ip.replaceAll('.', '\\.')}\\b`))
@@ -219,8 +237,11 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     assert.notEqual(unknown.code, 0, unknown.stdout)
   })
 
-  it('TFTP: both iPXE binaries from Debian\'s ipxe package, byte for byte', async () => {
-    for (const [name, source] of [['undionly.kpxe', '/usr/lib/ipxe/undionly.kpxe'], ['ipxe.efi', '/usr/lib/ipxe/ipxe.efi']]) {
+  it("TFTP: both iPXE binaries from Debian's ipxe package, byte for byte", async () => {
+    for (const [name, source] of [
+      ['undionly.kpxe', '/usr/lib/ipxe/undionly.kpxe'],
+      ['ipxe.efi', '/usr/lib/ipxe/ipxe.efi'],
+    ]) {
       const local = join(dir, `got-${name}`)
       const r = await inNs('client', [tools.busybox, 'tftp', '-g', '-r', name, '-l', local, ADMIN], 30_000)
       assert.equal(r.code, 0, `tftp ${name}: ${r.stderr}`)
@@ -238,7 +259,8 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
   })
 
   it('NTP: chronyd answers a real NTP query from the cluster network', async () => {
-    const query = (server: string, seconds = 4) => inNs('client', [tools.chronyd, '-Q', '-t', String(seconds), '-u', 'root', `server ${server} iburst maxsamples 1`, `pidfile ${join(dir, 'chronyd-q.pid')}`], 20_000)
+    const query = (server: string, seconds = 4) =>
+      inNs('client', [tools.chronyd, '-Q', '-t', String(seconds), '-u', 'root', `server ${server} iburst maxsamples 1`, `pidfile ${join(dir, 'chronyd-q.pid')}`], 20_000)
     const r = await query(ADMIN)
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /System clock wrong by -?\d+\.\d+ seconds/)
@@ -253,7 +275,11 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     const first = await fetch(`http://${MIRROR}:8080${path}`)
     assert.equal(first.status, '200', first.stderr)
     assert.ok(first.body.equals(mirrorBytes(path)), 'the bytes the mirror served')
-    assert.deepEqual(origin.map((l) => [l.url, l.from]), [[path, ADMIN]], 'the cache fetched it from the admin host')
+    assert.deepEqual(
+      origin.map((l) => [l.url, l.from]),
+      [[path, ADMIN]],
+      'the cache fetched it from the admin host',
+    )
     const again = await fetch(`http://${MIRROR}:8080${path}`)
     assert.ok(again.body.equals(mirrorBytes(path)))
     assert.equal(origin.length, 1, 'the second fetch came from the cache')
@@ -285,10 +311,13 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     const before = pids(await status())
     const result = await start(withUpstream)
     assert.deepEqual(result.changed, ['package-cache'])
-    assert.deepEqual(result.actions.map((a) => [a.service, a.action]), [
-      ['package-cache', 'update'],
-      ['package-cache', 'restart'],
-    ])
+    assert.deepEqual(
+      result.actions.map((a) => [a.service, a.action]),
+      [
+        ['package-cache', 'update'],
+        ['package-cache', 'restart'],
+      ],
+    )
     const now = pids(await status())
     assert.notEqual(now['package-cache'], before['package-cache'])
     assert.equal(alive(before['package-cache']), false, 'the old squid is gone')
@@ -298,7 +327,11 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     const r = await fetch(`http://${MIRROR}:8080${path}`)
     assert.equal(r.status, '200', r.stderr)
     assert.ok(r.body.equals(mirrorBytes(path)))
-    assert.deepEqual(parent.map((l) => l.url), [`http://${MIRROR}:8080${path}`], 'the cache asked its parent')
+    assert.deepEqual(
+      parent.map((l) => l.url),
+      [`http://${MIRROR}:8080${path}`],
+      'the cache asked its parent',
+    )
     assert.deepEqual(origin.at(-1), {method: 'GET', url: path, from: PARENT}, 'the mirror was reached through the parent')
   })
 
@@ -331,12 +364,15 @@ describe('admin host services, native: DNS, TFTP, HTTP, NTP and the package cach
     assert.deepEqual(processesOfState(), [])
     assert.deepEqual(inSessions(before.map((s) => s.pid!)), [], 'no child (nginx worker, squid helper) was left behind')
     const after = await status()
-    assert.deepEqual(after.map((s) => [s.service, s.running, s.ports.some((p) => p.held)]), [
-      ['ntp', false, false],
-      ['dns-tftp', false, false],
-      ['http', false, false],
-      ['package-cache', false, false],
-    ])
+    assert.deepEqual(
+      after.map((s) => [s.service, s.running, s.ports.some((p) => p.held)]),
+      [
+        ['ntp', false, false],
+        ['dns-tftp', false, false],
+        ['http', false, false],
+        ['package-cache', false, false],
+      ],
+    )
     assert.notEqual((await inNs('client', [tools.busybox, 'nslookup', 's1.xcluster.lan', ADMIN], 20_000)).code, 0, 'DNS no longer answers')
   })
 })

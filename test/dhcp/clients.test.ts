@@ -44,7 +44,12 @@ describe('DHCP server against real clients (busybox udhcpc, ISC dhclient)', () =
     chmodSync(script, 0o755)
     const r = await net.exec([busybox, 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', String(tries), '-T', '1', '-s', script])
     if (r.code !== 0) return undefined
-    return Object.fromEntries(readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]))
+    return Object.fromEntries(
+      readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
+    )
   }
 
   /** dhclient in the foreground; stopped (without a release) once bound. Same lease file = same client. */
@@ -74,7 +79,7 @@ describe('DHCP server against real clients (busybox udhcpc, ISC dhclient)', () =
     rmSync(dir, {recursive: true, force: true})
   })
 
-  it('udhcpc with a compute MAC gets the first free compute address (skipping c2\'s fixed IP) and the network settings', async () => {
+  it("udhcpc with a compute MAC gets the first free compute address (skipping c2's fixed IP) and the network settings", async () => {
     const got = await udhcpc(MAC.c1)
     assert.ok(got, 'udhcpc got a lease')
     assert.equal(got.ip, `10.${NET}.0.52`)

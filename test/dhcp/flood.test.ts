@@ -178,7 +178,7 @@ describe('DHCP server under floods: worst-case datagrams and 100,000 spoofed MAC
     assert.ok(during.length >= 4, `etcd saw ${during.length} renewals`)
     assert.ok(maxGap < 1000, `renewals stalled for ${maxGap} ms during the burst`)
     // The burst reached the allocator (its random MACs were recorded), so it was really handled.
-    assert.ok((await discoveredCount()) > 100, 'the burst\'s DISCOVERs were handled')
+    assert.ok((await discoveredCount()) > 100, "the burst's DISCOVERs were handled")
     assert.equal(await realClientLeases('02:58:43:00:03:01'), `10.${NET}.0.71`, 'f1 gets a frontend address')
   })
 

@@ -27,7 +27,6 @@ const UPLINK = `${PREFIX}up`
 const SERVERS = {n1: `${P}.0.2`, n2: `${P}.0.3`} as const
 type NodeName = keyof typeof SERVERS
 
-
 const ip = (...args: string[]): string => execFileSync('ip', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 
 /** A real `xcluster serve --dhcp` process in its own namespace: one core node. */
@@ -75,12 +74,16 @@ class DhcpDaemon {
 describe('DHCP HA: two elected, fenced daemons, the leader SIGKILLed mid-stream under 1,200 clients', () => {
   let etcd: TestEtcd
   let store: EtcdStore
-  const lan = new NamespaceLan(PREFIX, [
-    {name: 'n1', address: SERVERS.n1},
-    {name: 'n2', address: SERVERS.n2},
-    // The simulated clients send from a plain UDP socket, which needs a source address.
-    {name: 'cl', address: `${P}.15.253`},
-  ], 20)
+  const lan = new NamespaceLan(
+    PREFIX,
+    [
+      {name: 'n1', address: SERVERS.n1},
+      {name: 'n2', address: SERVERS.n2},
+      // The simulated clients send from a plain UDP socket, which needs a source address.
+      {name: 'cl', address: `${P}.15.253`},
+    ],
+    20,
+  )
   const daemons = new Map<NodeName, DhcpDaemon>()
   /** Filled by the failover test, used by the fencing test. */
   let deposedToken = ''
@@ -88,7 +91,10 @@ describe('DHCP HA: two elected, fenced daemons, the leader SIGKILLed mid-stream 
 
   const sim = (mode: string, args: unknown): Promise<unknown> =>
     new Promise((resolve, reject) => {
-      const child = spawn('ip', ['netns', 'exec', lan.namespace('cl'), process.execPath, '--import', 'tsx', 'test/helpers/dhcp-sim.ts', mode, JSON.stringify(args)], {cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']})
+      const child = spawn('ip', ['netns', 'exec', lan.namespace('cl'), process.execPath, '--import', 'tsx', 'test/helpers/dhcp-sim.ts', mode, JSON.stringify(args)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       let out = ''
       let err = ''
       child.stdout.on('data', (d) => (out += d))
@@ -209,9 +215,7 @@ describe('DHCP HA: two elected, fenced daemons, the leader SIGKILLed mid-stream 
       assert.equal(owner.get(l.value.ip), l.value.mac, `etcd's lease on ${l.value.ip} matches the client's ACK`)
     }
     const indexPrefix = store.keys.leasesByMacPrefix()
-    const index = new Map(
-      (await store.listJson<LeaseByMac>(indexPrefix)).map((r) => [r.key.slice(indexPrefix.length).replaceAll('-', ':'), r.value.ip]),
-    )
+    const index = new Map((await store.listJson<LeaseByMac>(indexPrefix)).map((r) => [r.key.slice(indexPrefix.length).replaceAll('-', ':'), r.value.ip]))
     for (const r of results) assert.equal(index.get(r.mac), r.ip, `by-mac index of ${r.mac}`)
     const afterKill = leases.filter((l) => l.value.grantedBy === SERVERS[follower]).length
     assert.ok(afterKill > 0, 'the new leader wrote leases')
@@ -252,8 +256,7 @@ describe('DHCP HA: two elected, fenced daemons, the leader SIGKILLed mid-stream 
     // writing its election view meanwhile, which is not what this checks.
     const dhcpKeys = async (): Promise<string[]> =>
       [...(await store.listJson(store.keys.leasesPrefix())), ...(await store.listJson(store.keys.leasesByMacPrefix()))].map((kv) => `${kv.key}@${kv.modRevision}`).sort()
-    const allocatorWith = (token: string, serverId: string): LeaseAllocator =>
-      new LeaseAllocator(store, {serverId, unknown: 'ignore', fence: (txn) => void txn.ifCreatedAt(leaderKey, token)})
+    const allocatorWith = (token: string, serverId: string): LeaseAllocator => new LeaseAllocator(store, {serverId, unknown: 'ignore', fence: (txn) => void txn.ifCreatedAt(leaderKey, token)})
 
     // The killed leader's allocator, come back with its old token (a process paused past its lease).
     const deposed = allocatorWith(deposedToken, SERVERS.n1)

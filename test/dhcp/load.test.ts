@@ -23,7 +23,6 @@ const B = `10.${NET}.0.90`
 const CLIENTS = 1200
 const FUZZ = 100_000
 
-
 describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malformed packets', () => {
   let etcd: TestEtcd
   let store: EtcdStore
@@ -114,7 +113,7 @@ describe('DHCP under load: two servers on one etcd, 1,200 clients, 100,000 malfo
     const out = (await sim('fuzz', {count: FUZZ, target: A})) as {sent: number; ms: number}
     assert.equal(out.sent, FUZZ)
     // Let the server drain its socket buffer.
-    for (let last = -1; a.stats.received !== last; ) {
+    for (let last = -1; a.stats.received !== last;) {
       last = a.stats.received
       await new Promise((r) => setTimeout(r, 200))
     }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import {createServer, type Server} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -91,16 +91,41 @@ describe('PXE boot of a QEMU guest: iPXE firmware, xcluster DHCP, the boot scrip
   async function bootGuest(mac: string): Promise<URLSearchParams> {
     const consoleLog = join(dir, `console-${mac}.log`)
     const seen = requests.length
-    guest = spawn('ip', ['netns', 'exec', net.ns, qemu, '-accel', 'tcg', '-m', '128', '-display', 'none', '-no-reboot',
-      '-boot', 'n', '-serial', `file:${consoleLog}`,
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-      '-device', `e1000,netdev=n0,mac=${mac},romfile=${ROM}`], {stdio: ['ignore', 'ignore', 'pipe']})
+    guest = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        net.ns,
+        qemu,
+        '-accel',
+        'tcg',
+        '-m',
+        '128',
+        '-display',
+        'none',
+        '-no-reboot',
+        '-boot',
+        'n',
+        '-serial',
+        `file:${consoleLog}`,
+        '-netdev',
+        'tap,id=n0,ifname=tap0,script=no,downscript=no',
+        '-device',
+        `e1000,netdev=n0,mac=${mac},romfile=${ROM}`,
+      ],
+      {stdio: ['ignore', 'ignore', 'pipe']},
+    )
     let stderr = ''
     guest.stderr?.on('data', (d) => (stderr += d))
     try {
       const mine = () => requests.slice(seen)
-      const booted = await until('iPXE to run the boot script', () => mine().find((r) => r.startsWith('/booted')) ?? (guest?.exitCode !== null ? `qemu exited: ${stderr}` : undefined), 120_000, 200)
-        .catch((err: Error) => `${err.message}; requests: ${mine().join(' ')}`)
+      const booted = await until(
+        'iPXE to run the boot script',
+        () => mine().find((r) => r.startsWith('/booted')) ?? (guest?.exitCode !== null ? `qemu exited: ${stderr}` : undefined),
+        120_000,
+        200,
+      ).catch((err: Error) => `${err.message}; requests: ${mine().join(' ')}`)
       assert.ok(booted.startsWith('/booted'), booted)
       assert.deepEqual(mine()[0], bootUrl.pathname, 'the boot script itself was fetched first')
       return new URL(booted, 'http://x').searchParams
@@ -114,7 +139,7 @@ describe('PXE boot of a QEMU guest: iPXE firmware, xcluster DHCP, the boot scrip
 
   const leaseOf = async (mac: string) => (await store.listJson<Lease>(store.keys.leasesPrefix())).map((kv) => kv.value).find((l) => l.mac === mac)
 
-  it('a registered storage node boots with its typed address and runs the cluster\'s boot script', async () => {
+  it("a registered storage node boots with its typed address and runs the cluster's boot script", async () => {
     const q = await bootGuest(STORAGE_MAC)
     assert.equal(q.get('mac'), STORAGE_MAC)
     assert.equal(q.get('ip'), `10.${NET}.0.11`, 'the first address of the storage range')

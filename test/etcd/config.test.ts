@@ -7,7 +7,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {parse as parseYaml} from 'yaml'
 
-import {XclusterError} from '../../src/lib/errors.js'
+import {type XclusterError} from '../../src/lib/errors.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {MacBinding, NodeRecord} from '../../src/lib/nodes/record.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
@@ -99,28 +99,29 @@ describe('config apply / show, node show against a real etcd', () => {
     assert.equal(res.code, 0, res.stderr)
     const result = res.json<ApplyResult>()
     assert.equal(result.applied, true)
-    assert.deepEqual(result.add.map((n) => n.name), ['s1', 's2', 's3', 's4', 'c1', 'f1'])
+    assert.deepEqual(
+      result.add.map((n) => n.name),
+      ['s1', 's2', 's3', 's4', 'c1', 'f1'],
+    )
 
     const nodes = (await store.listJson<NodeRecord>(store.keys.nodesPrefix())).map((r) => r.value)
-    assert.deepEqual(
-      nodes.map((n) => [n.name, n.type, n.mac, n.ip ?? null, n.state]).sort(),
-      [
-        ['c1', 'compute', '02:58:43:00:02:01', null, 'registered'],
-        ['f1', 'frontend', '02:58:43:00:03:01', null, 'registered'],
-        ['s1', 'core', '02:58:43:00:01:01', '10.0.0.2', 'registered'],
-        ['s2', 'core', '02:58:43:00:01:02', '10.0.0.3', 'registered'],
-        ['s3', 'core', '02:58:43:00:01:03', '10.0.0.4', 'registered'],
-        ['s4', 'storage', '02:58:43:00:01:04', null, 'registered'],
-      ],
-    )
+    assert.deepEqual(nodes.map((n) => [n.name, n.type, n.mac, n.ip ?? null, n.state]).sort(), [
+      ['c1', 'compute', '02:58:43:00:02:01', null, 'registered'],
+      ['f1', 'frontend', '02:58:43:00:03:01', null, 'registered'],
+      ['s1', 'core', '02:58:43:00:01:01', '10.0.0.2', 'registered'],
+      ['s2', 'core', '02:58:43:00:01:02', '10.0.0.3', 'registered'],
+      ['s3', 'core', '02:58:43:00:01:03', '10.0.0.4', 'registered'],
+      ['s4', 'storage', '02:58:43:00:01:04', null, 'registered'],
+    ])
     const macs = await store.listJson<MacBinding>(store.keys.macsPrefix())
-    assert.deepEqual(
-      macs.map((m) => [store.keys.macFromKey(m.key), m.value.node]).sort(),
-      [
-        ['02:58:43:00:01:01', 's1'], ['02:58:43:00:01:02', 's2'], ['02:58:43:00:01:03', 's3'],
-        ['02:58:43:00:01:04', 's4'], ['02:58:43:00:02:01', 'c1'], ['02:58:43:00:03:01', 'f1'],
-      ],
-    )
+    assert.deepEqual(macs.map((m) => [store.keys.macFromKey(m.key), m.value.node]).sort(), [
+      ['02:58:43:00:01:01', 's1'],
+      ['02:58:43:00:01:02', 's2'],
+      ['02:58:43:00:01:03', 's3'],
+      ['02:58:43:00:01:04', 's4'],
+      ['02:58:43:00:02:01', 'c1'],
+      ['02:58:43:00:03:01', 'f1'],
+    ])
     assert.deepEqual((await store.getJson(store.keys.spec()))?.value, parseSpec(EXAMPLE, 'x'))
   })
 
@@ -154,21 +155,33 @@ describe('config apply / show, node show against a real etcd', () => {
       problem: 'the frontend range 10.0.1.71-10.0.1.80 is outside the subnet 10.0.0.0/24.',
       needle: 'frontend: 10.0.1.71',
     },
-    {name: 'duplicate name', text: edit('name: f1,', 'name: c1,'), path: 'nodes[5].name', problem: 'duplicate node name "c1" (first used at nodes[4].name', needle: 'name: c1, mac: "02:58:43:00:03:01"'},
-    {name: 'duplicate MAC', text: edit('"02:58:43:00:03:01"', '"02-58-43-00-02-01"'), path: 'nodes[5].mac', problem: 'duplicate MAC 02:58:43:00:02:01 (already used at nodes[4].mac', needle: '02-58-43-00-02-01'},
+    {
+      name: 'duplicate name',
+      text: edit('name: f1,', 'name: c1,'),
+      path: 'nodes[5].name',
+      problem: 'duplicate node name "c1" (first used at nodes[4].name',
+      needle: 'name: c1, mac: "02:58:43:00:03:01"',
+    },
+    {
+      name: 'duplicate MAC',
+      text: edit('"02:58:43:00:03:01"', '"02-58-43-00-02-01"'),
+      path: 'nodes[5].mac',
+      problem: 'duplicate MAC 02:58:43:00:02:01 (already used at nodes[4].mac',
+      needle: '02-58-43-00-02-01',
+    },
     {name: 'duplicate IP', text: addIpToS4('10.0.0.4'), path: 'nodes[3].ip', problem: 'duplicate IP 10.0.0.4 (already used at nodes[2].ip', needle: 'name: s4'},
     {
       name: 'core count 2',
       text: edit('  - {name: s3, mac: "02:58:43:00:01:03", ip: 10.0.0.4}\n', ''),
       path: 'nodes',
-      problem: 'there are 2 core nodes (s1, s2), but etcd\'s quorum needs 3 or 5.',
+      problem: "there are 2 core nodes (s1, s2), but etcd's quorum needs 3 or 5.",
       needle: 'name: s1',
     },
     {
       name: 'core count 4',
       text: edit('{name: s4, mac: "02:58:43:00:01:04"}', '{name: s4, mac: "02:58:43:00:01:04", type: core}'),
       path: 'nodes',
-      problem: 'there are 4 core nodes (s1, s2, s3, s4), but etcd\'s quorum needs 3 or 5.',
+      problem: "there are 4 core nodes (s1, s2, s3, s4), but etcd's quorum needs 3 or 5.",
       needle: 'name: s1',
     },
   ]
@@ -202,7 +215,10 @@ describe('config apply / show, node show against a real etcd', () => {
     assert.equal(bad.code, 2)
     const error = bad.json<{error: {code: string; details: {problems: {path: string; line: number}[]}}}>().error
     assert.equal(error.code, 'SPEC_INVALID')
-    assert.deepEqual(error.details.problems.map((p) => p.path), ['nodes[3].mac'])
+    assert.deepEqual(
+      error.details.problems.map((p) => p.path),
+      ['nodes[3].mac'],
+    )
   })
 
   it('config show round-trips: its YAML applies with no changes; --json is the stored spec', async () => {

@@ -51,7 +51,7 @@ describe('LeaseAllocator against real etcd', () => {
     await etcd.stop()
   })
 
-  it('types by MAC: fixed IP, the type\'s range skipping fixed IPs, discovery for unknown MACs', async () => {
+  it("types by MAC: fixed IP, the type's range skipping fixed IPs, discovery for unknown MACs", async () => {
     const a = await allocator()
     assert.equal(await grant(a, MAC.s1), '10.70.0.2')
     assert.equal(await grant(a, MAC.c2), '10.70.0.51')
@@ -62,11 +62,11 @@ describe('LeaseAllocator against real etcd', () => {
     assert.equal((await store.getJson<{ip: string}>(store.keys.leaseByMac(MAC.c1)))?.value.ip, '10.70.0.52')
   })
 
-  it('refuses addresses that are not the client\'s: wrong range, someone else\'s fixed IP, another MAC\'s lease', async () => {
+  it("refuses addresses that are not the client's: wrong range, someone else's fixed IP, another MAC's lease", async () => {
     const a = await allocator()
     await grant(a, MAC.c1)
     assert.deepEqual(await a.commit({mac: MAC.c3}, '10.70.0.52'), {ok: false, reason: '10.70.0.52 is leased to another client'})
-    assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.51'))?.ok, false, 'c2\'s fixed IP')
+    assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.51'))?.ok, false, "c2's fixed IP")
     assert.equal((await a.commit({mac: MAC.c3}, '10.70.0.11'))?.ok, false, 'a storage address')
     assert.equal((await a.commit({mac: MAC.s1}, '10.70.0.3'))?.ok, false, 's1 has a fixed IP')
     assert.equal((await a.commit({mac: MAC.x}, '10.70.0.1'))?.ok, false, 'the gateway')
@@ -133,7 +133,7 @@ describe('LeaseAllocator against real etcd', () => {
     assert.ok(await a.release(MAC.c1, '10.70.0.53'))
     assert.equal(await store.getJson(store.keys.lease('10.70.0.53')), undefined)
     assert.equal(await grant(a, MAC.c3), '10.70.0.53')
-    assert.equal(await a.release(MAC.c1, '10.70.0.53'), false, 'not c1\'s any more')
+    assert.equal(await a.release(MAC.c1, '10.70.0.53'), false, "not c1's any more")
   })
 
   it('a fenced allocator writes nothing once its fence no longer holds (a deposed leader)', async () => {

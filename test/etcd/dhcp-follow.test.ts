@@ -17,8 +17,7 @@ const NET = 73
 const SPEC = testSpecYaml(NET)
 const C3 = '02:58:43:00:02:03'
 const C4 = '02:58:43:00:02:04'
-const withNodes = (...nodes: [string, string][]): string =>
-  SPEC.replace('  - {name: f1,', `${nodes.map(([name, mac]) => `  - {name: ${name}, mac: "${mac}"}\n`).join('')}  - {name: f1,`)
+const withNodes = (...nodes: [string, string][]): string => SPEC.replace('  - {name: f1,', `${nodes.map(([name, mac]) => `  - {name: ${name}, mac: "${mac}"}\n`).join('')}  - {name: f1,`)
 
 /** Polls an async check until it returns a value, or fails after `timeoutMs`. */
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -31,7 +30,7 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
   }
 }
 
-describe('The DHCP allocator\'s cache follows etcd through a lost stream, a compaction and its own lag', () => {
+describe("The DHCP allocator's cache follows etcd through a lost stream, a compaction and its own lag", () => {
   let etcd: TestEtcd
   let store: EtcdStore
   const closers: (() => Promise<void>)[] = []
@@ -87,7 +86,10 @@ describe('The DHCP allocator\'s cache follows etcd through a lost stream, a comp
     assert.equal(offer.identity.type, 'compute')
     assert.equal(offer.identity.node, 'c3')
     assert.ok(allocator.load.reloads >= 1, `the cache was reloaded: ${lines.join(' | ')}`)
-    assert.ok(lines.some((l) => /cancelled by etcd/.test(l)), lines.join('\n'))
+    assert.ok(
+      lines.some((l) => /cancelled by etcd/.test(l)),
+      lines.join('\n'),
+    )
 
     // Following again: c4, registered now, gets its typed lease, written to etcd.
     await apply(withNodes(['c3', C3], ['c4', C4]))
@@ -133,6 +135,8 @@ describe('The DHCP allocator\'s cache follows etcd through a lost stream, a comp
     if (result?.ok) {
       assert.equal(lease?.value.mac, mac, `ACKed ${first.ip}, which etcd holds for ${lease?.value.mac ?? 'nobody'}`)
     } else assert.equal(index?.value.ip, other)
-    console.log(`# the lagging server answered ${JSON.stringify(result?.ok ? {ok: true, ip: result.lease.ip} : result)}; etcd: ${first.ip} -> ${lease?.value.mac ?? 'free'}, index -> ${index?.value.ip}`)
+    console.log(
+      `# the lagging server answered ${JSON.stringify(result?.ok ? {ok: true, ip: result.lease.ip} : result)}; etcd: ${first.ip} -> ${lease?.value.mac ?? 'free'}, index -> ${index?.value.ip}`,
+    )
   })
 })

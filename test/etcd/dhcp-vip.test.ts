@@ -14,9 +14,7 @@ import {testSpecYaml} from '../helpers/dhcp.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 
 // Three compute addresses: .51 is c2's fixed IP, .52 a service's VIP, so only .53 is leasable.
-const SPEC = testSpecYaml(71)
-  .replace('compute: 10.71.0.51-10.71.0.70', 'compute: 10.71.0.51-10.71.0.53')
-  .replace('  - {name: f1,', '  - {name: c3, mac: "02:58:43:00:02:03"}\n  - {name: f1,')
+const SPEC = testSpecYaml(71).replace('compute: 10.71.0.51-10.71.0.70', 'compute: 10.71.0.51-10.71.0.53').replace('  - {name: f1,', '  - {name: c3, mac: "02:58:43:00:02:03"}\n  - {name: f1,')
 const VIP = '10.71.0.52'
 const MAC = {c1: '02:58:43:00:02:01', c3: '02:58:43:00:02:03'}
 

@@ -23,7 +23,10 @@ interface ManifestCommand {
   flags: Record<string, {name: string}>
 }
 const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, ManifestCommand>}
-const declaring = Object.values(manifest.commands).filter((c) => c.flags['dry-run']).map((c) => c.id).sort()
+const declaring = Object.values(manifest.commands)
+  .filter((c) => c.flags['dry-run'])
+  .map((c) => c.id)
+  .sort()
 const takesEtcd = (id: string) => Boolean(manifest.commands[id].flags.etcd)
 
 const ADDRESSES = {s1: '10.0.0.2', s2: '10.0.0.3', s3: '10.0.0.4', s4: '10.0.0.11', c1: '10.0.0.51', f1: '10.0.0.71'}
@@ -38,10 +41,18 @@ const INVOCATIONS: Record<string, string[][]> = {
   'dhcp:release': [['10.0.0.201']],
   'election:resign': [['web']],
   'election:transfer': [['web', '--to', 's2']],
-  init: [['-f', NEW_SPEC], ['-f', NEW_SPEC, '--force']],
+  init: [
+    ['-f', NEW_SPEC],
+    ['-f', NEW_SPEC, '--force'],
+  ],
   'lab:down': [[], ['--purge']],
   'lab:up': [[], ['--nodes', '3']],
-  'node:add': [['s1', 's2'], ['c1', '--accept-new-host-key'], ['c7', '--mac', '02:58:43:00:02:07', '--ip', C7, '--accept-new-host-key'], ['s1', '--resume', RUN_ID]],
+  'node:add': [
+    ['s1', 's2'],
+    ['c1', '--accept-new-host-key'],
+    ['c7', '--mac', '02:58:43:00:02:07', '--ip', C7, '--accept-new-host-key'],
+    ['s1', '--resume', RUN_ID],
+  ],
   'node:drain': [['s4']],
   'node:remove': [['f1'], ['s3', '--force']],
   'node:repin': [['s1', '--fingerprint', 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']],
@@ -82,7 +93,14 @@ describe('--dry-run changes nothing in etcd or on any host, for every command th
     for (const name of ['s1', 's2', 's3', 's4', 'f1']) {
       await store.put(store.keys.hostKey(name), {fingerprints: [host.hostFingerprint], pinnedAt: new Date().toISOString(), source: 'registration'})
     }
-    await store.put(store.keys.lease('10.0.0.201'), {ip: '10.0.0.201', mac: '02:00:00:00:00:01', type: 'discovered', state: 'bound', expiresAt: new Date(Date.now() + 3_600_000).toISOString(), grantedBy: '10.0.0.2'})
+    await store.put(store.keys.lease('10.0.0.201'), {
+      ip: '10.0.0.201',
+      mac: '02:00:00:00:00:01',
+      type: 'discovered',
+      state: 'bound',
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      grantedBy: '10.0.0.2',
+    })
     // A leader for web (s1) with s2 campaigning, as serve --elect would leave them.
     leaderLease = await store.grantLease(60)
     await store.transaction().put(store.keys.electionLeader('web'), {node: 's1', since: new Date().toISOString(), ttl: 60}, {lease: leaderLease.id}).commit()
@@ -140,7 +158,12 @@ describe('--dry-run changes nothing in etcd or on any host, for every command th
   })
 
   it('a command that does not honour a flag does not offer it: a usage error, exit 2', async () => {
-    for (const argv of [['node', 'list', '--dry-run'], ['runs', 'list', '--yes'], ['config', 'validate', '--etcd', 'http://127.0.0.1:1'], ['lab', 'status', '--cluster', 'x']]) {
+    for (const argv of [
+      ['node', 'list', '--dry-run'],
+      ['runs', 'list', '--yes'],
+      ['config', 'validate', '--etcd', 'http://127.0.0.1:1'],
+      ['lab', 'status', '--cluster', 'x'],
+    ]) {
       const r = await xcluster(argv)
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, /Error \[USAGE\]: Nonexistent flag/)

@@ -62,7 +62,11 @@ before(async () => {
   store = new EtcdStore({endpoints: etcd.endpoints, cluster: 'xcluster'})
   const file = join(dir, 'spec.yaml')
   const services = Array.from({length: GROUPS}, (_, g) => `chk${g}`)
-  writeSpec(file, specBase(ROOT), services.map((s) => instanceServiceYaml(s, TTL, monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join(''))
+  writeSpec(
+    file,
+    specBase(ROOT),
+    services.map((s) => instanceServiceYaml(s, TTL, monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join(''),
+  )
   const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.etcdFlag}})
   assert.equal(applied.code, 0, applied.stderr)
 })
@@ -213,16 +217,26 @@ describe('fencing checker', () => {
         if (next) assert.ok(BigInt(next.token) > BigInt(cur.token), `${group.service}: token ${next.token} (${next.node}) started after ${cur.token} (${cur.node})`)
       }
       const overlaps = monitor.overlaps(group.service)
-      assert.deepEqual(overlaps.map((o) => `${o.a.node} (token ${o.a.token}, pid ${o.a.pid}) was alive ${o.ms.toFixed(1)} ms after ${o.b.node} (token ${o.b.token}) started`), [], `${group.service}: live instances overlapped`)
+      assert.deepEqual(
+        overlaps.map((o) => `${o.a.node} (token ${o.a.token}, pid ${o.a.pid}) was alive ${o.ms.toFixed(1)} ms after ${o.b.node} (token ${o.b.token}) started`),
+        [],
+        `${group.service}: live instances overlapped`,
+      )
       assert.deepEqual(monitor.staleWrites(group.service), [], `${group.service}: a write with a deposed token was applied`)
     }
     const refused = groups.reduce((n, g) => n + monitor.refusedWrites(g.service), 0)
     const applied = monitor.writes.filter((w) => w.applied).length
     const seconds = ((Date.now() - started) / 1000).toFixed(0)
-    console.log(`# checker: ${done} fault trials + ${counts.member} etcd member crashes + ${counts.quorum} quorum losses in ${seconds} s; ${lives} service instances, no two alive at once; ${applied} guarded writes applied in token order, ${refused} refused`)
+    console.log(
+      `# checker: ${done} fault trials + ${counts.member} etcd member crashes + ${counts.quorum} quorum losses in ${seconds} s; ${lives} service instances, no two alive at once; ${applied} guarded writes applied in token order, ${refused} refused`,
+    )
     const faults: Record<string, number> = {}
     for (const g of groups) for (const [f, n] of Object.entries(g.faults)) faults[f] = (faults[f] ?? 0) + n
-    console.log(`#   faults: ${Object.entries(faults).map(([f, n]) => `${f} ${n}`).join(', ')}`)
+    console.log(
+      `#   faults: ${Object.entries(faults)
+        .map(([f, n]) => `${f} ${n}`)
+        .join(', ')}`,
+    )
     const byFault: Record<string, number[]> = {}
     for (const g of groups) for (const [f, xs] of Object.entries(g.failovers)) (byFault[f] ??= []).push(...xs)
     for (const [f, xs] of Object.entries(byFault)) console.log(`#   ${f}: next instance after median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (n=${xs.length})`)

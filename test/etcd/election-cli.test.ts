@@ -36,10 +36,7 @@ before(async () => {
   etcd = await startEtcdRetrying()
   env = {XCLUSTER_ETCD: etcd.endpoint}
   const file = join(dir, 'spec.yaml')
-  const services =
-    loggedService('web', log('web'), 2) +
-    loggedService('inproc', log('inproc'), 2) +
-    "  - {name: pinned, unit: pinned.service, nodes: [s1, s2, s3]}\n"
+  const services = loggedService('web', log('web'), 2) + loggedService('inproc', log('inproc'), 2) + '  - {name: pinned, unit: pinned.service, nodes: [s1, s2, s3]}\n'
   writeSpec(file, specBase(ROOT), services)
   const applied = await cli(['config', 'apply', '-f', file, '--yes'])
   assert.equal(applied.code, 0, applied.stderr)
@@ -59,7 +56,7 @@ after(async () => {
 const leaderNow = async (): Promise<ElectionState> => {
   const res = await cli(['election', 'list', '--json'])
   assert.equal(res.code, 0, res.stderr)
-  return (res.json<ElectionState[]>()).find((s) => s.service === 'web') as ElectionState
+  return res.json<ElectionState[]>().find((s) => s.service === 'web') as ElectionState
 }
 
 describe('election commands', {concurrency: false}, () => {
@@ -119,7 +116,10 @@ describe('election commands', {concurrency: false}, () => {
     const start = await until('the new leader to start', () => readEvents(log('web')).find((e) => e.kind === 'start' && e.token === result.to?.token))
     const stop = readEvents(log('web')).find((e) => e.kind === 'stop' && e.token === web.token)
     assert.ok(stop && stop.at <= start.at)
-    assert.deepEqual(running(readEvents(log('web'))).map((e) => e.node), [target])
+    assert.deepEqual(
+      running(readEvents(log('web'))).map((e) => e.node),
+      [target],
+    )
   })
 
   it('transfer to a node that is not a candidate is refused and writes nothing', async () => {
@@ -130,7 +130,11 @@ describe('election commands', {concurrency: false}, () => {
     assert.match(res.stderr, /Try this:/)
     const afterSnap = await store.snapshot()
     // Views may refresh their updatedAt; nothing else may change.
-    const strip = (s: Record<string, string>) => Object.keys(s).filter((k) => !k.includes('/views/')).map((k) => `${k}=${s[k]}`).sort()
+    const strip = (s: Record<string, string>) =>
+      Object.keys(s)
+        .filter((k) => !k.includes('/views/'))
+        .map((k) => `${k}=${s[k]}`)
+        .sort()
     assert.deepEqual(strip(afterSnap), strip(before))
   })
 
@@ -154,13 +158,16 @@ describe('election commands', {concurrency: false}, () => {
     const events = history.map((h) => h.event)
     assert.ok(events.includes('elected') && events.includes('resigned'))
     const tokens = history.map((h) => BigInt(h.token))
-    assert.deepEqual(tokens, [...tokens].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)))
+    assert.deepEqual(
+      tokens,
+      [...tokens].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    )
     const unknown = await cli(['election', 'show', 'nope'])
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /No service "nope"/)
   })
 
-  it('serve refuses unknown services, no service, and a node outside the service\'s nodes', async () => {
+  it("serve refuses unknown services, no service, and a node outside the service's nodes", async () => {
     const unknown = await cli(['serve', '--elect', 'nope', '--node', 's1'])
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /not in the cluster spec/)
@@ -188,7 +195,7 @@ describe('a paused leader (event loop blocked past the TTL)', () => {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000)
       // First thing after waking, before any timer: the instance is already dead (its guardian
       // killed it at the deadline), and the campaign knows it may not act.
-      assert.equal(processAlive(pid), false, 'the instance outlived its frozen leader\'s lease')
+      assert.equal(processAlive(pid), false, "the instance outlived its frozen leader's lease")
       assert.equal(campaign.isSafeLeader(), false)
       assert.equal(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 2}]), false)
       await until('the campaign to give the leadership up', () => campaign.status().token !== token, 3000)

@@ -33,10 +33,15 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
   const cli = (args: string[]) => xcluster(args, {env})
   const holders = async (): Promise<RbdLockHolder[]> => (await rbd.locks(IMAGE)).map(rbdLockHolder)
   /** The one pg service running on a live daemon (a SIGKILLed daemon never logged its stop). */
-  const leader = () => until('one running pg service', () => {
-    const r = running(readEvents(log())).filter((e) => daemons.has(e.node))
-    return r.length === 1 ? r[0] : undefined
-  }, 15_000)
+  const leader = () =>
+    until(
+      'one running pg service',
+      () => {
+        const r = running(readEvents(log())).filter((e) => daemons.has(e.node))
+        return r.length === 1 ? r[0] : undefined
+      },
+      15_000,
+    )
   const check = async () => {
     const res = await cli(['election', 'check', '--json', '--no-vips'])
     return {code: res.code, result: res.json<CheckResult>(), stderr: res.stderr}
@@ -53,9 +58,7 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}
     const file = join(dir, 'spec.yaml')
     // The start command itself checks that its leadership already holds the lock.
-    const service = loggedService('pg', log(), 2)
-      .replace("start: '", `start: 'rbd lock ls ${IMAGE} | grep -q "xcluster:$XCLUSTER_NODE:$XCLUSTER_TOKEN" && `)
-      .replace('}\n', `, rbdImage: ${IMAGE}}\n`)
+    const service = loggedService('pg', log(), 2).replace("start: '", `start: 'rbd lock ls ${IMAGE} | grep -q "xcluster:$XCLUSTER_NODE:$XCLUSTER_TOKEN" && `).replace('}\n', `, rbdImage: ${IMAGE}}\n`)
     writeSpec(file, specBase(ROOT), service)
     const applied = await cli(['config', 'apply', '-f', file, '--yes'])
     assert.equal(applied.code, 0, applied.stderr)
@@ -72,7 +75,10 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
 
   it('the leader holds the image lock under its token, taken before its service started', async () => {
     const first = await leader()
-    assert.deepEqual((await holders()).map((h) => [h.node, h.token]), [[first.node, first.token]])
+    assert.deepEqual(
+      (await holders()).map((h) => [h.node, h.token]),
+      [[first.node, first.token]],
+    )
     const {code, result} = await check()
     assert.equal(code, 0, JSON.stringify(result.disagreements))
     assert.deepEqual(result.services.find((s) => s.service === 'pg')?.rbdHolders, [{node: first.node, token: first.token, lock: `xcluster:${first.node}:${first.token}`}])
@@ -84,24 +90,34 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
     const res = await cli(['election', 'transfer', 'pg', '--to', to, '--yes'])
     assert.equal(res.code, 0, res.stderr)
     const now = await until('the new leader to run pg', () => running(readEvents(log())).find((e) => e.node === to), 10_000)
-    assert.deepEqual((await holders()).map((h) => [h.node, h.token]), [[to, now.token]])
+    assert.deepEqual(
+      (await holders()).map((h) => [h.node, h.token]),
+      [[to, now.token]],
+    )
   })
 
   it('a crashed leader leaves its lock behind; the next leader breaks it (older token) and takes it', async () => {
     const old = await leader()
     await daemons.get(old.node)?.stop('SIGKILL')
     daemons.delete(old.node)
-    assert.deepEqual((await holders()).map((h) => h.node), [old.node], 'the crashed leader\'s lock is still there')
+    assert.deepEqual(
+      (await holders()).map((h) => h.node),
+      [old.node],
+      "the crashed leader's lock is still there",
+    )
     const next = await until('a new leader', () => running(readEvents(log())).find((e) => e.node !== old.node), 15_000)
     // Its start command ran, so the lock was taken before it.
-    assert.deepEqual((await holders()).map((h) => [h.node, h.token]), [[next.node, next.token]])
+    assert.deepEqual(
+      (await holders()).map((h) => [h.node, h.token]),
+      [[next.node, next.token]],
+    )
     assert.ok(BigInt(next.token) > BigInt(old.token))
   })
 
   it('check reports a lock held by another node than the leader as split brain (exit 3), naming both', async () => {
     const current = await leader()
     const other = ['s1', 's2', 's3'].find((n) => n !== current.node) as string
-    const [mine] = (await rbd.locks(IMAGE))
+    const [mine] = await rbd.locks(IMAGE)
     await rbd.remove(IMAGE, mine!)
     try {
       const unlocked = await check()

@@ -46,8 +46,11 @@ async function leaderOf(service: string, group: Daemon[]) {
 /** No two instances of the service were ever alive at once. */
 function assertNoOverlap(service: string): void {
   const overlaps = monitor.overlaps(service)
-  assert.deepEqual(overlaps.map((o) => `${o.a.node}/${o.a.token} and ${o.b.node}/${o.b.token} overlapped ${o.ms.toFixed(1)} ms`), [])
-  assert.deepEqual(monitor.staleWrites(service), [], 'a deposed leader\'s write was applied')
+  assert.deepEqual(
+    overlaps.map((o) => `${o.a.node}/${o.a.token} and ${o.b.node}/${o.b.token} overlapped ${o.ms.toFixed(1)} ms`),
+    [],
+  )
+  assert.deepEqual(monitor.staleWrites(service), [], "a deposed leader's write was applied")
 }
 
 before(async () => {
@@ -74,14 +77,16 @@ after(async () => {
 })
 
 describe('election with real daemons, real service processes and a 3-member etcd', {concurrency: false}, () => {
-  it('SIGKILL of the leader\'s serve: its instance dies with it, and a peer\'s starts before the dead lease could expire', async () => {
+  it("SIGKILL of the leader's serve: its instance dies with it, and a peer's starts before the dead lease could expire", async () => {
     const group = startDaemons('kill')
     const first = await leaderOf('kill', group)
     await sleep(300)
     const killedAt = monoMs()
     first.daemon.signal('SIGKILL')
     const next = await until('a new instance', () => monitor.startedAfter('kill', killedAt), 5000)
-    console.log(`# crash failover: the old instance died ${((first.life.end ?? NaN) - killedAt).toFixed(0)} ms after the SIGKILL, the new one started after ${(next.start - killedAt).toFixed(0)} ms (TTL ${TTL} s)`)
+    console.log(
+      `# crash failover: the old instance died ${((first.life.end ?? NaN) - killedAt).toFixed(0)} ms after the SIGKILL, the new one started after ${(next.start - killedAt).toFixed(0)} ms (TTL ${TTL} s)`,
+    )
     assert.notEqual(next.node, first.life.node)
     assert.ok(BigInt(next.token) > BigInt(first.life.token), 'tokens grow')
     // Not the TTL running out: the guardian revoked the dead serve's lease once the instance was dead.
@@ -89,7 +94,7 @@ describe('election with real daemons, real service processes and a 3-member etcd
     assertNoOverlap('kill')
   })
 
-  it('a crash of the leader\'s serve (SIGABRT): the same, no instance outlives it', async () => {
+  it("a crash of the leader's serve (SIGABRT): the same, no instance outlives it", async () => {
     const group = startDaemons('crash')
     const first = await leaderOf('crash', group)
     await sleep(300)
@@ -101,7 +106,7 @@ describe('election with real daemons, real service processes and a 3-member etcd
     assertNoOverlap('crash')
   })
 
-  it('SIGSTOP of the leader\'s serve past the TTL: the guardian kills its instance before a successor starts; woken, it never acts again', async () => {
+  it("SIGSTOP of the leader's serve past the TTL: the guardian kills its instance before a successor starts; woken, it never acts again", async () => {
     const group = startDaemons('pause')
     const first = await leaderOf('pause', group)
     await sleep(300)
@@ -109,14 +114,21 @@ describe('election with real daemons, real service processes and a 3-member etcd
     first.daemon.signal('SIGSTOP')
     const next = await until('a successor', () => monitor.startedAfter('pause', frozenAt), 5000)
     assert.notEqual(next.node, first.life.node)
-    assert.ok(first.life.end !== undefined, 'the frozen leader\'s instance still runs')
+    assert.ok(first.life.end !== undefined, "the frozen leader's instance still runs")
     assert.ok(first.life.end <= next.start, 'the old instance died before the new one started')
     await sleep(TTL * 1000)
     first.daemon.signal('SIGCONT')
     await until('the woken daemon to step down', () => first.daemon.events.find((e) => e.event === 'demoted' || e.event === 'instance-lost'), 5000)
     await sleep(500)
-    assert.deepEqual(monitor.lives.filter((l) => l.service === 'pause' && l.node === first.life.node).map((l) => l.token), [first.life.token], 'it never started again')
-    assert.deepEqual(monitor.alive('pause').map((l) => l.node), [next.node])
+    assert.deepEqual(
+      monitor.lives.filter((l) => l.service === 'pause' && l.node === first.life.node).map((l) => l.token),
+      [first.life.token],
+      'it never started again',
+    )
+    assert.deepEqual(
+      monitor.alive('pause').map((l) => l.node),
+      [next.node],
+    )
     // A write guarded by its token is refused by etcd, and writes nothing.
     const key = `${store.keys.electionPrefix('pause')}stale-probe`
     assert.equal(await guardedWrite(store, 'pause', first.life.token, [{kind: 'put', key, value: 'stale'}]), false)
@@ -124,7 +136,7 @@ describe('election with real daemons, real service processes and a 3-member etcd
     assertNoOverlap('pause')
   })
 
-  it('SIGTERM of the leader\'s serve: its stop command ends the instance, then it resigns and a peer takes over at once', async () => {
+  it("SIGTERM of the leader's serve: its stop command ends the instance, then it resigns and a peer takes over at once", async () => {
     const group = startDaemons('term')
     const first = await leaderOf('term', group)
     await sleep(500)
@@ -155,7 +167,11 @@ describe('election with real daemons, real service processes and a 3-member etcd
     const lives = monitor.lives.filter((l) => l.service === 'member')
     const demotions = group.flatMap((d) => d.events.filter((e) => e.event === 'demoted'))
     assert.deepEqual(demotions, [], 'a daemon demoted itself')
-    assert.deepEqual(lives.map((l) => `${l.node}/${l.pid}`), [`${first.life.node}/${first.life.pid}`], 'the service was restarted')
+    assert.deepEqual(
+      lives.map((l) => `${l.node}/${l.pid}`),
+      [`${first.life.node}/${first.life.pid}`],
+      'the service was restarted',
+    )
     assert.equal(first.life.end, undefined)
     // Handovers still work afterwards.
     const signalledAt = monoMs()
@@ -165,7 +181,7 @@ describe('election with real daemons, real service processes and a 3-member etcd
     assertNoOverlap('member')
   })
 
-  it('loss of quorum: the leader\'s instance ends before its lease could expire; nobody leads until quorum returns', async () => {
+  it("loss of quorum: the leader's instance ends before its lease could expire; nobody leads until quorum returns", async () => {
     await waitHealthy(etcd.endpoints)
     const group = startDaemons('quorum')
     const first = await leaderOf('quorum', group)
@@ -173,7 +189,7 @@ describe('election with real daemons, real service processes and a 3-member etcd
     const lostAt = monoMs()
     const [a, b] = etcd.members.slice(0, 2)
     await Promise.all([a!.stop('SIGKILL'), b!.stop('SIGKILL')])
-    await until('the leader\'s instance to end', () => first.life.end, TTL * 1000 + 1500)
+    await until("the leader's instance to end", () => first.life.end, TTL * 1000 + 1500)
     console.log(`# quorum lost: the leader's instance ended after ${((first.life.end as number) - lostAt).toFixed(0)} ms`)
     // If the surviving member led raft it keeps renewing leases until it notices the lost quorum
     // (one election timeout, 500 ms here): the TTL counts from the last renewal.

@@ -97,11 +97,14 @@ function httpsGet(url: string, f: ClientFiles): Promise<number | string> {
 
 /** The auth revision etcd logs with a denied request: it moves on every user or role change. */
 async function authRevision(): Promise<number> {
-  const denied = () => readFileSync(etcd.logFiles[0] as string, 'utf8').split('\n').filter((l) => l.includes('runs/probe') && l.includes('auth_revision'))
+  const denied = () =>
+    readFileSync(etcd.logFiles[0] as string, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('runs/probe') && l.includes('auth_revision'))
   const seen = denied().length
   const serve = await storeAs(identity.serve('s2'))
   await assert.rejects(serve.put(serve.keys.runsPrefix() + 'probe', {}), refusedWith('ETCD_PERMISSION_DENIED'))
-  const log = await until('this denied request in etcd\'s log', () => denied()[seen])
+  const log = await until("this denied request in etcd's log", () => denied()[seen])
   return Number(/auth_revision:(\d+)/.exec(log)?.[1])
 }
 
@@ -131,7 +134,7 @@ describe('the cluster etcd with TLS and client-certificate authentication', {con
     assert.notEqual(etcdctl(undefined, 'refused', 'endpoint', 'health').code, 0, 'without a client certificate: not even health')
   })
 
-  it('etcdctl with the operator\'s certificate sees three healthy members on https', async () => {
+  it("etcdctl with the operator's certificate sees three healthy members on https", async () => {
     const admin = await files(identity.admin)
     const health = etcdctl(admin, 'endpoint', 'health')
     assert.equal(health.code, 0, health.stderr)
@@ -191,11 +194,11 @@ describe('the cluster etcd with TLS and client-certificate authentication', {con
   it('the peer port admits only member peer certificates, not a client certificate of the same CA', async () => {
     const peerUrl = parseYaml(readFileSync(etcd.configFiles[0] as string, 'utf8'))['listen-peer-urls'] as string
     const peer: ClientFiles = {commonName: identity.etcdPeer, certFile: join(pki.dir, 'member-s2-peer.crt'), keyFile: join(pki.dir, 'member-s2-peer.key')}
-    assert.equal(await httpsGet(`${peerUrl}/members`, peer), 200, 'a member\'s peer certificate is admitted')
+    assert.equal(await httpsGet(`${peerUrl}/members`, peer), 200, "a member's peer certificate is admitted")
     const serve = await httpsGet(`${peerUrl}/members`, await files(identity.serve('s1')))
     assert.notEqual(serve, 200, 'a serve certificate is not')
     const admin = await httpsGet(`${peerUrl}/members`, await files(identity.admin))
-    assert.notEqual(admin, 200, 'nor the operator\'s')
+    assert.notEqual(admin, 200, "nor the operator's")
     assert.ok(readFileSync(etcd.logFiles[0] as string, 'utf8').includes('client certificate authentication failed'), 'etcd logs the refusal')
   })
 })
@@ -234,7 +237,7 @@ describe('etcd RBAC: configureAccess', {concurrency: false}, () => {
     assert.doesNotMatch(perms.stdout, /\/spec|hostkeys/)
   })
 
-  it('a re-run changes nothing: it says so, and etcd\'s auth revision does not move', async () => {
+  it("a re-run changes nothing: it says so, and etcd's auth revision does not move", async () => {
     const root = await storeAs(identity.root)
     const before = await authRevision()
     const report = await configureAccess(root, PLAN)
@@ -286,7 +289,7 @@ describe('what each identity may do', {concurrency: false}, () => {
     const outside = etcdctl(adminFiles, 'put', '/elsewhere', 'x')
     assert.notEqual(outside.code, 0)
     assert.match(outside.stderr, /permission denied/)
-    await assert.rejects(admin.put('/xcluster/other/spec', {}), refusedWith('ETCD_PERMISSION_DENIED'), 'another cluster\'s prefix')
+    await assert.rejects(admin.put('/xcluster/other/spec', {}), refusedWith('ETCD_PERMISSION_DENIED'), "another cluster's prefix")
   })
 
   it('a serve identity campaigns with a real serve daemon: lease, leader key, history, resignation', async () => {
@@ -296,7 +299,7 @@ describe('what each identity may do', {concurrency: false}, () => {
       const elected = await until('the serve daemon elected', () => daemon.events.find((e) => e.event === 'elected'), 20_000)
       const leader = await admin.call('leader', (c) => c.get(admin.keys.electionLeader('svc')).exec())
       assert.equal(leader.kvs.length, 1)
-      assert.notEqual(String(leader.kvs[0]?.lease), '0', 'the leader key is held under the daemon\'s lease')
+      assert.notEqual(String(leader.kvs[0]?.lease), '0', "the leader key is held under the daemon's lease")
       assert.equal(String(leader.kvs[0]?.create_revision), elected.token)
       await until('the service started', () => readEvents(join(dir, 'svc.log')).find((e) => e.kind === 'start'))
       daemon.signal('SIGTERM')
@@ -307,7 +310,10 @@ describe('what each identity may do', {concurrency: false}, () => {
       assert.ok(daemon.events.some((e) => e.event === 'resigned'))
       assert.equal(await admin.getJson(admin.keys.electionLeader('svc')), undefined, 'the seat is released')
       const history = await admin.listJson<{event: string}>(admin.keys.electionHistoryPrefix('svc'))
-      assert.deepEqual(history.map((h) => h.value.event), ['elected', 'resigned'])
+      assert.deepEqual(
+        history.map((h) => h.value.event),
+        ['elected', 'resigned'],
+      )
     } finally {
       await daemon.stop('SIGKILL')
       outputs.push(readFileSync(join(dir, 'serve-s1.err'), 'utf8'))
@@ -410,7 +416,10 @@ describe('the CA in etcd, and no private key anywhere in clear', {concurrency: f
 
   it('no value in etcd and no output of this file holds a private key', async () => {
     const values = Object.entries(await everything())
-    assert.ok(values.some(([k]) => k.endsWith('/certs/ca')), 'the CA is there to be checked')
+    assert.ok(
+      values.some(([k]) => k.endsWith('/certs/ca')),
+      'the CA is there to be checked',
+    )
     const keysInClear = [pki.ca.key.exportPem(), ...['s1', 's2', 's3'].map((m) => readFileSync(join(pki.dir, `member-${m}-server.key`), 'utf8'))]
     const bodies = keysInClear.map((pem) => pem.replace(/-----[A-Z ]+-----|\s/g, '').slice(40, 100))
     for (const [key, value] of values) {

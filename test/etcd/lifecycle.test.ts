@@ -33,7 +33,10 @@ describe('node lifecycle transitions in etcd', () => {
     const n = await transitionNode(store, 'c1', 'draining', {from: ['ready'], reason: 'kernel update', by: 'alice'})
     assert.equal(n.state, 'draining')
     assert.equal(n.reason, 'kernel update')
-    assert.deepEqual(n.history?.map((h) => [h.from, h.to, h.by]), [['ready', 'draining', 'alice']])
+    assert.deepEqual(
+      n.history?.map((h) => [h.from, h.to, h.by]),
+      [['ready', 'draining', 'alice']],
+    )
   })
 
   it('refuses a transition from the wrong state and writes nothing', async () => {

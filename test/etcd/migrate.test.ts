@@ -103,7 +103,7 @@ describe('migrateClusterState between two real etcds', {concurrency: false}, () 
     const after = await targetState()
     const expected = await sourceUnleased()
     assert.equal(Object.keys(expected).length, KEYS)
-    assert.deepEqual(after.kvs, expected, 'exactly the cluster\'s unleased keys, byte for byte')
+    assert.deepEqual(after.kvs, expected, "exactly the cluster's unleased keys, byte for byte")
     assert.ok(!('/xcluster/other/spec' in after.kvs) && !('/unrelated' in after.kvs), 'nothing outside the prefix')
     assert.equal(after.kvs[from.keys.electionLeader('dhcp')], undefined, 'the live election seat stays behind')
     assert.deepEqual({copied: report.copied, alreadyPresent: report.alreadyPresent, skippedLeased: report.skippedLeased}, {copied: KEYS, alreadyPresent: 0, skippedLeased: 1})
@@ -151,8 +151,14 @@ describe('migrateClusterState between two real etcds', {concurrency: false}, () 
     assert.deepEqual(await targetState(), extra)
   })
 
-  it('refuses to copy into another cluster\'s prefix, and needs write access on the target', async () => {
-    const otherCluster = new EtcdStore({endpoints: [target.endpoint], cluster: 'other', ca: pki.caFile, cert: (await pki.client(identity.admin)).certFile, key: (await pki.client(identity.admin)).keyFile})
+  it("refuses to copy into another cluster's prefix, and needs write access on the target", async () => {
+    const otherCluster = new EtcdStore({
+      endpoints: [target.endpoint],
+      cluster: 'other',
+      ca: pki.caFile,
+      cert: (await pki.client(identity.admin)).certFile,
+      key: (await pki.client(identity.admin)).keyFile,
+    })
     const serveFiles = await pki.client(identity.serve('s1'))
     const serve = new EtcdStore({endpoints: [target.endpoint], cluster: 'xcluster', ca: pki.caFile, cert: serveFiles.certFile, key: serveFiles.keyFile})
     try {

@@ -102,7 +102,10 @@ describe('node commands refuse bad input and change nothing', () => {
     assert.equal(await store.getJson(store.keys.mac('02:58:43:00:02:09')), undefined)
     const record = await store.getJson<NodeRecord>(store.keys.node('c9'))
     assert.equal(record?.value.state, 'removed')
-    assert.deepEqual(record?.value.history?.map((h) => [h.from, h.to, h.reason]), [['registered', 'removed', 'forced']])
+    assert.deepEqual(
+      record?.value.history?.map((h) => [h.from, h.to, h.reason]),
+      [['registered', 'removed', 'forced']],
+    )
     await refusedUnchanged(['node', 'remove', 'c9', '--yes'], 3, /already removed/)
     // The name and the MAC can be registered again.
     const again = await cli('node', 'add', 'c9', '--mac', '02:58:43:00:02:09', '--no-provision', '--json')

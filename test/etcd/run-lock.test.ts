@@ -86,17 +86,21 @@ describe('--resume of a run still running in another process', () => {
     // The first process dies without finishing: its lease, and with it the lock, runs out.
     const killedAt = Date.now()
     first.kill('SIGKILL')
-    await until('the dead run\'s lock to expire', async () => ((await lockOf(run.id)) ? undefined : true), (settings.runLockTtlSeconds + 5) * 1000)
+    await until("the dead run's lock to expire", async () => ((await lockOf(run.id)) ? undefined : true), (settings.runLockTtlSeconds + 5) * 1000)
     const freedAfter = Date.now() - killedAt
     assert.ok(freedAfter <= (settings.runLockTtlSeconds + 3) * 1000, `lock freed ${freedAfter} ms after the kill`)
 
     const second = start(['node', 'add', 's1', '--resume', run.id])
-    const resumed = await until('the resume to take the run', async () => {
-      const record = (await store.getJson<RunRecord>(store.keys.run(run.id)))?.value
-      const held = await lockOf(run.id)
-      return record?.resumes === 1 && held ? held : undefined
-    }, 15_000)
-    assert.notEqual(resumed.pid, lock.pid, 'the lock is the second process\'s now')
+    const resumed = await until(
+      'the resume to take the run',
+      async () => {
+        const record = (await store.getJson<RunRecord>(store.keys.run(run.id)))?.value
+        const held = await lockOf(run.id)
+        return record?.resumes === 1 && held ? held : undefined
+      },
+      15_000,
+    )
+    assert.notEqual(resumed.pid, lock.pid, "the lock is the second process's now")
     second.kill('SIGKILL')
     host.thawSshd()
   })

@@ -28,12 +28,7 @@ describe('EtcdStore against a real etcd', () => {
 
   it('a create-only transaction applies nothing when the key exists', async () => {
     const before = await store.snapshot()
-    const ok = await store
-      .transaction()
-      .ifAbsent(store.keys.node('s1'))
-      .put(store.keys.node('s1'), {name: 'other'})
-      .put(store.keys.node('s9'), {name: 's9'})
-      .commit()
+    const ok = await store.transaction().ifAbsent(store.keys.node('s1')).put(store.keys.node('s1'), {name: 'other'}).put(store.keys.node('s9'), {name: 's9'}).commit()
     assert.equal(ok, false)
     assert.deepEqual(await store.snapshot(), before, 'no operation of a failed transaction may land')
   })
@@ -56,7 +51,10 @@ describe('EtcdStore against a real etcd', () => {
       .commit()
     assert.equal(ok, true)
     const listed = await store.listJson(store.keys.nodesPrefix())
-    assert.deepEqual(listed.map((l) => l.key), [store.keys.node('c1'), store.keys.node('s1')])
+    assert.deepEqual(
+      listed.map((l) => l.key),
+      [store.keys.node('c1'), store.keys.node('s1')],
+    )
   })
 
   it('rides out an etcd restart (UNAVAILABLE) by retrying', async () => {

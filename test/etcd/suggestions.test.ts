@@ -117,7 +117,8 @@ describe('every suggested command runs as printed', () => {
     await provoke('an unknown command', ['nod', 'lst'])
     await provoke('a bad flag value', ['node', 'list', '--etcd-ca', '/nonexistent'])
     const ids = new Set(seen.map((s) => s.words.slice(0, 2).join(' ')))
-    for (const expected of ['node add', 'node repin', 'config apply', 'lab up', 'node drain', 'node undrain', 'runs list', 'node list']) assert.ok(ids.has(expected), `no ${expected} suggestion among ${[...ids].join(', ')}`)
+    for (const expected of ['node add', 'node repin', 'config apply', 'lab up', 'node drain', 'node undrain', 'runs list', 'node list'])
+      assert.ok(ids.has(expected), `no ${expected} suggestion among ${[...ids].join(', ')}`)
   })
 
   it('each parses against the real command definitions, and the safe ones run as printed', async () => {

@@ -59,9 +59,13 @@ describe('task runner: ordered phases, parallel hosts, checkpoints', () => {
         order.push(`slow:${host.name}`)
       },
     }
-    const last: Phase<Host> = {id: 'last', title: 'last', async run(_c, host) {
-      order.push(`last:${host.name}`)
-    }}
+    const last: Phase<Host> = {
+      id: 'last',
+      title: 'last',
+      async run(_c, host) {
+        order.push(`last:${host.name}`)
+      },
+    }
     const ctx = new RunContext(hosts(7), false)
     const summary = await runPhases([slow, last], ctx, {action: 'test', args: [], progress: 'silent', concurrency: 3, journal})
     assert.equal(summary.result, 'succeeded')
@@ -76,25 +80,34 @@ describe('task runner: ordered phases, parallel hosts, checkpoints', () => {
     const phases = [writeFilePhase('one', '/etc/a', log), writeFilePhase('two', '/etc/b', log)]
     const first = await runPhases(phases, new RunContext(fleet, false), {action: 'node add', args: ['node', 'add'], progress: 'silent', journal})
     assert.equal(first.result, 'failed')
-    assert.deepEqual(first.hosts.filter((h) => h.status === 'failed').map((h) => h.name), ['h2'])
+    assert.deepEqual(
+      first.hosts.filter((h) => h.status === 'failed').map((h) => h.name),
+      ['h2'],
+    )
     assert.ok(!log.includes('two:h2'), 'a failed host does not run later phases')
     assert.equal(log.filter((l) => l.startsWith('two:')).length, 3)
-    assert.throws(() => assertRunSucceeded(first), (err: unknown) => {
-      assert.ok(err instanceof XclusterError)
-      assert.equal(err.exit, 4)
-      assert.match(err.message, /failed on 1 of 4 hosts \(run [0-9-a-f]+\)/)
-      assert.match(err.message, /h2 \(phase one\): command "touch \/etc\/a" exited 1: Permission denied/)
-      assert.match(err.suggestion!, new RegExp(`--resume ${first.runId}`))
-      return true
-    })
+    assert.throws(
+      () => assertRunSucceeded(first),
+      (err: unknown) => {
+        assert.ok(err instanceof XclusterError)
+        assert.equal(err.exit, 4)
+        assert.match(err.message, /failed on 1 of 4 hosts \(run [0-9-a-f]+\)/)
+        assert.match(err.message, /h2 \(phase one\): command "touch \/etc\/a" exited 1: Permission denied/)
+        assert.match(err.suggestion!, new RegExp(`--resume ${first.runId}`))
+        return true
+      },
+    )
 
     fleet[1].broken = false
     log.length = 0
     const ranAgain: string[] = []
-    const spy = phases.map((p) => ({...p, async run(ctx: RunContext<Host>, host: Host) {
-      ranAgain.push(`${p.id}:${host.name}`)
-      return p.run(ctx, host)
-    }}))
+    const spy = phases.map((p) => ({
+      ...p,
+      async run(ctx: RunContext<Host>, host: Host) {
+        ranAgain.push(`${p.id}:${host.name}`)
+        return p.run(ctx, host)
+      },
+    }))
     const resumed = await runPhases(spy, new RunContext(fleet, false), {action: 'node add', args: [], progress: 'silent', journal, resume: first.runId})
     assert.equal(resumed.result, 'succeeded')
     assert.equal(resumed.runId, first.runId)

@@ -87,7 +87,25 @@ keyring = ${dir}/osd.$id/keyring
   try {
     const monKeyring = join(dir, 'mon.keyring')
     run('ceph-authtool', ['--create-keyring', monKeyring, '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *'])
-    run('ceph-authtool', ['--create-keyring', join(dir, 'keyring'), '--gen-key', '-n', 'client.admin', '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *', '--cap', 'mgr', 'allow *', '--cap', 'mds', 'allow *'])
+    run('ceph-authtool', [
+      '--create-keyring',
+      join(dir, 'keyring'),
+      '--gen-key',
+      '-n',
+      'client.admin',
+      '--cap',
+      'mon',
+      'allow *',
+      '--cap',
+      'osd',
+      'allow *',
+      '--cap',
+      'mgr',
+      'allow *',
+      '--cap',
+      'mds',
+      'allow *',
+    ])
     run('ceph-authtool', [monKeyring, '--import-keyring', join(dir, 'keyring')])
     run('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${v2},v1:127.0.0.1:${v1}]`, join(dir, 'monmap')])
     run('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', monKeyring])

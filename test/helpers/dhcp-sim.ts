@@ -19,15 +19,7 @@
 import {randomBytes} from 'node:crypto'
 import {createSocket} from 'node:dgram'
 
-import {
-  BOOTREPLY,
-  BROADCAST_FLAG,
-  clientRequest,
-  decodePacket,
-  encodePacket,
-  MAX_MESSAGE_SIZE,
-  type DhcpPacket,
-} from '../../src/lib/dhcp/packet.js'
+import {BOOTREPLY, BROADCAST_FLAG, clientRequest, decodePacket, encodePacket, MAX_MESSAGE_SIZE, type DhcpPacket} from '../../src/lib/dhcp/packet.js'
 import {repeatedOptionDiscover} from './dhcp.js'
 
 const [mode, argText] = process.argv.slice(2)
@@ -46,8 +38,7 @@ socket.on('message', (msg) => {
   if (r.ok) waiting.get(r.packet.xid)?.(r.packet)
 })
 
-const send = (p: DhcpPacket, host = '255.255.255.255'): Promise<void> =>
-  new Promise((resolve, reject) => socket.send(encodePacket(p), 67, host, (err) => (err ? reject(err) : resolve())))
+const send = (p: DhcpPacket, host = '255.255.255.255'): Promise<void> => new Promise((resolve, reject) => socket.send(encodePacket(p), 67, host, (err) => (err ? reject(err) : resolve())))
 
 /** Sends and collects replies for `xid` until `enough` says so or the timeout ends. */
 async function exchange(p: DhcpPacket, host: string, enough: (got: DhcpPacket[]) => boolean, timeoutMs: number): Promise<DhcpPacket[]> {
@@ -154,13 +145,21 @@ async function runRebind(): Promise<void> {
 }
 
 async function runOffer(): Promise<void> {
-  const req = clientRequest('discover', args.mac, nextXid(), {
-    ...(args.clientArch === undefined ? {} : {clientArch: [args.clientArch]}),
-    ...(args.vendorClass ? {vendorClass: args.vendorClass} : {}),
-    ...(args.userClass ? {userClass: Buffer.from(args.userClass)} : {}),
-  }, {flags: BROADCAST_FLAG})
+  const req = clientRequest(
+    'discover',
+    args.mac,
+    nextXid(),
+    {
+      ...(args.clientArch === undefined ? {} : {clientArch: [args.clientArch]}),
+      ...(args.vendorClass ? {vendorClass: args.vendorClass} : {}),
+      ...(args.userClass ? {userClass: Buffer.from(args.userClass)} : {}),
+    },
+    {flags: BROADCAST_FLAG},
+  )
   const [offer] = await exchange(req, '255.255.255.255', (g) => g.length >= 1, 2000)
-  console.log(JSON.stringify(offer ? {yiaddr: offer.yiaddr, siaddr: offer.siaddr, file: offer.file, tftpServer: offer.options.tftpServer ?? null, bootfile: offer.options.bootfile ?? null} : {type: 'timeout'}))
+  console.log(
+    JSON.stringify(offer ? {yiaddr: offer.yiaddr, siaddr: offer.siaddr, file: offer.file, tftpServer: offer.options.tftpServer ?? null, bootfile: offer.options.bootfile ?? null} : {type: 'timeout'}),
+  )
 }
 
 async function runSend(): Promise<void> {
@@ -171,7 +170,14 @@ async function runSend(): Promise<void> {
   console.log(
     JSON.stringify(
       reply
-        ? {type: reply.options.messageType, yiaddr: reply.yiaddr, giaddr: reply.giaddr, leaseTime: reply.options.leaseTime ?? null, relayAgent: reply.options.relayAgent?.toString('hex') ?? null, message: reply.options.message ?? null}
+        ? {
+            type: reply.options.messageType,
+            yiaddr: reply.yiaddr,
+            giaddr: reply.giaddr,
+            leaseTime: reply.options.leaseTime ?? null,
+            relayAgent: reply.options.relayAgent?.toString('hex') ?? null,
+            message: reply.options.message ?? null,
+          }
         : {type: 'none'},
     ),
   )
@@ -235,26 +241,35 @@ async function runBurst(): Promise<void> {
   const oversized = repeatedOptionDiscover('02:bb:00:00:00:01', 1, 65_507)
   const every = Math.max(1, Math.floor((args.oversized + args.maxSize) / Math.max(1, args.oversized)))
   let big = 0
-  const out = await pace(args.oversized + args.maxSize, args.perMs, (i) => {
-    if (big < args.oversized && i % every === 0) {
-      big++
-      return oversized
-    }
-    return repeatedOptionDiscover(randomMac(), i, MAX_MESSAGE_SIZE)
-  }, args.target)
+  const out = await pace(
+    args.oversized + args.maxSize,
+    args.perMs,
+    (i) => {
+      if (big < args.oversized && i % every === 0) {
+        big++
+        return oversized
+      }
+      return repeatedOptionDiscover(randomMac(), i, MAX_MESSAGE_SIZE)
+    },
+    args.target,
+  )
   console.log(JSON.stringify({...out, oversized: big}))
 }
 
 async function runMacs(): Promise<void> {
-  const out = await pace(args.count, args.perMs, (i) =>
-    encodePacket(
-      clientRequest('discover', randomMac(), i, {
-        hostname: `${'x'.repeat(200)}-${i}<>.evil.example`,
-        vendorClass: `PXEClient:\u0000${'v'.repeat(240)}`,
-        clientArch: [0, 7, 9, 11, 16, 17, 18, 19],
-      }),
-    ),
-  args.target)
+  const out = await pace(
+    args.count,
+    args.perMs,
+    (i) =>
+      encodePacket(
+        clientRequest('discover', randomMac(), i, {
+          hostname: `${'x'.repeat(200)}-${i}<>.evil.example`,
+          vendorClass: `PXEClient:\u0000${'v'.repeat(240)}`,
+          clientArch: [0, 7, 9, 11, 16, 17, 18, 19],
+        }),
+      ),
+    args.target,
+  )
   console.log(JSON.stringify(out))
 }
 

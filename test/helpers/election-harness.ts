@@ -67,7 +67,10 @@ export class Daemon {
 
   start(): this {
     const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
-    this.proc = spawn(argv[0] as string, argv.slice(1), {env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1', ...this.env}, stdio: ['ignore', 'ignore', 'pipe']})
+    this.proc = spawn(argv[0] as string, argv.slice(1), {
+      env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1', ...this.env},
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
     let buffer = ''
     this.proc.stderr?.on('data', (d) => {
       buffer += d

@@ -106,7 +106,14 @@ async function startTlsEtcdClusterOnce(pki: TestPki, size: number, cluster: stri
   const probe: TlsClientFiles = {caFile: pki.caFile, ...(await pki.client(HEALTH_PROBE_IDENTITY))}
   await Promise.all(members.map((m) => m.start()))
   try {
-    await untilHealthyOrDead(members, waitTlsHealthy(members.map((m) => m.endpoint), probe, 15_000))
+    await untilHealthyOrDead(
+      members,
+      waitTlsHealthy(
+        members.map((m) => m.endpoint),
+        probe,
+        15_000,
+      ),
+    )
   } catch (err) {
     await Promise.all(members.map((m) => m.stop('SIGKILL')))
     rmSync(dir, {recursive: true, force: true})
@@ -186,7 +193,11 @@ async function startEtcdClusterOnce(size: number, timing: {heartbeatMs: number; 
   const specs = []
   for (let i = 0; i < size; i++) {
     const host = hosts?.[i]
-    specs.push(host ? {name: `m${i}`, address: host.address, client: 2379, peer: 2380, wrap: ['ip', 'netns', 'exec', host.namespace]} : {name: `m${i}`, address: '127.0.0.1', client: await freePort(), peer: await freePort(), wrap: []})
+    specs.push(
+      host
+        ? {name: `m${i}`, address: host.address, client: 2379, peer: 2380, wrap: ['ip', 'netns', 'exec', host.namespace]}
+        : {name: `m${i}`, address: '127.0.0.1', client: await freePort(), peer: await freePort(), wrap: []},
+    )
   }
   const initialCluster = specs.map((s) => `${s.name}=http://${s.address}:${s.peer}`).join(',')
   const members: EtcdMember[] = specs.map((s) => {
@@ -194,24 +205,47 @@ async function startEtcdClusterOnce(size: number, timing: {heartbeatMs: number; 
     return memberProcess(s.name, endpoint, [
       ...s.wrap,
       bin,
-      '--name', s.name,
-      '--data-dir', join(dir, s.name),
-      '--listen-client-urls', endpoint,
-      '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', `http://${s.address}:${s.peer}`,
-      '--initial-advertise-peer-urls', `http://${s.address}:${s.peer}`,
-      '--initial-cluster', initialCluster,
-      '--initial-cluster-state', 'new',
-      '--heartbeat-interval', String(timing.heartbeatMs),
-      '--election-timeout', String(timing.electionMs),
+      '--name',
+      s.name,
+      '--data-dir',
+      join(dir, s.name),
+      '--listen-client-urls',
+      endpoint,
+      '--advertise-client-urls',
+      endpoint,
+      '--listen-peer-urls',
+      `http://${s.address}:${s.peer}`,
+      '--initial-advertise-peer-urls',
+      `http://${s.address}:${s.peer}`,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-state',
+      'new',
+      '--heartbeat-interval',
+      String(timing.heartbeatMs),
+      '--election-timeout',
+      String(timing.electionMs),
       // A member rejoining after a partition must not depose the leader (etcd 3.4 default: off).
       '--pre-vote=true',
-      '--log-level', 'error',
+      '--log-level',
+      'error',
     ])
   })
   await Promise.all(members.map((m) => m.start()))
   try {
-    await untilHealthyOrDead(members, hosts ? waitHealthyIn(hosts[0] as MemberHost, members.map((m) => m.endpoint), 15_000) : waitHealthy(members.map((m) => m.endpoint), 15_000))
+    await untilHealthyOrDead(
+      members,
+      hosts
+        ? waitHealthyIn(
+            hosts[0] as MemberHost,
+            members.map((m) => m.endpoint),
+            15_000,
+          )
+        : waitHealthy(
+            members.map((m) => m.endpoint),
+            15_000,
+          ),
+    )
   } catch (err) {
     await Promise.all(members.map((m) => m.stop('SIGKILL')))
     rmSync(dir, {recursive: true, force: true})

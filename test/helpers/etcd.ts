@@ -81,14 +81,22 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
     probe = {caFile: options.tls.caFile, ...(await options.tls.client(HEALTH_PROBE_IDENTITY))}
   } else {
     argv = [
-      '--name', 'test',
-      '--data-dir', join(dir, 'data'),
-      '--listen-client-urls', options.unixSocket ? `${endpoint},unix://etcd.sock:1` : endpoint,
-      '--advertise-client-urls', endpoint,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `test=http://127.0.0.1:${peer}`,
-      '--log-level', 'error',
+      '--name',
+      'test',
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen-client-urls',
+      options.unixSocket ? `${endpoint},unix://etcd.sock:1` : endpoint,
+      '--advertise-client-urls',
+      endpoint,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `test=http://127.0.0.1:${peer}`,
+      '--log-level',
+      'error',
     ]
   }
   const proc: ChildProcess = spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir})

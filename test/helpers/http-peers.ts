@@ -8,7 +8,6 @@ import {createHash} from 'node:crypto'
 import {createServer, request} from 'node:http'
 import {pathToFileURL} from 'node:url'
 
-
 /** What the origin serves for a path: a test computes the same bytes to compare. */
 export const mirrorBytes = (path: string): Buffer => Buffer.concat(Array.from({length: 64}, (_, i) => createHash('sha256').update(`${path}#${i}`).digest()))
 

@@ -81,7 +81,11 @@ export class InstanceMonitor {
     this.sockets.add(socket)
     let life: InstanceLife | undefined
     createInterface({input: socket}).on('line', (line) => {
-      const message = JSON.parse(line) as {hello?: {service: string; node: string; token: string; pid: number; startedNs: string}; write?: {seq: number; applied: boolean; revision: string}; bye?: unknown}
+      const message = JSON.parse(line) as {
+        hello?: {service: string; node: string; token: string; pid: number; startedNs: string}
+        write?: {seq: number; applied: boolean; revision: string}
+        bye?: unknown
+      }
       if (message.hello) {
         const h = message.hello
         life = {service: h.service, node: h.node, token: h.token, pid: h.pid, start: Number(BigInt(h.startedNs)) / 1e6, graceful: false}

@@ -51,7 +51,11 @@ export class VrrpLab {
         vrrpPid: () => readPid(join(dir, node, 'vrrp.pid')),
       }
     })
-    this.lan = new NamespaceLan(prefix, this.nodes.map((n) => ({name: n.node, address: n.address})), Number(spec.network.subnet.split('/')[1]))
+    this.lan = new NamespaceLan(
+      prefix,
+      this.nodes.map((n) => ({name: n.node, address: n.address})),
+      Number(spec.network.subnet.split('/')[1]),
+    )
   }
 
   setUp(): void {
@@ -74,7 +78,23 @@ export class VrrpLab {
     const out = openSync(join(dir, 'keepalived.log'), 'a')
     n.proc = spawn(
       'ip',
-      ['netns', 'exec', n.namespace, 'keepalived', '--dont-fork', '--log-console', '--vrrp', '-f', conf, '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')],
+      [
+        'netns',
+        'exec',
+        n.namespace,
+        'keepalived',
+        '--dont-fork',
+        '--log-console',
+        '--vrrp',
+        '-f',
+        conf,
+        '-p',
+        join(dir, 'keepalived.pid'),
+        '-r',
+        join(dir, 'vrrp.pid'),
+        '-c',
+        join(dir, 'checkers.pid'),
+      ],
       {stdio: ['ignore', out, out]},
     )
     closeSync(out)

@@ -60,7 +60,7 @@ export function clusterStore(state: LabState = lab()): EtcdStore {
   process.env[env.pkiDir] = labPaths(state.dir).adminPki
   try {
     const context = readOperatorContext(state.cluster)
-    assert.ok(context, 'the lab\'s cluster is not bootstrapped (no operator context): test/lab/bootstrap.test.ts runs first')
+    assert.ok(context, "the lab's cluster is not bootstrapped (no operator context): test/lab/bootstrap.test.ts runs first")
     return new EtcdStore(contextConnection(context))
   } finally {
     if (previous === undefined) delete process.env[env.pkiDir]

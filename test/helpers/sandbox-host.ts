@@ -35,7 +35,14 @@ export interface SandboxHost {
 const SESSION_ACCOUNTING = ['var/log/wtmp', 'var/log/btmp', 'var/log/lastlog', 'run/utmp']
 
 export async function startSandboxHost(options: {tag: string; addresses: string[]}): Promise<SandboxHost> {
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['unshare', 'util-linux'], ['nsenter', 'util-linux'], ['sshd', 'openssh-server'], ['ssh-keygen', 'openssh-client']]) requireTool(tool, pkg)
+  for (const [tool, pkg] of [
+    ['ip', 'iproute2'],
+    ['unshare', 'util-linux'],
+    ['nsenter', 'util-linux'],
+    ['sshd', 'openssh-server'],
+    ['ssh-keygen', 'openssh-client'],
+  ])
+    requireTool(tool, pkg)
   const ns = `xct-${options.tag}`
   const ip = (...args: string[]) => execFileSync('ip', args, {stdio: ['ignore', 'pipe', 'pipe']})
   try {
@@ -89,7 +96,10 @@ export async function startSandboxHost(options: {tag: string; addresses: string[
     'set -e',
     // root's home starts empty, as on a freshly installed node (this machine's shell profile
     // would otherwise write on every SSH login).
-    ...overlaid.map((d) => `mkdir -p ${layers}/${d}/up ${layers}/${d}/work && mount -t overlay overlay -o lowerdir=${d === 'root' ? emptyHome : `/${d}`},upperdir=${layers}/${d}/up,workdir=${layers}/${d}/work /${d}`),
+    ...overlaid.map(
+      (d) =>
+        `mkdir -p ${layers}/${d}/up ${layers}/${d}/work && mount -t overlay overlay -o lowerdir=${d === 'root' ? emptyHome : `/${d}`},upperdir=${layers}/${d}/up,workdir=${layers}/${d}/work /${d}`,
+    ),
     // No cgroup of the machine is visible (or removable) in here.
     'mount -t tmpfs tmpfs /sys/fs/cgroup',
     'hostname xct-sandbox',
@@ -97,7 +107,9 @@ export async function startSandboxHost(options: {tag: string; addresses: string[
     `exec ${sshd} -D -e -f ${join(keys, 'sshd_config')}`,
   ].join('\n')
   writeFileSync(join(keys, 'start.sh'), script)
-  const proc: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'unshare', '--mount', '--uts', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', join(keys, 'start.sh')], {stdio: ['ignore', 'ignore', 'pipe']})
+  const proc: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'unshare', '--mount', '--uts', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', join(keys, 'start.sh')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let log = ''
   proc.stderr?.on('data', (d) => (log += d))
   for (const deadline = Date.now() + 10_000; !/Server listening on/.test(log); await new Promise((r) => setTimeout(r, 25))) {

@@ -40,7 +40,10 @@ const specArgs = (file = state.specFile) => ['-f', file]
 
 /** What a bare node has of xcluster: nothing (each line is one thing bootstrap installs). */
 function installed(node: string): string[] {
-  return inNode(node, 'for p in /usr/local/bin/xcluster /opt/xcluster /etc/xcluster /etc/systemd/system/etcd-member.service /etc/systemd/system/xcluster-serve.service; do [ -e $p ] && echo $p; done; command -v node etcd keepalived squid 2>/dev/null; true')
+  return inNode(
+    node,
+    'for p in /usr/local/bin/xcluster /opt/xcluster /etc/xcluster /etc/systemd/system/etcd-member.service /etc/systemd/system/xcluster-serve.service; do [ -e $p ] && echo $p; done; command -v node etcd keepalived squid 2>/dev/null; true',
+  )
     .split('\n')
     .filter(Boolean)
 }
@@ -49,8 +52,11 @@ function installed(node: string): string[] {
 function etcdctl(args: string[], tls: {ca?: string; cert?: string; key?: string}): Promise<{code: number; out: string}> {
   const flags = [...(tls.ca ? [`--cacert=${tls.ca}`] : ['--insecure-transport=false', '--insecure-skip-tls-verify']), ...(tls.cert ? [`--cert=${tls.cert}`, `--key=${tls.key}`] : [])]
   return new Promise((resolve) =>
-    execFile('etcdctl', [`--endpoints=${CORE.map((_, i) => `https://10.0.0.${i + 2}:2379`).join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', ...flags, ...args], {env: {...process.env, ETCDCTL_API: '3'}}, (err, stdout, stderr) =>
-      resolve({code: err ? ((err as {code?: number}).code ?? 1) : 0, out: `${stdout}${stderr}`}),
+    execFile(
+      'etcdctl',
+      [`--endpoints=${CORE.map((_, i) => `https://10.0.0.${i + 2}:2379`).join(',')}`, '--dial-timeout=3s', '--command-timeout=5s', ...flags, ...args],
+      {env: {...process.env, ETCDCTL_API: '3'}},
+      (err, stdout, stderr) => resolve({code: err ? ((err as {code?: number}).code ?? 1) : 0, out: `${stdout}${stderr}`}),
     ),
   )
 }
@@ -82,7 +88,10 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     const fourDoc = spec()
     fourDoc.addIn(['nodes'], {name: 's5', mac: '02:58:43:00:01:05', ip: '10.0.0.5', type: 'core'})
     writeFileSync(four, fourDoc.toString())
-    for (const [file, count] of [[two, 2], [four, 4]] as const) {
+    for (const [file, count] of [
+      [two, 2],
+      [four, 4],
+    ] as const) {
       const r = await bootstrap(...specArgs(file))
       assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, /SPEC_INVALID/)
@@ -93,7 +102,11 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     // Something else holds the HTTP port on the admin host's address.
     const squatter = spawn('busybox', ['httpd', '-f', '-p', `${state.adminIp}:80`], {stdio: 'ignore'})
     try {
-      await waitUntil(() => execFileSync('ss', ['-Hltn', 'sport = :80'], {encoding: 'utf8'}).includes(':80'), 5000, () => 'busybox httpd did not listen')
+      await waitUntil(
+        () => execFileSync('ss', ['-Hltn', 'sport = :80'], {encoding: 'utf8'}).includes(':80'),
+        5000,
+        () => 'busybox httpd did not listen',
+      )
       const r = await bootstrap(...specArgs())
       assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, /ADMIN_PORT_TAKEN/)
@@ -126,7 +139,7 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     }
     for (const node of CORE) assert.deepEqual(installed(node), [], `${node} was changed`)
     assert.equal(inNode('s1', 'grep -c xcluster@ /root/.ssh/authorized_keys || true').trim(), '0', 'the cluster key was authorized although a core node failed its checks')
-    assert.equal(adminListening(), '', 'the admin host\'s services started although a core node failed its checks')
+    assert.equal(adminListening(), '', "the admin host's services started although a core node failed its checks")
   })
 
   it('--dry-run plans every step on every core node and changes nothing anywhere', async () => {
@@ -138,11 +151,23 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
       assert.equal(run.result, 'planned')
       for (const node of CORE) {
         const steps = run.plan[node] ?? []
-        assert.ok(steps.some((s) => /install Node\.js/.test(s)), `${node}: ${steps.join('; ')}`)
-        assert.ok(steps.some((s) => /etcd/.test(s)), `${node}: no etcd step`)
-        assert.ok(steps.some((s) => /xcluster-serve/.test(s)), `${node}: no serve step`)
+        assert.ok(
+          steps.some((s) => /install Node\.js/.test(s)),
+          `${node}: ${steps.join('; ')}`,
+        )
+        assert.ok(
+          steps.some((s) => /etcd/.test(s)),
+          `${node}: no etcd step`,
+        )
+        assert.ok(
+          steps.some((s) => /xcluster-serve/.test(s)),
+          `${node}: no serve step`,
+        )
       }
-      assert.ok(run.plan.s1?.some((s) => /start package-cache/.test(s)), 'the admin host\'s services are planned')
+      assert.ok(
+        run.plan.s1?.some((s) => /start package-cache/.test(s)),
+        "the admin host's services are planned",
+      )
       assert.deepEqual(await adminEtcd.snapshot(), before)
     } finally {
       await adminEtcd.close()
@@ -152,7 +177,7 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     assert.equal(bootstrapped(state), false)
   })
 
-  it('forms the cluster: an sshd killed mid-run fails that run; --resume finishes it on the seed although the admin host\'s process dies at the hand-over', {timeout: 900_000}, async () => {
+  it("forms the cluster: an sshd killed mid-run fails that run; --resume finishes it on the seed although the admin host's process dies at the hand-over", {timeout: 900_000}, async () => {
     const started = Date.now()
     const child = spawn(process.execPath, [BIN, 'bootstrap', ...specArgs(), '--native', '--accept-new-host-key', '--json'], {env: {...process.env, ...adminEnv(), NO_COLOR: '1'}})
     let stdout = ''
@@ -160,7 +185,11 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     child.stderr.on('data', () => undefined)
     const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)))
     // Once the seed carries the run on (its unit runs), s2's sshd dies under it.
-    await waitUntil(async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code === 0 || child.exitCode !== null, 600_000, () => 'the seed never took the run over')
+    await waitUntil(
+      async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code === 0 || child.exitCode !== null,
+      600_000,
+      () => 'the seed never took the run over',
+    )
     inNode('s2', 'systemctl stop ssh.service ssh.socket 2>/dev/null; pkill -KILL -x sshd; true')
     let code: number
     try {
@@ -176,10 +205,18 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
 
     // Resume from the admin host, and lose the admin host's process once the seed has the run again.
     const resumed = spawn(process.execPath, [BIN, 'bootstrap', ...specArgs(), '--native', '--resume', runId], {env: {...process.env, ...adminEnv(), NO_COLOR: '1'}, stdio: 'ignore'})
-    await waitUntil(async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code === 0 || resumed.exitCode !== null, 300_000, () => 'the resume never handed the run over')
+    await waitUntil(
+      async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code === 0 || resumed.exitCode !== null,
+      300_000,
+      () => 'the resume never handed the run over',
+    )
     resumed.kill('SIGKILL')
     // The seed finishes alone.
-    await waitUntil(async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code !== 0, 600_000, () => 'the seed did not finish')
+    await waitUntil(
+      async () => (await onNode('s1', `systemctl is-active --quiet ${settings.bootstrap.continuationUnit}`)).code !== 0,
+      600_000,
+      () => 'the seed did not finish',
+    )
     const record = ok(await admin(['runs', 'show', runId, '--json']), 'runs show').json<{record: {result: string; resumes: number}}>().record
     assert.equal(record.result, 'succeeded')
     assert.ok(record.resumes >= 2, `resumed ${record.resumes} times (by the admin host and by the seed)`)
@@ -218,7 +255,10 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     const none = await etcdctl(['get', `${prefix}spec`], {})
     assert.notEqual(none.code, 0, `read without a client certificate: ${none.out}`)
     const other = join(dir, 'other')
-    execFileSync('sh', ['-c', `mkdir -p ${other} && cd ${other} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=other -days 1 2>/dev/null && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout c.key -out c.csr -subj /CN=xcluster-admin 2>/dev/null && openssl x509 -req -in c.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out c.crt -days 1 2>/dev/null`])
+    execFileSync('sh', [
+      '-c',
+      `mkdir -p ${other} && cd ${other} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=other -days 1 2>/dev/null && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout c.key -out c.csr -subj /CN=xcluster-admin 2>/dev/null && openssl x509 -req -in c.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out c.crt -days 1 2>/dev/null`,
+    ])
     const pki = join(labPaths(state.dir).adminPki, state.cluster)
     const foreign = await etcdctl(['put', `${prefix}spec`, 'x'], {ca: join(pki, 'ca.crt'), cert: join(other, 'c.crt'), key: join(other, 'c.key')})
     assert.notEqual(foreign.code, 0, `a write with a foreign certificate: ${foreign.out}`)
@@ -252,14 +292,18 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     assert.match(human.stdout, /No changes/)
   })
 
-  it('s4, c1 and f1 get typed addresses from the cluster\'s DHCP leader and are provisioned through its package cache', {timeout: 300_000}, async () => {
+  it("s4, c1 and f1 get typed addresses from the cluster's DHCP leader and are provisioned through its package cache", {timeout: 300_000}, async () => {
     const leases: Record<string, {ip: string; grantedBy: string}> = {}
-    await waitUntil(async () => {
-      renewDhcp(DHCP_NODES.filter((n) => !leases[n]))
-      const listed = ok(await admin(['dhcp', 'leases', '--json']), 'dhcp leases').json<{ip: string; node?: string; expired: boolean; grantedBy: string}[]>()
-      for (const l of listed) if (l.node && !l.expired) leases[l.node] = l
-      return DHCP_NODES.every((n) => leases[n])
-    }, 60_000, () => `leases so far: ${JSON.stringify(leases)}`)
+    await waitUntil(
+      async () => {
+        renewDhcp(DHCP_NODES.filter((n) => !leases[n]))
+        const listed = ok(await admin(['dhcp', 'leases', '--json']), 'dhcp leases').json<{ip: string; node?: string; expired: boolean; grantedBy: string}[]>()
+        for (const l of listed) if (l.node && !l.expired) leases[l.node] = l
+        return DHCP_NODES.every((n) => leases[n])
+      },
+      60_000,
+      () => `leases so far: ${JSON.stringify(leases)}`,
+    )
     assert.match(leases.s4!.ip, /^10\.0\.0\.(1[1-9]|2\d|30)$/)
     assert.match(leases.c1!.ip, /^10\.0\.0\.(5[1-9]|6\d|70)$/)
     assert.match(leases.f1!.ip, /^10\.0\.0\.(7[1-9]|80)$/)

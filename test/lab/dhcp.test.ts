@@ -22,14 +22,17 @@ const CORE_IPS: Record<string, string> = {s1: '10.0.0.2', s2: '10.0.0.3', s3: '1
 /** A runtime drop-in that keeps systemd from restarting serve after the test kills it: a crash that stays down. */
 const NO_RESTART = '/run/systemd/system/xcluster-serve.service.d/xct-no-restart.conf'
 
-describe('the cluster\'s DHCP: serve on every core node, one fenced leader, real clients', () => {
+describe("the cluster's DHCP: serve on every core node, one fenced leader, real clients", () => {
   const store = clusterStore(state)
   let dir: string
   let killed: string | undefined
   const busybox = requireTool('busybox', 'busybox')
   const dhclient = requireTool('dhclient', 'isc-dhcp-client')
 
-  const dhcpLeader = async () => ok(await admin(['election', 'list', '--json']), 'election list').json<{service: string; leader: string | null}[]>().find((e) => e.service === 'dhcp')?.leader ?? null
+  const dhcpLeader = async () =>
+    ok(await admin(['election', 'list', '--json']), 'election list')
+      .json<{service: string; leader: string | null}[]>()
+      .find((e) => e.service === 'dhcp')?.leader ?? null
 
   async function run(argv: string[], until?: RegExp): Promise<string> {
     return new Promise((resolve) => {
@@ -85,23 +88,30 @@ describe('the cluster\'s DHCP: serve on every core node, one fenced leader, real
     assert.ok(leader && CORE_IPS[leader], `dhcp leader: ${leader}`)
     const c1 = await udhcpc('c1')
     assert.match(c1 ?? '', /^10\.0\.0\.(5[1-9]|6\d|70)$/)
-    const out = await run(['ip', 'netns', 'exec', findHost(state, 's4').netns, dhclient, '-1', '-v', '-d', '-sf', '/bin/true', '-lf', join(dir, 's4.leases'), '-pf', join(dir, 's4.pid'), 'eth0'], /bound to \S+/)
+    const out = await run(
+      ['ip', 'netns', 'exec', findHost(state, 's4').netns, dhclient, '-1', '-v', '-d', '-sf', '/bin/true', '-lf', join(dir, 's4.leases'), '-pf', join(dir, 's4.pid'), 'eth0'],
+      /bound to \S+/,
+    )
     assert.match(out, /bound to 10\.0\.0\.(1[1-9]|2\d|30)\b/)
     const lease = await store.getJson<Lease>(store.keys.lease(c1 as string))
     assert.equal(lease?.value.node, 'c1')
     assert.equal(lease?.value.grantedBy, CORE_IPS[leader])
   })
 
-  it('after the leader\'s serve is SIGKILLed, another core node leads and gives the same addresses (leases live in etcd)', async () => {
+  it("after the leader's serve is SIGKILLed, another core node leads and gives the same addresses (leases live in etcd)", async () => {
     const leader = (await dhcpLeader()) as string
     const before = {c1: await udhcpc('c1'), f1: await udhcpc('f1')}
     inNode(leader, `mkdir -p $(dirname ${NO_RESTART}) && printf '[Service]\\nRestart=no\\n' > ${NO_RESTART} && systemctl daemon-reload && systemctl kill -s KILL xcluster-serve`)
     killed = leader
     let next: string | null = null
-    await waitUntil(async () => {
-      next = await dhcpLeader()
-      return next !== null && next !== leader
-    }, 15_000, () => `no new dhcp leader (still ${next})`)
+    await waitUntil(
+      async () => {
+        next = await dhcpLeader()
+        return next !== null && next !== leader
+      },
+      15_000,
+      () => `no new dhcp leader (still ${next})`,
+    )
     for (const node of ['c1', 'f1'] as const) {
       const answer = await udhcpcFrom(node)
       assert.equal(answer?.ip, before[node], `${node} got another address`)

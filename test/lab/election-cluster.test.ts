@@ -67,20 +67,34 @@ async function recover(node: string, unit: string): Promise<void> {
 }
 
 async function leaderOf(name: string) {
-  return waitUntil(() => monitor.only(service(name)) !== undefined, 30_000, () => `no single live instance of ${service(name)}: ${JSON.stringify(monitor.alive(service(name)))}`).then(() => monitor.only(service(name))!)
+  return waitUntil(
+    () => monitor.only(service(name)) !== undefined,
+    30_000,
+    () => `no single live instance of ${service(name)}: ${JSON.stringify(monitor.alive(service(name)))}`,
+  ).then(() => monitor.only(service(name))!)
 }
 
 function assertNoOverlap(name: string): void {
   const overlaps = monitor.overlaps(service(name))
-  const lives = monitor.lives.filter((l) => l.service === service(name)).map((l) => `${l.node} token ${l.token} pid ${l.pid}: ${l.start.toFixed(0)}..${l.end?.toFixed(0) ?? 'alive'}${l.graceful ? ' (stopped)' : ''}`)
-  assert.deepEqual(overlaps.map((o) => `${o.a.node} (token ${o.a.token}) and ${o.b.node} (token ${o.b.token}) overlapped ${o.ms.toFixed(1)} ms`), [], `instances of ${service(name)}:\n${lives.join('\n')}`)
+  const lives = monitor.lives
+    .filter((l) => l.service === service(name))
+    .map((l) => `${l.node} token ${l.token} pid ${l.pid}: ${l.start.toFixed(0)}..${l.end?.toFixed(0) ?? 'alive'}${l.graceful ? ' (stopped)' : ''}`)
+  assert.deepEqual(
+    overlaps.map((o) => `${o.a.node} (token ${o.a.token}) and ${o.b.node} (token ${o.b.token}) overlapped ${o.ms.toFixed(1)} ms`),
+    [],
+    `instances of ${service(name)}:\n${lives.join('\n')}`,
+  )
 }
 
 /** etcdctl on a core node as its serve identity: which member leads raft. */
 async function raftLeader(): Promise<string> {
   for (const node of CORE) {
     const ip = state.hosts.find((h) => h.name === node)?.ip
-    const res = await onNode(node, `ETCDCTL_API=3 etcdctl --endpoints=https://${ip}:2379 --cacert=/etc/xcluster/pki/ca.crt --cert=/etc/xcluster/pki/serve.crt --key=/etc/xcluster/pki/serve.key endpoint status -w json 2>/dev/null`, 10_000)
+    const res = await onNode(
+      node,
+      `ETCDCTL_API=3 etcdctl --endpoints=https://${ip}:2379 --cacert=/etc/xcluster/pki/ca.crt --cert=/etc/xcluster/pki/serve.crt --key=/etc/xcluster/pki/serve.key endpoint status -w json 2>/dev/null`,
+      10_000,
+    )
     if (res.code !== 0) continue
     const [status] = JSON.parse(res.stdout) as {Status: {leader: string; header: {member_id: string}}}[]
     if (status && String(status.Status.leader) === String(status.Status.header.member_id)) return node
@@ -89,7 +103,18 @@ async function raftLeader(): Promise<string> {
 }
 
 async function etcdHealthy(): Promise<void> {
-  await waitUntil(async () => (await onNode('s1', 'ETCDCTL_API=3 etcdctl --endpoints=https://10.0.0.2:2379,https://10.0.0.3:2379,https://10.0.0.4:2379 --cacert=/etc/xcluster/pki/ca.crt --cert=/etc/xcluster/pki/serve.crt --key=/etc/xcluster/pki/serve.key endpoint health', 15_000)).code === 0, 30_000, () => 'etcd not healthy')
+  await waitUntil(
+    async () =>
+      (
+        await onNode(
+          's1',
+          'ETCDCTL_API=3 etcdctl --endpoints=https://10.0.0.2:2379,https://10.0.0.3:2379,https://10.0.0.4:2379 --cacert=/etc/xcluster/pki/ca.crt --cert=/etc/xcluster/pki/serve.crt --key=/etc/xcluster/pki/serve.key endpoint health',
+          15_000,
+        )
+      ).code === 0,
+    30_000,
+    () => 'etcd not healthy',
+  )
 }
 
 before(async () => {
@@ -117,7 +142,10 @@ before(async () => {
 
 after(async () => {
   for (const node of CORE) {
-    await onNode(node, `rm -f ${noRestart('xcluster-serve.service')} ${noRestart('etcd-member.service')}; systemctl daemon-reload; systemctl reset-failed xcluster-serve etcd-member 2>/dev/null; systemctl start etcd-member xcluster-serve; systemctl kill -s CONT xcluster-serve; true`)
+    await onNode(
+      node,
+      `rm -f ${noRestart('xcluster-serve.service')} ${noRestart('etcd-member.service')}; systemctl daemon-reload; systemctl reset-failed xcluster-serve etcd-member 2>/dev/null; systemctl start etcd-member xcluster-serve; systemctl kill -s CONT xcluster-serve; true`,
+    )
   }
   // Back to the lab's spec: serve stops campaigning for the test's services.
   const restored = await admin(['bootstrap', '-f', state.specFile, '--native'])
@@ -130,12 +158,16 @@ after(async () => {
 })
 
 describe('elections on the bootstrapped cluster, under systemd, with real service processes', {concurrency: false}, () => {
-  it('SIGKILL of the leader\'s serve: systemd kills its instance with it, frees its lease, and a peer\'s instance starts well inside the TTL', async () => {
+  it("SIGKILL of the leader's serve: systemd kills its instance with it, frees its lease, and a peer's instance starts well inside the TTL", async () => {
     const first = await leaderOf('kill')
     const others = monitor.alive(service(BOUND))
     const at = await crash(first.node, 'xcluster-serve.service')
     try {
-      const next = await waitUntil(() => monitor.startedAfter(service('kill'), at) !== undefined, 10_000, () => 'no new instance').then(() => monitor.startedAfter(service('kill'), at)!)
+      const next = await waitUntil(
+        () => monitor.startedAfter(service('kill'), at) !== undefined,
+        10_000,
+        () => 'no new instance',
+      ).then(() => monitor.startedAfter(service('kill'), at)!)
       console.log(`# lab crash failover: the instance died ${((first.end ?? NaN) - at).toFixed(0)} ms after the SIGKILL, the next started after ${(next.start - at).toFixed(0)} ms (TTL ${TTL} s)`)
       assert.notEqual(next.node, first.node)
       assert.ok(first.end !== undefined && first.end <= next.start)
@@ -153,8 +185,16 @@ describe('elections on the bootstrapped cluster, under systemd, with real servic
     const first = await leaderOf(BOUND)
     const at = await crash(first.node, 'xcluster-serve.service')
     try {
-      await waitUntil(() => first.end !== undefined, 10_000, () => `${BOUND_UNIT} on ${first.node} outlived its serve`)
-      const next = await waitUntil(() => monitor.startedAfter(service(BOUND), at) !== undefined, 10_000, () => 'no new unit instance').then(() => monitor.startedAfter(service(BOUND), at)!)
+      await waitUntil(
+        () => first.end !== undefined,
+        10_000,
+        () => `${BOUND_UNIT} on ${first.node} outlived its serve`,
+      )
+      const next = await waitUntil(
+        () => monitor.startedAfter(service(BOUND), at) !== undefined,
+        10_000,
+        () => 'no new unit instance',
+      ).then(() => monitor.startedAfter(service(BOUND), at)!)
       console.log(`# lab: ${BOUND_UNIT} stopped ${((first.end as number) - at).toFixed(0)} ms after its serve was killed; started on ${next.node} after ${(next.start - at).toFixed(0)} ms`)
       assert.ok((first.end as number) <= next.start)
       assert.match(await sh(first.node, `systemctl show -p BindsTo --value ${BOUND_UNIT}`), /xcluster-serve\.service/)
@@ -164,29 +204,41 @@ describe('elections on the bootstrapped cluster, under systemd, with real servic
     }
   })
 
-  it('SIGSTOP of the leader\'s serve past the TTL: its guardian kills the instance before a successor starts; woken, it never starts it again', async () => {
+  it("SIGSTOP of the leader's serve past the TTL: its guardian kills the instance before a successor starts; woken, it never starts it again", async () => {
     const first = await leaderOf('pause')
     const at = await crash(first.node, 'xcluster-serve.service', 'STOP')
     try {
-      const next = await waitUntil(() => monitor.startedAfter(service('pause'), at) !== undefined, 10_000, () => 'no successor').then(() => monitor.startedAfter(service('pause'), at)!)
+      const next = await waitUntil(
+        () => monitor.startedAfter(service('pause'), at) !== undefined,
+        10_000,
+        () => 'no successor',
+      ).then(() => monitor.startedAfter(service('pause'), at)!)
       assert.notEqual(next.node, first.node)
-      assert.ok(first.end !== undefined && first.end <= next.start, 'the frozen leader\'s instance outlived its lease')
+      assert.ok(first.end !== undefined && first.end <= next.start, "the frozen leader's instance outlived its lease")
       await new Promise((r) => setTimeout(r, TTL * 1000))
     } finally {
       await sh(first.node, 'systemctl kill -s CONT --kill-who=main xcluster-serve')
     }
     await new Promise((r) => setTimeout(r, 1500))
-    assert.deepEqual(monitor.lives.filter((l) => l.service === service('pause') && l.node === first.node && l.start > at), [], 'the woken leader started its instance again')
+    assert.deepEqual(
+      monitor.lives.filter((l) => l.service === service('pause') && l.node === first.node && l.start > at),
+      [],
+      'the woken leader started its instance again',
+    )
     assertNoOverlap('pause')
     await recover(first.node, 'xcluster-serve.service')
   })
 
-  it('systemctl stop of the leader\'s serve: the stop command ends the instance, then a peer takes over at once', async () => {
+  it("systemctl stop of the leader's serve: the stop command ends the instance, then a peer takes over at once", async () => {
     const first = await leaderOf('term')
     const at = monoMs()
     const stopped = sh(first.node, 'systemctl stop xcluster-serve')
     try {
-      const next = await waitUntil(() => monitor.startedAfter(service('term'), at) !== undefined, 10_000, () => 'no successor').then(() => monitor.startedAfter(service('term'), at)!)
+      const next = await waitUntil(
+        () => monitor.startedAfter(service('term'), at) !== undefined,
+        10_000,
+        () => 'no successor',
+      ).then(() => monitor.startedAfter(service('term'), at)!)
       console.log(`# lab graceful handover: ${(next.start - at).toFixed(0)} ms from systemctl stop to the next instance`)
       assert.equal(first.graceful, true, 'the instance was killed, not stopped')
       assert.ok(next.start - at < TTL * 1000)
@@ -211,17 +263,25 @@ describe('elections on the bootstrapped cluster, under systemd, with real servic
       await etcdHealthy()
       await new Promise((r) => setTimeout(r, 500))
     }
-    assert.deepEqual(monitor.lives.filter((l) => l.service === service('member') && l.start >= from).map((l) => `${l.node}/${l.pid}`), [], 'the service was restarted')
+    assert.deepEqual(
+      monitor.lives.filter((l) => l.service === service('member') && l.start >= from).map((l) => `${l.node}/${l.pid}`),
+      [],
+      'the service was restarted',
+    )
     assert.equal(first.end, undefined, 'the leading instance died')
   })
 
-  it('loss of quorum: the leader\'s instance ends before its lease could expire; nobody leads until quorum returns', async () => {
+  it("loss of quorum: the leader's instance ends before its lease could expire; nobody leads until quorum returns", async () => {
     await etcdHealthy()
     const first = await leaderOf('quorum')
     const [a, b] = CORE.filter((n) => n !== first.node) as [string, string]
     const lostAt = Math.max(...(await Promise.all([crash(a, 'etcd-member.service'), crash(b, 'etcd-member.service')])))
     try {
-      await waitUntil(() => first.end !== undefined, TTL * 1000 + 3000, () => 'the leader\'s instance outlived the quorum')
+      await waitUntil(
+        () => first.end !== undefined,
+        TTL * 1000 + 3000,
+        () => "the leader's instance outlived the quorum",
+      )
       // A surviving member that led raft renews leases until its quorum check deposes it (up to two
       // election timeouts); the instance must be gone by then plus the TTL.
       const bound = TTL * 1000 + 2 * settings.etcdMember.electionMs

@@ -33,7 +33,11 @@ const log = () => join(dir, 'part.log')
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'xct-elp-'))
   lan.setUp()
-  etcd = await startEtcdCluster(3, {heartbeatMs: 50, electionMs: 500}, HOSTS.map((h) => ({namespace: lan.namespace(h.name), address: h.address})))
+  etcd = await startEtcdCluster(
+    3,
+    {heartbeatMs: 50, electionMs: 500},
+    HOSTS.map((h) => ({namespace: lan.namespace(h.name), address: h.address})),
+  )
   const file = join(dir, 'spec.yaml')
   writeSpec(file, specBase(ROOT), loggedService('part', log(), TTL))
   const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.etcdFlag}, wrap: wrap('s1')})
@@ -51,10 +55,14 @@ after(async () => {
 describe('election across a network partition', () => {
   it('the cut-off leader stops before the majority elects a successor, then rejoins as a follower', async () => {
     for (const h of HOSTS) daemons.push(new Daemon(h.name, ['part'], etcd.etcdFlag, join(dir, `${h.name}.err`), wrap(h.name)).start())
-    const leader = await until('a leader', () => {
-      const r = running(readEvents(log()))
-      return r.length === 1 ? r[0] : undefined
-    }, 15_000)
+    const leader = await until(
+      'a leader',
+      () => {
+        const r = running(readEvents(log()))
+        return r.length === 1 ? r[0] : undefined
+      },
+      15_000,
+    )
     await sleep(1000)
     const cutAt = Date.now()
     lan.partition(leader.node)
@@ -71,7 +79,9 @@ describe('election across a network partition', () => {
 
     // The operator on the majority side, pointed at the members it can reach.
     const majority = HOSTS.find((h) => h.name !== leader.node)?.name as string
-    const reachable = HOSTS.filter((h) => h.name !== leader.node).map((h) => `http://${h.address}:2379`).join(',')
+    const reachable = HOSTS.filter((h) => h.name !== leader.node)
+      .map((h) => `http://${h.address}:2379`)
+      .join(',')
     // Followers whose watch or calls hit the cut-off member see the change a step later: the
     // views converge, and then check finds no disagreement.
     const convergeFrom = Date.now()
@@ -95,6 +105,9 @@ describe('election across a network partition', () => {
     }
     assert.equal(state?.leader, next.node)
     assert.equal(state?.token, next.token)
-    assert.deepEqual(running(readEvents(log())).map((e) => e.node), [next.node])
+    assert.deepEqual(
+      running(readEvents(log())).map((e) => e.node),
+      [next.node],
+    )
   })
 })

@@ -61,13 +61,17 @@ describe('node lifecycle on the lab', () => {
   before(async () => {
     // sshd up everywhere, even if an earlier run of this file stopped in the middle.
     for (const name of NODES) inNode(name, 'systemctl start ssh.service')
-    await waitFor(async () => {
-      const leases = (await cli('dhcp', 'leases', '--json')).json<{ip: string; node?: string; expired: boolean}[]>()
-      for (const l of leases) if (l.node && !l.expired) leased[l.node] = l.ip
-      const missing = DHCP_NODES.filter((n) => !leased[n] || !execFileSync('ip', ['-n', `xc-${n}`, '-4', 'addr', 'show', 'eth0'], {encoding: 'utf8'}).includes(`inet ${leased[n]}/`))
-      renewDhcp(missing)
-      return missing.length === 0
-    }, 60_000, () => `no DHCP leases for ${DHCP_NODES.join(' ')}: ${JSON.stringify(leased)}`)
+    await waitFor(
+      async () => {
+        const leases = (await cli('dhcp', 'leases', '--json')).json<{ip: string; node?: string; expired: boolean}[]>()
+        for (const l of leases) if (l.node && !l.expired) leased[l.node] = l.ip
+        const missing = DHCP_NODES.filter((n) => !leased[n] || !execFileSync('ip', ['-n', `xc-${n}`, '-4', 'addr', 'show', 'eth0'], {encoding: 'utf8'}).includes(`inet ${leased[n]}/`))
+        renewDhcp(missing)
+        return missing.length === 0
+      },
+      60_000,
+      () => `no DHCP leases for ${DHCP_NODES.join(' ')}: ${JSON.stringify(leased)}`,
+    )
   })
 
   after(async () => {
@@ -88,7 +92,7 @@ describe('node lifecycle on the lab', () => {
     assert.match(table, new RegExp(`s4 .* ${leased.s4.replaceAll('.', '\\.')} \\(dhcp\\)`))
   })
 
-  it('node add of all six after bootstrap: only the core nodes\' /etc/hosts learns the nodes that got addresses since; the rendered files are on each', async () => {
+  it("node add of all six after bootstrap: only the core nodes' /etc/hosts learns the nodes that got addresses since; the rendered files are on each", async () => {
     const r = await cli('node', 'add', ...NODES, '--json')
     ok(r, 'node add')
     const run = r.json<{run: RunSummary}>().run
@@ -104,12 +108,19 @@ describe('node lifecycle on the lab', () => {
     }
 
     // Every node of the lab's spec with an address, in etcd's (name) order.
-    const peers = state.hosts.filter((h) => h.kind === 'node' && ip(h.name)).map((h) => h.name).sort().map((name) => ({name, ip: ip(name)}))
+    const peers = state.hosts
+      .filter((h) => h.kind === 'node' && ip(h.name))
+      .map((h) => h.name)
+      .sort()
+      .map((name) => ({name, ip: ip(name)}))
     const coreEndpoints = CORE.map((n) => `"https://${ip(n)}:2379"`).join(', ')
     for (const name of NODES) {
       const type = state.hosts.find((h) => h.name === name)!.type!
       const mac = state.hosts.find((h) => h.name === name)!.mac
-      assert.equal(await readRemote(name, '/etc/xcluster/agent.yaml'), renderTemplate('node/agent.yaml', {cluster: CLUSTER, name, type, mac, ip: ip(name), etcdEndpoints: coreEndpoints, adminVip: '10.0.0.254'}))
+      assert.equal(
+        await readRemote(name, '/etc/xcluster/agent.yaml'),
+        renderTemplate('node/agent.yaml', {cluster: CLUSTER, name, type, mac, ip: ip(name), etcdEndpoints: coreEndpoints, adminVip: '10.0.0.254'}),
+      )
       assert.equal(await readRemote(name, '/etc/hosts'), renderTemplate('node/hosts', {name, domain: 'xcluster.lan', adminVip: '10.0.0.254', peers}))
       // Core nodes were set up while only the admin host's cache existed; the others use the cluster's.
       const proxyUrl = CORE.includes(name) ? 'http://10.0.0.1:3128' : 'http://10.0.0.254:3128'
@@ -178,7 +189,10 @@ describe('node lifecycle on the lab', () => {
     const failed = JSON.parse(stdout) as {error: {code: string; message: string; details: RunSummary; suggestion: string}}
     assert.equal(failed.error.code, 'RUN_PARTIAL_FAILURE')
     const runId = failed.error.details.runId!
-    assert.deepEqual(failed.error.details.hosts.filter((h) => h.status === 'failed').map((h) => h.name), ['c1'])
+    assert.deepEqual(
+      failed.error.details.hosts.filter((h) => h.status === 'failed').map((h) => h.name),
+      ['c1'],
+    )
     assert.match(failed.error.suggestion, new RegExp(`xcluster node add .*--resume ${runId}`))
     for (const name of NODES.filter((n) => n !== 'c1')) assert.equal((await nodeState(name)).state, 'ready', name)
     assert.equal((await nodeState('c1')).state, 'failed')
@@ -197,18 +211,27 @@ describe('node lifecycle on the lab', () => {
 
   it('a changed host key is refused before anything runs; a re-pin lets it through', async () => {
     const pinned = (await store.getJson<{fingerprints: string[]}>(store.keys.hostKey('s4')))!.value.fingerprints[0]
-    inNode('s4', 'mkdir -p /root/keys && cp -a /etc/ssh/ssh_host_* /root/keys/ && rm /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh.service && rm -f /etc/xcluster/agent.yaml')
+    inNode(
+      's4',
+      'mkdir -p /root/keys && cp -a /etc/ssh/ssh_host_* /root/keys/ && rm /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh.service && rm -f /etc/xcluster/agent.yaml',
+    )
     const presented = inNode('s4', 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]
     try {
       const snapshotBefore = await store.snapshot()
       const r = await cli('node', 'add', 's4')
       assert.equal(r.code, 4, r.stderr)
-      assert.match(r.stderr, new RegExp(`Host key of s4 \\(${leased.s4.replaceAll('.', '\\.')}\\) does not match its pin: expected ${pinned.replace(/[+/]/g, '\\$&')}, presented ${presented.replace(/[+/]/g, '\\$&')}`))
+      assert.match(
+        r.stderr,
+        new RegExp(`Host key of s4 \\(${leased.s4.replaceAll('.', '\\.')}\\) does not match its pin: expected ${pinned.replace(/[+/]/g, '\\$&')}, presented ${presented.replace(/[+/]/g, '\\$&')}`),
+      )
       assert.match(r.stderr, new RegExp(`xcluster node repin s4 --fingerprint ${presented.replace(/[+/]/g, '\\$&')}`))
       assert.throws(() => inNode('s4', 'test -e /etc/xcluster/agent.yaml'), 'nothing ran on the host')
       // Only the audit trail of the refused run was written.
       const changed = Object.keys(await store.snapshot()).filter((k) => snapshotBefore[k] === undefined)
-      assert.ok(changed.every((k) => k.includes('/runs/')), changed.join(' '))
+      assert.ok(
+        changed.every((k) => k.includes('/runs/')),
+        changed.join(' '),
+      )
 
       ok(await cli('node', 'repin', 's4', '--fingerprint', presented, '--yes'), 'repin')
       ok(await cli('node', 'add', 's4'), 'add after repin')
@@ -219,13 +242,20 @@ describe('node lifecycle on the lab', () => {
     }
   })
 
-  it('drain hands the node\'s leaderships to a peer and stops its serve daemon and keepalived; undrain starts them again', async () => {
-    await waitFor(async () => Boolean((await dhcpLeader())?.leader) && (await dhcpLeader())!.candidates.length === 3, 20_000, () => 'no dhcp leader with three candidates')
+  it("drain hands the node's leaderships to a peer and stops its serve daemon and keepalived; undrain starts them again", async () => {
+    await waitFor(
+      async () => Boolean((await dhcpLeader())?.leader) && (await dhcpLeader())!.candidates.length === 3,
+      20_000,
+      () => 'no dhcp leader with three candidates',
+    )
     const leader = (await dhcpLeader())!.leader!
     const drained = await cli('node', 'drain', leader, '--json')
     ok(drained, `drain ${leader}`)
     const result = drained.json<{holdings: {leaderships: {service: string}[]}}>()
-    assert.deepEqual(result.holdings.leaderships.map((l) => l.service), ['dhcp'])
+    assert.deepEqual(
+      result.holdings.leaderships.map((l) => l.service),
+      ['dhcp'],
+    )
     const now = await dhcpLeader()
     assert.ok(now?.leader && now.leader !== leader && CORE.includes(now.leader), `dhcp leader after the drain: ${now?.leader}`)
     assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service || true').trim(), 'inactive')
@@ -233,7 +263,11 @@ describe('node lifecycle on the lab', () => {
     assert.equal((await nodeState(leader)).state, 'drained')
     ok(await cli('node', 'undrain', leader), `undrain ${leader}`)
     assert.equal(inNode(leader, 'systemctl is-active xcluster-serve.service').trim(), 'active')
-    await waitFor(async () => (await dhcpLeader())?.candidates.includes(leader) ?? false, 15_000, () => `${leader} campaigns again`)
+    await waitFor(
+      async () => (await dhcpLeader())?.candidates.includes(leader) ?? false,
+      15_000,
+      () => `${leader} campaigns again`,
+    )
     assert.equal((await dhcpLeader())?.leader, now!.leader, 'leadership stays with the peer')
   })
 
@@ -242,7 +276,10 @@ describe('node lifecycle on the lab', () => {
     ok(drained, 'drain f1')
     assert.equal((await nodeState('f1')).state, 'drained')
     assert.equal(inNode('f1', 'systemctl is-active nginx.service || true').trim(), 'inactive')
-    assert.deepEqual((await nodeState('f1')).history!.slice(-2).map((h) => h.to), ['draining', 'drained'])
+    assert.deepEqual(
+      (await nodeState('f1')).history!.slice(-2).map((h) => h.to),
+      ['draining', 'drained'],
+    )
     ok(await cli('node', 'undrain', 'f1'), 'undrain f1')
     assert.equal((await nodeState('f1')).state, 'ready')
     assert.equal(inNode('f1', 'systemctl is-active nginx.service').trim(), 'active')

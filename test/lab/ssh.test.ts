@@ -36,7 +36,7 @@ after(() => pool.closeAll())
 describe('lab nodes over SSH with pinned host keys', () => {
   before(() => assert.ok(existsSync('/run/netns/xc-admin'), 'the lab admin namespace xc-admin must exist'))
 
-  it('the pinned fingerprints in the lab state match the nodes\' public keys', () => {
+  it("the pinned fingerprints in the lab state match the nodes' public keys", () => {
     for (const t of targets) {
       const host = labHost(t.name)
       if (host.hostPublicKey) assert.equal(fingerprintOfPublicKey(host.hostPublicKey), host.hostKeyFingerprint)
@@ -84,10 +84,17 @@ describe('lab nodes over SSH with pinned host keys', () => {
 
   it('times out a hung command and keeps the connection usable', async () => {
     const host = await pool.get(targets[0])
-    await assert.rejects(host.exec('sleep 30', {timeoutMs: 500}), isError('SSH_COMMAND_TIMEOUT', (e) => assert.match(e.message, /sleep 30.*s1/)))
+    await assert.rejects(
+      host.exec('sleep 30', {timeoutMs: 500}),
+      isError('SSH_COMMAND_TIMEOUT', (e) => assert.match(e.message, /sleep 30.*s1/)),
+    )
     assert.equal((await host.run('echo ok')).stdout, 'ok\n')
     await new Promise((r) => setTimeout(r, 1500))
-    assert.equal((await host.exec(`for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done | grep -c '^sleep 30 $' || true`)).stdout.trim(), '0', 'the timed-out command was killed on the node')
+    assert.equal(
+      (await host.exec(`for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done | grep -c '^sleep 30 $' || true`)).stdout.trim(),
+      '0',
+      'the timed-out command was killed on the node',
+    )
   })
 
   it('refuses a wrong pin with HOST_KEY_CHANGED before authenticating; nothing runs', async () => {

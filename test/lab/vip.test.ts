@@ -84,7 +84,10 @@ describe('keepalived VIP for the admin API', {concurrency: false}, () => {
     const bad = await xcluster(['election', 'check', '--netns-prefix', PREFIX, '--json'], {env})
     assert.equal(bad.code, 3, bad.stdout)
     const found = bad.json<CheckResult>().disagreements
-    assert.deepEqual(found.map((d) => [d.kind, d.nodes]), [['vip-not-on-leader', ['s1', 's2']]])
+    assert.deepEqual(
+      found.map((d) => [d.kind, d.nodes]),
+      [['vip-not-on-leader', ['s1', 's2']]],
+    )
     const onHolder = await xcluster(['election', 'transfer', 'adm', '--to', 's1', '--yes'], {env})
     assert.equal(onHolder.code, 0, onHolder.stderr)
     const good = await xcluster(['election', 'check', '--netns-prefix', PREFIX, '--json'], {env})

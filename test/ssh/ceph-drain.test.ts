@@ -86,9 +86,13 @@ describe('drain with Ceph present: OSDs out, data moved, over SSH', () => {
     const summary = await runPhases([inspectHoldingsPhase, cephOutPhase], context(false), {action: 'node drain', args: [], progress: 'silent'})
     assert.equal(summary.result, 'succeeded', JSON.stringify(summary.hosts))
     assert.equal(osdIn(0), 0, 'osd.0 is out')
-    assert.equal(osdIn(1), 1, 'the other host\'s OSDs stay in')
+    assert.equal(osdIn(1), 1, "the other host's OSDs stay in")
     const stat = ceph.cephJson<{pg_summary: {num_pg_by_state: {name: string}[]}}>(['pg', 'stat'])
-    assert.deepEqual(stat.pg_summary.num_pg_by_state.map((s) => s.name), ['active+clean'], 'the phase returned before the data had moved')
+    assert.deepEqual(
+      stat.pg_summary.num_pg_by_state.map((s) => s.name),
+      ['active+clean'],
+      'the phase returned before the data had moved',
+    )
     assert.equal(onOsd(0), 0, 'no placement group is left on osd.0')
     const listed = execFileSync('rados', ['-c', ceph.conf, '-p', 'data', 'ls'], {encoding: 'utf8'}).trim().split('\n')
     assert.equal(listed.length, OBJECTS, 'every object is still there')

@@ -15,7 +15,11 @@ const dir = mkdtempSync(join(tmpdir(), 'xc-fp-'))
 after(() => rmSync(dir, {recursive: true, force: true}))
 
 describe('fingerprintOfPublicKey', () => {
-  for (const [type, bits] of [['ed25519', []], ['ecdsa', ['-b', '256']], ['rsa', ['-b', '2048']]] as const) {
+  for (const [type, bits] of [
+    ['ed25519', []],
+    ['ecdsa', ['-b', '256']],
+    ['rsa', ['-b', '2048']],
+  ] as const) {
     it(`equals ssh-keygen -lf for a ${type} key`, () => {
       const file = join(dir, `key_${type}`)
       execFileSync(keygen, ['-q', '-t', type, ...bits, '-N', '', '-C', 'a comment with spaces', '-f', file])
@@ -29,7 +33,11 @@ describe('fingerprintOfPublicKey', () => {
 
   it('refuses something that is not a public key line', () => {
     for (const bad of ['', 'ssh-ed25519', 'ssh-ed25519 !!!', 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIA==', '-----BEGIN OPENSSH PRIVATE KEY-----']) {
-      assert.throws(() => fingerprintOfPublicKey(bad), (e: unknown) => e instanceof XclusterError && e.code === 'USAGE', bad)
+      assert.throws(
+        () => fingerprintOfPublicKey(bad),
+        (e: unknown) => e instanceof XclusterError && e.code === 'USAGE',
+        bad,
+      )
     }
   })
 

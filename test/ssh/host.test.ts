@@ -23,7 +23,11 @@ const isError = (code: string, check?: (e: XclusterError) => void) => (e: unknow
   check?.(e)
   return true
 }
-const acceptedLogins = () => sshd.log().split('\n').filter((l) => /Accepted publickey|Failed publickey|userauth/i.test(l)).length
+const acceptedLogins = () =>
+  sshd
+    .log()
+    .split('\n')
+    .filter((l) => /Accepted publickey|Failed publickey|userauth/i.test(l)).length
 
 describe('SshHost exec', () => {
   let host: SshHost
@@ -78,13 +82,19 @@ describe('SshHost exec', () => {
   })
 
   it('run() turns a non-zero exit into SSH_COMMAND_FAILED with stderr', async () => {
-    await assert.rejects(host.run('echo boom >&2; exit 7'), isError('SSH_COMMAND_FAILED', (e) => assert.match(e.message, /exited with 7:\nboom/)))
+    await assert.rejects(
+      host.run('echo boom >&2; exit 7'),
+      isError('SSH_COMMAND_FAILED', (e) => assert.match(e.message, /exited with 7:\nboom/)),
+    )
     assert.equal((await host.run('echo ok')).stdout, 'ok\n')
   })
 
   it('runs several commands concurrently on one connection', async () => {
     const results = await Promise.all([1, 2, 3, 4, 5].map((i) => host.exec(`sleep 0.2; echo ${i}`)))
-    assert.deepEqual(results.map((r) => r.stdout), ['1\n', '2\n', '3\n', '4\n', '5\n'])
+    assert.deepEqual(
+      results.map((r) => r.stdout),
+      ['1\n', '2\n', '3\n', '4\n', '5\n'],
+    )
   })
 
   it('validates systemctl arguments before running anything', async () => {

@@ -106,7 +106,7 @@ function lightBundle(version: string, tag = 'a'): Promise<ReleaseBundle> {
 }
 
 describe('release install over SSH', () => {
-  it('installs the runtime, the release, current, libexec and the wrapper; the installed xcluster is the admin\'s version', async () => {
+  it("installs the runtime, the release, current, libexec and the wrapper; the installed xcluster is the admin's version", async () => {
     const root = freshRoot()
     const {summary, sent} = await install(bundle, root)
     assert.equal(summary.result, 'succeeded', JSON.stringify(summary.hosts))
@@ -207,7 +207,10 @@ describe('release install over SSH', () => {
     const {summary} = await install(unusable, root)
     assert.equal(summary.result, 'failed')
     assert.equal(summary.hosts[0].failure?.phase, 'runtime-install')
-    assert.match(summary.hosts[0].failure!.message, /^The Node\.js v20\.20\.2 runtime \(linux x64\) does not run on node1 \(libc: glibc 2\.\d+\): .*version `GLIBC_9\.\d+' not found.*Nothing was installed\. Try this: /s)
+    assert.match(
+      summary.hosts[0].failure!.message,
+      /^The Node\.js v20\.20\.2 runtime \(linux x64\) does not run on node1 \(libc: glibc 2\.\d+\): .*version `GLIBC_9\.\d+' not found.*Nothing was installed\. Try this: /s,
+    )
     assert.deepEqual(readdirSync(root), [], 'the directories made for the upload are gone too')
   })
 
@@ -247,7 +250,7 @@ describe('release install over SSH', () => {
   })
 })
 
-describe('one host through a release\'s life (each step starts where the last one left it)', () => {
+describe("one host through a release's life (each step starts where the last one left it)", () => {
   let root: string
   let first: ReleaseBundle
   let next: ReleaseBundle
@@ -368,7 +371,10 @@ describe('release install as a non-root login user with sudo', () => {
   it('streams the archives through sudo and installs root-owned files the user can run', async () => {
     const root = mkdtempSync(join(userSshd.dir, 'root-'))
     execFileSync('chmod', ['755', root])
-    const target: ReleaseTarget = {name: 'node2', target: {name: 'node2', address: '127.0.0.1', port: userSshd.port, user: USER, privateKeyPath: userSshd.clientKeyPath, hostKey: {pinned: [userSshd.hostFingerprint]}}}
+    const target: ReleaseTarget = {
+      name: 'node2',
+      target: {name: 'node2', address: '127.0.0.1', port: userSshd.port, user: USER, privateKeyPath: userSshd.clientKeyPath, hostKey: {pinned: [userSshd.hostFingerprint]}},
+    }
     const {summary} = await installRelease({hosts: [target], bundle, root})
     assert.equal(summary.result, 'succeeded', JSON.stringify(summary.hosts))
     const ssh = await SshHost.connect(target.target)

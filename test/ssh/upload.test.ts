@@ -52,7 +52,10 @@ describe('upload and download', () => {
       while (writing) {
         const content = readFileSync(path)
         assert.equal(content.length, size, 'never a truncated or partial file')
-        assert.ok(content.every((b) => b === content[0]), 'never a mix of two versions')
+        assert.ok(
+          content.every((b) => b === content[0]),
+          'never a mix of two versions',
+        )
         reads++
         await new Promise((r) => setImmediate(r))
       }
@@ -63,12 +66,18 @@ describe('upload and download', () => {
     assert.ok(reads > 5, `reader ran ${reads} times`)
     assert.equal(readFileSync(path, 'latin1')[0], 'd')
     assert.notEqual(statSync(path).ino, inodeBefore)
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.xc-')), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.xc-')),
+      [],
+    )
   })
 
   it('fails clearly into a missing directory and leaves nothing behind', async () => {
     await assert.rejects(host.upload('x', join(dir, 'missing', 'file')), isError('SSH_UPLOAD_FAILED'))
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.xc-')), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.xc-')),
+      [],
+    )
   })
 
   it('fails on an unknown owner and keeps the old file', async () => {
@@ -76,14 +85,20 @@ describe('upload and download', () => {
     await host.upload('old', path)
     await assert.rejects(host.upload('new', path, {owner: 'no-such-user-xc'}), isError('SSH_COMMAND_FAILED'))
     assert.equal(readFileSync(path, 'utf8'), 'old')
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.xc-')), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.xc-')),
+      [],
+    )
   })
 
   it('refuses bad arguments before touching the host', async () => {
     await assert.rejects(host.upload('x', 'relative/path'), isError('USAGE'))
     await assert.rejects(host.upload('x', join(dir, 'm'), {mode: 0o10000}), isError('USAGE'))
     await assert.rejects(host.upload('x', join(dir, 'o'), {owner: 'root; rm -rf /'}), isError('USAGE'))
-    assert.deepEqual(readdirSync(dir).filter((f) => f === 'm' || f === 'o'), [])
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f === 'm' || f === 'o'),
+      [],
+    )
   })
 
   it('download of a missing file is SSH_DOWNLOAD_FAILED', async () => {

@@ -25,7 +25,11 @@ describe('lab down', () => {
     assert.doesNotMatch(namespaces, /^xc-/m)
     assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(state.dir.replaceAll('/', '\\/')))
     for (const root of ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified']) {
-      assert.deepEqual(readdirSync(root).filter((d) => d.startsWith('xc-')), [], `cgroups under ${root}`)
+      assert.deepEqual(
+        readdirSync(root).filter((d) => d.startsWith('xc-')),
+        [],
+        `cgroups under ${root}`,
+      )
     }
     for (const pid of pids) assert.ok(!existsSync(`/proc/${pid}`), `process ${pid} is gone`)
     assert.ok(!existsSync(state.dir), 'the state directory is gone')

@@ -13,14 +13,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {
-  preflightAdminServices,
-  renderAdminServices,
-  renderAdminUnit,
-  startNativeServices,
-  writeComposeBundle,
-  type AdminServicesBundle,
-} from '../../src/lib/admin-services/index.js'
+import {preflightAdminServices, renderAdminServices, renderAdminUnit, startNativeServices, writeComposeBundle, type AdminServicesBundle} from '../../src/lib/admin-services/index.js'
 import {boundSockets, conflicts, socketHolders} from '../../src/lib/admin-services/sockets.js'
 import {XclusterError} from '../../src/lib/errors.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
@@ -59,17 +52,32 @@ describe('admin services: rendered configs', () => {
 
   it('renders every service on the gateway address, with the boot script at the URL DHCP hands out', () => {
     const bundle = renderAdminServices(specWith(), {root: ROOT_DIR, interface: 'eth0'})
-    assert.deepEqual(bundle.services.map((s) => s.name), ['ntp', 'dns-tftp', 'http', 'package-cache', 'ansible'])
+    assert.deepEqual(
+      bundle.services.map((s) => s.name),
+      ['ntp', 'dns-tftp', 'http', 'package-cache', 'ansible'],
+    )
     assert.deepEqual(
       bundle.services.flatMap((s) => s.ports.map((p) => `${p.address}:${p.port}/${p.protocol}`)),
       [`10.${NET}.0.1:123/udp`, `10.${NET}.0.1:53/udp`, `10.${NET}.0.1:53/tcp`, `10.${NET}.0.1:69/udp`, `10.${NET}.0.1:80/tcp`, `10.${NET}.0.1:3128/tcp`],
     )
     assert.deepEqual(bundle.files.map((f) => f.path).sort(), [
-      'ansible/ansible.cfg', 'ansible/inventory.yaml', 'ansible/known_hosts',
-      'config/chrony.conf', 'config/dnsmasq-cluster.conf', 'config/dnsmasq.conf', 'config/nginx.conf', 'config/squid.conf',
+      'ansible/ansible.cfg',
+      'ansible/inventory.yaml',
+      'ansible/known_hosts',
+      'config/chrony.conf',
+      'config/dnsmasq-cluster.conf',
+      'config/dnsmasq.conf',
+      'config/nginx.conf',
+      'config/squid.conf',
       'http/boot.ipxe',
     ])
-    assert.deepEqual(bundle.copies.map((c) => [c.source, c.path]), [['/usr/lib/ipxe/undionly.kpxe', 'tftp/undionly.kpxe'], ['/usr/lib/ipxe/ipxe.efi', 'tftp/ipxe.efi']])
+    assert.deepEqual(
+      bundle.copies.map((c) => [c.source, c.path]),
+      [
+        ['/usr/lib/ipxe/undionly.kpxe', 'tftp/undionly.kpxe'],
+        ['/usr/lib/ipxe/ipxe.efi', 'tftp/ipxe.efi'],
+      ],
+    )
     const custom = renderAdminServices(parseSpec(`${testSpecYaml(NET)}pxe: {httpBootUrl: "http://10.${NET}.0.1/boot/x.ipxe", biosBootFile: bios.kpxe}\n`, 's'), {root: ROOT_DIR})
     assert.ok(custom.files.some((f) => f.path === 'http/boot/x.ipxe' && f.content.startsWith('#!ipxe\n')))
     assert.ok(custom.copies.some((c) => c.path === 'tftp/bios.kpxe' && c.source === '/usr/lib/ipxe/undionly.kpxe'))
@@ -238,7 +246,10 @@ describe('admin services: refusals before anything is written', () => {
       const mine = boundSockets().filter((s) => conflicts(s, {protocol: 'tcp', address: '127.0.0.1', port}))
       assert.equal(mine.length, 1)
       const holders = socketHolders(new Set([mine[0].inode])).get(mine[0].inode) ?? []
-      assert.deepEqual(holders.map((h) => h.pid), [process.pid])
+      assert.deepEqual(
+        holders.map((h) => h.pid),
+        [process.pid],
+      )
       assert.ok(!boundSockets().some((s) => conflicts(s, {protocol: 'udp', address: '127.0.0.1', port})), 'tcp is not udp')
     } finally {
       server.close()

@@ -105,7 +105,7 @@ describe('cluster CA', () => {
     writeFileSync(certFile, c.certPem)
     writeFileSync(keyFile, c.key.exportPem())
     const pub = (args: string[]) => execFileSync(openssl, args, {encoding: 'utf8'})
-    assert.equal(pub(['x509', '-in', certFile, '-noout', '-pubkey']), pub(['pkey', '-in', keyFile, '-pubout']), 'openssl: the key is the certificate\'s')
+    assert.equal(pub(['x509', '-in', certFile, '-noout', '-pubkey']), pub(['pkey', '-in', keyFile, '-pubout']), "openssl: the key is the certificate's")
   })
 
   it('issues an etcd member its peer and server certificates, and the identities their client certificates', async () => {
@@ -124,15 +124,18 @@ describe('cluster CA', () => {
     assert.ok(hours > 0.9 && hours <= 1, `a root certificate is short-lived (${hours.toFixed(2)} h)`)
     await assert.rejects(issueClientCertificate(ca, 'etcd-peer'), isError('USAGE', 2), 'member names are not client identities')
     const files = coreNodeTlsFiles(ca.certPem, member, serve)
-    assert.deepEqual(files.map((f) => `${f.path} ${f.mode.toString(8)}`), [
-      '/etc/xcluster/pki/ca.crt 644',
-      '/etc/xcluster/pki/etcd-peer.crt 644',
-      '/etc/xcluster/pki/etcd-peer.key 600',
-      '/etc/xcluster/pki/etcd-server.crt 644',
-      '/etc/xcluster/pki/etcd-server.key 600',
-      '/etc/xcluster/pki/serve.crt 644',
-      '/etc/xcluster/pki/serve.key 600',
-    ])
+    assert.deepEqual(
+      files.map((f) => `${f.path} ${f.mode.toString(8)}`),
+      [
+        '/etc/xcluster/pki/ca.crt 644',
+        '/etc/xcluster/pki/etcd-peer.crt 644',
+        '/etc/xcluster/pki/etcd-peer.key 600',
+        '/etc/xcluster/pki/etcd-server.crt 644',
+        '/etc/xcluster/pki/etcd-server.key 600',
+        '/etc/xcluster/pki/serve.crt 644',
+        '/etc/xcluster/pki/serve.key 600',
+      ],
+    )
     assert.doesNotMatch(JSON.stringify(files), /PRIVATE KEY|BEGIN/, 'a plan of files serializes without contents')
   })
 
@@ -190,7 +193,7 @@ describe('private keys and the cluster secret never leak by accident', () => {
     await assert.rejects(openSealedKey({...sealed, data: flipped.toString('base64')}, secret, '/xcluster/lab/certs/ca'), isError('SECRET_MISMATCH', 3), 'tampered ciphertext')
   })
 
-  it('writes the operator\'s CA, certificate and key to the admin host\'s per-cluster directory, owner-only', async () => {
+  it("writes the operator's CA, certificate and key to the admin host's per-cluster directory, owner-only", async () => {
     const admin = await issueClientCertificate(ca, identity.admin, 1)
     const saved = process.env.XCLUSTER_PKI_DIR
     process.env.XCLUSTER_PKI_DIR = join(dir, 'admin-home')
@@ -219,7 +222,10 @@ describe('private keys and the cluster secret never leak by accident', () => {
     assert.throws(() => writeClusterSecret(file, ClusterSecret.generate()), isError('SECRET_EXISTS', 3))
     assert.equal(readFileSync(file, 'utf8'), before, 'the existing secret is untouched')
     chmodSync(file, 0o644)
-    assert.throws(() => readClusterSecret(file), (e: unknown) => isError('SECRET_FILE_MODE', 3)(e) && /chmod 600/.test((e as XclusterError).suggestion ?? ''))
+    assert.throws(
+      () => readClusterSecret(file),
+      (e: unknown) => isError('SECRET_FILE_MODE', 3)(e) && /chmod 600/.test((e as XclusterError).suggestion ?? ''),
+    )
     chmodSync(file, 0o600)
     writeFileSync(file, 'too short\n', {mode: 0o600})
     assert.throws(() => readClusterSecret(file), isError('SECRET_INVALID', 3))

@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {
-  BOOTREPLY,
-  BOOTREQUEST,
-  clientRequest,
-  MAX_MESSAGE_SIZE,
-  decodePacket,
-  encodePacket,
-  macOf,
-  userClasses,
-  type DhcpPacket,
-} from '../../src/lib/dhcp/packet.js'
+import {BOOTREPLY, BOOTREQUEST, clientRequest, MAX_MESSAGE_SIZE, decodePacket, encodePacket, macOf, userClasses, type DhcpPacket} from '../../src/lib/dhcp/packet.js'
 import {bootAnswer, pxeSettings} from '../../src/lib/dhcp/pxe.js'
 import {exampleSpec, repeatedOptionDiscover} from '../helpers/dhcp.js'
 
@@ -55,7 +45,7 @@ describe('DHCP codec: decoding real requests', () => {
     assert.deepEqual([...(p.options.clientId ?? [])], [1, 0, 0x0b, 0x82, 1, 0xfc, 0x42])
   })
 
-  it('decodes iPXE\'s PXE options: arch, UUID, vendor and user class', () => {
+  it("decodes iPXE's PXE options: arch, UUID, vendor and user class", () => {
     const r = decodePacket(ipxeRequest())
     assert.ok(r.ok)
     assert.deepEqual(r.packet.options.clientArch, [7])
@@ -220,7 +210,7 @@ describe('PXE answers by client architecture', () => {
     assert.equal(bootAnswer(pxe, {}), undefined)
     assert.equal(bootAnswer(pxe, {vendorClass: 'udhcp 1.35.0'}), undefined)
   })
-  it('takes the spec\'s pxe: values', () => {
+  it("takes the spec's pxe: values", () => {
     const spec = {...exampleSpec(), pxe: {tftpServer: '10.0.0.9', uefiBootFile: 'efi/snp.efi'}}
     const custom = pxeSettings(spec)
     assert.equal(bootAnswer(custom, {clientArch: [9]})?.bootfile, 'efi/snp.efi')

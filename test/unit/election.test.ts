@@ -35,7 +35,9 @@ function oneProblem(text: string, path: string, includes: string): SpecProblem {
 describe('services: in the spec', () => {
   it('is optional, and a service gets the default TTL of 3 s', () => {
     assert.equal(valid(EXAMPLE).services, undefined)
-    const spec = valid(withServices("  - {name: postgres, start: 'pg start', stop: 'pg stop', nodes: [s1, s2, s3], vip: 10.0.0.253, rbdImage: rbd/postgres}\n  - {name: dhcp, unit: xcluster-dhcp.service, ttl: 5}\n"))
+    const spec = valid(
+      withServices("  - {name: postgres, start: 'pg start', stop: 'pg stop', nodes: [s1, s2, s3], vip: 10.0.0.253, rbdImage: rbd/postgres}\n  - {name: dhcp, unit: xcluster-dhcp.service, ttl: 5}\n"),
+    )
     assert.deepEqual(spec.services, [
       {name: 'postgres', ttl: 3, start: 'pg start', stop: 'pg stop', nodes: ['s1', 's2', 's3'], vip: '10.0.0.253', rbdImage: 'rbd/postgres'},
       {name: 'dhcp', ttl: 5, unit: 'xcluster-dhcp.service'},
@@ -43,13 +45,16 @@ describe('services: in the spec', () => {
   })
 
   it('the commented example in templates/xcluster.yaml is valid once uncommented', () => {
-    const uncommented = EXAMPLE.replace(/^# services:\n((?:#   - .*\n)+)/m, (_m, items: string) => `services:\n${items.replaceAll('#   - ', '  - ')}`)
+    const uncommented = EXAMPLE.replace(/^# services:\n((?:# {3}- .*\n)+)/m, (_m, items: string) => `services:\n${items.replaceAll('#   - ', '  - ')}`)
     assert.notEqual(uncommented, EXAMPLE, 'the template has a commented services example')
-    assert.deepEqual(valid(uncommented).services?.map((s) => s.name), ['postgres', 'dhcp'])
+    assert.deepEqual(
+      valid(uncommented).services?.map((s) => s.name),
+      ['postgres', 'dhcp'],
+    )
   })
 
   it('rejects each kind of bad service with the path, a reason and a fix', () => {
-    oneProblem(withServices("  - {name: a, start: x, stop: y, color: red}\n"), 'services[0].color', 'unknown key')
+    oneProblem(withServices('  - {name: a, start: x, stop: y, color: red}\n'), 'services[0].color', 'unknown key')
     oneProblem(withServices('  - {name: a, unit: u, start: x, stop: y}\n'), 'services[0].unit', 'both unit')
     oneProblem(withServices('  - {name: a, start: x}\n'), 'services[0].stop', 'no stop')
     oneProblem(withServices('  - {name: a}\n'), 'services[0]', 'neither unit')
@@ -60,7 +65,7 @@ describe('services: in the spec', () => {
     oneProblem(withServices('  - {name: a, unit: u, vip: 10.9.0.1}\n'), 'services[0].vip', 'outside the subnet')
   })
 
-  it('refuses a service VIP that is a machine\'s own address, or one DHCP could hand out', () => {
+  it("refuses a service VIP that is a machine's own address, or one DHCP could hand out", () => {
     // A node's fixed IP (s1 is 10.0.0.2), the admin VIP, the gateway.
     oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.2}\n'), 'services[0].vip', "node s1's IP address")
     oneProblem(withServices('  - {name: a, unit: u, vip: 10.0.0.254}\n'), 'services[0].vip', "the admin VIP's address")
@@ -92,7 +97,10 @@ describe('keepalived config', () => {
   const spec = valid(EXAMPLE)
 
   it('gives the core nodes descending priorities', () => {
-    assert.deepEqual(['s1', 's2', 's3'].map((n) => vrrpPriority(spec, n)), [150, 140, 130])
+    assert.deepEqual(
+      ['s1', 's2', 's3'].map((n) => vrrpPriority(spec, n)),
+      [150, 140, 130],
+    )
     assert.throws(() => vrrpPriority(spec, 'c1'), /not a core node/)
   })
 

@@ -19,7 +19,14 @@ describe('lab topology (pure logic)', () => {
     assert.equal(t.prefixLength, 24)
     assert.deepEqual(
       t.nodes.map((n) => [n.name, n.type, n.ip ?? null]),
-      [['s1', 'core', '10.0.0.2'], ['s2', 'core', '10.0.0.3'], ['s3', 'core', '10.0.0.4'], ['s4', 'storage', null], ['c1', 'compute', null], ['f1', 'frontend', null]],
+      [
+        ['s1', 'core', '10.0.0.2'],
+        ['s2', 'core', '10.0.0.3'],
+        ['s3', 'core', '10.0.0.4'],
+        ['s4', 'storage', null],
+        ['c1', 'compute', null],
+        ['f1', 'frontend', null],
+      ],
     )
   })
 
@@ -33,19 +40,19 @@ describe('lab topology (pure logic)', () => {
     assert.match(t.effectiveSpecYaml, /^# xcluster cluster spec/)
   })
 
-  test('the effective spec names the lab\'s bridge as the admin cache\'s upstream, and this machine\'s mirrors', () => {
+  test("the effective spec names the lab's bridge as the admin cache's upstream, and this machine's mirrors", () => {
     const t = labTopology(SPEC, 0)
     const spec = parseSpec(t.effectiveSpecYaml, 'effective')
     assert.equal(spec.packages?.upstream, 'http://10.0.0.1:3129')
     assert.deepEqual(spec.packages?.mirrors, mirrorUrls().length > 0 ? mirrorUrls() : ['http://deb.debian.org/debian', 'http://deb.debian.org/debian-security'])
-    assert.equal(t.nodeProxy, 'http://10.0.0.1:3128', 'the nodes use the admin host\'s cache')
+    assert.equal(t.nodeProxy, 'http://10.0.0.1:3128', "the nodes use the admin host's cache")
     assert.equal(t.upstreamProxy, 'http://10.0.0.1:3129')
     assert.match(t.effectiveSpecYaml, /^# xcluster cluster spec/, 'comments kept')
 
     const dir = mkdtempSync(join(tmpdir(), 'xct-topology-'))
     const own = join(dir, 'own.yaml')
     writeFileSync(own, `${readFileSync(SPEC, 'utf8')}packages:\n  upstream: http://10.0.0.1:8080\n`)
-    assert.equal(parseSpec(labTopology(own, 0).effectiveSpecYaml, 'e').packages?.upstream, 'http://10.0.0.1:8080', 'a spec\'s own upstream is kept')
+    assert.equal(parseSpec(labTopology(own, 0).effectiveSpecYaml, 'e').packages?.upstream, 'http://10.0.0.1:8080', "a spec's own upstream is kept")
     const none = join(dir, 'none.yaml')
     writeFileSync(none, `${readFileSync(SPEC, 'utf8')}packages:\n  proxy: none\n`)
     const direct = labTopology(none, 0)
@@ -65,13 +72,14 @@ describe('lab topology (pure logic)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xc-topo-'))
     const bad = join(dir, 'bad.yaml')
     writeFileSync(bad, 'cluster: x\nnetwork: {subnet: 10.0.0.0/24, gateway: 10.0.0.1}\nnodes:\n  - {name: s1, mac: "zz"}\n')
-    assert.throws(() => labTopology(bad, 0), (e: Error & {code?: string}) => e.code === 'SPEC_INVALID' && /nodes\[0\]\.mac/.test(e.message))
+    assert.throws(
+      () => labTopology(bad, 0),
+      (e: Error & {code?: string}) => e.code === 'SPEC_INVALID' && /nodes\[0\]\.mac/.test(e.message),
+    )
     const good = readFileSync(SPEC, 'utf8')
     writeFileSync(bad, good.replace('- {name: s4,', '- {name: admin, type: storage,'))
     assert.throws(() => labTopology(bad, 0), /the lab uses the host names admin and lan itself; rename node admin/)
     writeFileSync(bad, good)
     assert.throws(() => labTopology(bad, 256), /extra|fit/)
   })
-
 })
-

@@ -36,7 +36,7 @@ describe('the lease clock', () => {
     suspend(60_000) // the laptop lid, a frozen VM
     run(1)
     assert.ok(clock.now() > expiry, 'the lease still looks alive after a minute asleep')
-    assert.ok(clock.now() - expiry >= 58_000, "the whole suspend is counted")
+    assert.ok(clock.now() - expiry >= 58_000, 'the whole suspend is counted')
   })
   it('never reads earlier than boot time (truncation errs late)', () => {
     const {clock, host, run} = fakeHost()
@@ -48,7 +48,10 @@ describe('the lease clock', () => {
   })
   it('never goes backwards, and works on monotonic time alone where /proc/uptime is missing', () => {
     const host = {mono: 0}
-    const clock = new LeaseClock(() => host.mono, () => undefined)
+    const clock = new LeaseClock(
+      () => host.mono,
+      () => undefined,
+    )
     let last = clock.now()
     for (let i = 0; i < 10; i++) {
       host.mono += 5
@@ -56,7 +59,7 @@ describe('the lease clock', () => {
       last = clock.now()
     }
   })
-  it('reads this host\'s boot time', () => {
+  it("reads this host's boot time", () => {
     const ms = readUptimeMs()
     assert.ok(ms !== undefined && ms > 0)
   })

@@ -62,7 +62,7 @@ const PACKAGE: Record<string, string> = {
   'node_modules/prod/index.js': 'module.exports = 1\n',
   'node_modules/prod/test/fixture.key': 'a fixture\n',
   'node_modules/prod/.github/workflow.yml': '',
-  'node_modules/prod/lib/test/helper.js': 'kept: only a package\'s top-level tests are dropped\n',
+  'node_modules/prod/lib/test/helper.js': "kept: only a package's top-level tests are dropped\n",
   'node_modules/prod/node_modules/nested/index.js': '',
   'node_modules/@scope/scoped/index.js': '',
   'node_modules/devonly/index.js': '',
@@ -104,7 +104,7 @@ describe('tar writer', () => {
 })
 
 describe('release contents', () => {
-  it('holds the built package and the lockfile\'s production dependencies, without tests, sources, caches or credentials', () => {
+  it("holds the built package and the lockfile's production dependencies, without tests, sources, caches or credentials", () => {
     const root = tree(mkdtempSync(join(scratch, 'pkg-')), PACKAGE)
     const source = collectReleaseFiles(root)
     assert.equal(source.version, '1.2.3')
@@ -133,19 +133,28 @@ describe('release contents', () => {
   it('refuses an unbuilt package, a missing lockfile or dependency, and a symlink out of the release', () => {
     const unbuilt = tree(mkdtempSync(join(scratch, 'pkg-')), {...PACKAGE, 'oclif.manifest.json': ''})
     rmSync(join(unbuilt, 'oclif.manifest.json'))
-    assert.throws(() => collectReleaseFiles(unbuilt), (e) => isError('RELEASE_NOT_BUILT')(e) && /npm run build/.test((e as XclusterError).suggestion!))
+    assert.throws(
+      () => collectReleaseFiles(unbuilt),
+      (e) => isError('RELEASE_NOT_BUILT')(e) && /npm run build/.test((e as XclusterError).suggestion!),
+    )
     const noLock = tree(mkdtempSync(join(scratch, 'pkg-')), PACKAGE)
     rmSync(join(noLock, 'package-lock.json'))
     assert.throws(() => collectReleaseFiles(noLock), isError('RELEASE_LOCKFILE_MISSING'))
     const missing = tree(mkdtempSync(join(scratch, 'pkg-')), PACKAGE)
     rmSync(join(missing, 'node_modules/prod/node_modules/nested'), {recursive: true})
-    assert.throws(() => collectReleaseFiles(missing), (e) => isError('RELEASE_DEPENDENCY_MISSING')(e) && /node_modules\/prod\/node_modules\/nested/.test((e as Error).message))
+    assert.throws(
+      () => collectReleaseFiles(missing),
+      (e) => isError('RELEASE_DEPENDENCY_MISSING')(e) && /node_modules\/prod\/node_modules\/nested/.test((e as Error).message),
+    )
     const escaping = tree(mkdtempSync(join(scratch, 'pkg-')), PACKAGE)
     symlinkSync('/etc/passwd', join(escaping, 'dist/passwd'))
-    assert.throws(() => collectReleaseFiles(escaping), (e) => isError('RELEASE_UNSUPPORTED_FILE')(e) && /dist\/passwd/.test((e as Error).message))
+    assert.throws(
+      () => collectReleaseFiles(escaping),
+      (e) => isError('RELEASE_UNSUPPORTED_FILE')(e) && /dist\/passwd/.test((e as Error).message),
+    )
   })
 
-  it('takes an installed tree\'s hidden lockfile (npm install -g) and ships it as package-lock.json', () => {
+  it("takes an installed tree's hidden lockfile (npm install -g) and ships it as package-lock.json", () => {
     const root = tree(mkdtempSync(join(scratch, 'pkg-')), {...PACKAGE, 'node_modules/.package-lock.json': LOCK})
     rmSync(join(root, 'package-lock.json'))
     const source = collectReleaseFiles(root)
@@ -156,7 +165,10 @@ describe('release contents', () => {
   it('refuses to ship a private key', async () => {
     const key = execFileSync(requireTool('openssl', 'openssl'), ['genpkey', '-algorithm', 'ed25519'], {encoding: 'utf8'})
     const root = tree(mkdtempSync(join(scratch, 'pkg-')), {...PACKAGE, 'templates/leaked.pem': key})
-    await assert.rejects(buildRelease({packageRoot: root, cacheDir: join(scratch, 'cache-secret'), ...fakeRuntime}), (e) => isError('RELEASE_SECRET_FOUND')(e) && /templates\/leaked\.pem/.test((e as Error).message))
+    await assert.rejects(
+      buildRelease({packageRoot: root, cacheDir: join(scratch, 'cache-secret'), ...fakeRuntime}),
+      (e) => isError('RELEASE_SECRET_FOUND')(e) && /templates\/leaked\.pem/.test((e as Error).message),
+    )
   })
 
   it('refuses a runtime that is not built for Linux', async () => {
@@ -204,7 +216,17 @@ describe('release build', () => {
     const options = JSON.stringify({packageRoot: root, cacheDir, ...fakeRuntime})
     const inChild = (): {releaseCached: boolean; sha256: string} =>
       JSON.parse(
-        execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const {buildRelease} = await import(${JSON.stringify(join(import.meta.dirname, '../../src/lib/release/bundle.ts'))}); const b = await buildRelease(${options}); console.log(JSON.stringify({releaseCached: b.build.releaseCached, sha256: b.sha256}))`], {encoding: 'utf8', cwd: join(import.meta.dirname, '../..')}),
+        execFileSync(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '--input-type=module',
+            '-e',
+            `const {buildRelease} = await import(${JSON.stringify(join(import.meta.dirname, '../../src/lib/release/bundle.ts'))}); const b = await buildRelease(${options}); console.log(JSON.stringify({releaseCached: b.build.releaseCached, sha256: b.sha256}))`,
+          ],
+          {encoding: 'utf8', cwd: join(import.meta.dirname, '../..')},
+        ),
       )
     assert.deepEqual(inChild(), {releaseCached: true, sha256: built.sha256})
     const damaged = readFileSync(built.archive.path)

@@ -36,13 +36,29 @@ describe('planPrune', () => {
 describe('what a node reports', () => {
   it('parses the probe', () => {
     const probe = parseProbe('kernel Linux\nmachine x86_64\nlibc glibc 2.36\nfree 1024\nruntime abc\nmarker m\nsums s\nlink ../../runtime/r\ntree ok\ncurrent releases/x\nlibexec-not-a-link\n')
-    assert.deepEqual(probe, {kernel: 'Linux', machine: 'x86_64', libc: 'glibc 2.36', freeBytes: 1024 * 1024, runtimeSha: 'abc', release: {marker: 'm', sums: 's', link: '../../runtime/r', tree: 'ok'}, current: 'releases/x', conflicts: ['libexec']})
+    assert.deepEqual(probe, {
+      kernel: 'Linux',
+      machine: 'x86_64',
+      libc: 'glibc 2.36',
+      freeBytes: 1024 * 1024,
+      runtimeSha: 'abc',
+      release: {marker: 'm', sums: 's', link: '../../runtime/r', tree: 'ok'},
+      current: 'releases/x',
+      conflicts: ['libexec'],
+    })
     assert.deepEqual(parseProbe('kernel Linux\nmachine aarch64\nlibc unknown\nfree 5\n'), {kernel: 'Linux', machine: 'aarch64', libc: 'unknown', freeBytes: 5120, conflicts: []})
   })
 
   it('lists only directories named as ours', () => {
     const listing = parseListing(
-      [`release\t1700000000\t${id(1)}\t../../runtime/${rtA}`, 'release\t0\tmy-notes\t', `runtime\t${rtA}`, 'runtime\tlocal-build', 'stale\t/opt/xcluster/releases/.incoming-Ab12Cd', `current\treleases/${id(1)}`].join('\n'),
+      [
+        `release\t1700000000\t${id(1)}\t../../runtime/${rtA}`,
+        'release\t0\tmy-notes\t',
+        `runtime\t${rtA}`,
+        'runtime\tlocal-build',
+        'stale\t/opt/xcluster/releases/.incoming-Ab12Cd',
+        `current\treleases/${id(1)}`,
+      ].join('\n'),
     )
     assert.deepEqual(listing, {releases: [{id: id(1), installedAt: 1700000000, runtime: rtA}], runtimes: [rtA], stale: ['/opt/xcluster/releases/.incoming-Ab12Cd'], current: id(1)})
   })
@@ -55,6 +71,9 @@ describe('installLayout', () => {
     assert.equal(layout.wrapper, '/tmp/r/usr/local/bin/xcluster')
     assert.equal(layout.release('1-abc'), '/tmp/r/opt/xcluster/releases/1-abc')
     assert.equal(installLayout().current, '/opt/xcluster/current')
-    assert.throws(() => installLayout('relative'), (e) => e instanceof XclusterError && e.code === 'USAGE')
+    assert.throws(
+      () => installLayout('relative'),
+      (e) => e instanceof XclusterError && e.code === 'USAGE',
+    )
   })
 })

@@ -3,18 +3,8 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {XclusterError} from '../../src/lib/errors.js'
-import {
-  fromInt,
-  inRange,
-  inSubnet,
-  isHostAddress,
-  parseCidr,
-  parseIpv4,
-  parseRange,
-  rangesOverlap,
-  toInt,
-} from '../../src/lib/spec/ipv4.js'
+import {type XclusterError} from '../../src/lib/errors.js'
+import {fromInt, inRange, inSubnet, isHostAddress, parseCidr, parseIpv4, parseRange, rangesOverlap, toInt} from '../../src/lib/spec/ipv4.js'
 import {checkMac, normalizeMac} from '../../src/lib/spec/mac.js'
 import {typeFromName} from '../../src/lib/spec/node-type.js'
 import {checkSpecText, loadSpecFile, parseSpec} from '../../src/lib/spec/parse.js'
@@ -115,9 +105,20 @@ describe('MACs', () => {
 describe('type from name', () => {
   it('follows the naming rule', () => {
     const cases: [string, string | undefined][] = [
-      ['s1', 'core'], ['s2', 'core'], ['s3', 'core'], ['s4', 'storage'], ['s12', 'storage'],
-      ['c1', 'compute'], ['compute-7', 'compute'], ['f1', 'frontend'], ['fe', 'frontend'],
-      ['s0', undefined], ['s01', undefined], ['sx', undefined], ['x1', undefined], ['admin', undefined],
+      ['s1', 'core'],
+      ['s2', 'core'],
+      ['s3', 'core'],
+      ['s4', 'storage'],
+      ['s12', 'storage'],
+      ['c1', 'compute'],
+      ['compute-7', 'compute'],
+      ['f1', 'frontend'],
+      ['fe', 'frontend'],
+      ['s0', undefined],
+      ['s01', undefined],
+      ['sx', undefined],
+      ['x1', undefined],
+      ['admin', undefined],
     ]
     for (const [name, type] of cases) assert.equal(typeFromName(name), type, name)
   })
@@ -131,7 +132,14 @@ describe('parseSpec: the example spec', () => {
     assert.deepEqual(spec.network.ranges.discovery, {start: '10.0.0.200', end: '10.0.0.250'})
     assert.deepEqual(
       spec.nodes.map((n) => [n.name, n.type, n.ip ?? null]),
-      [['s1', 'core', '10.0.0.2'], ['s2', 'core', '10.0.0.3'], ['s3', 'core', '10.0.0.4'], ['s4', 'storage', null], ['c1', 'compute', null], ['f1', 'frontend', null]],
+      [
+        ['s1', 'core', '10.0.0.2'],
+        ['s2', 'core', '10.0.0.3'],
+        ['s3', 'core', '10.0.0.4'],
+        ['s4', 'storage', null],
+        ['c1', 'compute', null],
+        ['f1', 'frontend', null],
+      ],
     )
     assert.deepEqual(spec.ssh, {user: 'root', key: '~/.ssh/id_ed25519'})
   })
@@ -209,7 +217,7 @@ describe('parseSpec: every rule', () => {
     onlyProblem(edit('adminVip: 10.0.0.254', 'adminVip: 10.0.0.255'), 'network.adminVip', '"10.0.0.255" is the broadcast address of 10.0.0.0/24')
     onlyProblem(edit('dns: [10.0.0.1]', 'dns: [10.0.0.1, 8.8.8.8]'), 'network.dns[1]', '"8.8.8.8" is outside the subnet 10.0.0.0/24')
     onlyProblem(edit('dns: [10.0.0.1]', 'dns: []'), 'network.dns', 'must be a non-empty list of addresses')
-    onlyProblem(edit('adminVip: 10.0.0.254', 'adminVip: 10.0.0.1'), 'network.adminVip', 'the admin VIP 10.0.0.1 is the gateway\'s address')
+    onlyProblem(edit('adminVip: 10.0.0.254', 'adminVip: 10.0.0.1'), 'network.adminVip', "the admin VIP 10.0.0.1 is the gateway's address")
     onlyProblem(edit('adminVip: 10.0.0.254', 'adminVip: 10.0.0.300'), 'network.adminVip', '"10.0.0.300" is not an IPv4 address')
   })
 
@@ -219,7 +227,12 @@ describe('parseSpec: every rule', () => {
 
   it('ranges: well formed, ordered, inside the subnet', () => {
     onlyProblem(edit('core: 10.0.0.2-10.0.0.10', 'core: 10.0.0.2..10.0.0.10'), 'network.ranges.core', '"10.0.0.2..10.0.0.10" is not a range of addresses', 'Write it as FIRST-LAST')
-    onlyProblem(edit('core: 10.0.0.2-10.0.0.10', 'core: 10.0.0.10-10.0.0.2'), 'network.ranges.core', 'the core range "10.0.0.10-10.0.0.2" starts after it ends', 'Write the lower address first: 10.0.0.2-10.0.0.10.')
+    onlyProblem(
+      edit('core: 10.0.0.2-10.0.0.10', 'core: 10.0.0.10-10.0.0.2'),
+      'network.ranges.core',
+      'the core range "10.0.0.10-10.0.0.2" starts after it ends',
+      'Write the lower address first: 10.0.0.2-10.0.0.10.',
+    )
     const out = onlyProblem(
       edit('storage: 10.0.0.11-10.0.0.30', 'storage: 10.0.1.11-10.0.1.30'),
       'network.ranges.storage',
@@ -228,7 +241,7 @@ describe('parseSpec: every rule', () => {
     )
     assert.equal(out.line, lineOf(EXAMPLE, 'storage: 10.0.0.11'))
     assert.equal(out.col, 14)
-    onlyProblem(edit('discovery: 10.0.0.200-10.0.0.250', 'discovery: 10.0.0.200-10.0.0.255'), 'network.ranges.discovery', 'includes the subnet\'s network or broadcast address')
+    onlyProblem(edit('discovery: 10.0.0.200-10.0.0.250', 'discovery: 10.0.0.200-10.0.0.255'), 'network.ranges.discovery', "includes the subnet's network or broadcast address")
   })
 
   it('ranges must not overlap', () => {
@@ -241,7 +254,12 @@ describe('parseSpec: every rule', () => {
   })
 
   it('ranges must not contain the gateway or the admin VIP', () => {
-    onlyProblem(edit('core: 10.0.0.2-10.0.0.10', 'core: 10.0.0.1-10.0.0.10'), 'network.ranges.core', 'the core range 10.0.0.1-10.0.0.10 contains the gateway 10.0.0.1', 'Shrink the range so it leaves out 10.0.0.1.')
+    onlyProblem(
+      edit('core: 10.0.0.2-10.0.0.10', 'core: 10.0.0.1-10.0.0.10'),
+      'network.ranges.core',
+      'the core range 10.0.0.1-10.0.0.10 contains the gateway 10.0.0.1',
+      'Shrink the range so it leaves out 10.0.0.1.',
+    )
     onlyProblem(edit('discovery: 10.0.0.200-10.0.0.250', 'discovery: 10.0.0.200-10.0.0.254'), 'network.ranges.discovery', 'contains the admin VIP 10.0.0.254')
   })
 
@@ -263,19 +281,29 @@ describe('parseSpec: every rule', () => {
     const addIp = (ip: string) => edit('{name: s4, mac: "02:58:43:00:01:04"}', `{name: s4, mac: "02:58:43:00:01:04", ip: ${ip}}`)
     onlyProblem(addIp('10.0.1.5'), 'nodes[3].ip', '"10.0.1.5" is outside the subnet 10.0.0.0/24')
     onlyProblem(addIp('10.0.0.0'), 'nodes[3].ip', '"10.0.0.0" is the network address of 10.0.0.0/24')
-    onlyProblem(addIp('10.0.0.1'), 'nodes[3].ip', '10.0.0.1 is the gateway\'s address')
-    onlyProblem(addIp('10.0.0.254'), 'nodes[3].ip', '10.0.0.254 is the admin VIP\'s address')
+    onlyProblem(addIp('10.0.0.1'), 'nodes[3].ip', "10.0.0.1 is the gateway's address")
+    onlyProblem(addIp('10.0.0.254'), 'nodes[3].ip', "10.0.0.254 is the admin VIP's address")
     onlyProblem(addIp('10.0.0.210'), 'nodes[3].ip', '10.0.0.210 is inside the discovery range 10.0.0.200-10.0.0.250', 'outside the discovery range')
     onlyProblem(addIp('10.0.0.3'), 'nodes[3].ip', 'duplicate IP 10.0.0.3 (already used at nodes[1].ip', 'leave ip: out to use DHCP')
   })
 
   it('types: explicit ones must exist, names without a rule need one', () => {
-    onlyProblem(edit('{name: c1, mac: "02:58:43:00:02:01"}', '{name: c1, mac: "02:58:43:00:02:01", type: gpu}'), 'nodes[4].type', '"gpu" is not a node type', 'Use one of: core, storage, compute, frontend.')
+    onlyProblem(
+      edit('{name: c1, mac: "02:58:43:00:02:01"}', '{name: c1, mac: "02:58:43:00:02:01", type: gpu}'),
+      'nodes[4].type',
+      '"gpu" is not a node type',
+      'Use one of: core, storage, compute, frontend.',
+    )
     onlyProblem(edit('name: c1,', 'name: x1,'), 'nodes[4].name', 'cannot tell the type of node "x1" from its name', 's1..s3 are core, s4 and up are storage, c* is compute, f* is frontend')
   })
 
   it('core count must be 3 or 5, naming the core nodes', () => {
-    const two = onlyProblem(edit('  - {name: s3, mac: "02:58:43:00:01:03", ip: 10.0.0.4}\n', ''), 'nodes', 'there are 2 core nodes (s1, s2), but etcd\'s quorum needs 3 or 5', 'Declare 3 or 5 core nodes')
+    const two = onlyProblem(
+      edit('  - {name: s3, mac: "02:58:43:00:01:03", ip: 10.0.0.4}\n', ''),
+      'nodes',
+      "there are 2 core nodes (s1, s2), but etcd's quorum needs 3 or 5",
+      'Declare 3 or 5 core nodes',
+    )
     assert.equal(two.line, lineOf(EXAMPLE, '  - {name: s1'))
     onlyProblem(edit('{name: s4, mac: "02:58:43:00:01:04"}', '{name: s4, mac: "02:58:43:00:01:04", type: core}'), 'nodes', 'there are 4 core nodes (s1, s2, s3, s4)')
   })
@@ -308,7 +336,10 @@ describe('parseSpec: every rule', () => {
   })
 
   it('loadSpecFile: an unreadable file is a usage error', () => {
-    assert.throws(() => loadSpecFile('/nonexistent/xcluster.yaml'), (e: XclusterError) => e.code === 'SPEC_FILE_UNREADABLE' && e.exit === 2)
+    assert.throws(
+      () => loadSpecFile('/nonexistent/xcluster.yaml'),
+      (e: XclusterError) => e.code === 'SPEC_FILE_UNREADABLE' && e.exit === 2,
+    )
   })
 
   it('validateSpec works on plain data without positions', () => {
@@ -325,10 +356,10 @@ describe('parseSpec: every rule', () => {
   })
 })
 
-describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () => {
+describe("packages: mirrors, the nodes' proxy and the cache's upstream", () => {
   const withPackages = (body: string) => `${EXAMPLE}packages:\n${body}`
 
-  it('defaults: Debian\'s mirrors through the admin host\'s cache, no upstream', () => {
+  it("defaults: Debian's mirrors through the admin host's cache, no upstream", () => {
     const spec = parseSpec(EXAMPLE, FILE)
     assert.equal(spec.packages, undefined, 'nothing is stored that the file did not say')
     assert.deepEqual(packageSettings(spec), {
@@ -339,7 +370,10 @@ describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () =>
   })
 
   it('normalises URLs and keeps what the file says', () => {
-    const spec = parseSpec(withPackages('  mirrors: [HTTP://Deb.Debian.ORG:80/debian/, "https://mirror.example.com:8443/debian"]\n  proxy: http://10.0.0.1:3128/\n  upstream: http://proxy.example.com:3129\n'), FILE)
+    const spec = parseSpec(
+      withPackages('  mirrors: [HTTP://Deb.Debian.ORG:80/debian/, "https://mirror.example.com:8443/debian"]\n  proxy: http://10.0.0.1:3128/\n  upstream: http://proxy.example.com:3129\n'),
+      FILE,
+    )
     assert.deepEqual(spec.packages, {
       mirrors: ['http://deb.debian.org/debian', 'https://mirror.example.com:8443/debian'],
       proxy: 'http://10.0.0.1:3128',
@@ -366,7 +400,11 @@ describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () =>
     onlyProblem(withPackages('  mirrors: ["ftp://ftp.debian.org/debian"]\n'), 'packages.mirrors[0]', '"ftp://ftp.debian.org/debian" is not an http:// or https:// URL')
     onlyProblem(withPackages('  mirrors: ["http://user:secret@deb.debian.org/debian"]\n'), 'packages.mirrors[0]', 'carries credentials', 'Remove user:password@')
     onlyProblem(withPackages('  mirrors: ["http://deb.debian.org/debian?x=1"]\n'), 'packages.mirrors[0]', 'has more than a scheme, a host, an optional port and a path')
-    const dup = onlyProblem(withPackages('  mirrors: [http://deb.debian.org/debian, "http://deb.debian.org/debian/"]\n'), 'packages.mirrors[1]', 'duplicate mirror http://deb.debian.org/debian (first listed at packages.mirrors[0], line')
+    const dup = onlyProblem(
+      withPackages('  mirrors: [http://deb.debian.org/debian, "http://deb.debian.org/debian/"]\n'),
+      'packages.mirrors[1]',
+      'duplicate mirror http://deb.debian.org/debian (first listed at packages.mirrors[0], line',
+    )
     assert.equal(dup.fix, 'List every mirror once.')
   })
 
@@ -376,17 +414,27 @@ describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () =>
     assert.equal(p.line, lineOf(text, '  proxy: 10.0.0.1:3128'))
     onlyProblem(withPackages('  proxy: https://10.0.0.90:3128\n'), 'packages.proxy', 'is not an http:// URL')
     onlyProblem(withPackages('  proxy: http://10.0.0.90:3128/squid\n'), 'packages.proxy', 'has more than a scheme, a host and an optional port')
-    onlyProblem(withPackages('  proxy: http://192.168.1.5:3128\n'), 'packages.proxy', 'the proxy http://192.168.1.5:3128 is outside the subnet 10.0.0.0/24: the nodes reach their proxy on the cluster network', 'a proxy inside 10.0.0.0/24, or none')
+    onlyProblem(
+      withPackages('  proxy: http://192.168.1.5:3128\n'),
+      'packages.proxy',
+      'the proxy http://192.168.1.5:3128 is outside the subnet 10.0.0.0/24: the nodes reach their proxy on the cluster network',
+      'a proxy inside 10.0.0.0/24, or none',
+    )
     onlyProblem(withPackages('  proxy: http://10.0.0.255:3128\n'), 'packages.proxy', 'is the broadcast address of 10.0.0.0/24')
-    onlyProblem(withPackages('  proxy: http://10.0.0.1:8080\n'), 'packages.proxy', 'the admin host\'s package cache listens on port 3128, not 8080', 'Write proxy: http://10.0.0.1:3128')
+    onlyProblem(withPackages('  proxy: http://10.0.0.1:8080\n'), 'packages.proxy', "the admin host's package cache listens on port 3128, not 8080", 'Write proxy: http://10.0.0.1:3128')
     onlyProblem(withPackages('  proxy: ""\n'), 'packages.proxy', 'proxy must be a non-empty string')
   })
 
   it('upstream: an http:// host and port, only for the admin cache, never the cache itself', () => {
     onlyProblem(withPackages('  upstream: proxy.example.com:3128\n'), 'packages.upstream', 'is not an http:// URL')
-    onlyProblem(withPackages('  proxy: none\n  upstream: http://10.0.0.1:3129\n'), 'packages.upstream', 'the upstream proxy is used only by the admin host\'s cache, but the nodes use no proxy', 'Remove upstream:, or remove proxy:')
+    onlyProblem(
+      withPackages('  proxy: none\n  upstream: http://10.0.0.1:3129\n'),
+      'packages.upstream',
+      "the upstream proxy is used only by the admin host's cache, but the nodes use no proxy",
+      'Remove upstream:, or remove proxy:',
+    )
     onlyProblem(withPackages('  proxy: http://10.0.0.90:8000\n  upstream: http://10.0.0.1:3129\n'), 'packages.upstream', 'but the nodes use http://10.0.0.90:8000')
-    onlyProblem(withPackages('  upstream: http://10.0.0.1:3128\n'), 'packages.upstream', 'the upstream proxy http://10.0.0.1:3128 is the admin host\'s cache itself')
+    onlyProblem(withPackages('  upstream: http://10.0.0.1:3128\n'), 'packages.upstream', "the upstream proxy http://10.0.0.1:3128 is the admin host's cache itself")
   })
 
   it('unknown keys and a section that is not a mapping', () => {
@@ -395,7 +443,10 @@ describe('packages: mirrors, the nodes\' proxy and the cache\'s upstream', () =>
   })
 
   it('survives config show: specToYaml writes pxe and packages back, and they parse to the same spec', () => {
-    const spec = parseSpec(withPackages('  mirrors: [http://deb.debian.org/debian]\n  upstream: http://10.0.0.1:3129\n').replace('# services:', 'pxe: {biosBootFile: undionly.kpxe}\n# services:'), FILE)
+    const spec = parseSpec(
+      withPackages('  mirrors: [http://deb.debian.org/debian]\n  upstream: http://10.0.0.1:3129\n').replace('# services:', 'pxe: {biosBootFile: undionly.kpxe}\n# services:'),
+      FILE,
+    )
     assert.deepEqual(parseSpec(specToYaml(spec), 'shown.yaml'), spec)
   })
 })

@@ -9,7 +9,16 @@ describe('renderString', () => {
   })
   it('repeats each-blocks per item', () => {
     const text = 'head\n{{#each nodes}}\n{{this.ip}} {{this.name}}.{{domain}}\n{{/each}}\ntail\n'
-    assert.equal(renderString(text, {domain: 'lan', nodes: [{ip: '10.0.0.2', name: 's1'}, {ip: '10.0.0.3', name: 's2'}]}), 'head\n10.0.0.2 s1.lan\n10.0.0.3 s2.lan\ntail\n')
+    assert.equal(
+      renderString(text, {
+        domain: 'lan',
+        nodes: [
+          {ip: '10.0.0.2', name: 's1'},
+          {ip: '10.0.0.3', name: 's2'},
+        ],
+      }),
+      'head\n10.0.0.2 s1.lan\n10.0.0.3 s2.lan\ntail\n',
+    )
   })
   it('keeps an if-block only when its value is set', () => {
     const text = 'a\n{{#if tls}}\ncert: {{tls.cert}}\n{{/if}}\nb\n'

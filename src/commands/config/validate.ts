@@ -14,11 +14,10 @@ export interface ValidateResult {
 
 export default class ConfigValidate extends BaseCommand<typeof ConfigValidate> {
   static summary = 'Check a cluster spec file without touching etcd.'
-  static description =
-    'Reports every problem at once, each as FILE:LINE:COL, the path inside the file (e.g. nodes[3].mac), what is wrong and how to fix it. Exits 2 when the spec is invalid.'
+  static description = 'Reports every problem at once, each as FILE:LINE:COL, the path inside the file (e.g. nodes[3].mac), what is wrong and how to fix it. Exits 2 when the spec is invalid.'
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml', description: 'Check the spec and count its nodes by type.'},
-    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --json', description: 'The same as {valid, file, nodes}; problems go to the error\'s details.'},
+    {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --json', description: "The same as {valid, file, nodes}; problems go to the error's details."},
   ]
 
   static flags = {
@@ -28,7 +27,9 @@ export default class ConfigValidate extends BaseCommand<typeof ConfigValidate> {
   async run(): Promise<ValidateResult> {
     const spec = loadSpecFile(this.flags.file)
     const nodes = countByType(spec)
-    const counts = Object.entries(nodes).map(([type, n]) => `${n} ${type}`).join(', ')
+    const counts = Object.entries(nodes)
+      .map(([type, n]) => `${n} ${type}`)
+      .join(', ')
     this.say(`OK: ${this.flags.file} is a valid spec for cluster ${spec.cluster}: ${spec.nodes.length} nodes (${counts}).`)
     return {valid: true, file: this.flags.file, nodes}
   }

@@ -10,8 +10,9 @@ import {taskFlags} from '../../task-flags.js'
 import {ExitStatus} from '../../lib/errors.js'
 
 export default class ElectionCheck extends EtcdCommand<typeof ElectionCheck> {
-  static summary = 'Detect split brain: compare every daemon\'s view with etcd\'s leader key, the VIP holder and the RBD lock holder.'
-  static description = 'Reports each disagreement with the nodes involved and exits 3 if there is any. A disagreement must persist across two samples (0.5 s apart), so a handover in flight is not reported.'
+  static summary = "Detect split brain: compare every daemon's view with etcd's leader key, the VIP holder and the RBD lock holder."
+  static description =
+    'Reports each disagreement with the nodes involved and exits 3 if there is any. A disagreement must persist across two samples (0.5 s apart), so a handover in flight is not reported.'
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Exit 0 when every view agrees with etcd.'},
     {command: '<%= config.bin %> <%= command.id %> --netns-prefix xc- --json', description: 'Also check service VIPs in the lab namespaces; JSON result, exit 3 on split brain.'},
@@ -21,7 +22,7 @@ export default class ElectionCheck extends EtcdCommand<typeof ElectionCheck> {
   static flags = {
     'netns-prefix': Flags.string({summary: 'Probe VIPs in network namespaces <prefix><node> on this machine instead of over SSH.'}),
     'no-vips': Flags.boolean({summary: 'Do not look for VIP holders.'}),
-    'no-rbd': Flags.boolean({summary: 'Do not read RBD image locks (they are read with this host\'s rbd CLI, for services with rbdImage).'}),
+    'no-rbd': Flags.boolean({summary: "Do not read RBD image locks (they are read with this host's rbd CLI, for services with rbdImage)."}),
     'ssh-key': taskFlags['ssh-key'],
     'lan-interface': taskFlags['lan-interface'],
   }
@@ -30,8 +31,17 @@ export default class ElectionCheck extends EtcdCommand<typeof ElectionCheck> {
     const store = this.store()
     const spec = await storedSpecIfAny(store)
     const prefix = this.flags['netns-prefix']
-    const ssh = spec && !prefix && !this.flags['no-vips'] && (spec.services ?? []).some((s) => s.vip) ? await sshVipProbe(store, spec, {keyPath: this.flags['ssh-key'], acceptNewHostKey: false, lanInterface: this.flags['lan-interface']}) : undefined
-    const probe = prefix && spec ? namespaceVipProbe(spec.nodes.map((n) => n.name), prefix) : ssh?.holders
+    const ssh =
+      spec && !prefix && !this.flags['no-vips'] && (spec.services ?? []).some((s) => s.vip)
+        ? await sshVipProbe(store, spec, {keyPath: this.flags['ssh-key'], acceptNewHostKey: false, lanInterface: this.flags['lan-interface']})
+        : undefined
+    const probe =
+      prefix && spec
+        ? namespaceVipProbe(
+            spec.nodes.map((n) => n.name),
+            prefix,
+          )
+        : ssh?.holders
     const rbdHolders = this.flags['no-rbd'] ? undefined : localRbdHolders()
     const result = await checkElections(store, spec, {vipHolders: probe, rbdHolders}).finally(() => ssh?.close())
     this.table(

@@ -3,7 +3,7 @@ import {listElections, storedSpecIfAny, type ElectionState} from '../../lib/elec
 
 export default class ElectionList extends EtcdCommand<typeof ElectionList> {
   static summary = 'List every elected service: leader, fencing token, lease TTL left, since, candidates.'
-  static description = 'Reads each service\'s election keys from etcd in one transaction per service. Services come from the spec and from etcd.'
+  static description = "Reads each service's election keys from etcd in one transaction per service. Services come from the spec and from etcd."
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'One row per service.'},
     {command: '<%= config.bin %> <%= command.id %> --json', description: 'Also the published view of every daemon and any pending handover.'},

@@ -6,7 +6,7 @@ import {electionHistory, requireService, storedSpecIfAny} from '../../lib/electi
 import {settings} from '../../lib/settings.js'
 
 export default class ElectionShow extends EtcdCommand<typeof ElectionShow> {
-  static summary = 'Show a service\'s leadership history: who led, with which token, when and why.'
+  static summary = "Show a service's leadership history: who led, with which token, when and why."
   static description = `Oldest first; the newest ${settings.election.historyLimit} changes are kept. Tokens only grow: each is the create revision of that leader's key.`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> postgres', description: 'The history as a table.'},
@@ -14,7 +14,7 @@ export default class ElectionShow extends EtcdCommand<typeof ElectionShow> {
   ]
 
   static args = {
-    service: Args.string({description: 'The service\'s name, as in `xcluster election list`.', required: true}),
+    service: Args.string({description: "The service's name, as in `xcluster election list`.", required: true}),
   }
 
   async run(): Promise<HistoryEntry[]> {

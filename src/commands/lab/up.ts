@@ -11,7 +11,7 @@ import {settings} from '../../lib/settings.js'
 export default class LabUp extends BaseCommand<typeof LabUp> {
   static summary = 'Build a local lab: real nodes (systemd-nspawn containers) in network namespaces, an admin host with etcd and a package proxy.'
   static description =
-    'Needs root. Any previous lab is removed first. Each node boots systemd and sshd in its own namespace xc-<node>, joined by a bridge; the admin host (the spec\'s gateway address) lives in xc-admin. The root namespace gets no lab address or route.'
+    "Needs root. Any previous lab is removed first. Each node boots systemd and sshd in its own namespace xc-<node>, joined by a bridge; the admin host (the spec's gateway address) lives in xc-admin. The root namespace gets no lab address or route."
   static examples = [
     {command: 'sudo <%= config.bin %> <%= command.id %>', description: 'Six nodes from templates/xcluster.yaml.'},
     {command: 'sudo <%= config.bin %> <%= command.id %> --nodes 20', description: 'The same plus compute nodes c2..c21.'},

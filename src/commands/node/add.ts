@@ -23,7 +23,7 @@ Every step checks before it changes, so re-running changes nothing. A failed run
     ip: Flags.string({summary: 'Fixed IP of a new node.', dependsOn: ['mac']}),
     type: Flags.string({summary: 'Node type when the name does not tell it.', options: ['core', 'storage', 'compute', 'frontend'], dependsOn: ['mac']}),
     provision: Flags.boolean({summary: 'Provision after registering (--no-provision only registers).', default: true, allowNo: true}),
-    'host-key': Flags.string({summary: 'Host key fingerprint (SHA256:...) from the node\'s console or enlistment, pinned before connecting.'}),
+    'host-key': Flags.string({summary: "Host key fingerprint (SHA256:...) from the node's console or enlistment, pinned before connecting."}),
   }
 
   async run(): Promise<NodeAddResult> {

@@ -3,8 +3,8 @@ import type {NodeSummary} from '../../lib/nodes/record.js'
 import {nodeSummaries} from '../../lib/nodes/summary.js'
 
 export default class NodeList extends EtcdCommand<typeof NodeList> {
-  static summary = 'List the cluster\'s nodes with their type, MAC, address and state.'
-  static description = 'Reads the node records from etcd, the cluster\'s single source of truth. A node without a fixed IP shows the address DHCP leases to it now, marked (dhcp).'
+  static summary = "List the cluster's nodes with their type, MAC, address and state."
+  static description = "Reads the node records from etcd, the cluster's single source of truth. A node without a fixed IP shows the address DHCP leases to it now, marked (dhcp)."
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Show every node as a table.'},
     {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as a JSON array of {name,type,mac,ip,leasedIp?,state,reason?}.'},

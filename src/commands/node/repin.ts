@@ -7,7 +7,8 @@ import {HostKeyStore, type HostKeyRecord} from '../../lib/ssh/index.js'
 
 export default class NodeRepin extends EtcdCommand<typeof NodeRepin> {
   static summary = 'Replace the pinned SSH host key of a node.'
-  static description = 'For a node that was reinstalled or whose host key was rotated on purpose. Verify the new fingerprint on the node\'s console first (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Asks unless --yes.'
+  static description =
+    "For a node that was reinstalled or whose host key was rotated on purpose. Verify the new fingerprint on the node's console first (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub). Asks unless --yes."
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> s2 --fingerprint SHA256:Ab3...', description: 'Pin the verified new key of s2.'},
     {command: '<%= config.bin %> <%= command.id %> s2 --fingerprint SHA256:Ab3... --dry-run', description: 'Show the pin that would be replaced; change nothing.'},

@@ -5,7 +5,7 @@ import type {NodeRecord} from '../../lib/nodes/record.js'
 import {NodeRegistry} from '../../lib/nodes/registry.js'
 
 export default class NodeShow extends EtcdCommand<typeof NodeShow> {
-  static summary = 'Show one node\'s record: type, MAC, address, state, timestamps and state history.'
+  static summary = "Show one node's record: type, MAC, address, state, timestamps and state history."
   static description = 'Reads the node record from etcd. Exits 3 (NODE_NOT_FOUND) for a name etcd does not know.'
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> s1', description: 'Show node s1 as a table of fields.'},
@@ -13,7 +13,7 @@ export default class NodeShow extends EtcdCommand<typeof NodeShow> {
   ]
 
   static args = {
-    name: Args.string({description: 'The node\'s name, as in `xcluster node list`.', required: true}),
+    name: Args.string({description: "The node's name, as in `xcluster node list`.", required: true}),
   }
 
   async run(): Promise<NodeRecord> {
@@ -28,7 +28,13 @@ export default class NodeShow extends EtcdCommand<typeof NodeShow> {
       ['created', node.createdAt],
       ['updated', node.updatedAt],
     ]
-    this.table([{header: 'field', get: (f) => f[0]}, {header: 'value', get: (f) => f[1]}], fields)
+    this.table(
+      [
+        {header: 'field', get: (f) => f[0]},
+        {header: 'value', get: (f) => f[1]},
+      ],
+      fields,
+    )
     if (node.history?.length) {
       this.say('\nHistory')
       this.table(

@@ -14,7 +14,8 @@ export interface VipConfigResult {
 
 export default class VipConfig extends EtcdCommand<typeof VipConfig> {
   static summary = 'Print the keepalived config of a core node for the admin VIP.'
-  static description = 'Rendered from templates/keepalived.conf and the stored spec: VRRP as BACKUP everywhere, priorities by the order of the core nodes (150, 140, 130), and a track script that gives the VIP up while the node\'s admin services are unhealthy.'
+  static description =
+    "Rendered from templates/keepalived.conf and the stored spec: VRRP as BACKUP everywhere, priorities by the order of the core nodes (150, 140, 130), and a track script that gives the VIP up while the node's admin services are unhealthy."
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> s1', description: 'The config for s1, to /etc/keepalived/keepalived.conf.'},
     {command: '<%= config.bin %> <%= command.id %> s2 --track-script "/usr/bin/curl -fs http://127.0.0.1:8008/leader"', description: 'With another health check.'},
@@ -26,7 +27,7 @@ export default class VipConfig extends EtcdCommand<typeof VipConfig> {
 
   static flags = {
     interface: Flags.string({summary: 'The interface on the cluster subnet.', default: settings.keepalived.interface}),
-    'track-script': Flags.string({summary: 'A command that exits 0 while the node\'s admin services are healthy.', default: settings.keepalived.trackScript}),
+    'track-script': Flags.string({summary: "A command that exits 0 while the node's admin services are healthy.", default: settings.keepalived.trackScript}),
   }
 
   async run(): Promise<VipConfigResult> {

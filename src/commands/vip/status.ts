@@ -8,7 +8,8 @@ import {taskFlags} from '../../task-flags.js'
 
 export default class VipStatus extends EtcdCommand<typeof VipStatus> {
   static summary = 'Show which node holds each VIP (the admin VIP and every service VIP).'
-  static description = 'Looks for each VIP on the core nodes\' interfaces over SSH (pinned host keys). A VIP on two nodes at once is split brain (see election check). --netns-prefix looks into network namespaces <prefix><node> on this machine instead (test harnesses).'
+  static description =
+    "Looks for each VIP on the core nodes' interfaces over SSH (pinned host keys). A VIP on two nodes at once is split brain (see election check). --netns-prefix looks into network namespaces <prefix><node> on this machine instead (test harnesses)."
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Who holds 10.0.0.254 and the service VIPs.'},
     {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as JSON.'},

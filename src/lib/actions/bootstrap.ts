@@ -199,7 +199,13 @@ async function runBootstrap(
   access: {keyPath: string; acceptNewHostKey: boolean},
   pending: NodeRecord[],
 ): Promise<BootstrapResult> {
-  const {hosts, cluster} = await nodeHosts(store, spec, plan.core.map((n) => n.name), {...access, lanInterface: settings.lanInterface}, pending)
+  const {hosts, cluster} = await nodeHosts(
+    store,
+    spec,
+    plan.core.map((n) => n.name),
+    {...access, lanInterface: settings.lanInterface},
+    pending,
+  )
   const pool = new HostPool()
   const ctx = new BootstrapContext(hosts, request.dryRun, store, spec, cluster, pool, plan, {role, native: request.native, specFile: request.specFile})
   // The admin host builds it from its installed package; the seed from the release it runs (the same one).

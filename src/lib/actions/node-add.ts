@@ -18,18 +18,7 @@ import {assertRunSucceeded, type RunSummary} from '../tasks/runner.js'
 import {runOnNodes, type NodeActionOptions} from './node-run.js'
 
 /** `node add`: what provisioning does to a node, in order. */
-export const NODE_ADD_PHASES = [
-  connectPhase,
-  nodePreflight,
-  markProvisioningPhase,
-  identityPhase,
-  packageProxyPhase,
-  packagesPhase,
-  timeSyncPhase,
-  agentConfigPhase,
-  servicesPhase,
-  markReadyPhase,
-]
+export const NODE_ADD_PHASES = [connectPhase, nodePreflight, markProvisioningPhase, identityPhase, packageProxyPhase, packagesPhase, timeSyncPhase, agentConfigPhase, servicesPhase, markReadyPhase]
 
 export interface NodeAddRequest extends NodeActionOptions {
   names: string[]
@@ -51,8 +40,9 @@ export interface NodeAddResult {
 
 /** `node add`: register (when --mac is given), pin a known host key, then provision. */
 export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promise<NodeAddResult> {
-  if (request.mac && request.names.length !== 1) throw usageError('--mac registers one node: give exactly one NAME with it.', 'Register nodes one at a time, or list them in the spec and run config apply.')
-  if (request.hostKey && request.names.length !== 1) throw usageError('--host-key pins one node\'s key: give exactly one NAME with it.')
+  if (request.mac && request.names.length !== 1)
+    throw usageError('--mac registers one node: give exactly one NAME with it.', 'Register nodes one at a time, or list them in the spec and run config apply.')
+  if (request.hostKey && request.names.length !== 1) throw usageError("--host-key pins one node's key: give exactly one NAME with it.")
   const spec = await readStoredSpec(store)
   const result: NodeAddResult = {registered: [], pinned: []}
   const pending: NodeRecord[] = []

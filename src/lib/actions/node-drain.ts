@@ -35,15 +35,12 @@ export async function drainPreflight(store: EtcdStore, name: string): Promise<Dr
     result.quorum = {members: core.length, upAfterDrain, needed}
     if (upAfterDrain < needed) {
       const down = core.filter((n) => n.name !== name && !QUORUM_STATES.includes(n.state)).map((n) => n.name)
-      throw new XclusterError(
-        `Draining core node ${name} would leave ${upAfterDrain} of ${core.length} core nodes up; etcd needs ${needed} for quorum.`,
-        {
-          code: 'DRAIN_BREAKS_QUORUM',
-          exit: ExitStatus.precondition,
-          suggestion: `Bring ${down.join(', ')} back to ready first, then drain this one: xcluster node undrain ${down[0]}`,
-          details: result,
-        },
-      )
+      throw new XclusterError(`Draining core node ${name} would leave ${upAfterDrain} of ${core.length} core nodes up; etcd needs ${needed} for quorum.`, {
+        code: 'DRAIN_BREAKS_QUORUM',
+        exit: ExitStatus.precondition,
+        suggestion: `Bring ${down.join(', ')} back to ready first, then drain this one: xcluster node undrain ${down[0]}`,
+        details: result,
+      })
     }
   }
   return result
@@ -101,7 +98,13 @@ export async function undrainNode(store: EtcdStore, name: string, options: NodeA
   return summary
 }
 
-async function runNodeAction(store: EtcdStore, action: string, names: string[], options: NodeActionOptions, phases: Phase<NodeHost, NodeRunContext>[]): Promise<{summary: RunSummary; ctx: NodeRunContext}> {
+async function runNodeAction(
+  store: EtcdStore,
+  action: string,
+  names: string[],
+  options: NodeActionOptions,
+  phases: Phase<NodeHost, NodeRunContext>[],
+): Promise<{summary: RunSummary; ctx: NodeRunContext}> {
   const result = await runOnNodes(store, action, names, phases, options)
   assertRunSucceeded(result.summary)
   return result

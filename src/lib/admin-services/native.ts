@@ -1,17 +1,6 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import {chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 
 import {ExitStatus, XclusterError} from '../errors.js'
@@ -229,7 +218,9 @@ export async function stopNativeServices(options: {stateDir?: string; dryRun?: b
 /** SHA-256 of what a daemon reads at start: its command and its config files. */
 function serviceFingerprint(service: AdminService, bundle: AdminServicesBundle): string {
   const configs = bundle.files.filter((f) => f.service === service.name && f.restarts).map((f) => [f.path, f.mode, f.content])
-  return createHash('sha256').update(JSON.stringify({argv: service.argv, prepare: service.prepare ?? null, configs})).digest('hex')
+  return createHash('sha256')
+    .update(JSON.stringify({argv: service.argv, prepare: service.prepare ?? null, configs}))
+    .digest('hex')
 }
 
 function managerFor(stateDir: string, kind?: ServiceManagerKind): ServiceManager {
@@ -240,8 +231,7 @@ function managerFor(stateDir: string, kind?: ServiceManagerKind): ServiceManager
 /** Plain processes: each in its own session, output to log/<service>.log, identity by pid and start time. */
 function processManager(stateDir: string): ServiceManager {
   const layout = adminLayout(stateDir)
-  const alive = (record: ServiceRecord): boolean =>
-    record.pid !== undefined && record.startTime !== undefined && processInfo(record.pid)?.startTime === record.startTime
+  const alive = (record: ServiceRecord): boolean => record.pid !== undefined && record.startTime !== undefined && processInfo(record.pid)?.startTime === record.startTime
   const manager: ServiceManager = {
     kind: 'process',
     running: alive,
@@ -298,7 +288,7 @@ export async function waitForPorts(service: AdminService, record: ServiceRecord,
     const all = service.ports.every((port) => sockets.some((s) => conflicts(s, port) && (holders.get(s.inode) ?? []).some((h) => manager.owns(record, h))))
     return all ? true : undefined
   }
-  const ok = await waitFor(() => (held() ?? (manager.running(record) ? undefined : false)), settings.adminServices.startTimeoutMs, 50)
+  const ok = await waitFor(() => held() ?? (manager.running(record) ? undefined : false), settings.adminServices.startTimeoutMs, 50)
   if (ok === true) return
   const why = manager.running(record) ? `it did not bind ${portsText(service.ports)} within ${settings.adminServices.startTimeoutMs / 1000} s` : 'it exited'
   await manager.stop(record)
@@ -383,7 +373,7 @@ function requireWalkable(stateDir: string): void {
 
 function requireRoot(): void {
   if (process.getuid?.() === 0) return
-  throw new XclusterError('Running the admin host\'s services needs root: they bind ports below 1024 and drop to their own users.', {
+  throw new XclusterError("Running the admin host's services needs root: they bind ports below 1024 and drop to their own users.", {
     code: 'ADMIN_NEEDS_ROOT',
     exit: ExitStatus.precondition,
     suggestion: 'Run it again with sudo.',
@@ -399,7 +389,7 @@ function passwdEntry(user: string): {uid: number; gid: number} {
   throw new XclusterError(`The user ${user} does not exist on this host.`, {
     code: 'ADMIN_USER_MISSING',
     exit: ExitStatus.precondition,
-    suggestion: 'It comes with the service\'s Debian package: reinstall it (e.g. sudo apt-get install --reinstall squid).',
+    suggestion: "It comes with the service's Debian package: reinstall it (e.g. sudo apt-get install --reinstall squid).",
   })
 }
 

@@ -210,9 +210,7 @@ export function renderAdminServices(spec: ClusterSpec, options: RenderAdminOptio
     {path: rel(layout.log), owner: 'root', service: 'ntp'},
     {path: rel(posix.join(layout.httpRoot, tune.mediaDir)), owner: 'root', service: 'http'},
     {path: rel(layout.nginxCache), owner: 'root', service: 'http'},
-    ...(packages.adminCache
-      ? (['squidRun', 'squidCache', 'squidLog'] as const).map((k) => ({path: rel(layout[k]), owner: 'proxy', service: 'package-cache' as const}))
-      : []),
+    ...(packages.adminCache ? (['squidRun', 'squidCache', 'squidLog'] as const).map((k) => ({path: rel(layout[k]), owner: 'proxy', service: 'package-cache' as const})) : []),
   ]
 
   const daemons = services.filter((s) => s.daemon)

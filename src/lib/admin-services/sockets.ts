@@ -60,7 +60,10 @@ function ipv4FromHex(hex: string): string {
 /** Four little-endian words; `::` and IPv4-mapped addresses come back in their usual short forms. */
 function ipv6FromHex(hex: string): string {
   const bytes = Buffer.alloc(16)
-  for (let word = 0; word < 4; word++) Buffer.from(hex.slice(word * 8, word * 8 + 8), 'hex').reverse().copy(bytes, word * 4)
+  for (let word = 0; word < 4; word++)
+    Buffer.from(hex.slice(word * 8, word * 8 + 8), 'hex')
+      .reverse()
+      .copy(bytes, word * 4)
   if (bytes.every((b) => b === 0)) return '::'
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return [...bytes.subarray(12)].join('.')
   const groups: string[] = []

@@ -77,7 +77,8 @@ export async function takeRbdLock(rbd: RbdCli, image: string, node: string, toke
   for (const lock of await rbd.locks(image)) {
     if (lock.id === mine) return
     const holder = rbdLockHolder(lock)
-    if (holder.token === null) throw new Error(`${image} is locked by ${lock.locker} (${lock.address}) with lock "${lock.id}", which xcluster did not take; remove it with rbd lock rm if that client is gone`)
+    if (holder.token === null)
+      throw new Error(`${image} is locked by ${lock.locker} (${lock.address}) with lock "${lock.id}", which xcluster did not take; remove it with rbd lock rm if that client is gone`)
     if (BigInt(holder.token) > BigInt(token)) throw new Error(`${image} is locked by a newer leadership (${holder.node}, token ${holder.token})`)
     await rbd.remove(image, lock)
   }

@@ -139,7 +139,13 @@ export async function issueCertificate(ca: CertificateAuthority, request: Certif
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     new x509.AuthorityKeyIdentifierExtension(caSki.keyId),
   ]
-  if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans.map((value) => ({type: isIP(value) ? ('ip' as const) : ('dns' as const), value})), false))
+  if (sans.length > 0)
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension(
+        sans.map((value) => ({type: isIP(value) ? ('ip' as const) : ('dns' as const), value})),
+        false,
+      ),
+    )
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
     subject: [{CN: [commonName]}],
@@ -216,7 +222,7 @@ function checkDays(days: number): number {
 
 function checkCommonName(name: string): string {
   const trimmed = name.trim()
-  if (trimmed === '' || trimmed.length > 64 || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+  if (trimmed === '' || trimmed.length > 64 || [...trimmed].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
     throw usageError(`Invalid common name ${JSON.stringify(name)}: it must be 1-64 printable characters.`, 'Give a short name such as xcluster-admin or the host name.')
   }
   return trimmed

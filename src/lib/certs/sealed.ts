@@ -43,7 +43,11 @@ export async function openSealedKey(sealed: SealedKey, secret: ClusterSecret, co
   const {N, r, p} = sealed.kdf
   const ok = (v: number, max: number) => Number.isInteger(v) && v > 0 && v <= max
   if (!ok(N, settings.certs.scrypt.maxN) || (N & (N - 1)) !== 0 || !ok(r, 64) || !ok(p, 16)) {
-    throw preconditionError('SEALED_KEY_FORMAT', `The private key stored for ${context} asks for scrypt parameters out of bounds (N=${N}, r=${r}, p=${p}).`, 'Re-create the key: these parameters were not written by xcluster.')
+    throw preconditionError(
+      'SEALED_KEY_FORMAT',
+      `The private key stored for ${context} asks for scrypt parameters out of bounds (N=${N}, r=${r}, p=${p}).`,
+      'Re-create the key: these parameters were not written by xcluster.',
+    )
   }
   try {
     const decipher = createDecipheriv('aes-256-gcm', await deriveKey(secret, sealed.kdf), Buffer.from(sealed.iv, 'base64'))
@@ -54,7 +58,11 @@ export async function openSealedKey(sealed: SealedKey, secret: ClusterSecret, co
     der.fill(0)
     return new PrivateKey(pem)
   } catch {
-    throw preconditionError('SECRET_MISMATCH', `The cluster secret does not open the private key stored for ${context}.`, 'Use the cluster secret of this cluster (copy it from the admin host or a core node).')
+    throw preconditionError(
+      'SECRET_MISMATCH',
+      `The cluster secret does not open the private key stored for ${context}.`,
+      'Use the cluster secret of this cluster (copy it from the admin host or a core node).',
+    )
   }
 }
 

@@ -31,7 +31,11 @@ export class ClusterSecret {
     const trimmed = text.trim()
     const bytes = Buffer.from(trimmed, 'base64url')
     if (!/^[A-Za-z0-9_-]+$/.test(trimmed) || bytes.length !== settings.certs.secretBytes) {
-      throw preconditionError('SECRET_INVALID', `${source} is not a cluster secret (${settings.certs.secretBytes} random bytes, base64url, on one line).`, 'Restore the file from the admin host or another core node (it is the same on all of them).')
+      throw preconditionError(
+        'SECRET_INVALID',
+        `${source} is not a cluster secret (${settings.certs.secretBytes} random bytes, base64url, on one line).`,
+        'Restore the file from the admin host or another core node (it is the same on all of them).',
+      )
     }
     return new ClusterSecret(bytes)
   }
@@ -80,7 +84,11 @@ export function readClusterSecret(path: string): ClusterSecret {
 export function writeClusterSecret(path: string, secret: ClusterSecret): {written: boolean} {
   if (existsSync(path)) {
     if (readClusterSecret(path).equals(secret)) return {written: false}
-    throw preconditionError('SECRET_EXISTS', `A different cluster secret already exists at ${path}.`, 'Keep the existing secret (the CA key in etcd is sealed with it); remove the file only if that cluster is gone.')
+    throw preconditionError(
+      'SECRET_EXISTS',
+      `A different cluster secret already exists at ${path}.`,
+      'Keep the existing secret (the CA key in etcd is sealed with it); remove the file only if that cluster is gone.',
+    )
   }
   writePrivateFile(path, `${secret.exportBytes().toString('base64url')}\n`)
   return {written: true}

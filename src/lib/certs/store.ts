@@ -98,7 +98,8 @@ export async function loadIssuedCertificate(store: EtcdStore, name: string, secr
   const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, 'List them with xcluster cert list.')
   const {sealedKey, name: _name, storedAt: _at, certPem} = stored.value
-  if (!sealedKey) throw preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key.`, 'Its key lives only on the host it was issued for; issue a new certificate if it is lost.')
+  if (!sealedKey)
+    throw preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key.`, 'Its key lives only on the host it was issued for; issue a new certificate if it is lost.')
   const key = await openSealedKey(sealedKey, secret, store.keys.issuedCert(name))
   return {...certificateInfo(certPem), certPem, key}
 }

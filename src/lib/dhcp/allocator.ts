@@ -784,10 +784,7 @@ export class LeaseAllocator {
   /** Re-reads what a failed write compared: the lease on `ip`, the MAC's index entry and its lease, other index entries naming `ip`. */
   private async refresh(ip: number, mac: string): Promise<void> {
     const indexKeys = [mac, ...(this.cache.indexedAt.get(ip) ?? [])]
-    const [lease, ...indexes] = await Promise.all([
-      this.store.getJson<Lease>(this.keys.lease(fromInt(ip))),
-      ...indexKeys.map((m) => this.store.getJson<LeaseByMac>(this.keys.leaseByMac(m))),
-    ])
+    const [lease, ...indexes] = await Promise.all([this.store.getJson<Lease>(this.keys.lease(fromInt(ip))), ...indexKeys.map((m) => this.store.getJson<LeaseByMac>(this.keys.leaseByMac(m)))])
     // A read is the truth now: overwrite whatever the cache had.
     this.cache.leases.delete(ip)
     this.cache.setLease(ip, lease?.value, lease ? Number(lease.modRevision) : 0)
@@ -900,5 +897,4 @@ export class LeaseAllocator {
   }
 }
 
-export const leaseSecondsFor = (identity: ClientIdentity): number =>
-  identity.type === 'discovered' ? settings.dhcp.discoveryLeaseSeconds : settings.dhcp.leaseSeconds
+export const leaseSecondsFor = (identity: ClientIdentity): number => (identity.type === 'discovered' ? settings.dhcp.discoveryLeaseSeconds : settings.dhcp.leaseSeconds)

@@ -17,11 +17,7 @@ export interface DnsmasqOptions {
  */
 export function renderDnsmasqConfig(spec: ClusterSpec, options: DnsmasqOptions): string {
   const pxe = pxeSettings(spec)
-  const hosts = [
-    {name: 'admin', ip: spec.network.gateway},
-    {name: 'api', ip: spec.network.adminVip},
-    ...spec.nodes.filter((n) => n.ip).map((n) => ({name: n.name, ip: n.ip as string})),
-  ]
+  const hosts = [{name: 'admin', ip: spec.network.gateway}, {name: 'api', ip: spec.network.adminVip}, ...spec.nodes.filter((n) => n.ip).map((n) => ({name: n.name, ip: n.ip as string}))]
   return renderTemplate('dnsmasq.conf', {
     cluster: spec.cluster,
     interface: options.interface,

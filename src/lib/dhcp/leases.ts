@@ -7,9 +7,7 @@ import type {Lease, LeaseByMac, LeaseSummary} from './lease.js'
 export async function listLeases(store: EtcdStore, now = Date.now()): Promise<LeaseSummary[]> {
   const rows = await store.listJson<Lease>(store.keys.leasesPrefix())
   const toNumber = (ip: string): number => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0)
-  return rows
-    .map((r) => ({...r.value, expired: Date.parse(r.value.expiresAt) <= now}))
-    .sort((a, b) => toNumber(a.ip) - toNumber(b.ip))
+  return rows.map((r) => ({...r.value, expired: Date.parse(r.value.expiresAt) <= now})).sort((a, b) => toNumber(a.ip) - toNumber(b.ip))
 }
 
 /** The lease on `ip`; LEASE_NOT_FOUND (exit 3) when there is none. */
@@ -27,7 +25,11 @@ export async function requireLease(store: EtcdStore, ip: string): Promise<{lease
 export async function releaseLease(store: EtcdStore, ip: string, seen: {modRevision: string}): Promise<void> {
   const key = store.keys.lease(ip)
   if (!(await store.transaction().ifUnchanged(key, seen.modRevision).delete(key).commit())) {
-    throw preconditionError('LEASE_CHANGED', `The lease on ${ip} changed while releasing it (a server renewed or replaced it). Nothing was removed.`, 'Look again with xcluster dhcp leases and re-run if it should still go.')
+    throw preconditionError(
+      'LEASE_CHANGED',
+      `The lease on ${ip} changed while releasing it (a server renewed or replaced it). Nothing was removed.`,
+      'Look again with xcluster dhcp leases and re-run if it should still go.',
+    )
   }
 }
 

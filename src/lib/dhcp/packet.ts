@@ -159,8 +159,16 @@ const LENGTH_RULES: Partial<Record<number, (n: number) => boolean>> = {
 }
 
 const FIXED_LENGTH = new Set<number>([
-  Opt.subnetMask, Opt.requestedIp, Opt.leaseTime, Opt.overload, Opt.messageType, Opt.serverId,
-  Opt.maxMessageSize, Opt.renewalTime, Opt.rebindingTime, Opt.clientUuid,
+  Opt.subnetMask,
+  Opt.requestedIp,
+  Opt.leaseTime,
+  Opt.overload,
+  Opt.messageType,
+  Opt.serverId,
+  Opt.maxMessageSize,
+  Opt.renewalTime,
+  Opt.rebindingTime,
+  Opt.clientUuid,
 ])
 /** The same rules as arrays indexed by option code: the parser's per-option lookups. */
 const RULE_BY_CODE: ((n: number) => boolean)[] = Array.from({length: 256}, (_, code) => LENGTH_RULES[code] ?? (() => true))
@@ -392,8 +400,7 @@ export function userClasses(value: Buffer | undefined): string[] {
 }
 
 /** `aa:bb:cc:dd:ee:ff` from the first `hlen` bytes of chaddr. */
-export const macOf = (packet: Pick<DhcpPacket, 'chaddr' | 'hlen'>): string =>
-  [...packet.chaddr.subarray(0, packet.hlen)].map((b) => b.toString(16).padStart(2, '0')).join(':')
+export const macOf = (packet: Pick<DhcpPacket, 'chaddr' | 'hlen'>): string => [...packet.chaddr.subarray(0, packet.hlen)].map((b) => b.toString(16).padStart(2, '0')).join(':')
 
 export const macBytes = (mac: string): Buffer => Buffer.from(mac.split(':').map((h) => Number.parseInt(h, 16)))
 

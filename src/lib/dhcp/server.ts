@@ -7,19 +7,7 @@ import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {fromInt, inSubnet, parseCidr, type Subnet} from '../spec/ipv4.js'
 import {LeaseAllocator, type AllocatorLoad, type ClientInfo, type Fence} from './allocator.js'
-import {
-  BOOTREPLY,
-  BROADCAST_FLAG,
-  CLIENT_PORT,
-  MAX_MESSAGE_SIZE,
-  SERVER_PORT,
-  decodePacket,
-  encodePacket,
-  macOf,
-  type DhcpOptions,
-  type DhcpPacket,
-  type MessageTypeName,
-} from './packet.js'
+import {BOOTREPLY, BROADCAST_FLAG, CLIENT_PORT, MAX_MESSAGE_SIZE, SERVER_PORT, decodePacket, encodePacket, macOf, type DhcpOptions, type DhcpPacket, type MessageTypeName} from './packet.js'
 import {bootAnswer, pxeSettings} from './pxe.js'
 
 /** The election gate (issue 4): only a server that may serve answers; `token` fences its writes. */
@@ -81,7 +69,11 @@ export function interfaceAddress(iface: string, subnet?: Subnet): string {
   const addrs = (networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4')
   const chosen = addrs.find((a) => subnet && inSubnet(a.address, subnet)) ?? addrs[0]
   if (!chosen) {
-    throw preconditionError('INTERFACE_NO_ADDRESS', `Interface "${iface}" has no IPv4 address (or does not exist).`, 'Give the interface an address in the cluster subnet, or pass the right --interface.')
+    throw preconditionError(
+      'INTERFACE_NO_ADDRESS',
+      `Interface "${iface}" has no IPv4 address (or does not exist).`,
+      'Give the interface an address in the cluster subnet, or pass the right --interface.',
+    )
   }
   return chosen.address
 }

@@ -282,7 +282,10 @@ export class Campaign {
       if (handover && handover.token === this.token) {
         const target = handover.to
         if (target === null || (target !== this.node && candidates.includes(target))) {
-          await this.resign(target === null ? 'resign requested' : `transfer to ${target} requested`, candidates.some((c) => c !== this.node))
+          await this.resign(
+            target === null ? 'resign requested' : `transfer to ${target} requested`,
+            candidates.some((c) => c !== this.node),
+          )
           return
         }
       }
@@ -424,10 +427,7 @@ export class Campaign {
     const lease = await this.store.grantLease(this.service.ttl)
     const candidate: CandidateRecord = {node: this.node, pid: process.pid, bootId: bootId(), since: new Date().toISOString()}
     try {
-      await this.store
-        .transaction()
-        .put(this.store.keys.electionCandidate(this.service.name, this.node), candidate, {lease: lease.id})
-        .commit({timeoutMs: settings.election.callTimeoutMs})
+      await this.store.transaction().put(this.store.keys.electionCandidate(this.service.name, this.node), candidate, {lease: lease.id}).commit({timeoutMs: settings.election.callTimeoutMs})
       if (this.ended()) throw new Error('the campaign is stopping')
     } catch (err) {
       // A lease nobody holds would be kept alive for nothing (and keep the process running).
@@ -467,7 +467,11 @@ export class Campaign {
   private async trimHistory(): Promise<void> {
     const keys = this.store.keys
     const prefix = keys.electionHistoryPrefix(this.service.name)
-    const res = await this.store.transaction().getPrefix(prefix, {keysOnly: true}).commitAt({timeoutMs: settings.election.callTimeoutMs}).catch(() => undefined)
+    const res = await this.store
+      .transaction()
+      .getPrefix(prefix, {keysOnly: true})
+      .commitAt({timeoutMs: settings.election.callTimeoutMs})
+      .catch(() => undefined)
     if (!res) return
     const all = (res.reads[0] ?? []).map((kv) => kv.key)
     const excess = all.slice(0, Math.max(0, all.length - settings.election.historyLimit))
@@ -481,7 +485,10 @@ export class Campaign {
 /** A unit left running by a dead predecessor (or started by hand) is stopped before campaigning. */
 async function stopUnitIfActive(unit: string): Promise<void> {
   const run = promisify(execFile)
-  const active = await run('systemctl', ['is-active', '--quiet', unit], {timeout: settings.election.callTimeoutMs}).then(() => true, () => false)
+  const active = await run('systemctl', ['is-active', '--quiet', unit], {timeout: settings.election.callTimeoutMs}).then(
+    () => true,
+    () => false,
+  )
   if (active) await run('systemctl', ['stop', unit], {timeout: settings.election.stopTimeoutMs}).catch(() => undefined)
 }
 
@@ -490,7 +497,13 @@ async function withTimeout(work: Promise<unknown>, ms: number): Promise<boolean>
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
   try {
-    return await Promise.race([work.then(() => true, () => true), timeout])
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ])
   } finally {
     clearTimeout(timer)
   }

@@ -18,7 +18,11 @@ export function resolveServices(spec: ClusterSpec, names: string[], node: string
       )
     }
     if (service.nodes && !service.nodes.includes(node)) {
-      throw preconditionError('NODE_NOT_ELIGIBLE', `Node "${node}" may not run service "${name}" (nodes: ${service.nodes.join(', ')}).`, `Run serve on one of ${service.nodes.join(', ')}, or pass --node.`)
+      throw preconditionError(
+        'NODE_NOT_ELIGIBLE',
+        `Node "${node}" may not run service "${name}" (nodes: ${service.nodes.join(', ')}).`,
+        `Run serve on one of ${service.nodes.join(', ')}, or pass --node.`,
+      )
     }
     return service
   })
@@ -32,7 +36,13 @@ export class ElectionDaemon {
   readonly campaigns: Campaign[]
 
   /** `inProcess` services run inside this process instead of their start/stop commands. */
-  constructor(store: EtcdStore, readonly node: string, services: ServiceSpec[], log: (service: string) => CampaignLog, inProcess: Record<string, InProcessService> = {}) {
+  constructor(
+    store: EtcdStore,
+    readonly node: string,
+    services: ServiceSpec[],
+    log: (service: string) => CampaignLog,
+    inProcess: Record<string, InProcessService> = {},
+  ) {
     const scope = instanceScope(store.connection, node)
     this.campaigns = services.map((s) => new Campaign(store, s, node, scope, log(s.name), inProcess[s.name]))
   }

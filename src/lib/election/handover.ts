@@ -57,7 +57,7 @@ export async function requestHandover(store: EtcdStore, service: string, to: str
       throw new XclusterError(`No new leader for "${service}" within ${timeoutMs} ms (leader now: ${now.leader ?? 'none'}).`, {
         code: 'HANDOVER_TIMEOUT',
         exit: ExitStatus.failure,
-        suggestion: 'Check the daemons\' logs; the request lapses on its own.',
+        suggestion: "Check the daemons' logs; the request lapses on its own.",
       })
     }
     await new Promise((r) => setTimeout(r, 20))

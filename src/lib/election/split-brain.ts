@@ -18,7 +18,14 @@ export interface Disagreement {
 
 export interface CheckResult {
   ok: boolean
-  services: {service: string; leader: string | null; token: string | null; believers: string[]; vipHolders: string[] | null; rbdHolders: {node: string | null; token: string | null; lock: string}[] | null}[]
+  services: {
+    service: string
+    leader: string | null
+    token: string | null
+    believers: string[]
+    vipHolders: string[] | null
+    rbdHolders: {node: string | null; token: string | null; lock: string}[] | null
+  }[]
   disagreements: Disagreement[]
 }
 
@@ -32,7 +39,12 @@ function disagreements(state: ElectionState, service: ServiceSpec | undefined, v
   }
   for (const v of believers) {
     if (v.node !== state.leader || v.token !== state.token) {
-      out.push({service: s, kind: 'leader-mismatch', nodes: [v.node, ...(state.leader ? [state.leader] : [])], message: `${v.node} believes it leads ${s} with token ${v.token}, but etcd's leader is ${state.leader ?? 'nobody'} (token ${state.token ?? '-'})`})
+      out.push({
+        service: s,
+        kind: 'leader-mismatch',
+        nodes: [v.node, ...(state.leader ? [state.leader] : [])],
+        message: `${v.node} believes it leads ${s} with token ${v.token}, but etcd's leader is ${state.leader ?? 'nobody'} (token ${state.token ?? '-'})`,
+      })
     }
   }
   if (state.leader && !believers.some((v) => v.node === state.leader)) {
@@ -40,7 +52,12 @@ function disagreements(state: ElectionState, service: ServiceSpec | undefined, v
   }
   for (const v of state.views.filter((x) => !x.believesLeader)) {
     if (state.leader && (v.leader !== state.leader || v.token !== state.token)) {
-      out.push({service: s, kind: 'stale-view', nodes: [v.node], message: `${v.node} believes ${v.leader ?? 'nobody'} (token ${v.token ?? '-'}) leads ${s}, but etcd says ${state.leader} (token ${state.token})`})
+      out.push({
+        service: s,
+        kind: 'stale-view',
+        nodes: [v.node],
+        message: `${v.node} believes ${v.leader ?? 'nobody'} (token ${v.token ?? '-'}) leads ${s}, but etcd says ${state.leader} (token ${state.token})`,
+      })
     }
   }
   if (service?.vip && vipHolders) {
@@ -68,7 +85,14 @@ function rbdDisagreements(state: ElectionState, image: string, holders: RbdLockH
   }
   if (!holder) return [{service: s, kind: 'rbd-lock-not-on-leader', nodes: [state.leader], message: `${state.leader} leads ${s} (token ${state.token}), but ${image} is not locked`}]
   if (holder.node !== state.leader || holder.token !== state.token) {
-    return [{service: s, kind: 'rbd-lock-not-on-leader', nodes: [...nodes(holders), state.leader], message: `${image} of ${s} is locked by ${who(holder)}, but ${state.leader} leads with token ${state.token}`}]
+    return [
+      {
+        service: s,
+        kind: 'rbd-lock-not-on-leader',
+        nodes: [...nodes(holders), state.leader],
+        message: `${image} of ${s} is locked by ${who(holder)}, but ${state.leader} leads with token ${state.token}`,
+      },
+    ]
   }
   return []
 }
@@ -103,7 +127,10 @@ export async function checkElections(
   await new Promise((r) => setTimeout(r, resampleMs))
   const second = await sample()
   const before = new Set(first.flatMap((r) => r.found.map(fingerprint)))
-  return summarize(second, second.flatMap((r) => r.found).filter((d) => before.has(fingerprint(d))))
+  return summarize(
+    second,
+    second.flatMap((r) => r.found).filter((d) => before.has(fingerprint(d))),
+  )
 }
 
 function summarize(rows: {state: ElectionState; holders: string[] | null; locks: RbdLockHolder[] | null}[], found: Disagreement[]): CheckResult {

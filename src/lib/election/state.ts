@@ -61,10 +61,7 @@ export async function listElections(store: EtcdStore, spec: ClusterSpec | undefi
 export async function requireService(store: EtcdStore, spec: ClusterSpec | undefined, service: string): Promise<void> {
   const names = await serviceNames(store, spec)
   if (!names.includes(service)) {
-    throw usageError(
-      `No service "${service}" in the spec or in etcd.`,
-      names.length > 0 ? `Known services: ${names.join(', ')}.` : 'Declare it under services: in xcluster.yaml and run config apply.',
-    )
+    throw usageError(`No service "${service}" in the spec or in etcd.`, names.length > 0 ? `Known services: ${names.join(', ')}.` : 'Declare it under services: in xcluster.yaml and run config apply.')
   }
 }
 

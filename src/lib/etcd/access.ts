@@ -119,7 +119,10 @@ export async function configureAccess(store: EtcdStore, plan: AccessPlan, option
 
   try {
     const existingRoles = new Set((await store.call('list etcd roles', () => auth.roleList())).roles)
-    for (const [kind, role] of [['admin', roles.admin], ['serve', roles.serve]] as const) {
+    for (const [kind, role] of [
+      ['admin', roles.admin],
+      ['serve', roles.serve],
+    ] as const) {
       if (!existingRoles.has(role)) await apply({action: 'add-role', role}, () => auth.roleAdd({name: role}))
       const have = existingRoles.has(role) ? await rolePerms(store, role) : []
       for (const p of wanted[kind]) {
@@ -156,7 +159,7 @@ export async function configureAccess(store: EtcdStore, plan: AccessPlan, option
     if (err instanceof XclusterError && err.code === 'ETCD_PERMISSION_DENIED') {
       throw preconditionError(
         'ETCD_ACCESS_NEEDS_ROOT',
-        'Changing etcd users and roles needs etcd\'s root role, and this connection\'s certificate does not have it.',
+        "Changing etcd users and roles needs etcd's root role, and this connection's certificate does not have it.",
         `Connect with a client certificate whose CN is "${identity.root}", issued by the cluster CA (it is minted for the run, never stored).`,
         {identity: store.identity ?? null},
       )

@@ -50,7 +50,11 @@ export function etcdMembers(spec: ClusterSpec, options: {tls?: boolean} = {}): E
   const core = spec.nodes.filter((n) => n.type === 'core')
   const unaddressed = core.filter((n) => !n.ip).map((n) => n.name)
   if (unaddressed.length > 0) {
-    throw preconditionError('ETCD_MEMBER_NO_IP', `Core nodes ${unaddressed.join(', ')} have no fixed IP: an etcd member needs a stable address.`, 'Give every core node an ip: in xcluster.yaml and run config apply.')
+    throw preconditionError(
+      'ETCD_MEMBER_NO_IP',
+      `Core nodes ${unaddressed.join(', ')} have no fixed IP: an etcd member needs a stable address.`,
+      'Give every core node an ip: in xcluster.yaml and run config apply.',
+    )
   }
   const {clientPort, peerPort} = settings.etcdMember
   const scheme = options.tls ? 'https' : 'http'

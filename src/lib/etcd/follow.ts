@@ -72,7 +72,11 @@ export class PrefixFollower {
 
   private async load(): Promise<void> {
     let kvs: StoredKv[] = []
-    const revision = await this.store.readPrefixes(this.options.load, (page) => kvs.push(...page), () => (kvs = []))
+    const revision = await this.store.readPrefixes(
+      this.options.load,
+      (page) => kvs.push(...page),
+      () => (kvs = []),
+    )
     this.handlers.snapshot(kvs, revision)
     this.revision = BigInt(revision)
   }

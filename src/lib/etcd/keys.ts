@@ -26,12 +26,7 @@ import {ExitStatus, XclusterError} from '../errors.js'
 export const ROOT = '/xcluster'
 
 export type DhcpStateKey =
-  | {kind: 'spec'}
-  | {kind: 'node'; name: string}
-  | {kind: 'mac'; mac: string}
-  | {kind: 'lease'; ip: string}
-  | {kind: 'leaseByMac'; mac: string}
-  | {kind: 'discovered'; mac: string}
+  {kind: 'spec'} | {kind: 'node'; name: string} | {kind: 'mac'; mac: string} | {kind: 'lease'; ip: string} | {kind: 'leaseByMac'; mac: string} | {kind: 'discovered'; mac: string}
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/
 

@@ -118,7 +118,10 @@ export class LeaseKeeper {
       const attempt = m.client.leaseClient.leaseKeepAlive()
       const stream = await Promise.race([attempt, new Promise<undefined>((r) => setTimeout(r, settings.election.callTimeoutMs))])
       if (!stream || this.closed) {
-        void attempt.then((late) => late.end(), () => undefined)
+        void attempt.then(
+          (late) => late.end(),
+          () => undefined,
+        )
         return
       }
       m.stream = stream

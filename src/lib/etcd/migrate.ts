@@ -121,9 +121,7 @@ export async function readClusterState(store: EtcdStore): Promise<ClusterState> 
   let from: Buffer = start
   let revision: string | undefined
   for (;;) {
-    const res = await store.call('read cluster state', (c) =>
-      c.kv.range({key: from, range_end: end, limit: settings.etcdMigratePageKeys, ...(revision ? {revision} : {})}),
-    )
+    const res = await store.call('read cluster state', (c) => c.kv.range({key: from, range_end: end, limit: settings.etcdMigratePageKeys, ...(revision ? {revision} : {})}))
     revision ??= String(res.header.revision)
     for (const kv of res.kvs) {
       const key = kv.key.toString()

@@ -1,16 +1,7 @@
 import {X509Certificate} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 
-import {
-  Etcd3,
-  EtcdPermissionDeniedError,
-  GRPCDeadlineExceededError,
-  GRPCUnavailableError,
-  isRecoverableError,
-  Range,
-  type IKeyValue,
-  type IOptions,
-} from 'etcd3'
+import {Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Range, type IKeyValue, type IOptions} from 'etcd3'
 
 import {circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry} from 'cockatiel'
 
@@ -55,15 +46,8 @@ export const storedKv = (kv: IKeyValue): StoredKv => ({
 export const isCompacted = (err: unknown): boolean => /compacted/i.test(String((err as Error)?.message ?? err))
 
 type Compare =
-  | {kind: 'absent'; key: string}
-  | {kind: 'modRevision'; key: string; revision: string}
-  | {kind: 'value'; key: string; value: unknown}
-  | {kind: 'createRevision'; key: string; revision: string}
-type Op =
-  | {kind: 'put'; key: string; value: unknown; lease?: string}
-  | {kind: 'delete'; key: string}
-  | {kind: 'get'; key: string}
-  | {kind: 'getPrefix'; prefix: string; keysOnly: boolean}
+  {kind: 'absent'; key: string} | {kind: 'modRevision'; key: string; revision: string} | {kind: 'value'; key: string; value: unknown} | {kind: 'createRevision'; key: string; revision: string}
+type Op = {kind: 'put'; key: string; value: unknown; lease?: string} | {kind: 'delete'; key: string} | {kind: 'get'; key: string} | {kind: 'getPrefix'; prefix: string; keysOnly: boolean}
 
 /** A key as a transaction read it: the JSON value, its revisions and the lease it lives under ('0': none). */
 export interface RawKv {
@@ -266,7 +250,8 @@ function rawKv(kv: WireKv): RawKv {
 const encode = (value: unknown): string | Buffer => (typeof value === 'string' || Buffer.isBuffer(value) ? value : JSON.stringify(value))
 
 /** OpenSSL's words for a TLS handshake one side refused: no retry makes them pass. */
-const TLS_REFUSAL = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)|certificate verify failed|unable to (get local issuer|verify the first) certificate|self[- ]signed certificate|Hostname\/IP does not match/i
+const TLS_REFUSAL =
+  /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure)|certificate verify failed|unable to (get local issuer|verify the first) certificate|self[- ]signed certificate|Hostname\/IP does not match/i
 
 function tlsRefusal(err: unknown): string | undefined {
   const message = String((err as Error)?.message ?? err)
@@ -345,9 +330,7 @@ export class EtcdStore {
       if (connection.cert) this.identity = certificateIdentity(connection.cert)
       options.credentials = {
         rootCertificate: connection.ca ? readFileSync(connection.ca) : Buffer.alloc(0),
-        ...(connection.cert && connection.key
-          ? {certChain: readFileSync(connection.cert), privateKey: readFileSync(connection.key)}
-          : {}),
+        ...(connection.cert && connection.key ? {certChain: readFileSync(connection.cert), privateKey: readFileSync(connection.key)} : {}),
       }
     }
     this.credentials = options.credentials
@@ -360,9 +343,7 @@ export class EtcdStore {
    * (lease keepalives, see LeaseKeeper).
    */
   memberClients(): Etcd3[] {
-    this.members ??= this.hosts.map(
-      (host) => new Etcd3({hosts: [host], credentials: this.credentials, dialTimeout: settings.etcdCallTimeoutMs, faultHandling: {host: () => noop, global: noop}}),
-    )
+    this.members ??= this.hosts.map((host) => new Etcd3({hosts: [host], credentials: this.credentials, dialTimeout: settings.etcdCallTimeoutMs, faultHandling: {host: () => noop, global: noop}}))
     return this.members
   }
 
@@ -426,7 +407,7 @@ export class EtcdStore {
     return new XclusterError(`etcd denied ${what} to ${who}.`, {
       code: 'ETCD_PERMISSION_DENIED',
       exit: ExitStatus.precondition,
-      suggestion: 'Use a client certificate whose identity may do this: the operator\'s (--etcd-cert/--etcd-key, env XCLUSTER_ETCD_CERT/XCLUSTER_ETCD_KEY).',
+      suggestion: "Use a client certificate whose identity may do this: the operator's (--etcd-cert/--etcd-key, env XCLUSTER_ETCD_CERT/XCLUSTER_ETCD_KEY).",
       details: {operation: what, identity: this.identity ?? null},
       cause: err,
     })

@@ -63,7 +63,11 @@ function removeCgroup(dir: string): void {
 
 const labCgroups = (): string[] =>
   ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'].flatMap((root) =>
-    existsSync(root) ? readdirSync(root).filter((n) => n.startsWith('xc-')).map((n) => join(root, n)) : [],
+    existsSync(root)
+      ? readdirSync(root)
+          .filter((n) => n.startsWith('xc-'))
+          .map((n) => join(root, n))
+      : [],
   )
 
 /** What `lab down --dry-run` reports: what a real `lab down` would stop and remove. */
@@ -122,20 +126,24 @@ export async function labDown(options: {dir?: string; purge?: boolean} = {}): Pr
     const pid = ourPid(join(runDir, f), dir)
     if (pid) signal(pid, 'SIGKILL')
   }
-  const nspawns = pidFiles.filter((f) => f.startsWith('nspawn-')).flatMap((f) => {
-    const pid = livePid(join(runDir, f))
-    return pid ? [{node: f.slice('nspawn-'.length, -'.pid'.length), pid}] : []
-  })
+  const nspawns = pidFiles
+    .filter((f) => f.startsWith('nspawn-'))
+    .flatMap((f) => {
+      const pid = livePid(join(runDir, f))
+      return pid ? [{node: f.slice('nspawn-'.length, -'.pid'.length), pid}] : []
+    })
   for (const {node, pid} of nspawns) {
     stoppedNodes.push(node)
     signal(pid, 'SIGTERM')
   }
 
   // 2. Admin-side daemons, each in its own process group, stopping while the guests halt.
-  const daemons = pidFiles.filter((f) => !f.startsWith('boot-') && !f.startsWith('nspawn-')).flatMap((f) => {
-    const pid = ourPid(join(runDir, f), dir)
-    return pid ? [pid] : []
-  })
+  const daemons = pidFiles
+    .filter((f) => !f.startsWith('boot-') && !f.startsWith('nspawn-'))
+    .flatMap((f) => {
+      const pid = ourPid(join(runDir, f), dir)
+      return pid ? [pid] : []
+    })
   for (const pid of daemons) signal(-pid, 'SIGTERM')
   await Promise.all([
     waitFor(async () => nspawns.every(({pid}) => !alive(pid)), settings.lab.nodeStopTimeoutMs, 100),

@@ -19,14 +19,25 @@ export interface HostCommand {
 export function sshArgv(state: LabState, host: LabHost, options: {tty: boolean}): string[] {
   const paths = labPaths(state.dir)
   return [
-    'ip', 'netns', 'exec', netnsName('admin'),
-    'ssh', '-F', '/dev/null',
-    '-i', state.sshKey,
-    '-o', `UserKnownHostsFile=${paths.knownHosts}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=5',
+    'ip',
+    'netns',
+    'exec',
+    netnsName('admin'),
+    'ssh',
+    '-F',
+    '/dev/null',
+    '-i',
+    state.sshKey,
+    '-o',
+    `UserKnownHostsFile=${paths.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'LogLevel=ERROR',
+    '-o',
+    'ConnectTimeout=5',
     options.tty ? '-t' : '-T',
     '--',
     `${state.sshUser}@${host.ip}`,
@@ -59,7 +70,6 @@ export function adminEnvironment(state: LabState): NodeJS.ProcessEnv {
  */
 export function hostCommand(state: LabState, name: string, command: string[]): HostCommand {
   const host = findHost(state, name)
-  const paths = labPaths(state.dir)
   const interactive = command.length === 0
   if (host.kind === 'admin') {
     return {

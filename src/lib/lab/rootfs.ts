@@ -50,7 +50,10 @@ export function mirrorHosts(sourcesDir = '/etc/apt/sources.list.d'): string[] {
 
 /** The cache key: the suite and the include list decide what the root filesystem holds. */
 export function rootfsCachePath(suite: string = settings.lab.suite, include: readonly string[] = settings.lab.rootfsInclude): string {
-  const hash = createHash('sha256').update(JSON.stringify({suite, include: [...include].sort()})).digest('hex').slice(0, 12)
+  const hash = createHash('sha256')
+    .update(JSON.stringify({suite, include: [...include].sort()}))
+    .digest('hex')
+    .slice(0, 12)
   return join(labCacheDir(), `rootfs-${hash}`)
 }
 
@@ -64,11 +67,9 @@ export async function ensureRootfs(): Promise<{path: string; built: boolean}> {
   mkdirSync(labCacheDir(), {recursive: true})
   const tmp = `${path}.tmp-${process.pid}`
   rmSync(tmp, {recursive: true, force: true})
-  const res = await run(
-    'debootstrap',
-    ['--variant=minbase', `--include=${settings.lab.rootfsInclude.join(',')}`, settings.lab.suite, tmp, debianMirror()],
-    {timeoutMs: settings.lab.rootfsBuildTimeoutMs},
-  )
+  const res = await run('debootstrap', ['--variant=minbase', `--include=${settings.lab.rootfsInclude.join(',')}`, settings.lab.suite, tmp, debianMirror()], {
+    timeoutMs: settings.lab.rootfsBuildTimeoutMs,
+  })
   if (res.code !== 0) {
     rmSync(tmp, {recursive: true, force: true})
     throw new XclusterError(`debootstrap failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().slice(-1500)}`, {

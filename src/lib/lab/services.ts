@@ -101,8 +101,7 @@ export async function startPackageProxy(paths: LabPaths, adminIp: string): Promi
   return {squidPort}
 }
 
-const adminTcpOpen = async (ip: string, port: number) =>
-  (await run('ip', ['netns', 'exec', ADMIN_NS, 'timeout', '1', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`])).code === 0
+const adminTcpOpen = async (ip: string, port: number) => (await run('ip', ['netns', 'exec', ADMIN_NS, 'timeout', '1', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`])).code === 0
 
 /** The admin host's etcd (Debian etcd-server), inside xc-admin on <admin IP> and its own loopback. */
 export async function startEtcd(paths: LabPaths, adminIp: string): Promise<{endpoint: string}> {
@@ -115,15 +114,26 @@ export async function startEtcd(paths: LabPaths, adminIp: string): Promise<{endp
     spawnDaemon(
       'ip',
       [
-        'netns', 'exec', ADMIN_NS, 'etcd',
-        '--name', 'admin',
-        '--data-dir', paths.etcdData,
-        '--listen-client-urls', `${endpoint},http://127.0.0.1:${port}`,
-        '--advertise-client-urls', endpoint,
-        '--listen-peer-urls', peer,
-        '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `admin=${peer}`,
-        '--log-level', 'warn',
+        'netns',
+        'exec',
+        ADMIN_NS,
+        'etcd',
+        '--name',
+        'admin',
+        '--data-dir',
+        paths.etcdData,
+        '--listen-client-urls',
+        `${endpoint},http://127.0.0.1:${port}`,
+        '--advertise-client-urls',
+        endpoint,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `admin=${peer}`,
+        '--log-level',
+        'warn',
       ],
       paths.logFile('etcd'),
     ),

@@ -12,15 +12,10 @@ export interface RunResult {
 /** Runs a program (no shell), collecting its output; never throws on a non-zero exit. */
 export function run(cmd: string, args: string[], options: {input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(
-      cmd,
-      args,
-      {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env, timeout: options.timeoutMs ?? 0},
-      (err, stdout, stderr) => {
-        const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0
-        resolve({code, stdout: String(stdout), stderr: String(stderr)})
-      },
-    )
+    const child = execFile(cmd, args, {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env, timeout: options.timeoutMs ?? 0}, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as {code?: unknown}).code === 'number' ? (err as {code: number}).code : 1) : 0
+      resolve({code, stdout: String(stdout), stderr: String(stderr)})
+    })
     if (options.input !== undefined) child.stdin?.end(options.input)
   })
 }

@@ -60,10 +60,7 @@ export async function planLabUp(options: Pick<LabUpOptions, 'specFile' | 'extraN
   const installsPackages = await missingHostPackages()
   const rootfs = rootfsCachePath()
   const buildsRootfs = !existsSync(join(rootfs, 'etc', 'os-release'))
-  const hosts = [
-    {name: 'admin', ip: topology.gateway, netns: netnsName('admin')},
-    ...topology.nodes.map((n) => ({name: n.name, ip: n.ip ?? null, netns: netnsName(n.name)})),
-  ]
+  const hosts = [{name: 'admin', ip: topology.gateway, netns: netnsName('admin')}, ...topology.nodes.map((n) => ({name: n.name, ip: n.ip ?? null, netns: netnsName(n.name)}))]
   const steps = [
     ...(removesPreviousLab ? [`remove the previous lab (lab down) in ${dir}`] : []),
     ...(installsPackages.length > 0 ? [`apt-get install ${installsPackages.join(' ')}`] : []),

@@ -14,7 +14,6 @@ export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
   removed: [],
 }
 
-
 /** Entries kept per node: enough to explain the recent past without growing without bound. */
 export const HISTORY_LIMIT = 50
 

@@ -63,7 +63,7 @@ export async function registerNode(store: EtcdStore, spec: ClusterSpec, reg: Nod
     })
   }
   const macOwner = nodes.find((n) => n.mac === wanted.mac && n.state !== 'removed')
-  if (macOwner) throw usageError(`MAC ${wanted.mac} already belongs to node ${macOwner.name}.`, 'Check the MAC on the machine\'s label or console.')
+  if (macOwner) throw usageError(`MAC ${wanted.mac} already belongs to node ${macOwner.name}.`, "Check the MAC on the machine's label or console.")
   const ipOwner = wanted.ip ? nodes.find((n) => n.ip === wanted.ip && n.state !== 'removed') : undefined
   if (ipOwner) throw usageError(`IP ${wanted.ip} already belongs to node ${ipOwner.name}.`, 'Pick a free address.')
 

@@ -55,7 +55,10 @@ export async function planRemoval(store: EtcdStore, name: string, options: {forc
     ...node,
     state: 'removed',
     updatedAt: now,
-    history: [...(node.history ?? []), {at: now, from: node.state, to: 'removed' as const, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.force ? {reason: 'forced'} : {})}].slice(-HISTORY_LIMIT),
+    history: [
+      ...(node.history ?? []),
+      {at: now, from: node.state, to: 'removed' as const, by: options.by ?? process.env.SUDO_USER ?? process.env.USER ?? 'unknown', ...(options.force ? {reason: 'forced'} : {})},
+    ].slice(-HISTORY_LIMIT),
   }
   const macKey = store.keys.mac(node.mac)
   const binding = await store.getJson<{node: string}>(macKey)

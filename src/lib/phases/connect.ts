@@ -18,7 +18,12 @@ export const connectPhase: Phase<NodeHost, NodeRunContext> = {
     }
     const res = await ssh.run(`hostname; dpkg-query -W -f='\${Package} \${db:Status-Status}\\n'`)
     const [hostname, ...rows] = res.stdout.trim().split('\n')
-    const packages = new Set(rows.map((r) => r.split(' ')).filter(([, s]) => s === 'installed').map(([p]) => p))
+    const packages = new Set(
+      rows
+        .map((r) => r.split(' '))
+        .filter(([, s]) => s === 'installed')
+        .map(([p]) => p),
+    )
     ctx.facts.set(host.name, {hostname, packages})
   },
 }

@@ -22,12 +22,12 @@ export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
   readOnly: true,
   async run(ctx, host) {
     const elections = await listElections(ctx.store, ctx.spec)
-    const leaderships = elections
-      .filter((e) => e.leader === host.name && e.token)
-      .map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => c !== host.name)}))
+    const leaderships = elections.filter((e) => e.leader === host.name && e.token).map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => c !== host.name)}))
     const ssh = await ctx.ssh(host)
     const addresses = ipv4Addresses((await ssh.run('ip -o -4 addr show')).stdout)
-    const vips = declaredVips(ctx.spec).map((v) => v.address).filter((a) => addresses.includes(a))
+    const vips = declaredVips(ctx.spec)
+      .map((v) => v.address)
+      .filter((a) => addresses.includes(a))
     const osds = await osdsOnNode(ssh, host.name)
     ctx.holdings.set(host.name, {leaderships, vips, osds})
   },

@@ -19,11 +19,14 @@ export const packagesPhase: Phase<NodeHost, NodeRunContext> = {
       // policy-rc.d keeps packages from starting their services with Debian's defaults (etcd on
       // localhost, an open Squid): xcluster configures each one, then starts it.
       const noStart = '/usr/sbin/policy-rc.d'
-      await ssh.run(`trap 'rm -f ${noStart}' EXIT; printf '#!/bin/sh\nexit 101\n' > ${noStart} && chmod 755 ${noStart} && dpkg --configure -a && apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends ${list}`, {
-        sudo: true,
-        env: {DEBIAN_FRONTEND: 'noninteractive'},
-        timeoutMs: settings.packageInstallTimeoutMs,
-      })
+      await ssh.run(
+        `trap 'rm -f ${noStart}' EXIT; printf '#!/bin/sh\nexit 101\n' > ${noStart} && chmod 755 ${noStart} && dpkg --configure -a && apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends ${list}`,
+        {
+          sudo: true,
+          env: {DEBIAN_FRONTEND: 'noninteractive'},
+          timeoutMs: settings.packageInstallTimeoutMs,
+        },
+      )
       for (const p of missing) installed.add(p)
     })
   },

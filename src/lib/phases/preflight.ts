@@ -45,7 +45,12 @@ export function preflightPhase(id: string, requirements: (ctx: NodeRunContext, h
         ].join('; '),
         {sudo: true},
       )
-      const facts = Object.fromEntries(probe.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]))
+      const facts = Object.fromEntries(
+        probe.stdout
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      )
       const [os, version] = (facts.os ?? '').split(' ')
       if (os !== 'debian' || (need.debian && version !== need.debian)) {
         problems.push(`it runs ${facts.os?.trim() || 'an unknown OS'}, not Debian ${need.debian ?? ''}`.trim())

@@ -21,21 +21,27 @@ export const releasePreflightPhase: ReleasePhase = {
     const probe = parseProbe((await ssh.run(probeCommand(layout, bundle), {sudo: true, timeoutMs: settings.release.probeTimeoutMs})).stdout)
     const machines = UNAME_MACHINES[bundle.runtime.arch] ?? []
     if (probe.kernel !== 'Linux' || !machines.includes(probe.machine)) {
-      throw new XclusterError(`${host.name} is ${probe.kernel} ${probe.machine}; the Node.js runtime xcluster ships (the admin host's ${bundle.runtime.version}) is built for linux ${bundle.runtime.arch}.`, {
-        code: 'RUNTIME_ARCH_MISMATCH',
-        exit: ExitStatus.precondition,
-        suggestion: `Provision ${host.name} from an admin host of the same architecture (${probe.machine}), or leave it out of this run.`,
-        details: {host: host.name, kernel: probe.kernel, machine: probe.machine, runtimeArch: bundle.runtime.arch},
-      })
+      throw new XclusterError(
+        `${host.name} is ${probe.kernel} ${probe.machine}; the Node.js runtime xcluster ships (the admin host's ${bundle.runtime.version}) is built for linux ${bundle.runtime.arch}.`,
+        {
+          code: 'RUNTIME_ARCH_MISMATCH',
+          exit: ExitStatus.precondition,
+          suggestion: `Provision ${host.name} from an admin host of the same architecture (${probe.machine}), or leave it out of this run.`,
+          details: {host: host.name, kernel: probe.kernel, machine: probe.machine, runtimeArch: bundle.runtime.arch},
+        },
+      )
     }
     if (probe.conflicts.length > 0) {
       const paths = probe.conflicts.map((c) => (c === 'current' ? layout.current : layout.libexec))
-      throw new XclusterError(`${paths.join(' and ')} on ${host.name} ${paths.length > 1 ? 'are' : 'is'} not a symlink; xcluster keeps ${paths.length > 1 ? 'them as links' : 'it as a link'} to the current release.`, {
-        code: 'RELEASE_LAYOUT_CONFLICT',
-        exit: ExitStatus.precondition,
-        suggestion: `Move ${paths.join(' and ')} aside on ${host.name} (an older manual install or a mounted checkout), then run again.`,
-        details: {host: host.name, paths},
-      })
+      throw new XclusterError(
+        `${paths.join(' and ')} on ${host.name} ${paths.length > 1 ? 'are' : 'is'} not a symlink; xcluster keeps ${paths.length > 1 ? 'them as links' : 'it as a link'} to the current release.`,
+        {
+          code: 'RELEASE_LAYOUT_CONFLICT',
+          exit: ExitStatus.precondition,
+          suggestion: `Move ${paths.join(' and ')} aside on ${host.name} (an older manual install or a mounted checkout), then run again.`,
+          details: {host: host.name, paths},
+        },
+      )
     }
     const state: HostReleaseState = {
       machine: probe.machine,
@@ -46,8 +52,7 @@ export const releasePreflightPhase: ReleasePhase = {
       ...(probe.current ? {current: probe.current.replace(/^releases\//, '').replace(/\/$/, '')} : {}),
       ...(probe.libexec ? {libexec: probe.libexec} : {}),
     }
-    const needed =
-      (state.runtime === 'installed' ? 0 : bundle.runtime.bytes) + (state.release === 'installed' ? 0 : bundle.bytes + bundle.archive.bytes)
+    const needed = (state.runtime === 'installed' ? 0 : bundle.runtime.bytes) + (state.release === 'installed' ? 0 : bundle.bytes + bundle.archive.bytes)
     if (needed > 0 && probe.freeBytes < needed + settings.release.diskHeadroomBytes) {
       throw new XclusterError(
         `${host.name} has ${mib(probe.freeBytes)} free for ${layout.base}; installing xcluster ${bundle.id} needs ${mib(needed)} plus ${mib(settings.release.diskHeadroomBytes)} to spare.`,

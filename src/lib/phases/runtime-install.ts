@@ -38,7 +38,7 @@ export function uploadError(host: string, what: string, result: ExecResult, libc
   if (result.code === RemoteExit.checksum) {
     return new XclusterError(`The upload of ${what} to ${host} arrived damaged and was refused (${reason}); nothing was installed.`, {
       code: 'RELEASE_CHECKSUM_MISMATCH',
-      suggestion: 'Run again (the admin host re-checks its cached archive); if it recurs, check the host\'s disk and memory.',
+      suggestion: "Run again (the admin host re-checks its cached archive); if it recurs, check the host's disk and memory.",
       details,
     })
   }

@@ -122,7 +122,12 @@ export function defaultCacheDir(): string {
 }
 
 /** Looks the key up in this process, then in the cache directory (checking the archive), else builds and records it. */
-async function cachedBuild<T extends {archive: {file: string; bytes: number; sha256: string}}>(key: string, cacheDir: string, kind: string, build: () => Promise<T>): Promise<{value: T; cached: boolean}> {
+async function cachedBuild<T extends {archive: {file: string; bytes: number; sha256: string}}>(
+  key: string,
+  cacheDir: string,
+  kind: string,
+  build: () => Promise<T>,
+): Promise<{value: T; cached: boolean}> {
   const memoKey = `${cacheDir}\0${key}`
   const shared = building.get(memoKey) as Promise<{value: T; cached: boolean}> | undefined
   // Built (or being built) earlier in this process: the same archives, nothing built again.
@@ -225,7 +230,11 @@ function runtimeIdentity(binary: string): {version: string; platform: string; ar
 async function buildReleaseArchive(source: ReleaseSource, runtime: CachedRuntime, cacheDir: string, level: number): Promise<CachedRelease> {
   for (const reserved of [settings.release.sumsFile, 'runtime', settings.release.markerFile]) {
     if (source.files.some((f) => f.path === reserved || f.path.startsWith(`${reserved}/`))) {
-      throw new XclusterError(`The package at ${source.root} has its own ${reserved}, a name a release uses.`, {code: 'RELEASE_UNSUPPORTED_FILE', exit: ExitStatus.precondition, details: {path: reserved}})
+      throw new XclusterError(`The package at ${source.root} has its own ${reserved}, a name a release uses.`, {
+        code: 'RELEASE_UNSUPPORTED_FILE',
+        exit: ExitStatus.precondition,
+        details: {path: reserved},
+      })
     }
   }
   // Pass 1: each file's checksum (and the guard against shipping a private key).

@@ -5,9 +5,7 @@ import {ExitStatus, XclusterError} from '../errors.js'
 import {settings} from '../settings.js'
 
 /** One file or symlink of a release, at its path inside the release directory. */
-export type ReleaseFile =
-  | {type: 'file'; path: string; source: string; mode: number; size: number; mtimeMs: number; ino: number}
-  | {type: 'symlink'; path: string; target: string}
+export type ReleaseFile = {type: 'file'; path: string; source: string; mode: number; size: number; mtimeMs: number; ino: number} | {type: 'symlink'; path: string; target: string}
 
 export interface ReleaseSource {
   /** The package root, symlinks resolved. */

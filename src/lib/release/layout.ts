@@ -26,7 +26,8 @@ export interface InstallLayout {
 }
 
 export function installLayout(root = '/'): InstallLayout {
-  if (!root.startsWith('/') || root.includes('\0') || /[\n\r]/.test(root)) throw usageError(`Install root ${JSON.stringify(root)} must be an absolute path.`, 'Pass / for a real node, or an absolute directory.')
+  if (!root.startsWith('/') || root.includes('\0') || /[\n\r]/.test(root))
+    throw usageError(`Install root ${JSON.stringify(root)} must be an absolute path.`, 'Pass / for a real node, or an absolute directory.')
   const base = posix.join(root, settings.release.baseDir)
   const releases = posix.join(base, 'releases')
   const runtimes = posix.join(base, 'runtime')

@@ -4,10 +4,7 @@
  * modes and contents given, in the order given. GNU tar on a node extracts it as it is.
  */
 
-export type TarEntry =
-  | {type: 'dir'; path: string; mode: number}
-  | {type: 'file'; path: string; mode: number; size: number}
-  | {type: 'symlink'; path: string; target: string}
+export type TarEntry = {type: 'dir'; path: string; mode: number} | {type: 'file'; path: string; mode: number; size: number} | {type: 'symlink'; path: string; target: string}
 
 const BLOCK = 512
 /** 2000-01-01T00:00:00Z: any fixed time; GNU tar warns about dates near the epoch. */

@@ -41,7 +41,11 @@ function dhcpService(declared: ServiceSpec[]): ServiceSpec {
  */
 export async function serve(store: EtcdStore, options: ServeOptions, stop: Promise<string>, log: ServeLog): Promise<ServeResult> {
   const spec = await readStoredSpec(store)
-  const services = resolveServices(spec, options.elect.filter((name) => !(options.dhcp && name === 'dhcp')), options.node)
+  const services = resolveServices(
+    spec,
+    options.elect.filter((name) => !(options.dhcp && name === 'dhcp')),
+    options.node,
+  )
   // No second serve may campaign for these services as this node, nor clean up what this one runs.
   const lock = await lockCampaigns(instanceScope(store.connection, options.node).prefix, [...services.map((s) => s.name), ...(options.dhcp ? ['dhcp'] : [])])
   try {
@@ -56,6 +60,8 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   if (bound.length > 0) log('serve', 'units-bound', {units: bound})
   const inProcess: Record<string, InProcessService> = {}
   let dhcp: DhcpServer | undefined
+  // Assigned once below; declared here because the DHCP server's leadership check reads it.
+  // eslint-disable-next-line prefer-const
   let daemon: ElectionDaemon | undefined
   if (options.dhcp) {
     let token: string | undefined

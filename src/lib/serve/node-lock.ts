@@ -25,7 +25,13 @@ async function bind(name: string, scopePrefix: string, service: string): Promise
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
-        reject(preconditionError('SERVE_ALREADY_RUNNING', `Another xcluster serve on this host already campaigns for "${service}" as this node (${scopePrefix}).`, 'Stop it first (systemctl stop xcluster-serve), or give this one another --node.'))
+        reject(
+          preconditionError(
+            'SERVE_ALREADY_RUNNING',
+            `Another xcluster serve on this host already campaigns for "${service}" as this node (${scopePrefix}).`,
+            'Stop it first (systemctl stop xcluster-serve), or give this one another --node.',
+          ),
+        )
       } else reject(err)
     })
     server.listen({path: name}, () => resolve())

@@ -88,9 +88,7 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
       if (changes.length > 0) update.push({name: node.name, changes, record: row.value, modRevision: row.modRevision})
     }
   }
-  const notInSpec = nodeRows
-    .filter((r) => !wanted.has(r.value.name))
-    .map((r) => ({name: r.value.name, type: r.value.type, mac: r.value.mac, state: r.value.state}))
+  const notInSpec = nodeRows.filter((r) => !wanted.has(r.value.name)).map((r) => ({name: r.value.name, type: r.value.type, mac: r.value.mac, state: r.value.state}))
 
   // MAC bindings: the spec's nodes own theirs; a binding to a node outside the spec is left
   // with that node. A binding pointing at a spec node that no longer has the MAC is removed.
@@ -167,15 +165,12 @@ export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Dat
   }
 
   if (txn.size > settings.etcdMaxTxnOps || txn.compareCount > settings.etcdMaxTxnOps) {
-    throw new XclusterError(
-      `Applying this spec needs ${Math.max(txn.size, txn.compareCount)} operations in one etcd transaction; etcd allows ${settings.etcdMaxTxnOps} (--max-txn-ops).`,
-      {
-        code: 'APPLY_TOO_LARGE',
-        exit: ExitStatus.precondition,
-        suggestion: 'Apply the spec in smaller steps (add fewer nodes per apply), or raise etcd\'s --max-txn-ops and settings.etcdMaxTxnOps together.',
-        details: {operations: txn.size, compares: txn.compareCount, limit: settings.etcdMaxTxnOps},
-      },
-    )
+    throw new XclusterError(`Applying this spec needs ${Math.max(txn.size, txn.compareCount)} operations in one etcd transaction; etcd allows ${settings.etcdMaxTxnOps} (--max-txn-ops).`, {
+      code: 'APPLY_TOO_LARGE',
+      exit: ExitStatus.precondition,
+      suggestion: "Apply the spec in smaller steps (add fewer nodes per apply), or raise etcd's --max-txn-ops and settings.etcdMaxTxnOps together.",
+      details: {operations: txn.size, compares: txn.compareCount, limit: settings.etcdMaxTxnOps},
+    })
   }
   // Idempotent: when a commit's answer is lost and call() retries it, the retry's compares fail
   // against our own write; finding every written value in place means the apply did commit.
@@ -204,8 +199,6 @@ function updatedRecord(record: NodeRecord, node: NodeSpec, timestamp: string): N
 /** JSON with sorted keys, so a stored spec compares equal however its keys were ordered. */
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
   )
 }

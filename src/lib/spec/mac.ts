@@ -14,7 +14,7 @@ export function checkMac(text: string): MacCheck {
   const mac = text.toLowerCase().replaceAll('-', ':')
   if (mac === '00:00:00:00:00:00') return {ok: false, kind: 'zero', reason: 'is the all-zero MAC, which no NIC has'}
   if (Number.parseInt(mac.slice(0, 2), 16) & 1) {
-    return {ok: false, kind: 'multicast', reason: 'is a multicast MAC (least significant bit of the first octet is set), not a NIC\'s address'}
+    return {ok: false, kind: 'multicast', reason: "is a multicast MAC (least significant bit of the first octet is set), not a NIC's address"}
   }
   return {ok: true, mac}
 }

@@ -68,8 +68,7 @@ export function specInvalid(fileName: string, problems: SpecProblem[]): Xcluster
  * falls back to its nearest existing parent, so the operator still lands in the right place.
  */
 function yamlLocator(doc: Document, lineCounter: LineCounter): Locator {
-  const nodeAt = (path: SpecPath): Node | undefined =>
-    (path.length === 0 ? doc.contents : doc.getIn(path, true)) as Node | undefined
+  const nodeAt = (path: SpecPath): Node | undefined => (path.length === 0 ? doc.contents : doc.getIn(path, true)) as Node | undefined
   const keyAt = (path: SpecPath): Node | undefined => {
     const parent = nodeAt(path.slice(0, -1))
     if (!isMap(parent)) return undefined

@@ -6,11 +6,7 @@ import type {ClusterSpec} from './types.js'
 export async function readStoredSpec(store: EtcdStore): Promise<ClusterSpec> {
   const stored = await store.getJson<ClusterSpec>(store.keys.spec())
   if (!stored) {
-    throw preconditionError(
-      'SPEC_NOT_FOUND',
-      `No cluster spec is stored for cluster "${store.keys.cluster}".`,
-      'Store one with: xcluster config apply -f xcluster.yaml',
-    )
+    throw preconditionError('SPEC_NOT_FOUND', `No cluster spec is stored for cluster "${store.keys.cluster}".`, 'Store one with: xcluster config apply -f xcluster.yaml')
   }
   return stored.value
 }

@@ -1,18 +1,7 @@
 import {RBD_IMAGE} from '../ceph/rbd.js'
 import {NODE_TYPES, type NodeType} from '../nodes/record.js'
 import {settings} from '../settings.js'
-import {
-  fromInt,
-  inRange,
-  inSubnet,
-  isHostAddress,
-  parseCidr,
-  parseIpv4,
-  parseRange,
-  rangesOverlap,
-  type IntRange,
-  type Subnet,
-} from './ipv4.js'
+import {fromInt, inRange, inSubnet, isHostAddress, parseCidr, parseIpv4, parseRange, rangesOverlap, type IntRange, type Subnet} from './ipv4.js'
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
@@ -304,7 +293,11 @@ class SpecChecker {
     const gateway = this.address(net.gateway, ['network', 'gateway'], 'gateway', subnet)
     const adminVip = this.address(net.adminVip, ['network', 'adminVip'], 'admin VIP', subnet)
     if (gateway !== undefined && gateway === adminVip) {
-      this.report(['network', 'adminVip'], `the admin VIP ${fromInt(adminVip)} is the gateway's address`, 'Pick a free address for the VIP: it moves between core nodes, the gateway stays on the admin host.')
+      this.report(
+        ['network', 'adminVip'],
+        `the admin VIP ${fromInt(adminVip)} is the gateway's address`,
+        'Pick a free address for the VIP: it moves between core nodes, the gateway stays on the admin host.',
+      )
     }
     const dns = this.dnsServers(net.dns, subnet)
     const domain = this.domain(net.domain)
@@ -363,11 +356,7 @@ class SpecChecker {
     return text
   }
 
-  private ranges(
-    raw: unknown,
-    subnet: Subnet | undefined,
-    reserved: {gateway?: number; adminVip?: number},
-  ): {spec: NetworkSpec['ranges']; ints: Record<RangeName, IntRange>} | undefined {
+  private ranges(raw: unknown, subnet: Subnet | undefined, reserved: {gateway?: number; adminVip?: number}): {spec: NetworkSpec['ranges']; ints: Record<RangeName, IntRange>} | undefined {
     const base = ['network', 'ranges']
     const map = this.mapping(raw, base, RANGE_KEYS, RANGE_KEYS)
     if (!map) return undefined
@@ -383,11 +372,7 @@ class SpecChecker {
         const a = ints[earlier] as IntRange
         const b = ints[later] as IntRange
         if (rangesOverlap(a, b)) {
-          this.report(
-            [...base, later],
-            `the ${later} range ${formatRange(b)} overlaps the ${earlier} range ${formatRange(a)}`,
-            'Ranges must not share addresses: shrink or move one of them.',
-          )
+          this.report([...base, later], `the ${later} range ${formatRange(b)} overlaps the ${earlier} range ${formatRange(a)}`, 'Ranges must not share addresses: shrink or move one of them.')
         }
       }
     }
@@ -397,13 +382,7 @@ class SpecChecker {
     return {spec, ints: all}
   }
 
-  private range(
-    value: unknown,
-    path: SpecPath,
-    name: RangeName,
-    subnet: Subnet | undefined,
-    reserved: {gateway?: number; adminVip?: number},
-  ): IntRange | undefined {
+  private range(value: unknown, path: SpecPath, name: RangeName, subnet: Subnet | undefined, reserved: {gateway?: number; adminVip?: number}): IntRange | undefined {
     const text = this.string(value, path, `${name} range`)
     if (text === undefined) return undefined
     const range = parseRange(text)
@@ -419,14 +398,15 @@ class SpecChecker {
       const outside = !inSubnet(range.start, subnet) || !inSubnet(range.end, subnet)
       this.report(
         path,
-        outside
-          ? `the ${name} range ${formatRange(range)} is outside the subnet ${subnet.cidr}`
-          : `the ${name} range ${formatRange(range)} includes the subnet's network or broadcast address`,
+        outside ? `the ${name} range ${formatRange(range)} is outside the subnet ${subnet.cidr}` : `the ${name} range ${formatRange(range)} includes the subnet's network or broadcast address`,
         `Keep it within ${fromInt(firstHost(subnet))}-${fromInt(lastHost(subnet))}.`,
       )
       return undefined
     }
-    for (const [what, ip] of [['gateway', reserved.gateway], ['admin VIP', reserved.adminVip]] as const) {
+    for (const [what, ip] of [
+      ['gateway', reserved.gateway],
+      ['admin VIP', reserved.adminVip],
+    ] as const) {
       if (ip !== undefined && inRange(ip, range)) {
         this.report(path, `the ${name} range ${formatRange(range)} contains the ${what} ${fromInt(ip)}`, `Shrink the range so it leaves out ${fromInt(ip)}.`)
         return undefined
@@ -462,7 +442,11 @@ class SpecChecker {
     let ttl: number = SERVICE_TTL.default
     if (entry.ttl !== undefined && entry.ttl !== null) {
       if (typeof entry.ttl !== 'number' || !Number.isInteger(entry.ttl) || entry.ttl < SERVICE_TTL.min || entry.ttl > SERVICE_TTL.max) {
-        this.report([...path, 'ttl'], `ttl must be a whole number of seconds from ${SERVICE_TTL.min} to ${SERVICE_TTL.max}, but is ${JSON.stringify(entry.ttl)}`, `Write e.g. ttl: ${SERVICE_TTL.default} (etcd raises a lease below its floor, 2 s with default timings).`)
+        this.report(
+          [...path, 'ttl'],
+          `ttl must be a whole number of seconds from ${SERVICE_TTL.min} to ${SERVICE_TTL.max}, but is ${JSON.stringify(entry.ttl)}`,
+          `Write e.g. ttl: ${SERVICE_TTL.default} (etcd raises a lease below its floor, 2 s with default timings).`,
+        )
       } else ttl = entry.ttl
     }
     const start = this.string(entry.start, [...path, 'start'], 'start command')
@@ -472,14 +456,26 @@ class SpecChecker {
       this.report([...path, 'unit'], `service "${name ?? i}" has both unit: and start:/stop:`, 'Give either unit: (run with systemctl) or start: and stop: commands, not both.')
     } else if (unit === undefined && (entry.start === undefined) !== (entry.stop === undefined)) {
       const missing = entry.start === undefined ? 'start' : 'stop'
-      this.report([...path, missing], `service "${name ?? i}" has ${missing === 'start' ? 'stop:' : 'start:'} but no ${missing}:`, 'A service started by a command needs the command that stops it too (the leader stops it when it loses).')
+      this.report(
+        [...path, missing],
+        `service "${name ?? i}" has ${missing === 'start' ? 'stop:' : 'start:'} but no ${missing}:`,
+        'A service started by a command needs the command that stops it too (the leader stops it when it loses).',
+      )
     } else if (unit === undefined && entry.start === undefined && !(IN_PROCESS_SERVICES as readonly unknown[]).includes(name)) {
-      this.report(path, `service "${name ?? i}" has neither unit: nor start:/stop:`, `Add unit: NAME (systemd) or start: and stop: commands (only ${IN_PROCESS_SERVICES.join(', ')} runs inside xcluster serve and needs neither).`)
+      this.report(
+        path,
+        `service "${name ?? i}" has neither unit: nor start:/stop:`,
+        `Add unit: NAME (systemd) or start: and stop: commands (only ${IN_PROCESS_SERVICES.join(', ')} runs inside xcluster serve and needs neither).`,
+      )
     }
     let allowed: string[] | undefined
     if (entry.nodes !== undefined && entry.nodes !== null) {
       if (!Array.isArray(entry.nodes) || entry.nodes.length === 0) {
-        this.report([...path, 'nodes'], `must be a non-empty list of node names, but is ${JSON.stringify(entry.nodes)}`, 'Write e.g. nodes: [s1, s2, s3], or leave nodes: out to let every node campaign.')
+        this.report(
+          [...path, 'nodes'],
+          `must be a non-empty list of node names, but is ${JSON.stringify(entry.nodes)}`,
+          'Write e.g. nodes: [s1, s2, s3], or leave nodes: out to let every node campaign.',
+        )
       } else {
         const known = new Set((nodes ?? []).map((n) => n.name))
         allowed = []
@@ -514,7 +510,7 @@ class SpecChecker {
   private serviceVip(value: unknown, path: SpecPath, nodes: NodeSpec[] | undefined, network: NetworkFacts | undefined, vips: Map<number, number>, i: number): number | undefined {
     const vip = this.address(value, path, 'VIP', network?.subnet)
     if (vip === undefined || !network) return vip
-    const fix = 'Pick a free address outside the DHCP ranges for the VIP: it moves between nodes and must be no machine\'s own address.'
+    const fix = "Pick a free address outside the DHCP ranges for the VIP: it moves between nodes and must be no machine's own address."
     const reservedFor = network.reserved.get(vip)
     const node = (nodes ?? []).find((n) => n.ip !== undefined && parseIpv4(n.ip) === vip)
     const range = RANGE_KEYS.find((name) => inRange(vip, network.ranges[name]))
@@ -564,12 +560,7 @@ class SpecChecker {
     return this.problems.length === before ? resolved : undefined
   }
 
-  private node(
-    raw: unknown,
-    i: number,
-    network: NetworkFacts | undefined,
-    seen: {names: Map<string, number>; macs: Map<string, number>; ips: Map<number, number>},
-  ): NodeSpec | undefined {
+  private node(raw: unknown, i: number, network: NetworkFacts | undefined, seen: {names: Map<string, number>; macs: Map<string, number>; ips: Map<number, number>}): NodeSpec | undefined {
     const path = ['nodes', i]
     const entry = this.mapping(raw, path, NODE_KEYS, NODE_REQUIRED)
     if (!entry) return undefined
@@ -589,8 +580,8 @@ class SpecChecker {
       if (!result.ok) {
         const fix =
           result.kind === 'format'
-            ? 'Write the NIC\'s MAC as six hex pairs, e.g. 02:58:43:00:01:01 (or 02-58-43-00-01-01).'
-            : 'Use the MAC of the node\'s boot NIC (as `ip link` shows it): a unicast, non-zero address.'
+            ? "Write the NIC's MAC as six hex pairs, e.g. 02:58:43:00:01:01 (or 02-58-43-00-01-01)."
+            : "Use the MAC of the node's boot NIC (as `ip link` shows it): a unicast, non-zero address."
         this.report([...path, 'mac'], `"${macText}" ${result.reason}`, fix)
       } else {
         mac = result.mac
@@ -629,11 +620,7 @@ class SpecChecker {
     } else if (name !== undefined) {
       type = typeFromName(name)
       if (!type) {
-        this.report(
-          [...path, 'name'],
-          `cannot tell the type of node "${name}" from its name`,
-          `Add type: (${NODE_TYPES.join('|')}), or follow the naming rule: ${TYPE_FROM_NAME_RULES}.`,
-        )
+        this.report([...path, 'name'], `cannot tell the type of node "${name}" from its name`, `Add type: (${NODE_TYPES.join('|')}), or follow the naming rule: ${TYPE_FROM_NAME_RULES}.`)
       }
     }
 

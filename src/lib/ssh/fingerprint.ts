@@ -36,10 +36,7 @@ export function fingerprintOfPublicKey(line: string): string {
   const typeLength = blob.length >= 4 ? blob.readUInt32BE(0) : 0
   const embedded = blob.subarray(4, 4 + typeLength).toString('latin1')
   if (!type || typeLength === 0 || embedded !== type) {
-    throw usageError(
-      'Not an OpenSSH public key line (expected e.g. "ssh-ed25519 AAAA... comment").',
-      'Use the content of the node\'s /etc/ssh/ssh_host_<type>_key.pub file.',
-    )
+    throw usageError('Not an OpenSSH public key line (expected e.g. "ssh-ed25519 AAAA... comment").', "Use the content of the node's /etc/ssh/ssh_host_<type>_key.pub file.")
   }
   return fingerprintOfKeyBlob(blob)
 }

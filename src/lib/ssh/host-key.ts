@@ -38,15 +38,12 @@ export function hostKeyChangedError(name: string, address: string, expected: rea
 }
 
 export function hostKeyUnknownError(name: string, address: string, presented: string): XclusterError {
-  return new XclusterError(
-    `No host key is pinned for ${name} (${address}); it presented ${presented}. The connection was refused before authenticating.`,
-    {
-      code: 'HOST_KEY_UNKNOWN',
-      exit: ExitStatus.precondition,
-      suggestion: `Register the node so its key is pinned, or pin the verified key: xcluster node repin ${name} --fingerprint ${presented}.`,
-      details: {host: name, address, presented},
-    },
-  )
+  return new XclusterError(`No host key is pinned for ${name} (${address}); it presented ${presented}. The connection was refused before authenticating.`, {
+    code: 'HOST_KEY_UNKNOWN',
+    exit: ExitStatus.precondition,
+    suggestion: `Register the node so its key is pinned, or pin the verified key: xcluster node repin ${name} --fingerprint ${presented}.`,
+    details: {host: name, address, presented},
+  })
 }
 
 /**
@@ -83,8 +80,6 @@ export class HostKeyPin {
   /** The error for a refused key, or undefined when the key was accepted or never seen. */
   refusal(): XclusterError | undefined {
     if (this.presented === undefined || this.decision !== undefined) return undefined
-    return this.pinned.length > 0
-      ? hostKeyChangedError(this.name, this.address, this.pinned, this.presented)
-      : hostKeyUnknownError(this.name, this.address, this.presented)
+    return this.pinned.length > 0 ? hostKeyChangedError(this.name, this.address, this.pinned, this.presented) : hostKeyUnknownError(this.name, this.address, this.presented)
   }
 }

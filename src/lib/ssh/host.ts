@@ -69,8 +69,23 @@ export interface HostKeyOutcome {
 }
 
 const SYSTEMCTL_ACTIONS = [
-  'start', 'stop', 'restart', 'reload', 'try-restart', 'reload-or-restart', 'enable', 'disable', 'mask', 'unmask',
-  'is-active', 'is-enabled', 'is-failed', 'status', 'show', 'reset-failed', 'kill',
+  'start',
+  'stop',
+  'restart',
+  'reload',
+  'try-restart',
+  'reload-or-restart',
+  'enable',
+  'disable',
+  'mask',
+  'unmask',
+  'is-active',
+  'is-enabled',
+  'is-failed',
+  'status',
+  'show',
+  'reset-failed',
+  'kill',
 ] as const
 export type SystemctlAction = (typeof SYSTEMCTL_ACTIONS)[number] | 'daemon-reload'
 

@@ -75,7 +75,11 @@ export class RunJournal {
    */
   async moveTo(store: EtcdStore, id: string): Promise<void> {
     if (!(await store.getJson<RunRecord>(store.keys.run(id)))) {
-      throw new XclusterError(`Run ${id} is not in the etcd it moves to.`, {code: 'RUN_NOT_FOUND', exit: ExitStatus.failure, suggestion: 'Copy the cluster state first (bootstrap does it in its migrate step).'})
+      throw new XclusterError(`Run ${id} is not in the etcd it moves to.`, {
+        code: 'RUN_NOT_FOUND',
+        exit: ExitStatus.failure,
+        suggestion: 'Copy the cluster state first (bootstrap does it in its migrate step).',
+      })
     }
     const lease = await store.grantLease(settings.runLockTtlSeconds)
     const lockKey = store.keys.runLock(id)

@@ -46,11 +46,7 @@ export interface RunSummary {
  * `concurrency`; a host that fails drops out of later phases while the others go on. Each
  * finished (phase, host) is checkpointed so `--resume` continues where a run stopped.
  */
-export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
-  phases: Phase<H, C>[],
-  ctx: C,
-  options: RunOptions,
-): Promise<RunSummary> {
+export async function runPhases<H extends TaskHost, C extends RunContext<H>>(phases: Phase<H, C>[], ctx: C, options: RunOptions): Promise<RunSummary> {
   const concurrency = options.concurrency ?? settings.taskConcurrency
   const journal = ctx.dryRun ? undefined : options.journal
   let record: RunRecord | undefined
@@ -58,7 +54,12 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(
   // A dry run of a resume shows what the resume would skip, with its refusals; it writes nothing.
   if (ctx.dryRun && options.journal && options.resume) done = await options.journal.peekResume(options.resume, options.action)
   else if (journal && options.resume) ({record, done} = await journal.resume(options.resume, options.action))
-  else if (journal) record = await journal.start(options.action, options.args, ctx.hosts.map((h) => h.name))
+  else if (journal)
+    record = await journal.start(
+      options.action,
+      options.args,
+      ctx.hosts.map((h) => h.name),
+    )
   if (record) options.onRecord?.(record.id)
   try {
     return await runStarted(phases, ctx, options, concurrency, journal, record, done)
@@ -94,7 +95,8 @@ async function runStarted<H extends TaskHost, C extends RunContext<H>>(
       const targets = all.filter((h) => !failed.has(h.name))
       if (phase.requiresAll && targets.length < all.length) {
         const missing = all.filter((h) => failed.has(h.name)).map((h) => h.name)
-        for (const host of targets) failed.set(host.name, {phase: phase.id, host: host.name, message: `not started: ${missing.join(', ')} failed earlier, and this step needs every one of ${all.map((h) => h.name).join(', ')}`})
+        for (const host of targets)
+          failed.set(host.name, {phase: phase.id, host: host.name, message: `not started: ${missing.join(', ')} failed earlier, and this step needs every one of ${all.map((h) => h.name).join(', ')}`})
         throw new Error(`${phase.title}: not started, ${missing.join(', ')} failed earlier`)
       }
       if (targets.length === 0) return task.skip('no hosts')

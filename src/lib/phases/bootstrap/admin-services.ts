@@ -16,7 +16,10 @@ import {adminPart, coreHosts, corePart, seedHost} from './hosts.js'
 
 /** Whether a container engine answers here (`docker info`). */
 async function containerEngine(): Promise<boolean> {
-  return promisify(execFile)('docker', ['info'], {timeout: 10_000}).then(() => true, () => false)
+  return promisify(execFile)('docker', ['info'], {timeout: 10_000}).then(
+    () => true,
+    () => false,
+  )
 }
 
 /**
@@ -43,7 +46,11 @@ export const adminServicesPhase: Phase<NodeHost, BootstrapContext> = {
     if (bundle.written.length > 0) ctx.addChanges(host.name, [`admin host: write the Compose bundle in ${bundle.dir} (${bundle.written.length} files)`])
     if (ctx.dryRun) return
     if (!(await containerEngine())) {
-      throw preconditionError('ADMIN_NO_CONTAINER_ENGINE', `No container engine answers here (docker info failed); the Compose bundle is in ${bundle.dir}.`, `Run it yourself (cd ${bundle.dir} && docker compose up -d), or run the services as processes: xcluster bootstrap -f ${ctx.options.specFile ?? 'xcluster.yaml'} --native`)
+      throw preconditionError(
+        'ADMIN_NO_CONTAINER_ENGINE',
+        `No container engine answers here (docker info failed); the Compose bundle is in ${bundle.dir}.`,
+        `Run it yourself (cd ${bundle.dir} && docker compose up -d), or run the services as processes: xcluster bootstrap -f ${ctx.options.specFile ?? 'xcluster.yaml'} --native`,
+      )
     }
     await ctx.wet(host, `admin host: docker compose up -d in ${bundle.dir}`, () => promisify(execFile)('docker', ['compose', 'up', '-d'], {cwd: bundle.dir, timeout: 10 * 60_000}))
   },
@@ -55,7 +62,7 @@ export const adminServicesPhase: Phase<NodeHost, BootstrapContext> = {
  */
 export const packageCachePhase: Phase<NodeHost, BootstrapContext> = {
   id: 'package-cache',
-  title: 'Run the cluster\'s package cache on the core nodes',
+  title: "Run the cluster's package cache on the core nodes",
   hosts: coreHosts,
   shouldRun: (ctx) => corePart(ctx) && packageSettings(ctx.spec).adminCache,
   async run(ctx, host) {

@@ -32,7 +32,11 @@ async function waitMemberHealthy(ssh: SshHost, member: EtcdMemberPlan): Promise<
     if ((await ssh.exec(nodeEtcdctl(member, 'endpoint health'), {sudo: true})).code === 0) return
     if (Date.now() > deadline) {
       const log = await ssh.exec(`journalctl -u ${UNIT} -n 20 --no-pager -o cat`, {sudo: true})
-      throw preconditionError('ETCD_MEMBER_UNHEALTHY', `The etcd member on ${member.name} did not become healthy in ${settings.bootstrap.memberHealthyTimeoutMs / 1000} s: ${log.stdout.trim().split('\n').slice(-5).join(' | ')}`, `Look at journalctl -u ${UNIT} on ${member.name}, then resume the run.`)
+      throw preconditionError(
+        'ETCD_MEMBER_UNHEALTHY',
+        `The etcd member on ${member.name} did not become healthy in ${settings.bootstrap.memberHealthyTimeoutMs / 1000} s: ${log.stdout.trim().split('\n').slice(-5).join(' | ')}`,
+        `Look at journalctl -u ${UNIT} on ${member.name}, then resume the run.`,
+      )
     }
     await new Promise((r) => setTimeout(r, 500))
   }
@@ -42,13 +46,17 @@ async function waitMemberHealthy(ssh: SshHost, member: EtcdMemberPlan): Promise<
 async function maskPackagedEtcd(ctx: BootstrapContext, host: NodeHost, ssh: SshHost): Promise<void> {
   const state = (await ssh.exec('systemctl is-enabled etcd.service 2>/dev/null', {sudo: true})).stdout.trim()
   if (state === 'masked' || state === '') return
-  await ctx.wet(host, 'stop and mask Debian\'s etcd.service', () => ssh.run('systemctl disable --now etcd.service; systemctl mask etcd.service', {sudo: true}))
+  await ctx.wet(host, "stop and mask Debian's etcd.service", () => ssh.run('systemctl disable --now etcd.service; systemctl mask etcd.service', {sudo: true}))
 }
 
 /** The member's config file and unit, written only before its first start (etcd ignores initial-* after). */
 async function installMember(ctx: BootstrapContext, host: NodeHost, ssh: SshHost, members: EtcdMemberPlan[], state: 'new' | 'existing'): Promise<void> {
   await maskPackagedEtcd(ctx, host, ssh)
-  await ensureFile(ctx, host, ssh, {path: settings.etcdMember.configFile, content: renderMemberConfig(ctx.bootstrap.cluster, members, host.name, {tls: nodeMemberTls, clusterState: state}), mode: 0o640})
+  await ensureFile(ctx, host, ssh, {
+    path: settings.etcdMember.configFile,
+    content: renderMemberConfig(ctx.bootstrap.cluster, members, host.name, {tls: nodeMemberTls, clusterState: state}),
+    mode: 0o640,
+  })
   if (await ensureFile(ctx, host, ssh, {path: `/etc/systemd/system/${UNIT}`, content: renderEtcdMemberUnit()})) {
     await ctx.wet(host, 'reload systemd', () => ssh.systemctl('daemon-reload'))
   }
@@ -69,7 +77,7 @@ async function startMember(ctx: BootstrapContext, host: NodeHost, ssh: SshHost, 
  */
 export const etcdSeedPhase: Phase<NodeHost, BootstrapContext> = {
   id: 'etcd-seed',
-  title: 'Form the cluster\'s etcd on the seed (TLS, client certificates, RBAC)',
+  title: "Form the cluster's etcd on the seed (TLS, client certificates, RBAC)",
   hosts: seedHost,
   async run(ctx, host) {
     const ssh = await ctx.ssh(host)
@@ -84,7 +92,9 @@ export const etcdSeedPhase: Phase<NodeHost, BootstrapContext> = {
     try {
       const report = await configureAccess(root, {admins: [identity.admin], serve: ctx.bootstrap.core.map((n) => identity.serve(n.name))}, {dryRun: true})
       if (report.changes.length > 0) {
-        await ctx.wet(host, `etcd access: ${report.changes.map(describeChange).join('; ')}`, () => configureAccess(root, {admins: [identity.admin], serve: ctx.bootstrap.core.map((n) => identity.serve(n.name))}))
+        await ctx.wet(host, `etcd access: ${report.changes.map(describeChange).join('; ')}`, () =>
+          configureAccess(root, {admins: [identity.admin], serve: ctx.bootstrap.core.map((n) => identity.serve(n.name))}),
+        )
       }
     } finally {
       await root.close()
@@ -126,7 +136,7 @@ async function memberList(store: EtcdStore): Promise<{id: string; name: string; 
  */
 export const etcdJoinPhase: Phase<NodeHost, BootstrapContext> = {
   id: 'etcd-join',
-  title: 'Join the other core nodes to the cluster\'s etcd, one at a time',
+  title: "Join the other core nodes to the cluster's etcd, one at a time",
   hosts: peerHosts,
   shouldRun: corePart,
   concurrency: 1,

@@ -37,23 +37,28 @@ async function ensureAdminCredentials(ctx: BootstrapContext): Promise<void> {
  */
 export const migrateStatePhase: Phase<NodeHost, BootstrapContext> = {
   id: 'migrate-state',
-  title: 'Move the cluster\'s state into its own etcd',
+  title: "Move the cluster's state into its own etcd",
   hosts: seedHost,
   shouldRun: adminPart,
   async run(ctx, host) {
     await ensureAdminCredentials(ctx)
     if (ctx.onClusterStore) return
     if (ctx.dryRun) {
-      ctx.plan.set(host.name, [...(ctx.plan.get(host.name) ?? []), `copy the cluster's state from ${ctx.initialStore.connection.endpoints.join(',')} to ${ctx.bootstrap.endpoints.join(',')} and verify it`])
+      ctx.plan.set(host.name, [
+        ...(ctx.plan.get(host.name) ?? []),
+        `copy the cluster's state from ${ctx.initialStore.connection.endpoints.join(',')} to ${ctx.bootstrap.endpoints.join(',')} and verify it`,
+      ])
       return
     }
     const cluster = await ctx.clusterStore()
     const report = await migrateClusterState(ctx.store, cluster)
     ctx.note(host, `copied ${report.copied} keys in ${report.batches} transactions; ${report.target.keys} keys, sha256 ${report.target.sha256.slice(0, 12)} on both sides`)
-    if (report.copied > 0) ctx.addChanges(host.name, [`copy ${report.copied} keys of cluster state into the cluster's etcd (verified: ${report.target.keys} keys, sha256 ${report.target.sha256.slice(0, 12)})`])
+    if (report.copied > 0)
+      ctx.addChanges(host.name, [`copy ${report.copied} keys of cluster state into the cluster's etcd (verified: ${report.target.keys} keys, sha256 ${report.target.sha256.slice(0, 12)})`])
     await ctx.moveToClusterStore(cluster)
     const paths = adminTlsPaths(ctx.bootstrap.cluster)
-    if (!readOperatorContext(ctx.bootstrap.cluster)) writeOperatorContext({cluster: ctx.bootstrap.cluster, endpoints: ctx.bootstrap.endpoints, ca: paths.ca, cert: paths.cert, key: paths.key, writtenAt: new Date().toISOString()})
+    if (!readOperatorContext(ctx.bootstrap.cluster))
+      writeOperatorContext({cluster: ctx.bootstrap.cluster, endpoints: ctx.bootstrap.endpoints, ca: paths.ca, cert: paths.cert, key: paths.key, writtenAt: new Date().toISOString()})
   },
 }
 
@@ -83,7 +88,10 @@ export const handOverPhase: Phase<NodeHost, BootstrapContext> = {
     const ssh = await ctx.ssh(host)
     const unit = settings.bootstrap.continuationUnit
     await ctx.journal?.handOver(runId)
-    await ssh.run(`rm -f ${shellQuote(settings.bootstrap.continuationSummary)}; systemctl reset-failed ${unit} 2>/dev/null; systemd-run --quiet --collect --unit=${unit} --setenv=NO_COLOR=1 ${continuationCommand(ctx, runId)}`, {sudo: true})
+    await ssh.run(
+      `rm -f ${shellQuote(settings.bootstrap.continuationSummary)}; systemctl reset-failed ${unit} 2>/dev/null; systemd-run --quiet --collect --unit=${unit} --setenv=NO_COLOR=1 ${continuationCommand(ctx, runId)}`,
+      {sudo: true},
+    )
     const deadline = Date.now() + settings.bootstrap.followTimeoutMs
     let shown = ''
     for (;;) {

@@ -23,7 +23,7 @@ import {provisionedHosts} from './hosts.js'
  */
 export const pkiPhase: Phase<NodeHost, BootstrapContext> = {
   id: 'pki',
-  title: 'Cluster CA and the core nodes\' certificates, secret and SSH key',
+  title: "Cluster CA and the core nodes' certificates, secret and SSH key",
   hosts: provisionedHosts,
   async run(ctx, host) {
     const ca = await ctx.ca(ctx.role === 'admin')
@@ -52,7 +52,10 @@ export const pkiPhase: Phase<NodeHost, BootstrapContext> = {
 /** Whether the node's certificates are this CA's, for this node and address, and not due for renewal. */
 async function certificatesValid(ssh: SshHost, ca: CertificateAuthority, name: string, ip: string): Promise<boolean> {
   const f = nodeTlsFiles
-  const listing = await ssh.exec(`cat ${[f.ca, f.peerCert, f.serverCert, f.clientCert].map(shellQuote).join(' ')} && test -s ${shellQuote(f.peerKey)} -a -s ${shellQuote(f.serverKey)} -a -s ${shellQuote(f.clientKey)}`, {sudo: true})
+  const listing = await ssh.exec(
+    `cat ${[f.ca, f.peerCert, f.serverCert, f.clientCert].map(shellQuote).join(' ')} && test -s ${shellQuote(f.peerKey)} -a -s ${shellQuote(f.serverKey)} -a -s ${shellQuote(f.clientKey)}`,
+    {sudo: true},
+  )
   if (listing.code !== 0) return false
   const pems = listing.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []
   if (pems.length !== 4) return false

@@ -85,7 +85,8 @@ export const dnsTftpPhase: Phase<NodeHost, BootstrapContext> = {
     const {configFile, tftpRoot, unit} = settings.coreDns
     // The iPXE binaries come with Debian's ipxe package; TFTP serves them from its own root.
     const linked = await ssh.exec(`test -L ${shellQuote(tftpRoot)}`)
-    if (linked.code !== 0) await ctx.wet(host, `link ${tftpRoot} to the iPXE binaries`, () => ssh.run(`mkdir -p $(dirname ${shellQuote(tftpRoot)}) && ln -sfn /usr/lib/ipxe ${shellQuote(tftpRoot)}`, {sudo: true}))
+    if (linked.code !== 0)
+      await ctx.wet(host, `link ${tftpRoot} to the iPXE binaries`, () => ssh.run(`mkdir -p $(dirname ${shellQuote(tftpRoot)}) && ln -sfn /usr/lib/ipxe ${shellQuote(tftpRoot)}`, {sudo: true}))
     const config = renderDnsmasqConfig(ctx.spec, {interface: settings.keepalived.interface, tftpRoot})
     const configChanged = await ensureFile(ctx, host, ssh, {path: configFile, content: config})
     const unitChanged = await ensureUnitFile(ctx, host, ssh, unit, renderTemplate('node/xcluster-dns.service', {configFile}))
