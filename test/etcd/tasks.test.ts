@@ -4,7 +4,7 @@ import {after, before, describe, it} from 'node:test'
 import {XclusterError} from '../../src/lib/errors.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {RunContext} from '../../src/lib/tasks/context.js'
-import {RunJournal} from '../../src/lib/tasks/journal.js'
+import {phaseTimings, RunJournal} from '../../src/lib/tasks/journal.js'
 import type {Phase, TaskHost} from '../../src/lib/tasks/phase.js'
 import {assertRunSucceeded, runPhases} from '../../src/lib/tasks/runner.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
@@ -116,6 +116,20 @@ describe('task runner: ordered phases, parallel hosts, checkpoints', () => {
     assert.equal(shown.record.result, 'succeeded')
     assert.equal(shown.record.resumes, 1)
     assert.equal(shown.checkpoints.length, 8)
+    // Every step carries when it finished; the phases come out in the order they ran, the
+    // resume's passes after the first run's.
+    assert.equal(shown.steps.length, 8)
+    for (const step of shown.steps) assert.ok(Date.parse(step.at) >= Date.parse(shown.record.startedAt), `${step.phase}/${step.host} at ${step.at}`)
+    const timings = phaseTimings(shown.record, shown.steps)
+    assert.deepEqual(
+      timings.map((t) => `${t.phase}:${t.hosts.join(',')}`),
+      ['one:h1,h3,h4', 'two:h1,h3,h4', 'one:h2', 'two:h2'],
+    )
+    for (let i = 1; i < timings.length; i++) assert.ok(timings[i].finishedAfterMs >= timings[i - 1].finishedAfterMs)
+    assert.equal(
+      timings.reduce((sum, t) => sum + t.tookMs, 0),
+      timings.at(-1)!.finishedAfterMs,
+    )
   })
 
   it('re-running a finished action changes nothing', async () => {

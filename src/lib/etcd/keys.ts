@@ -201,6 +201,12 @@ export class KeySchema {
     return `${this.runCheckpointsPrefix(id)}${segment('phase', phase)}/${segment('host', host)}`
   }
 
+  /** The (phase, host) a key under runCheckpointsPrefix(id) stands for. */
+  parseRunCheckpoint(id: string, key: string): {phase: string; host: string} {
+    const [phase, host] = key.slice(this.runCheckpointsPrefix(id).length).split('/')
+    return {phase, host}
+  }
+
   /** Exists, under the running process's lease, while a run is being run: a resume elsewhere is refused. */
   runLock(id: string): string {
     return `${this.prefix}run-locks/${segment('run id', id)}`

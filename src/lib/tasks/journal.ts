@@ -47,6 +47,21 @@ export function newRunId(now = new Date()): string {
   return `${stamp}-${randomBytes(3).toString('hex')}`
 }
 
+/** One finished (phase, host) step of a run. */
+export interface RunStep {
+  phase: string
+  host: string
+  /** When it finished (ISO time, the clock of the host that ran the run). */
+  at: string
+}
+
+export interface RunShown {
+  record: RunRecord
+  /** The finished steps as `phase/host`, sorted. */
+  checkpoints: string[]
+  steps: RunStep[]
+}
+
 /** The value of a run's lock key: which process runs it. */
 export interface RunLock {
   pid: number
@@ -223,7 +238,14 @@ export class RunJournal {
     return rows.map((r) => r.value).sort((a, b) => b.startedAt.localeCompare(a.startedAt))
   }
 
-  async show(id: string): Promise<{record: RunRecord; checkpoints: string[]}> {
+  /** The finished (phase, host) steps of a run with when each finished, oldest first. */
+  async steps(id: string): Promise<RunStep[]> {
+    const prefix = this.store.keys.runCheckpointsPrefix(id)
+    const rows = await this.store.listJson<{at?: string}>(prefix)
+    return rows.map((r) => ({...this.store.keys.parseRunCheckpoint(id, r.key), at: r.value.at ?? ''})).sort((a, b) => a.at.localeCompare(b.at))
+  }
+
+  async show(id: string): Promise<RunShown> {
     const found = await this.store.getJson<RunRecord>(this.store.keys.run(id))
     if (!found) {
       throw new XclusterError(`No run with id ${id}.`, {
@@ -232,6 +254,43 @@ export class RunJournal {
         suggestion: 'List runs with: xcluster runs list',
       })
     }
-    return {record: found.value, checkpoints: [...(await this.done(id))].sort()}
+    const steps = await this.steps(id)
+    return {record: found.value, checkpoints: steps.map((s) => `${s.phase}/${s.host}`).sort(), steps}
   }
+}
+
+/** One pass of a phase over its hosts, as the run's steps tell it. */
+export interface PhaseTiming {
+  phase: string
+  hosts: string[]
+  /** From the run's start to the last host finishing this pass. */
+  finishedAfterMs: number
+  /** From the previous pass's end (or the run's start) to this one's. */
+  tookMs: number
+}
+
+/**
+ * The run's phases in the order they ran, with their times. Phases run one after another, so the
+ * steps of one pass are contiguous in time; a phase that runs again later (bootstrap provisions
+ * the seed, then its peers; a resumed run) shows as a second pass.
+ */
+export function phaseTimings(record: RunRecord, steps: RunStep[]): PhaseTiming[] {
+  const start = Date.parse(record.startedAt)
+  const passes: {phase: string; hosts: string[]; last: number}[] = []
+  for (const step of [...steps].sort((a, b) => a.at.localeCompare(b.at))) {
+    const at = Date.parse(step.at)
+    const current = passes.at(-1)
+    if (current?.phase === step.phase) {
+      current.hosts.push(step.host)
+      current.last = Math.max(current.last, at)
+    } else {
+      passes.push({phase: step.phase, hosts: [step.host], last: at})
+    }
+  }
+  let previous = start
+  return passes.map(({phase, hosts, last}) => {
+    const timing = {phase, hosts: hosts.sort(), finishedAfterMs: last - start, tookMs: Math.max(0, last - previous)}
+    previous = last
+    return timing
+  })
 }
