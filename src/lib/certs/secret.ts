@@ -1,12 +1,10 @@
 import {randomBytes} from 'node:crypto'
 import {chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync} from 'node:fs'
 import {dirname} from 'node:path'
-import {inspect} from 'node:util'
 
 import {preconditionError} from '../errors.js'
 import {settings} from '../settings.js'
-
-const REDACTED = '[cluster secret redacted]'
+import {Redacted} from './redacted.js'
 
 /**
  * The cluster secret: random bytes from which the key that seals private keys at rest (in etcd)
@@ -15,10 +13,11 @@ const REDACTED = '[cluster secret redacted]'
  * certificate that can read the cluster prefix yields no private key. Like PrivateKey, it
  * cannot be printed or serialized by accident.
  */
-export class ClusterSecret {
+export class ClusterSecret extends Redacted {
   readonly #bytes: Buffer
 
   private constructor(bytes: Buffer) {
+    super('[cluster secret redacted]')
     this.#bytes = bytes
   }
 
@@ -47,18 +46,6 @@ export class ClusterSecret {
 
   equals(other: ClusterSecret): boolean {
     return this.#bytes.equals(other.#bytes)
-  }
-
-  toJSON(): string {
-    return REDACTED
-  }
-
-  toString(): string {
-    return REDACTED
-  }
-
-  [inspect.custom](): string {
-    return REDACTED
   }
 }
 
