@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -27,6 +27,7 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
   let etcd: TestEtcd
   let dir: string
   let env: Record<string, string>
+  let pgService: string
   const daemons = new Map<string, Daemon>()
   const rbd = new RbdCli()
   const log = () => join(dir, 'pg.log')
@@ -58,8 +59,8 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}
     const file = join(dir, 'spec.yaml')
     // The start command itself checks that its leadership already holds the lock.
-    const service = loggedService('pg', log(), 2).replace("start: '", `start: 'rbd lock ls ${IMAGE} | grep -q "xcluster:$XCLUSTER_NODE:$XCLUSTER_TOKEN" && `).replace('}\n', `, rbdImage: ${IMAGE}}\n`)
-    writeSpec(file, specBase(ROOT), service)
+    pgService = loggedService('pg', log(), 2).replace("start: '", `start: 'rbd lock ls ${IMAGE} | grep -q "xcluster:$XCLUSTER_NODE:$XCLUSTER_TOKEN" && `).replace('}\n', `, rbdImage: ${IMAGE}}\n`)
+    writeSpec(file, specBase(ROOT), pgService)
     const applied = await cli(['config', 'apply', '-f', file, '--yes'])
     assert.equal(applied.code, 0, applied.stderr)
     for (const n of ['s1', 's2', 's3']) daemons.set(n, new Daemon(n, ['pg'], etcd.endpoint, join(dir, `${n}.err`)).start())
@@ -134,5 +135,29 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
       await rbd.add(IMAGE, `xcluster:${current.node}:${current.token}`)
     }
     assert.equal((await check()).code, 0)
+  })
+  it('a start that fails gives the lock back: the image is unlocked until the next attempt takes it anew', async () => {
+    const image = 'rbd/qd'
+    execFileSync('rbd', ['create', '--size', '16', image])
+    const attempts = join(dir, 'qd.attempts')
+    // Only s1 may run qd, and its start always fails, after recording that it held the lock.
+    const qd = `  - {name: qd, ttl: 2, nodes: [s1], rbdImage: ${image}, start: 'rbd lock ls ${image} | grep -q "xcluster:$XCLUSTER_NODE:$XCLUSTER_TOKEN" && echo "$XCLUSTER_TOKEN" >> ${attempts}; exit 1', stop: 'true'}\n`
+    const file = join(dir, 'spec-qd.yaml')
+    writeSpec(file, specBase(ROOT), pgService + qd)
+    const applied = await cli(['config', 'apply', '-f', file, '--yes'])
+    assert.equal(applied.code, 0, applied.stderr)
+    const tokens = () => (existsSync(attempts) ? readFileSync(attempts, 'utf8').split('\n').filter(Boolean) : [])
+    const qdLocks = async () => (await rbd.locks(image)).map(rbdLockHolder)
+    const daemon = new Daemon('s1', ['qd'], etcd.endpoint, join(dir, 'qd.err')).start()
+    try {
+      await until('a first attempt holding the lock', () => tokens()[0], 15_000)
+      // Failed: the daemon holds back a TTL before it tries again; the lock went with the failure.
+      await until('the image unlocked after the failed start', async () => ((await qdLocks()).length === 0 ? true : undefined), 5_000)
+      const [first, second] = await until('a second attempt', () => (tokens().length >= 2 ? tokens() : undefined), 15_000)
+      assert.ok(BigInt(second!) > BigInt(first!), `the second attempt ran under a new token (${first} then ${second})`)
+    } finally {
+      await daemon.stop('SIGTERM')
+    }
+    assert.deepEqual(await qdLocks(), [], 'a lock outlived the daemon')
   })
 })

@@ -123,10 +123,10 @@ export class Daemon {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** Polls `fn` until it returns a value, or fails after `timeoutMs`. */
-export async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000, everyMs = 10): Promise<T> {
+export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const v = fn()
+    const v = await fn()
     if (v !== undefined && v !== false) return v
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await sleep(everyMs)
