@@ -25,6 +25,7 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {labPaths} from '../../src/lib/lab/paths.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {settings} from '../../src/lib/settings.js'
+import {HostKeyStore} from '../../src/lib/ssh/host-key-store.js'
 import type {RunSummary} from '../../src/lib/tasks/runner.js'
 import {BIN} from '../helpers/cli.js'
 import {admin, adminEnv, bootstrapped, clusterStore, inNode, lab, ok, onNode, renewDhcp, waitUntil} from '../helpers/lab.js'
@@ -77,7 +78,7 @@ after(() => {
 })
 
 describe('bootstrap from bare machines', {concurrency: false}, () => {
-  it('refuses a spec with 2 or 4 core nodes, a port taken on the admin host and an unreachable node, changing nothing', async () => {
+  it('refuses a spec with 2 or 4 core nodes, a port taken on the admin host, a changed host key and an unreachable node, changing nothing', async () => {
     const spec = () => parseDocument(readFileSync(state.specFile, 'utf8'))
     const two = join(dir, 'two.yaml')
     const twoDoc = spec()
@@ -123,6 +124,24 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     } finally {
       await adminEtcd.close()
     }
+
+    // A core node whose host key is not the one pinned (a reinstalled machine, or an impostor):
+    // refused before authenticating, with both fingerprints and the repin command.
+    const pinnedEtcd = new EtcdStore({endpoints: [state.etcdEndpoint], cluster: state.cluster})
+    const stale = 'SHA256:' + Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '')
+    try {
+      await new HostKeyStore(pinnedEtcd).pin('s2', stale)
+      const r = await bootstrap(...specArgs(), '--json')
+      assert.equal(r.code, 4, r.stderr)
+      const s2 = (JSON.parse(r.stdout) as {error: {details: RunSummary}}).error.details.hosts.find((h) => h.name === 's2')
+      assert.match(s2?.failure?.message ?? '', /host key/i)
+      assert.ok(r.stdout.includes(stale), 'the pinned fingerprint is not shown')
+      assert.match(r.stdout, /xcluster node repin s2 --fingerprint SHA256:/)
+    } finally {
+      await pinnedEtcd.delete(pinnedEtcd.keys.hostKey('s2'))
+      await pinnedEtcd.close()
+    }
+    for (const node of CORE) assert.deepEqual(installed(node), [], `${node} was changed`)
 
     // A core node that does not answer SSH: every core node is checked before anything changes.
     inNode('s3', 'systemctl stop ssh.service ssh.socket 2>/dev/null; pkill -KILL -x sshd; true')
