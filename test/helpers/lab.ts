@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFile, execFileSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync, readlinkSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {adminEnvironment} from '../../src/lib/lab/exec.js'
@@ -29,6 +29,23 @@ export const admin = (args: string[], extraEnv: Record<string, string> = {}): Pr
 export const ok = (r: CliResult, what: string): CliResult => {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stderr}${r.stdout}`)
   return r
+}
+
+/**
+ * A process of this test's ancestry that lives outside the xc-admin namespaces the tests run in
+ * (the shell that ran `ip netns exec`), to enter the root mount and network namespaces through
+ * it: PID 1 may not be ours to enter, and `ip netns exec` gave this process a /sys of its own,
+ * without the cgroup hierarchies systemd-nspawn needs.
+ */
+export function rootNamespaceAncestor(): number {
+  const ownNet = readlinkSync('/proc/self/ns/net')
+  for (let pid = process.ppid; pid > 1;) {
+    if (readlinkSync(`/proc/${pid}/ns/net`) !== ownNet) return pid
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after its ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  }
+  throw new Error('no ancestor of this test runs outside its network namespace: run the lab tests through `ip netns exec xc-admin` (test/run.sh does)')
 }
 
 /** A command inside a node's container as root, without SSH (to break SSH on purpose, or read what is there). */

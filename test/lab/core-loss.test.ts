@@ -12,11 +12,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, describe, it} from 'node:test'
 
-import {bootNode, waitNodeReady} from '../../src/lib/lab/node.js'
 import {labPaths} from '../../src/lib/lab/paths.js'
 import {containerInitPid, findHost, livePid} from '../../src/lib/lab/state.js'
-import {labTopology} from '../../src/lib/lab/topology.js'
-import {admin, lab, ok, onNode, waitUntil} from '../helpers/lab.js'
+import {admin, lab, ok, onNode, rootNamespaceAncestor, waitUntil} from '../helpers/lab.js'
 import {requireTool} from '../helpers/tools.js'
 
 const state = lab()
@@ -53,11 +51,29 @@ function etcdctl(endpoints: string[], args: string[]): Promise<{code: number; ou
   )
 }
 
+/** Powers s1 on again: its NIC up, its container booted from the root namespaces (as `lab up` does). */
 async function bootS1(): Promise<void> {
   execFileSync('ip', ['-n', 'xc-s1', 'link', 'set', 'eth0', 'up'])
-  const node = labTopology(state.specFile, 0).nodes.find((n) => n.name === 's1')!
-  await bootNode(labPaths(state.dir), node)
-  await waitNodeReady(labPaths(state.dir), node)
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      'nsenter',
+      [
+        '-t',
+        String(rootNamespaceAncestor()),
+        '-m',
+        '-n',
+        `--wd=${join(import.meta.dirname, '..', '..')}`,
+        '--',
+        process.execPath,
+        '--import',
+        'tsx',
+        join(import.meta.dirname, '..', 'helpers', 'boot-node.ts'),
+        's1',
+      ],
+      {cwd: join(import.meta.dirname, '..', '..'), timeout: 120_000},
+      (err, _out, stderr) => (err ? reject(new Error(`booting s1 failed: ${stderr || err.message}`)) : resolve()),
+    ),
+  )
   s1Down = false
 }
 
