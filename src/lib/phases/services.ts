@@ -8,9 +8,9 @@ interface UnitGoal {
   id: string
   title: string
   units: (type: NodeType) => string[]
-  /** The systemctl query whose answer tells whether the unit is already as wanted. */
-  probe: SystemctlAction
-  done: (answer: string) => boolean
+  /** The systemctl queries whose answers tell whether the unit is already as wanted. */
+  probes: SystemctlAction[]
+  done: (answers: string[]) => boolean
   /** What to run when it is not, e.g. `enable --now`. */
   action: string
   describe: string
@@ -30,8 +30,9 @@ function unitsPhase(goal: UnitGoal): Phase<NodeHost, NodeRunContext> {
         const loaded = await ssh.exec(`systemctl show -p LoadState --value ${unit}.service`)
         if (loaded.stdout.trim() === 'not-found') continue
         if (goal.enabledOnly && (await ssh.systemctl('is-enabled', `${unit}.service`)).stdout.trim() !== 'enabled') continue
-        const answer = await ssh.systemctl(goal.probe, `${unit}.service`)
-        if (goal.done(answer.stdout.trim())) continue
+        const answers: string[] = []
+        for (const probe of goal.probes) answers.push((await ssh.systemctl(probe, `${unit}.service`)).stdout.trim())
+        if (goal.done(answers)) continue
         await ctx.wet(host, `${goal.describe} ${unit}`, () => ssh.run(`systemctl ${goal.action} ${unit}.service`, {sudo: true}))
       }
     },
@@ -43,8 +44,9 @@ export const servicesPhase = unitsPhase({
   id: 'services',
   title: 'Enable role services',
   units: (type) => ROLES[type].services,
-  probe: 'is-enabled',
-  done: (answer) => answer === 'enabled',
+  // Both: packages are installed under policy-rc.d, which leaves a service enabled but not started.
+  probes: ['is-enabled', 'is-active'],
+  done: ([enabled, active]) => enabled === 'enabled' && active === 'active',
   action: 'enable --now',
   describe: 'enable and start',
 })
@@ -54,8 +56,8 @@ export const stopStatefulPhase = unitsPhase({
   id: 'stop-stateful',
   title: 'Stop stateful services',
   units: (type) => ROLES[type].statefulServices,
-  probe: 'is-active',
-  done: (answer) => answer !== 'active',
+  probes: ['is-active'],
+  done: ([active]) => active !== 'active',
   action: 'stop',
   describe: 'stop',
 })
@@ -65,8 +67,8 @@ export const startStatefulPhase = unitsPhase({
   id: 'start-stateful',
   title: 'Start stateful services',
   units: (type) => ROLES[type].statefulServices,
-  probe: 'is-active',
-  done: (answer) => answer === 'active',
+  probes: ['is-active'],
+  done: ([active]) => active === 'active',
   action: 'start',
   describe: 'start',
   enabledOnly: true,
