@@ -4,7 +4,7 @@
  * including a process that left the instance's process group.
  */
 import assert from 'node:assert/strict'
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -83,6 +83,21 @@ describe('the instance guardian', () => {
     assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
     await until('both processes dead', () => pids.every((p) => !processAlive(p)), 2000)
     assert.ok(Date.now() - started < 1000)
+  })
+
+  it("reports the kill (after which serve's lease is revoked) only once the instance is gone", async () => {
+    // A unit's processes are seen through the gone command; here it succeeds once a file exists.
+    const flag = join(dir, 'gone.flag')
+    const {guardian} = launch({gone: `test -e ${flag}`})
+    await guardian.next()
+    const ended = new Promise((resolve) => guardian.onEnd(resolve))
+    let reported = false
+    void ended.then(() => (reported = true))
+    ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+    await sleep(400)
+    assert.equal(reported, false, 'reported killed while the instance was still there')
+    writeFileSync(flag, '')
+    assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
   })
 
   it('a failed start is aborted: the instance killed, the stop command run', async () => {

@@ -14,6 +14,8 @@ export interface GuardianOptions {
   stop: string
   /** An extra kill action, e.g. `systemctl kill -s SIGKILL UNIT` for a unit. */
   kill?: string
+  /** Succeeds once what `kill` kills is gone (a unit's processes carry no marker to look for). */
+  gone?: string
   /** The first deadline, in /proc/uptime centiseconds. */
   deadlineCs: number
   /** The commands' output goes here. */
@@ -52,6 +54,7 @@ export class Guardian {
         XCLUSTER_GUARD_START: options.start,
         XCLUSTER_GUARD_STOP: options.stop,
         XCLUSTER_GUARD_KILL: options.kill ?? '',
+        XCLUSTER_GUARD_GONE: options.gone ?? '',
         XCLUSTER_GUARD_DEADLINE: String(options.deadlineCs),
         XCLUSTER_GUARD_LOG: options.logFile,
         XCLUSTER_GUARD_LEASE: options.leaseHex ?? '',

@@ -140,7 +140,12 @@ export class ServiceRunner {
       instance: instanceId(this.scope, this.service.name, token),
       start: unit ? `systemctl start ${quoted}` : (this.service.start as string),
       stop: unit ? `systemctl stop ${quoted}` : (this.service.stop as string),
-      ...(unit ? {kill: `systemctl kill --signal=SIGKILL ${quoted}; systemctl stop --no-block ${quoted}`} : {}),
+      ...(unit
+        ? {
+            kill: `systemctl kill --signal=SIGKILL ${quoted}; systemctl stop --no-block ${quoted}`,
+            gone: `case "$(systemctl show -p ActiveState --value ${quoted})" in inactive|failed) exit 0 ;; *) exit 1 ;; esac`,
+          }
+        : {}),
       deadlineCs: guard.deadlineCs,
       logFile: this.logFile(),
       leaseHex: BigInt(guard.leaseId).toString(16),
