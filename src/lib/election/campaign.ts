@@ -51,6 +51,8 @@ export class Campaign {
   private leaderToken: string | null = null
   /** Bumped whenever leadership ends: a step that awaited across it must not act. */
   private generation = 0
+  /** Tokens whose seat this campaign gave up: never adopted again, whatever etcd still shows. */
+  private readonly givenUp = new Set<string>()
   private holdBackUntil = 0
   /** When this daemon first saw the current handover request (by its mod revision), on the lease clock. */
   private handoverSeen?: {revision: string; at: number}
@@ -295,8 +297,12 @@ export class Campaign {
     }
 
     // Our own key under our live lease: an acquire whose reply was lost. Adopt it, or the seat
-    // stays blocked for as long as we keep the lease alive.
-    if (leaderKv && leaderKv.lease === lease.id) {
+    // stays blocked for as long as we keep the lease alive. Never a seat this campaign gave up
+    // (resigned or demoted): its delete may still be on its way, or land late after a timeout,
+    // and free the seat under a service started again. Delete it again instead.
+    if (leaderKv && leaderKv.lease === lease.id && this.givenUp.has(leaderKv.createRevision)) {
+      await this.releaseLeadership(leaderKv.createRevision, 'resigned', 'a seat given up earlier whose release had not landed')
+    } else if (leaderKv && leaderKv.lease === lease.id) {
       this.phase = 'leader'
       this.token = leaderKv.createRevision
       this.since = (leaderKv.value as LeaderRecord).since
@@ -408,6 +414,7 @@ export class Campaign {
     const keys = this.store.keys
     const name = this.service.name
     const entry: HistoryEntry = {service: name, event, node: this.node, token, at: new Date().toISOString(), reason}
+    this.givenUp.add(token)
     try {
       await this.store
         .transaction()
