@@ -1,5 +1,4 @@
-import {rmSync} from 'node:fs'
-import {createServer, type Server, type Socket} from 'node:net'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -14,10 +13,17 @@ export interface InstanceLife {
   pid: number
   /** The instance's first instant (its own reading of the shared monotonic clock). */
   start: number
-  /** When the kernel closed its socket (its death, seen here no earlier than it happened). */
+  /** When the kernel closed its socket (its death), dated by the recorder process as it happened. */
   end?: number
   /** Whether it exited on SIGTERM (a stop command) rather than being killed. */
   graceful: boolean
+  /**
+   * Whether its start found no earlier instance alive, as the kernel arbitrates it: the start
+   * command takes the service's flock, which an instance holds until its death closes its files
+   * (as PostgreSQL's postmaster.pid guards a data directory). Undefined where instances share no
+   * filesystem (lab nodes); there the dated start and death are compared.
+   */
+  exclusive?: boolean
 }
 
 export interface InstanceWrite {
@@ -45,8 +51,8 @@ export class InstanceMonitor {
   readonly socketPath: string
   readonly lives: InstanceLife[] = []
   readonly writes: InstanceWrite[] = []
-  private server?: Server
-  private readonly sockets = new Set<Socket>()
+  private recorder?: ChildProcess
+  private readonly open = new Map<number, InstanceLife | undefined>()
 
   /** Where instances report: the Unix socket, or tcp://HOST:PORT when listening on TCP. */
   address: string
@@ -60,47 +66,65 @@ export class InstanceMonitor {
     this.address = this.socketPath
   }
 
+  /** Starts the recorder process (test/helpers/instance-recorder.mjs) that dates every death. */
   async start(): Promise<this> {
-    this.server = createServer((socket) => this.accept(socket))
-    if (this.tcp) {
-      await new Promise<void>((resolve) => this.server!.listen(0, this.tcp!.host, resolve))
-      this.address = `tcp://${this.tcp.host}:${(this.server.address() as {port: number}).port}`
-      return this
-    }
-    rmSync(this.socketPath, {force: true})
-    await new Promise<void>((resolve) => this.server!.listen(this.socketPath, resolve))
+    const recorder = spawn(process.execPath, [new URL('./instance-recorder.mjs', import.meta.url).pathname, this.tcp ? `tcp://${this.tcp.host}` : this.socketPath], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    this.recorder = recorder
+    const listening = new Promise<string>((resolve, reject) => {
+      recorder.once('exit', (code) => reject(new Error(`the instance recorder exited (${code}) before it listened`)))
+      createInterface({input: recorder.stdout!}).on('line', (line) => {
+        const event = JSON.parse(line) as {listening?: string; id?: number; line?: string; closedAt?: number}
+        if (event.listening) resolve(event.listening)
+        else if (event.line !== undefined) this.received(event.id!, event.line)
+        else if (event.closedAt !== undefined) this.closed(event.id!, event.closedAt)
+      })
+    })
+    this.address = await listening
     return this
   }
 
   async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy()
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+    const recorder = this.recorder
+    if (!recorder || recorder.exitCode !== null) return
+    await new Promise<void>((resolve) => {
+      recorder.once('exit', () => resolve())
+      recorder.stdin!.end()
+    })
   }
 
-  private accept(socket: Socket): void {
-    this.sockets.add(socket)
-    let life: InstanceLife | undefined
-    createInterface({input: socket}).on('line', (line) => {
-      const message = JSON.parse(line) as {
-        hello?: {service: string; node: string; token: string; pid: number; startedNs: string}
-        write?: {seq: number; applied: boolean; revision: string}
-        bye?: unknown
+  private received(id: number, line: string): void {
+    const message = JSON.parse(line) as {
+      hello?: {service: string; node: string; token: string; pid: number; startedNs: string; exclusive?: boolean}
+      write?: {seq: number; applied: boolean; revision: string}
+      bye?: unknown
+    }
+    const life = this.open.get(id)
+    if (message.hello) {
+      const h = message.hello
+      const born: InstanceLife = {
+        service: h.service,
+        node: h.node,
+        token: h.token,
+        pid: h.pid,
+        start: Number(BigInt(h.startedNs)) / 1e6,
+        graceful: false,
+        ...(h.exclusive === undefined ? {} : {exclusive: h.exclusive}),
       }
-      if (message.hello) {
-        const h = message.hello
-        life = {service: h.service, node: h.node, token: h.token, pid: h.pid, start: Number(BigInt(h.startedNs)) / 1e6, graceful: false}
-        this.lives.push(life)
-      } else if (message.write && life) {
-        this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
-      } else if (message.bye && life) {
-        life.graceful = true
-      }
-    })
-    socket.on('close', () => {
-      this.sockets.delete(socket)
-      if (life) life.end = monoMs()
-    })
-    socket.on('error', () => undefined)
+      this.open.set(id, born)
+      this.lives.push(born)
+    } else if (message.write && life) {
+      this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
+    } else if (message.bye && life) {
+      life.graceful = true
+    }
+  }
+
+  private closed(id: number, at: number): void {
+    const life = this.open.get(id)
+    this.open.delete(id)
+    if (life) life.end = at
   }
 
   /** Instances of `service` alive now. */
@@ -119,16 +143,26 @@ export class InstanceMonitor {
     return this.lives.find((l) => l.service === service && l.start >= at)
   }
 
-  /** Every pair of instances of one service that were alive at the same time. */
+  /**
+   * Every pair of instances of one service that were alive at the same time. Where the kernel
+   * arbitrated (an instance's lock), its word is taken: an instance that started while an earlier
+   * one held the lock overlapped it, whatever the dates say (a death is dated by a process the
+   * scheduler may run late). Elsewhere the start and death dates are compared.
+   */
   overlaps(service?: string): Overlap[] {
     const out: Overlap[] = []
     const services = service ? [service] : [...new Set(this.lives.map((l) => l.service))]
+    const ms = (a: InstanceLife, b: InstanceLife) => (a.end ?? monoMs()) - b.start
     for (const s of services) {
       const lives = this.lives.filter((l) => l.service === s).sort((x, y) => x.start - y.start)
-      for (const [i, a] of lives.entries()) {
-        for (const b of lives.slice(i + 1)) {
-          const aEnd = a.end ?? Infinity
-          if (b.start < aEnd) out.push({service: s, a, b, ms: (Number.isFinite(aEnd) ? aEnd : monoMs()) - b.start})
+      for (const [i, b] of lives.entries()) {
+        const earlier = lives.slice(0, i)
+        if (b.exclusive === undefined) {
+          for (const a of earlier) if (b.start < (a.end ?? Infinity)) out.push({service: s, a, b, ms: ms(a, b)})
+        } else if (!b.exclusive) {
+          // The one it overlapped: still alive by the dates, or else the last one before it.
+          const a = earlier.find((e) => b.start < (e.end ?? Infinity)) ?? earlier.at(-1)
+          if (a) out.push({service: s, a, b, ms: ms(a, b)})
         }
       }
     }
@@ -174,7 +208,11 @@ export function instanceServiceYaml(
   const dir = options.on?.dir ?? monitor.dir
   const pidFile = `${dir}/${name}-$XCLUSTER_NODE.pid`
   const args = [monitor.address, pidFile, ...(options.writes ? [options.writes.prefix, options.writes.leaderKey] : [])].join(' ')
-  const start = `${node} ${script} ${args} </dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
+  // Where every instance runs on this host, the start command takes the service's lock (fd 9,
+  // inherited by the instance, released when it dies) and tells the instance whether it got it.
+  const exec = `exec ${node} ${script} ${args}`
+  const locked = options.on ? exec : `exec 9>>${dir}/${name}.lock; if flock -n 9; then export XCT_EXCLUSIVE=1; else export XCT_EXCLUSIVE=0; fi; ${exec}`
+  const start = `(${locked}) </dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
   // Dead includes a zombie: this host's PID 1 may never reap the orphan.
   const stop = `pid=$(cat ${pidFile}) && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done`
   return `  - {name: ${name}, ttl: ${ttl}, start: '${start}', stop: '${stop}'${options.extra ? `, ${options.extra}` : ''}}\n`

@@ -8,7 +8,8 @@
 //   node service-instance.mjs MONITOR PID_FILE [WRITES_PREFIX LEADER_KEY]
 // MONITOR is a Unix socket path, or tcp://HOST:PORT (an instance on a lab node reports to the
 // test on the admin host).
-// Environment (from serve): XCLUSTER_SERVICE, XCLUSTER_NODE, XCLUSTER_TOKEN, XCLUSTER_ETCD.
+// Environment (from serve): XCLUSTER_SERVICE, XCLUSTER_NODE, XCLUSTER_TOKEN, XCLUSTER_ETCD; from
+// the start command: XCT_EXCLUSIVE.
 const startedNs = process.hrtime.bigint()
 
 import {writeFileSync} from 'node:fs'
@@ -21,7 +22,10 @@ writeFileSync(pidFile, `${process.pid}\n`)
 const tcp = /^tcp:\/\/([^:]+):(\d+)$/.exec(socketPath)
 const socket = tcp ? connect(Number(tcp[2]), tcp[1]) : connect(socketPath)
 const send = (message) => socket.write(`${JSON.stringify(message)}\n`)
-send({hello: {service, node, token, pid: process.pid, startedNs: String(startedNs)}})
+// XCT_EXCLUSIVE: whether the start command got the service's lock (flock, held by this process
+// until the kernel closes its files at its death); unset where instances share no filesystem.
+const exclusive = process.env.XCT_EXCLUSIVE === undefined ? undefined : process.env.XCT_EXCLUSIVE === '1'
+send({hello: {service, node, token, pid: process.pid, startedNs: String(startedNs), exclusive}})
 // The monitor going away ends the test, and this instance with it.
 socket.on('error', () => process.exit(0))
 socket.on('close', () => process.exit(0))
