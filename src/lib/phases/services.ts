@@ -1,16 +1,29 @@
 import {ROLES} from '../nodes/roles.js'
 import type {NodeType} from '../nodes/record.js'
-import type {SystemctlAction} from '../ssh/index.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'
+
+/** What systemd says of a unit (`systemctl show`). */
+interface UnitState {
+  LoadState: string
+  UnitFileState: string
+  ActiveState: string
+  ConditionResult: string
+  ConditionTimestamp: string
+}
+
+/**
+ * systemd checked the unit's conditions on this machine and chose not to run it (chrony's
+ * ConditionCapability=CAP_SYS_TIME in a container): starting it again would change nothing.
+ */
+const skippedByCondition = (u: UnitState): boolean => u.ConditionResult === 'no' && u.ConditionTimestamp !== ''
 
 interface UnitGoal {
   id: string
   title: string
   units: (type: NodeType) => string[]
-  /** The systemctl queries whose answers tell whether the unit is already as wanted. */
-  probes: SystemctlAction[]
-  done: (answers: string[]) => boolean
+  /** Whether the unit is already as wanted. */
+  done: (unit: UnitState) => boolean
   /** What to run when it is not, e.g. `enable --now`. */
   action: string
   describe: string
@@ -26,13 +39,17 @@ function unitsPhase(goal: UnitGoal): Phase<NodeHost, NodeRunContext> {
     async run(ctx, host) {
       const ssh = await ctx.ssh(host)
       for (const unit of goal.units(host.node.type)) {
+        const shown = await ssh.exec(`systemctl show -p LoadState -p UnitFileState -p ActiveState -p ConditionResult -p ConditionTimestamp ${unit}.service`)
+        const state = Object.fromEntries(
+          shown.stdout
+            .trim()
+            .split('\n')
+            .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+        ) as unknown as UnitState
         // A role unit this node does not have (not installed yet) has nothing to start or stop.
-        const loaded = await ssh.exec(`systemctl show -p LoadState --value ${unit}.service`)
-        if (loaded.stdout.trim() === 'not-found') continue
-        if (goal.enabledOnly && (await ssh.systemctl('is-enabled', `${unit}.service`)).stdout.trim() !== 'enabled') continue
-        const answers: string[] = []
-        for (const probe of goal.probes) answers.push((await ssh.systemctl(probe, `${unit}.service`)).stdout.trim())
-        if (goal.done(answers)) continue
+        if (state.LoadState === 'not-found') continue
+        if (goal.enabledOnly && state.UnitFileState !== 'enabled') continue
+        if (goal.done(state)) continue
         await ctx.wet(host, `${goal.describe} ${unit}`, () => ssh.run(`systemctl ${goal.action} ${unit}.service`, {sudo: true}))
       }
     },
@@ -44,9 +61,8 @@ export const servicesPhase = unitsPhase({
   id: 'services',
   title: 'Enable role services',
   units: (type) => ROLES[type].services,
-  // Both: packages are installed under policy-rc.d, which leaves a service enabled but not started.
-  probes: ['is-enabled', 'is-active'],
-  done: ([enabled, active]) => enabled === 'enabled' && active === 'active',
+  // Running too: packages are installed under policy-rc.d, which leaves a service enabled but stopped.
+  done: (u) => u.UnitFileState === 'enabled' && (u.ActiveState === 'active' || skippedByCondition(u)),
   action: 'enable --now',
   describe: 'enable and start',
 })
@@ -56,8 +72,7 @@ export const stopStatefulPhase = unitsPhase({
   id: 'stop-stateful',
   title: 'Stop stateful services',
   units: (type) => ROLES[type].statefulServices,
-  probes: ['is-active'],
-  done: ([active]) => active !== 'active',
+  done: (u) => u.ActiveState !== 'active',
   action: 'stop',
   describe: 'stop',
 })
@@ -67,8 +82,7 @@ export const startStatefulPhase = unitsPhase({
   id: 'start-stateful',
   title: 'Start stateful services',
   units: (type) => ROLES[type].statefulServices,
-  probes: ['is-active'],
-  done: ([active]) => active === 'active',
+  done: (u) => u.ActiveState === 'active' || skippedByCondition(u),
   action: 'start',
   describe: 'start',
   enabledOnly: true,
