@@ -1,4 +1,5 @@
-import {spawn, type ChildProcess} from 'node:child_process'
+import {rmSync} from 'node:fs'
+import {createServer, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -13,7 +14,7 @@ export interface InstanceLife {
   pid: number
   /** The instance's first instant (its own reading of the shared monotonic clock). */
   start: number
-  /** When the kernel closed its socket (its death), dated by the recorder process as it happened. */
+  /** When the kernel closed its socket (its death, seen here no earlier than it happened). */
   end?: number
   /** Whether it exited on SIGTERM (a stop command) rather than being killed. */
   graceful: boolean
@@ -51,8 +52,8 @@ export class InstanceMonitor {
   readonly socketPath: string
   readonly lives: InstanceLife[] = []
   readonly writes: InstanceWrite[] = []
-  private recorder?: ChildProcess
-  private readonly open = new Map<number, InstanceLife | undefined>()
+  private server?: Server
+  private readonly sockets = new Set<Socket>()
 
   /** Where instances report: the Unix socket, or tcp://HOST:PORT when listening on TCP. */
   address: string
@@ -66,65 +67,47 @@ export class InstanceMonitor {
     this.address = this.socketPath
   }
 
-  /** Starts the recorder process (test/helpers/instance-recorder.mjs) that dates every death. */
   async start(): Promise<this> {
-    const recorder = spawn(process.execPath, [new URL('./instance-recorder.mjs', import.meta.url).pathname, this.tcp ? `tcp://${this.tcp.host}` : this.socketPath], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    })
-    this.recorder = recorder
-    const listening = new Promise<string>((resolve, reject) => {
-      recorder.once('exit', (code) => reject(new Error(`the instance recorder exited (${code}) before it listened`)))
-      createInterface({input: recorder.stdout!}).on('line', (line) => {
-        const event = JSON.parse(line) as {listening?: string; id?: number; line?: string; closedAt?: number}
-        if (event.listening) resolve(event.listening)
-        else if (event.line !== undefined) this.received(event.id!, event.line)
-        else if (event.closedAt !== undefined) this.closed(event.id!, event.closedAt)
-      })
-    })
-    this.address = await listening
+    this.server = createServer((socket) => this.accept(socket))
+    if (this.tcp) {
+      await new Promise<void>((resolve) => this.server!.listen(0, this.tcp!.host, resolve))
+      this.address = `tcp://${this.tcp.host}:${(this.server.address() as {port: number}).port}`
+      return this
+    }
+    rmSync(this.socketPath, {force: true})
+    await new Promise<void>((resolve) => this.server!.listen(this.socketPath, resolve))
     return this
   }
 
   async close(): Promise<void> {
-    const recorder = this.recorder
-    if (!recorder || recorder.exitCode !== null) return
-    await new Promise<void>((resolve) => {
-      recorder.once('exit', () => resolve())
-      recorder.stdin!.end()
-    })
+    for (const s of this.sockets) s.destroy()
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
   }
 
-  private received(id: number, line: string): void {
-    const message = JSON.parse(line) as {
-      hello?: {service: string; node: string; token: string; pid: number; startedNs: string; exclusive?: boolean}
-      write?: {seq: number; applied: boolean; revision: string}
-      bye?: unknown
-    }
-    const life = this.open.get(id)
-    if (message.hello) {
-      const h = message.hello
-      const born: InstanceLife = {
-        service: h.service,
-        node: h.node,
-        token: h.token,
-        pid: h.pid,
-        start: Number(BigInt(h.startedNs)) / 1e6,
-        graceful: false,
-        ...(h.exclusive === undefined ? {} : {exclusive: h.exclusive}),
+  private accept(socket: Socket): void {
+    this.sockets.add(socket)
+    let life: InstanceLife | undefined
+    createInterface({input: socket}).on('line', (line) => {
+      const message = JSON.parse(line) as {
+        hello?: {service: string; node: string; token: string; pid: number; startedNs: string; exclusive?: boolean}
+        write?: {seq: number; applied: boolean; revision: string}
+        bye?: unknown
       }
-      this.open.set(id, born)
-      this.lives.push(born)
-    } else if (message.write && life) {
-      this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
-    } else if (message.bye && life) {
-      life.graceful = true
-    }
-  }
-
-  private closed(id: number, at: number): void {
-    const life = this.open.get(id)
-    this.open.delete(id)
-    if (life) life.end = at
+      if (message.hello) {
+        const h = message.hello
+        life = {service: h.service, node: h.node, token: h.token, pid: h.pid, start: Number(BigInt(h.startedNs)) / 1e6, graceful: false, ...(h.exclusive === undefined ? {} : {exclusive: h.exclusive})}
+        this.lives.push(life)
+      } else if (message.write && life) {
+        this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
+      } else if (message.bye && life) {
+        life.graceful = true
+      }
+    })
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      if (life) life.end = monoMs()
+    })
+    socket.on('error', () => undefined)
   }
 
   /** Instances of `service` alive now. */
@@ -146,8 +129,8 @@ export class InstanceMonitor {
   /**
    * Every pair of instances of one service that were alive at the same time. Where the kernel
    * arbitrated (an instance's lock), its word is taken: an instance that started while an earlier
-   * one held the lock overlapped it, whatever the dates say (a death is dated by a process the
-   * scheduler may run late). Elsewhere the start and death dates are compared.
+   * one held the lock overlapped it, whatever the dates say (this process dates a death when its
+   * event loop gets to it, which may be late). Elsewhere the start and death dates are compared.
    */
   overlaps(service?: string): Overlap[] {
     const out: Overlap[] = []
@@ -210,9 +193,10 @@ export function instanceServiceYaml(
   const args = [monitor.address, pidFile, ...(options.writes ? [options.writes.prefix, options.writes.leaderKey] : [])].join(' ')
   // Where every instance runs on this host, the start command takes the service's lock (fd 9,
   // inherited by the instance, released when it dies) and tells the instance whether it got it.
-  const exec = `exec ${node} ${script} ${args}`
-  const locked = options.on ? exec : `exec 9>>${dir}/${name}.lock; if flock -n 9; then export XCT_EXCLUSIVE=1; else export XCT_EXCLUSIVE=0; fi; ${exec}`
-  const start = `(${locked}) </dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
+  const output = `</dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
+  const start = options.on
+    ? `${node} ${script} ${args} ${output}`
+    : `(exec 9>>${dir}/${name}.lock; if flock -n 9; then export XCT_EXCLUSIVE=1; else export XCT_EXCLUSIVE=0; fi; exec ${node} ${script} ${args}) ${output}`
   // Dead includes a zombie: this host's PID 1 may never reap the orphan.
   const stop = `pid=$(cat ${pidFile}) && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done`
   return `  - {name: ${name}, ttl: ${ttl}, start: '${start}', stop: '${stop}'${options.extra ? `, ${options.extra}` : ''}}\n`
