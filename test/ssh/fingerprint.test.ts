@@ -7,7 +7,7 @@ import {after, describe, it} from 'node:test'
 
 import {XclusterError} from '../../src/lib/errors.js'
 import {assertFingerprint, fingerprintOfPublicKey, isFingerprint} from '../../src/lib/ssh/fingerprint.js'
-import {remoteCommand, shellQuote} from '../../src/lib/ssh/shell.js'
+import {parseKeyValueLines, remoteCommand, shellQuote} from '../../src/lib/ssh/shell.js'
 import {requireTool} from '../helpers/tools.js'
 
 const keygen = requireTool('ssh-keygen', 'openssh-client')
@@ -77,5 +77,16 @@ describe('remote command wrapping', () => {
 
   it('refuses an invalid environment variable name', () => {
     assert.throws(() => remoteCommand('true', 'root', {env: {'A;rm -rf /': 'x'}}), /Invalid environment variable name/)
+  })
+})
+
+describe('KEY=VALUE output', () => {
+  it('reads each line as a key and the rest after the first = as its value', () => {
+    assert.deepEqual(parseKeyValueLines('ActiveState=inactive\nConditionTimestamp=\nos=debian 12\nExecStart=a=b\n'), {
+      ActiveState: 'inactive',
+      ConditionTimestamp: '',
+      os: 'debian 12',
+      ExecStart: 'a=b',
+    })
   })
 })

@@ -1,5 +1,6 @@
 import {preconditionError} from '../errors.js'
 import {settings} from '../settings.js'
+import {parseKeyValueLines} from '../ssh/index.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'
 import {packageProxyUrl} from './package-proxy.js'
@@ -45,12 +46,7 @@ export function preflightPhase(id: string, requirements: (ctx: NodeRunContext, h
         ].join('; '),
         {sudo: true},
       )
-      const facts = Object.fromEntries(
-        probe.stdout
-          .trim()
-          .split('\n')
-          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-      )
+      const facts = parseKeyValueLines(probe.stdout)
       const [os, version] = (facts.os ?? '').split(' ')
       if (os !== 'debian' || (need.debian && version !== need.debian)) {
         problems.push(`it runs ${facts.os?.trim() || 'an unknown OS'}, not Debian ${need.debian ?? ''}`.trim())

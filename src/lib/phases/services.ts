@@ -1,5 +1,6 @@
 import {ROLES} from '../nodes/roles.js'
 import type {NodeType} from '../nodes/record.js'
+import {parseKeyValueLines} from '../ssh/index.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'
 
@@ -40,12 +41,7 @@ function unitsPhase(goal: UnitGoal): Phase<NodeHost, NodeRunContext> {
       const ssh = await ctx.ssh(host)
       for (const unit of goal.units(host.node.type)) {
         const shown = await ssh.exec(`systemctl show -p LoadState -p UnitFileState -p ActiveState -p ConditionResult -p ConditionTimestamp ${unit}.service`)
-        const state = Object.fromEntries(
-          shown.stdout
-            .trim()
-            .split('\n')
-            .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-        ) as unknown as UnitState
+        const state = parseKeyValueLines(shown.stdout) as unknown as UnitState
         // A role unit this node does not have (not installed yet) has nothing to start or stop.
         if (state.LoadState === 'not-found') continue
         if (goal.enabledOnly && state.UnitFileState !== 'enabled') continue

@@ -3,4 +3,4 @@ export {HostKeyPin, hostKeyChangedError, hostKeyUnknownError, repinSuggestion, t
 export {HostKeyStore, type HostKeyRecord, type HostKeySource} from './host-key-store.js'
 export {SshHost, type ConnectOptions, type ExecOptions, type ExecResult, type HostKeyOutcome, type SshTarget, type SystemctlAction, type UploadOptions} from './host.js'
 export {HostPool} from './pool.js'
-export {remoteCommand, shellQuote} from './shell.js'
+export {parseKeyValueLines, remoteCommand, shellQuote} from './shell.js'

@@ -6,6 +6,16 @@ export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`
 }
 
+/** `KEY=VALUE` lines (a probe's output, `systemctl show`) as a record; a value may hold '='. */
+export function parseKeyValueLines(output: string): Record<string, string> {
+  return Object.fromEntries(
+    output
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  )
+}
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 export interface RemoteCommandOptions {
