@@ -22,7 +22,10 @@ before(() => {
 })
 after(() => rmSync(dir, {recursive: true, force: true}))
 
-/** A guardian whose instance is a real `sleep` that writes its pid; `extra` runs in the start command too. */
+/**
+ * A guardian whose instance is a real `sleep` that writes its pid; `extra` runs in the start
+ * command too; PIDFILE in a `stop` given here names that pid's file.
+ */
 function launch(options: Partial<GuardianOptions> & {extra?: string; inSeconds?: number} = {}): {guardian: Guardian; pidFile: string; log: string} {
   const id = `g${++n}`
   const pidFile = join(dir, `${id}.pid`)
@@ -35,6 +38,7 @@ function launch(options: Partial<GuardianOptions> & {extra?: string; inSeconds?:
     logFile: log,
     env: {},
     ...options,
+    ...(options.stop ? {stop: options.stop.replaceAll('PIDFILE', pidFile)} : {}),
   })
   return {guardian, pidFile, log}
 }
@@ -54,6 +58,23 @@ describe('the instance guardian', () => {
     assert.deepEqual(await guardian.stop(), {kind: 'stopped', code: 0})
     assert.equal(processAlive(pid), false)
     assert.match(readFileSync(log, 'utf8'), /stop ran/)
+  })
+
+  it("starts the instance with default signal dispositions, so the stop command's SIGTERM ends it", async () => {
+    // The guardian ignores TERM, HUP, INT and PIPE itself; an ignored signal survives exec. (SIGINT
+    // is left out: sh ignores it for any command it starts with `&`.)
+    const gone = (pid: string) => `s=$(cut -d" " -f3 /proc/${pid}/stat 2>/dev/null); [ -z "$s" ] || [ "$s" = Z ]`
+    const {guardian, pidFile, log} = launch({
+      stop: `p=$(cat PIDFILE); kill $p; for i in $(seq 200); do if ${gone('$p')}; then echo ended by SIGTERM; break; fi; sleep 0.01; done`,
+    })
+    assert.deepEqual(await guardian.next(), {kind: 'started', code: 0})
+    const pid = pidOf(pidFile)
+    const ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]}`)
+    for (const [name, signo] of Object.entries({SIGHUP: 1, SIGPIPE: 13, SIGTERM: 15})) {
+      assert.equal((ignored >> BigInt(signo - 1)) & 1n, 0n, `the instance ignores ${name}`)
+    }
+    assert.deepEqual(await guardian.stop(), {kind: 'stopped', code: 0})
+    assert.match(readFileSync(log, 'utf8'), /ended by SIGTERM/, 'the instance outlived the SIGTERM of its stop command')
   })
 
   it('kills the instance when the deadline passes (serve frozen or cut off), within a few ticks', async () => {
