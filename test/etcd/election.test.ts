@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {after, before, describe, it} from 'node:test'
+import {after, afterEach, before, describe, it} from 'node:test'
 
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
@@ -77,6 +77,12 @@ after(async () => {
 })
 
 describe('election with real daemons, real service processes and a 3-member etcd', {concurrency: false}, () => {
+  // Each case's daemons (and so their instances) end with it: load left behind by earlier cases
+  // would slow the later ones' handovers on a small CI machine.
+  afterEach(async () => {
+    await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL')))
+  })
+
   it("SIGKILL of the leader's serve: its instance dies with it, and a peer's starts before the dead lease could expire", async () => {
     const group = startDaemons('kill')
     const first = await leaderOf('kill', group)

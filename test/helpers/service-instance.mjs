@@ -29,9 +29,11 @@ send({hello: {service, node, token, pid: process.pid, startedNs: String(startedN
 // The monitor going away ends the test, and this instance with it.
 socket.on('error', () => process.exit(0))
 socket.on('close', () => process.exit(0))
+// The bye must reach the monitor before the exit (a write still queued would be dropped);
+// a monitor that does not take it within 200 ms is gone anyway.
 process.on('SIGTERM', () => {
-  send({bye: {reason: 'SIGTERM'}})
-  process.exit(0)
+  socket.write(`${JSON.stringify({bye: {reason: 'SIGTERM'}})}\n`, () => process.exit(0))
+  setTimeout(() => process.exit(0), 200)
 })
 
 if (writesPrefix && leaderKey && etcd) {
