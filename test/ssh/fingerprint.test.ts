@@ -28,6 +28,9 @@ describe('fingerprintOfPublicKey', () => {
       assert.match(expected, /^SHA256:/)
       assert.equal(fingerprintOfPublicKey(line), expected)
       assert.equal(isFingerprint(expected), true)
+      // Cut short (a paste that lost its end) is refused, not fingerprinted.
+      const [keyType, base64] = line.split(' ') as [string, string]
+      for (const keep of [24, 40, base64.length - 8]) assert.throws(() => fingerprintOfPublicKey(`${keyType} ${base64.slice(0, keep)}`), XclusterError, `kept ${keep}`)
     })
   }
 

@@ -33,10 +33,32 @@ export function fingerprintOfKeyBlob(blob: Buffer): string {
 export function fingerprintOfPublicKey(line: string): string {
   const [type, base64] = line.trim().split(/\s+/)
   const blob = base64 && /^[A-Za-z0-9+/]+={0,2}$/.test(base64) ? Buffer.from(base64, 'base64') : Buffer.alloc(0)
-  const typeLength = blob.length >= 4 ? blob.readUInt32BE(0) : 0
-  const embedded = blob.subarray(4, 4 + typeLength).toString('latin1')
-  if (!type || typeLength === 0 || embedded !== type) {
+  const fields = wireFields(blob)
+  // Types it knows must have all their fields; others at least a key after the name.
+  const expected = type?.startsWith('ecdsa-sha2-') ? 3 : KEY_FIELDS[type ?? '']
+  const complete = fields !== undefined && (expected === undefined ? fields.length >= 2 : fields.length === expected) && (type !== 'ssh-ed25519' || fields[1]?.length === 32)
+  if (!type || !complete || fields?.[0]?.toString('latin1') !== type) {
     throw usageError('Not an OpenSSH public key line (expected e.g. "ssh-ed25519 AAAA... comment").', "Use the content of the node's /etc/ssh/ssh_host_<type>_key.pub file.")
   }
   return fingerprintOfKeyBlob(blob)
+}
+
+/** Fields of a key blob by type, the type name included (RFC 4253, 5656, 8709). */
+const KEY_FIELDS: Record<string, number> = {'ssh-ed25519': 2, 'ssh-rsa': 3, 'ssh-dss': 5}
+
+/**
+ * The length-prefixed fields of a public key blob (RFC 4253 6.6: the type name, then the key's
+ * own fields), or undefined unless they fill it exactly: a truncated key fails here.
+ */
+function wireFields(blob: Buffer): Buffer[] | undefined {
+  const fields: Buffer[] = []
+  let at = 0
+  while (at < blob.length) {
+    if (at + 4 > blob.length) return undefined
+    const length = blob.readUInt32BE(at)
+    if (length === 0 || at + 4 + length > blob.length) return undefined
+    fields.push(blob.subarray(at + 4, at + 4 + length))
+    at += 4 + length
+  }
+  return fields
 }
