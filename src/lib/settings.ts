@@ -352,6 +352,19 @@ export const settings = {
     cacheKeep: 4,
   },
   /** The xcluster-serve systemd unit on a node (src/lib/election/units.ts). */
+  /** Nodes reporting their SSH host keys to the DHCP leader (src/lib/nodes/enlistment.ts). */
+  enlistment: {
+    /** The TCP port the DHCP leader takes reports on, on its address on the served LAN. */
+    port: 4701,
+    path: '/enlist',
+    /** The node's side (templates/node/enlist.sh), under the admin host's HTTP root. */
+    scriptPath: 'xcluster-enlist.sh',
+    /** A report is a few public key lines: anything bigger is refused unread. */
+    maxReportBytes: 16 * 1024,
+    maxHostKeys: 8,
+    /** A sender gets this long to send its report. */
+    requestTimeoutMs: 5000,
+  },
   serveUnit: {
     name: 'xcluster-serve.service',
     bin: '/usr/local/bin/xcluster',

@@ -218,6 +218,7 @@ describe('etcd RBAC: configureAccess', {concurrency: false}, () => {
       'role xcluster:xcluster:serve: grant readwrite /xcluster/xcluster/dhcp/leases/*',
       'role xcluster:xcluster:serve: grant readwrite /xcluster/xcluster/dhcp/by-mac/*',
       'role xcluster:xcluster:serve: grant readwrite /xcluster/xcluster/dhcp/discovered/*',
+      'role xcluster:xcluster:serve: grant readwrite /xcluster/xcluster/dhcp/enlisted/*',
       'add user root (certificate login only)',
       'user root: grant role root',
       'add user xcluster-admin (certificate login only)',

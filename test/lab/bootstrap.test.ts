@@ -311,30 +311,54 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     assert.match(human.stdout, /No changes/)
   })
 
-  it("s4, c1 and f1 get typed addresses from the cluster's DHCP leader and are provisioned through its package cache", {timeout: 300_000}, async () => {
-    const leases: Record<string, {ip: string; grantedBy: string}> = {}
-    await waitUntil(
-      async () => {
-        renewDhcp(DHCP_NODES.filter((n) => !leases[n]))
-        const listed = ok(await admin(['dhcp', 'leases', '--json']), 'dhcp leases').json<{ip: string; node?: string; expired: boolean; grantedBy: string}[]>()
-        for (const l of listed) if (l.node && !l.expired) leases[l.node] = l
-        return DHCP_NODES.every((n) => leases[n])
-      },
-      60_000,
-      () => `leases so far: ${JSON.stringify(leases)}`,
-    )
-    assert.match(leases.s4!.ip, /^10\.0\.0\.(1[1-9]|2\d|30)$/)
-    assert.match(leases.c1!.ip, /^10\.0\.0\.(5[1-9]|6\d|70)$/)
-    assert.match(leases.f1!.ip, /^10\.0\.0\.(7[1-9]|80)$/)
-    for (const n of DHCP_NODES) assert.ok(['10.0.0.2', '10.0.0.3', '10.0.0.4'].includes(leases[n]!.grantedBy), `${n}'s lease came from ${leases[n]!.grantedBy}, not a core node`)
+  it(
+    "s4, c1 and f1 get typed addresses from the cluster's DHCP leader, enlist their host keys with it, and are provisioned through its package cache with those keys pinned",
+    {timeout: 300_000},
+    async () => {
+      const leases: Record<string, {ip: string; grantedBy: string}> = {}
+      await waitUntil(
+        async () => {
+          renewDhcp(DHCP_NODES.filter((n) => !leases[n]))
+          const listed = ok(await admin(['dhcp', 'leases', '--json']), 'dhcp leases').json<{ip: string; node?: string; expired: boolean; grantedBy: string}[]>()
+          for (const l of listed) if (l.node && !l.expired) leases[l.node] = l
+          return DHCP_NODES.every((n) => leases[n])
+        },
+        60_000,
+        () => `leases so far: ${JSON.stringify(leases)}`,
+      )
+      assert.match(leases.s4!.ip, /^10\.0\.0\.(1[1-9]|2\d|30)$/)
+      assert.match(leases.c1!.ip, /^10\.0\.0\.(5[1-9]|6\d|70)$/)
+      assert.match(leases.f1!.ip, /^10\.0\.0\.(7[1-9]|80)$/)
+      for (const n of DHCP_NODES) assert.ok(['10.0.0.2', '10.0.0.3', '10.0.0.4'].includes(leases[n]!.grantedBy), `${n}'s lease came from ${leases[n]!.grantedBy}, not a core node`)
 
-    ok(await admin(['node', 'add', ...DHCP_NODES, '--accept-new-host-key']), 'node add')
-    const store = clusterStore()
-    try {
-      for (const n of DHCP_NODES) assert.equal((await store.getJson<NodeRecord>(store.keys.node(n)))?.value.state, 'ready', n)
-    } finally {
-      await store.close()
-    }
-    for (const n of DHCP_NODES) assert.match(inNode(n, 'cat /etc/apt/apt.conf.d/90xcluster-proxy'), /http:\/\/10\.0\.0\.254:3128/, `${n} does not use the cluster's cache`)
-  })
+      // Enlistment, as the installer's late command would run it: the script the admin host serves,
+      // run on the node, reporting to the server its lease came from.
+      const state = lab()
+      const enlist = `python3 -c "import urllib.request as u; print(u.urlopen('http://${state.adminIp}/xcluster-enlist.sh').read().decode())" > /tmp/xcluster-enlist.sh && bash /tmp/xcluster-enlist.sh`
+      for (const n of DHCP_NODES) assert.match(inNode(n, enlist), new RegExp(`: enlisted ${state.hosts.find((h) => h.name === n)!.mac}: SHA256:`), `${n} did not enlist`)
+      // A machine without a lease on that address (s1 has a fixed one) is refused.
+      const impostor = await onNode('s1', `${enlist.replace('bash /tmp/xcluster-enlist.sh', `bash /tmp/xcluster-enlist.sh ${leases.c1!.grantedBy}`)}`)
+      assert.equal(impostor.code, 1, impostor.stdout + impostor.stderr)
+      assert.match(impostor.stdout, /refused: 10\.0\.0\.2 holds no DHCP lease/)
+
+      // No --accept-new-host-key: the first connection is checked against the enlisted keys.
+      ok(await admin(['node', 'add', ...DHCP_NODES]), 'node add')
+      const store = clusterStore()
+      try {
+        for (const n of DHCP_NODES) {
+          assert.equal((await store.getJson<NodeRecord>(store.keys.node(n)))?.value.state, 'ready', n)
+          const pin = await new HostKeyStore(store).get(n)
+          assert.equal(pin?.source, 'enlistment', n)
+          const onDisk = inNode(n, 'for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf $f; done')
+            .trim()
+            .split('\n')
+            .map((l) => l.split(' ')[1])
+          assert.deepEqual([...(pin?.fingerprints ?? [])].sort(), onDisk.sort(), `${n}: the pin is not the node's own keys`)
+        }
+      } finally {
+        await store.close()
+      }
+      for (const n of DHCP_NODES) assert.match(inNode(n, 'cat /etc/apt/apt.conf.d/90xcluster-proxy'), /http:\/\/10\.0\.0\.254:3128/, `${n} does not use the cluster's cache`)
+    },
+  )
 })

@@ -70,6 +70,7 @@ describe('admin services: rendered configs', () => {
       'config/nginx.conf',
       'config/squid.conf',
       'http/boot.ipxe',
+      'http/xcluster-enlist.sh',
     ])
     assert.deepEqual(
       bundle.copies.map((c) => [c.source, c.path]),

@@ -1,6 +1,7 @@
 import type {EtcdStore} from '../etcd/store.js'
 import {usageError} from '../errors.js'
 import {transitionNode} from '../nodes/lifecycle.js'
+import {pinEnlistedHostKeys} from '../nodes/enlistment.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {checkRegistration, registerNode} from '../nodes/register.js'
 import {agentConfigPhase} from '../phases/agent-config.js'
@@ -65,6 +66,11 @@ export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promi
     if (!request.dryRun && (await pins.pin(name, request.hostKey, 'registration')).created) result.pinned.push(name)
   }
   if (!request.provision) return result
+  // A node that enlisted (reported its host keys from its DHCP address) is pinned to those keys.
+  for (const n of request.names) {
+    const node = (await store.getJson<NodeRecord>(store.keys.node(n)))?.value
+    if (node && (await pinEnlistedHostKeys(store, node, request.dryRun === true)).length > 0 && !result.pinned.includes(n)) result.pinned.push(n)
+  }
   result.run = await provisionNodes(store, request.names, request, pending)
   assertRunSucceeded(result.run)
   return result

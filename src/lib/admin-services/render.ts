@@ -2,6 +2,7 @@ import {posix} from 'node:path'
 
 import {renderDnsmasqConfig} from '../dhcp/dnsmasq.js'
 import {pxeSettings} from '../dhcp/pxe.js'
+import {renderEnlistScript} from '../nodes/enlistment.js'
 import {renderTemplate} from '../render/template.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
@@ -176,6 +177,8 @@ export function renderAdminServices(spec: ClusterSpec, options: RenderAdminOptio
       renderTemplate('admin/boot.ipxe', {...common, bootUrl: pxe.httpBootUrl, baseUrl, mediaDir: tune.mediaDir, installerKernel: tune.installerKernel, installerInitrd: tune.installerInitrd}),
       false,
     ),
+    // What a new machine runs to enlist (its installer's late command fetches it from here).
+    file('http', posix.join(layout.httpRoot, settings.enlistment.scriptPath), renderEnlistScript(spec), false),
     ...ansibleFiles(spec, layout, options).map((f) => file('ansible', f.path, f.content, false)),
   ]
   if (packages.adminCache) {

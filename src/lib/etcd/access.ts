@@ -13,7 +13,7 @@ import type {EtcdStore} from './store.js'
  * - admin role: read and write everything under the cluster prefix (the operator).
  * - serve role: read the cluster prefix (the DHCP allocator loads and watches all of it), write
  *   only what serve daemons write: election/ (leader, candidates, views, history, handover),
- *   dhcp/leases/, dhcp/by-mac/, dhcp/discovered/. Not the spec, nodes, MACs, host-key pins,
+ *   dhcp/leases/, dhcp/by-mac/, dhcp/discovered/, dhcp/enlisted/. Not the spec, nodes, MACs, host-key pins,
  *   runs or certificates.
  * - root (etcd's own, required to enable auth): user and role management, membership, snapshots.
  *   Nobody holds it day to day; whoever has the CA mints a short-lived `root` certificate.
@@ -74,6 +74,7 @@ export function rolePermissions(keys: KeySchema): {admin: RangePermission[]; ser
       prefix('Readwrite', keys.leasesPrefix(), `${keys.leasesPrefix()}*`),
       prefix('Readwrite', keys.leasesByMacPrefix(), `${keys.leasesByMacPrefix()}*`),
       prefix('Readwrite', keys.discoveredPrefix(), `${keys.discoveredPrefix()}*`),
+      prefix('Readwrite', keys.enlistedPrefix(), `${keys.enlistedPrefix()}*`),
     ],
   }
 }

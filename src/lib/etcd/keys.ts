@@ -9,6 +9,7 @@
  *   /xcluster/<cluster>/dhcp/leases/<ip>        DHCP lease (create-only per IP)
  *   /xcluster/<cluster>/dhcp/by-mac/<mac>       MAC -> its lease's IP (written with the lease)
  *   /xcluster/<cluster>/dhcp/discovered/<mac>   unknown MACs seen on the wire
+ *   /xcluster/<cluster>/dhcp/enlisted/<mac>     a node's own first report of its SSH host keys
  *   /xcluster/<cluster>/election/<service>/leader              leader (create revision = token)
  *   /xcluster/<cluster>/election/<service>/candidates/<node>   live candidates (leased)
  *   /xcluster/<cluster>/election/<service>/views/<node>        each daemon's view (leased)
@@ -114,6 +115,18 @@ export class KeySchema {
 
   discovered(mac: string): string {
     return `${this.discoveredPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
+  }
+
+  enlistedPrefix(): string {
+    return `${this.dhcpPrefix()}enlisted/`
+  }
+
+  /**
+   * A node's enlistment: the host keys it reported from the address leased to this MAC, written
+   * once by the DHCP leader (src/lib/nodes/enlistment.ts).
+   */
+  enlisted(mac: string): string {
+    return `${this.enlistedPrefix()}${segment('MAC', mac.toLowerCase().replaceAll(':', '-'))}`
   }
 
   /** The prefixes whose keys DhcpStateKey describes (spec, nodes, MACs, DHCP). */

@@ -4,6 +4,7 @@ import {instanceScope} from '../election/instance.js'
 import {bindUnitsToServe} from '../election/unit-binding.js'
 import type {InProcessService} from '../election/service-runner.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {EnlistmentReceiver} from '../dhcp/enlistment-receiver.js'
 import {DhcpServer, type DhcpStats} from '../dhcp/server.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
@@ -60,6 +61,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   if (bound.length > 0) log('serve', 'units-bound', {units: bound})
   const inProcess: Record<string, InProcessService> = {}
   let dhcp: DhcpServer | undefined
+  let enlistment: EnlistmentReceiver | undefined
   // Assigned once below; declared here because the DHCP server's leadership check reads it.
   // eslint-disable-next-line prefer-const
   let daemon: ElectionDaemon | undefined
@@ -76,19 +78,29 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
       },
     }
     const leaderKey = store.keys.electionLeader('dhcp')
+    // The token says the service was started; the campaign says whether the lease behind it
+    // is still safely held right now (it may have lapsed before the stop callback ran).
+    const canServe = async () => (token && daemon?.campaign('dhcp')?.isSafeLeader() ? {ok: true, token} : {ok: false})
     dhcp = new DhcpServer({
       store,
       interface: options.dhcp.interface,
       ...(options.dhcp.address ? {address: options.dhcp.address} : {}),
       unknown: options.dhcp.unknown,
-      // The token says the service was started; the campaign says whether the lease behind it
-      // is still safely held right now (it may have lapsed before the stop callback ran).
-      canServe: async () => (token && daemon?.campaign('dhcp')?.isSafeLeader() ? {ok: true, token} : {ok: false}),
+      canServe,
       // No token (leadership just lost): a compare no key can satisfy, so the write is refused.
       fence: (txn) => void txn.ifCreatedAt(leaderKey, token ?? '-1'),
       log: (line) => log('dhcp', 'log', {line}),
     })
     await dhcp.start()
+    // Nodes report their host keys to the server their lease came from (enlistment).
+    enlistment = new EnlistmentReceiver({
+      store,
+      address: dhcp.address,
+      canServe,
+      fence: (txn, leaderToken) => void txn.ifCreatedAt(leaderKey, leaderToken ?? '-1'),
+      log: (event, details) => log('dhcp', event, details),
+    })
+    await enlistment.start()
     services.push(service)
   }
   daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
@@ -96,6 +108,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   const stoppedBy = await stop
   // DHCP first: its last writes (discovered MACs) are fenced, so they need the leadership
   // the daemon resigns next.
+  await enlistment?.stop()
   await dhcp?.stop()
   await daemon.stop(stoppedBy)
   return {

@@ -4,7 +4,7 @@ import {assertFingerprint} from './fingerprint.js'
 import {repinSuggestion, type HostKeyPolicy} from './host-key.js'
 import type {HostKeyOutcome} from './host.js'
 
-export type HostKeySource = 'registration' | 'accept-new' | 'repin'
+export type HostKeySource = 'registration' | 'enlistment' | 'accept-new' | 'repin'
 
 /** The value stored at KeySchema.hostKey(name). */
 export interface HostKeyRecord {
@@ -22,20 +22,23 @@ export class HostKeyStore {
   }
 
   /**
-   * Pins a first key (create-only). Pinning the same fingerprint again is a no-op; a different one
-   * is refused (HOST_KEY_ALREADY_PINNED) and nothing is written.
+   * Pins a first key (create-only): one fingerprint, or each of the node's host keys (an
+   * enlistment reports them all; the SSH client may be offered any). Pinning what is already
+   * pinned is a no-op; anything else is refused (HOST_KEY_ALREADY_PINNED) and nothing is written.
    */
-  async pin(name: string, fingerprint: string, source: Exclude<HostKeySource, 'repin'> = 'registration'): Promise<{created: boolean; record: HostKeyRecord}> {
-    assertFingerprint(fingerprint)
+  async pin(name: string, fingerprints: string | string[], source: Exclude<HostKeySource, 'repin'> = 'registration'): Promise<{created: boolean; record: HostKeyRecord}> {
+    const wanted = typeof fingerprints === 'string' ? [fingerprints] : fingerprints
+    for (const f of wanted) assertFingerprint(f)
+    const fingerprint = wanted.join(', ')
     const key = this.store.keys.hostKey(name)
-    const record: HostKeyRecord = {fingerprints: [fingerprint], pinnedAt: new Date().toISOString(), source}
+    const record: HostKeyRecord = {fingerprints: wanted, pinnedAt: new Date().toISOString(), source}
     if (await this.store.transaction().ifAbsent(key).put(key, record).commit()) return {created: true, record}
     const existing = await this.get(name)
-    if (existing?.fingerprints.includes(fingerprint)) return {created: false, record: existing}
+    if (existing && wanted.every((f) => existing.fingerprints.includes(f))) return {created: false, record: existing}
     throw new XclusterError(`A different host key is already pinned for ${name}: ${existing?.fingerprints.join(', ') ?? '(unreadable)'}; not pinning ${fingerprint}.`, {
       code: 'HOST_KEY_ALREADY_PINNED',
       exit: ExitStatus.precondition,
-      suggestion: repinSuggestion(name, fingerprint),
+      suggestion: repinSuggestion(name, wanted[0] as string),
       details: {host: name, pinned: existing?.fingerprints, refused: fingerprint},
     })
   }
