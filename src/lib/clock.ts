@@ -59,3 +59,20 @@ export function uptimeCentiseconds(): number | undefined {
 /** The process-wide lease clock. */
 export const leaseClock = new LeaseClock()
 export const leaseNowMs = (): number => leaseClock.now()
+
+/** Resolves true when `work` settles within `ms`, false otherwise (the work is left to finish). */
+export async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}

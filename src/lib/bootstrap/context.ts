@@ -1,17 +1,12 @@
-import {mkdirSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
-
 import {createCa, type CertificateAuthority} from '../certs/authority.js'
-import {issueClientCertificate} from '../certs/cluster-pki.js'
+import {forgetMinted, mintClientFiles} from '../certs/cluster-pki.js'
 import {identity} from '../certs/identities.js'
 import {adminTlsPaths, nodeTlsFiles} from '../certs/paths.js'
-import {ClusterSecret, readClusterSecret, writeClusterSecret, writePrivateFile} from '../certs/secret.js'
+import {ClusterSecret, readClusterSecret, writeClusterSecret} from '../certs/secret.js'
 import {loadCa, saveCa} from '../certs/store.js'
 import {EtcdStore, type EtcdConnection} from '../etcd/store.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRunContext, type NodeHost} from '../phases/context.js'
-import {settings} from '../settings.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {HostKeyStore, type HostPool} from '../ssh/index.js'
 import type {ReleaseDeployment} from '../release/deployment.js'
@@ -137,21 +132,14 @@ export class BootstrapContext extends NodeRunContext {
   }
 
   private async mintedConnection(commonName: string): Promise<EtcdConnection> {
-    const ca = await this.ca()
-    const issued = await issueClientCertificate(ca, commonName, commonName === identity.root ? undefined : settings.certs.rootClientDays)
-    const dir = join(process.env.XDG_RUNTIME_DIR || tmpdir(), settings.bootstrap.mintedDirName, `${process.pid}-${commonName}`)
-    mkdirSync(dir, {recursive: true, mode: 0o700})
+    const {dir, ...files} = await mintClientFiles(await this.ca(), commonName)
     this.minted.push(dir)
-    const files = {ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key')}
-    writePrivateFile(files.ca, ca.certPem)
-    writePrivateFile(files.cert, issued.certPem)
-    writePrivateFile(files.key, issued.key.exportPem())
     return {endpoints: this.bootstrap.endpoints, cluster: this.bootstrap.cluster, ...files}
   }
 
   /** Forgets minted credentials and closes the cluster connections. */
   async close(): Promise<void> {
     await this.clusterStoreCache?.close()
-    for (const dir of this.minted) rmSync(dir, {recursive: true, force: true})
+    for (const dir of this.minted) forgetMinted({dir})
   }
 }

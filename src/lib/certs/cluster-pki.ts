@@ -1,3 +1,7 @@
+import {mkdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
 import {usageError} from '../errors.js'
 import {settings} from '../settings.js'
 import {issueCertificate, type CertificateAuthority, type IssuedCertificate} from './authority.js'
@@ -64,4 +68,33 @@ export function writeAdminCredentials(cluster: string, caPem: string, admin: Iss
   writePrivateFile(paths.cert, admin.certPem)
   writePrivateFile(paths.ca, caPem)
   return {ca: paths.ca, cert: paths.cert, key: paths.key}
+}
+
+/** Client credentials minted for one process's use, in a private directory it removes after. */
+export interface MintedFiles {
+  ca: string
+  cert: string
+  key: string
+  dir: string
+}
+
+/**
+ * Mints a short-lived client certificate (settings.certs.rootClientDays) for `commonName` and
+ * writes it with the CA certificate under a 0700 directory of this process: for a run that needs
+ * more than its own identity (bootstrap's root and admin steps, the auto-provisioner). The caller
+ * removes `dir` when done (forgetMinted).
+ */
+export async function mintClientFiles(ca: CertificateAuthority, commonName: string): Promise<MintedFiles> {
+  const issued = await issueClientCertificate(ca, commonName, settings.certs.rootClientDays)
+  const dir = join(process.env.XDG_RUNTIME_DIR || tmpdir(), settings.bootstrap.mintedDirName, `${process.pid}-${commonName}`)
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  const files = {ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key'), dir}
+  writePrivateFile(files.ca, ca.certPem)
+  writePrivateFile(files.cert, issued.certPem)
+  writePrivateFile(files.key, issued.key.exportPem())
+  return files
+}
+
+export function forgetMinted(files: Pick<MintedFiles, 'dir'>): void {
+  rmSync(files.dir, {recursive: true, force: true})
 }

@@ -1,7 +1,7 @@
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 
-import {leaseNowMs} from '../clock.js'
+import {leaseNowMs, settlesWithin} from '../clock.js'
 import type {LeaseKeeper} from '../etcd/lease-keeper.js'
 import type {EtcdStore, RawKv} from '../etcd/store.js'
 import type {PrefixWatch} from '../etcd/watch.js'
@@ -119,7 +119,7 @@ export class Campaign {
     this.instanceLease = undefined
     // A step in flight may just have granted a lease or taken the seat: let it finish first, so
     // the cleanup below releases what it got (bounded: etcd may not answer).
-    await withTimeout(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
+    await settlesWithin(this.loop ?? Promise.resolve(), settings.election.shutdownCleanupMs)
     // The service is stopped: what follows only spares peers the TTL wait. It is bounded, so an
     // etcd that does not answer cannot keep a stopping daemon alive (the lease then just expires).
     const cleanup = async () => {
@@ -127,7 +127,7 @@ export class Campaign {
       if (wasLeader) this.log('resigned', {token: wasLeader, reason})
       await this.lease?.revoke()
     }
-    const finished = await withTimeout(cleanup(), settings.election.shutdownCleanupMs)
+    const finished = await settlesWithin(cleanup(), settings.election.shutdownCleanupMs)
     if (!finished) this.log('shutdown-cleanup-timeout', {token: wasLeader, ms: settings.election.shutdownCleanupMs})
     if (this.safetyTimer) clearInterval(this.safetyTimer)
     this.lease?.close()
@@ -497,21 +497,4 @@ async function stopUnitIfActive(unit: string): Promise<void> {
     () => false,
   )
   if (active) await run('systemctl', ['stop', unit], {timeout: settings.election.stopTimeoutMs}).catch(() => undefined)
-}
-
-/** Resolves true when `work` settles within `ms`, false otherwise (the work is left to finish). */
-async function withTimeout(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
-  try {
-    return await Promise.race([
-      work.then(
-        () => true,
-        () => true,
-      ),
-      timeout,
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
 }
