@@ -297,9 +297,12 @@ describe('node lifecycle on the lab', () => {
     assert.equal(refused.code, 3)
     assert.match(refused.stderr, /not drained/)
     ok(await cli('node', 'drain', 'c1'), 'drain c1')
+    // c1 enlisted in test/lab/bootstrap.test.ts; its enlistment goes with it.
+    assert.ok(await store.getJson(store.keys.enlisted('02:58:43:00:02:01')), 'c1 never enlisted')
     ok(await cli('node', 'remove', 'c1', '--yes'), 'remove c1')
     assert.equal((await nodeState('c1')).state, 'removed')
     assert.equal(await store.getJson(store.keys.mac('02:58:43:00:02:01')), undefined)
+    assert.equal(await store.getJson(store.keys.enlisted('02:58:43:00:02:01')), undefined)
     const list = (await cli('node', 'list', '--json')).json<{name: string; state: string}[]>()
     assert.equal(list.find((n) => n.name === 'c1')?.state, 'removed')
   })

@@ -68,8 +68,9 @@ export async function planRemoval(store: EtcdStore, name: string, options: {forc
     freesMac: binding?.value.node === name ? node.mac : null,
     async commit() {
       const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, removed).delete(store.keys.hostKey(name))
-      // Free the MAC only if it still points at this node.
-      if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey)
+      // Free the MAC only if it still points at this node; its enlistment goes with it (a machine
+      // that comes back under that MAC enlists afresh, as its keys may have changed).
+      if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey).delete(store.keys.enlisted(node.mac))
       if (!(await txn.commit())) {
         throw new XclusterError(`Node ${name} changed while it was being removed; nothing was written.`, {
           code: 'NODE_CONCURRENT_CHANGE',
