@@ -3,6 +3,7 @@ import {hostname} from 'node:os'
 import {Flags} from '@oclif/core'
 
 import {EtcdCommand} from '../etcd-command.js'
+import {nodeTlsFiles} from '../lib/certs/paths.js'
 import {usageError} from '../lib/errors.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
 import {settings} from '../lib/settings.js'
@@ -13,13 +14,16 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --elect NAME campaigns in etcd for a service declared in the spec's services:. The winner runs its start command (or systemctl start UNIT); a leader that cannot renew its lease stops the service before the lease could expire; SIGTERM or SIGINT stops it and resigns at once so a peer takes over.
 
---dhcp runs the DHCP/PXE server on --interface with MAC-typed leases in etcd. It campaigns for the dhcp service: only the leader answers, and every lease write is fenced with its token.
+--dhcp runs the DHCP/PXE server on --interface with MAC-typed leases in etcd. It campaigns for the dhcp service: only the leader answers, and every lease write is fenced with its token. The leader also takes enlistment reports (a node's SSH host keys, from the address leased to it) on port ${settings.enlistment.port}.
+
+--provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
 Events are logged to stderr as JSON lines.`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0', description: 'Serve DHCP and PXE on eth0 while this node leads the dhcp election.'},
     {command: '<%= config.bin %> <%= command.id %> --elect postgres --elect qdrant', description: 'Campaign for two services as this host.'},
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --unknown ignore --node s2', description: 'Serve only registered MACs, under an explicit node name.'},
+    {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
   ]
   static flags = {
     elect: Flags.string({summary: "A service (from the spec's services:) to campaign for; repeatable.", multiple: true}),
@@ -27,14 +31,17 @@ Events are logged to stderr as JSON lines.`
     dhcp: Flags.boolean({summary: 'Run the DHCP/PXE server (answers while this node leads the dhcp election).'}),
     interface: Flags.string({char: 'i', summary: 'Interface to serve DHCP on (its address is the server identifier).', dependsOn: ['dhcp']}),
     address: Flags.string({summary: "The server's own address on --interface when it has several (default: the first in the cluster subnet).", dependsOn: ['dhcp']}),
+    provision: Flags.boolean({
+      summary: `Provision enlisted nodes while this node leads the provision election (spec autoProvision; reads ${nodeTlsFiles.secret} and ${settings.bootstrap.nodeClusterKey}).`,
+    }),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
   }
 
   async run(): Promise<ServeResult> {
-    const {elect = [], dhcp} = this.flags
+    const {elect = [], dhcp, provision} = this.flags
     // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
     const node = this.flags.node ?? hostname().split('.')[0]
-    if (elect.length === 0 && !dhcp) throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, or --elect SERVICE.')
+    if (elect.length === 0 && !dhcp && !provision) throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, or --elect SERVICE.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
     const stop = new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
@@ -42,7 +49,12 @@ Events are logged to stderr as JSON lines.`
     const log = (source: string, event: string, details: Record<string, unknown> = {}) => process.stderr.write(`${JSON.stringify({at: new Date().toISOString(), node, source, event, ...details})}\n`)
     const result = await serve(
       this.store(),
-      {node, elect, ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {})},
+      {
+        node,
+        elect,
+        ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
+        ...(provision ? {provision: {secretPath: nodeTlsFiles.secret, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
+      },
       stop,
       log,
     )

@@ -364,6 +364,12 @@ export const settings = {
     maxHostKeys: 8,
     /** A sender gets this long to send its report. */
     requestTimeoutMs: 5000,
+    /** The elected in-process service of `serve --provision` whose leader provisions enlisted nodes. */
+    provisionService: 'provision',
+    /** How often its leader looks for registered nodes that enlisted (one read of dhcp/enlisted/). */
+    autoProvisionPollMs: 2000,
+    /** Nodes one auto-provisioning run works on at once. */
+    autoProvisionConcurrency: 10,
   },
   serveUnit: {
     name: 'xcluster-serve.service',

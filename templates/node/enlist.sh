@@ -1,8 +1,8 @@
 #!/bin/bash
 # xcluster enlistment for cluster "{{cluster}}": reports this machine's SSH host public keys to
 # the cluster's DHCP leader (the server its lease came from), which keeps the first report for
-# the MAC leased this address; `xcluster node add` then pins those keys. Run it once the machine
-# has its cluster lease: from the installer's late command (in-target) or at first boot.
+# the MAC leased this address; `xcluster node add` then pins those keys. Run it as root once the
+# machine has its cluster lease: from the installer's late command (in-target) or at first boot.
 #   bash xcluster-enlist.sh [SERVER]
 # SERVER: the DHCP server's address (default: read from systemd-networkd's or dhclient's lease).
 # Exit 0 once the leader holds the keys (now or before); otherwise 1, with its answer.
@@ -24,6 +24,15 @@ if [ -z "$server" ]; then
   echo "xcluster-enlist: no DHCP lease found; give the DHCP server's address: bash $0 SERVER" >&2
   exit 2
 fi
+{{#if clusterKey}}
+# The cluster's own SSH key (public half), as the installer authorized the operator's: the
+# cluster provisions this machine with it (autoProvision). Added once; other keys stay.
+home=$(getent passwd {{sshUser}} | cut -d: -f6)
+if [ -n "$home" ] && ! grep -qxF '{{clusterKey}}' "$home/.ssh/authorized_keys" 2>/dev/null; then
+  (umask 077 && mkdir -p "$home/.ssh" && printf '%s\n' '{{clusterKey}}' >>"$home/.ssh/authorized_keys")
+  chown {{sshUser}}: "$home/.ssh" "$home/.ssh/authorized_keys"
+fi
+{{/if}}
 body=$(cat /etc/ssh/ssh_host_*_key.pub) || exit 1
 # bash's /dev/tcp: nothing to install on a fresh machine.
 if ! exec 3<>"/dev/tcp/$server/$port"; then

@@ -312,8 +312,8 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
   })
 
   it(
-    "s4, c1 and f1 get typed addresses from the cluster's DHCP leader, enlist their host keys with it, and are provisioned through its package cache with those keys pinned",
-    {timeout: 300_000},
+    "s4, c1 and f1 get typed addresses from the cluster's DHCP leader and enlist their host keys with it; s4 and c1 are added with those keys pinned, f1 by the cluster itself (autoProvision)",
+    {timeout: 400_000},
     async () => {
       const leases: Record<string, {ip: string; grantedBy: string}> = {}
       await waitUntil(
@@ -333,18 +333,32 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
 
       // Enlistment, as the installer's late command would run it: the script the admin host serves,
       // run on the node, reporting to the server its lease came from.
-      const state = lab()
+      const macOf = (n: string) => state.hosts.find((h) => h.name === n)!.mac
       const enlist = `python3 -c "import urllib.request as u; print(u.urlopen('http://${state.adminIp}/xcluster-enlist.sh').read().decode())" > /tmp/xcluster-enlist.sh && bash /tmp/xcluster-enlist.sh`
-      for (const n of DHCP_NODES) assert.match(inNode(n, enlist), new RegExp(`: enlisted ${state.hosts.find((h) => h.name === n)!.mac}: SHA256:`), `${n} did not enlist`)
+      const manual = ['s4', 'c1']
+      for (const n of manual) assert.match(inNode(n, enlist), new RegExp(`: enlisted ${macOf(n)}: SHA256:`), `${n} did not enlist`)
       // A machine without a lease on that address (s1 has a fixed one) is refused.
-      const impostor = await onNode('s1', `${enlist.replace('bash /tmp/xcluster-enlist.sh', `bash /tmp/xcluster-enlist.sh ${leases.c1!.grantedBy}`)}`)
+      const impostor = await onNode('s1', `${enlist} ${leases.c1!.grantedBy}`)
       assert.equal(impostor.code, 1, impostor.stdout + impostor.stderr)
       assert.match(impostor.stdout, /refused: 10\.0\.0\.2 holds no DHCP lease/)
 
       // No --accept-new-host-key: the first connection is checked against the enlisted keys.
-      ok(await admin(['node', 'add', ...DHCP_NODES]), 'node add')
+      ok(await admin(['node', 'add', ...manual]), 'node add')
+
+      // autoProvision on: f1 enlists, and the provision leader adds it with nobody asking.
+      const auto = join(dir, 'auto-provision.yaml')
+      writeFileSync(auto, `${readFileSync(state.specFile, 'utf8')}\nautoProvision: true\n`)
+      ok(await admin(['config', 'apply', '-f', auto, '--yes']), 'config apply autoProvision')
+      assert.match(inNode('f1', enlist), new RegExp(`: enlisted ${macOf('f1')}: SHA256:`), 'f1 did not enlist')
       const store = clusterStore()
       try {
+        await waitUntil(
+          async () => (await store.getJson<NodeRecord>(store.keys.node('f1')))?.value.state === 'ready',
+          240_000,
+          () => 'f1 was not provisioned by the cluster',
+        )
+        const f1 = (await store.getJson<NodeRecord>(store.keys.node('f1')))!.value
+        assert.match(f1.history?.find((h) => h.to === 'provisioning')?.by ?? '', /^xcluster-provision@s[123]$/, JSON.stringify(f1.history))
         for (const n of DHCP_NODES) {
           assert.equal((await store.getJson<NodeRecord>(store.keys.node(n)))?.value.state, 'ready', n)
           const pin = await new HostKeyStore(store).get(n)

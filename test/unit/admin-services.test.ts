@@ -109,6 +109,23 @@ describe('admin services: rendered configs', () => {
     }
   })
 
+  it('the enlist script parses (bash -n), reports to the leader, and authorizes the cluster key only when given one', () => {
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJxbmRvbWtleWJ5dGVzMDEyMzQ1Njc4OWFiY2RlZmdo xcluster@xcluster'
+    const script = (options: {clusterPublicKey?: string}) =>
+      renderAdminServices(specWith(''), {root: ROOT_DIR, interface: 'eth0', ...options}).files.find((f) => f.path === 'http/xcluster-enlist.sh')!.content
+    for (const text of [script({}), script({clusterPublicKey: key})]) {
+      const check = spawnSync('bash', ['-n'], {input: text, encoding: 'utf8'})
+      assert.equal(check.status, 0, check.stderr)
+      assert.match(text, /^port=4701$/m)
+      assert.match(text, /^path=\/enlist$/m)
+    }
+    assert.doesNotMatch(script({}), /authorized_keys/)
+    const withKey = script({clusterPublicKey: key})
+    assert.equal(withKey.split(key).length - 1, 2, 'the key: once checked, once appended')
+    assert.match(withKey, /getent passwd root/)
+    assert.throws(() => script({clusterPublicKey: "ssh-ed25519 AAAA x'; rm -rf /"}), /not one OpenSSH public key line/)
+  })
+
   it('every config is accepted by its own program, and a broken one is refused (the checks can fail)', () => {
     const squid = requireTool('squid', 'squid')
     const dnsmasq = requireTool('dnsmasq', 'dnsmasq-base')

@@ -176,11 +176,16 @@ describe('parseSpec: every rule', () => {
   })
 
   it('an empty file', () => {
-    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, packages, services, but is empty')
+    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, packages, services, autoProvision, but is empty')
   })
 
   it('unknown keys, at every level, naming the allowed ones', () => {
-    const top = onlyProblem(edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'), 'clustr', 'unknown key "clustr"', 'Allowed keys here: cluster, network, ssh, nodes, pxe, packages, services.')
+    const top = onlyProblem(
+      edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'),
+      'clustr',
+      'unknown key "clustr"',
+      'Allowed keys here: cluster, network, ssh, nodes, pxe, packages, services, autoProvision.',
+    )
     assert.equal(top.line, lineOf(EXAMPLE, 'cluster: xcluster') + 1)
     assert.equal(top.col, 1)
     onlyProblem(edit('  domain: xcluster.lan', '  domain: xcluster.lan\n  mtu: 9000'), 'network.mtu', 'unknown key "mtu"', 'Allowed keys here: subnet, gateway, dns, domain, adminVip, ranges.')
@@ -448,5 +453,16 @@ describe("packages: mirrors, the nodes' proxy and the cache's upstream", () => {
       FILE,
     )
     assert.deepEqual(parseSpec(specToYaml(spec), 'shown.yaml'), spec)
+  })
+})
+
+describe('autoProvision', () => {
+  it('is off unless the spec says true, survives config show, and refuses anything but true or false', () => {
+    assert.equal(parseSpec(EXAMPLE, FILE).autoProvision, undefined)
+    const on = parseSpec(`${EXAMPLE}autoProvision: true\n`, FILE)
+    assert.equal(on.autoProvision, true)
+    assert.deepEqual(parseSpec(specToYaml(on), 'shown.yaml'), on)
+    assert.equal(parseSpec(`${EXAMPLE}autoProvision: false\n`, FILE).autoProvision, undefined)
+    onlyProblem(`${EXAMPLE}autoProvision: yes please\n`, 'autoProvision', '"yes please" is not true or false', 'autoProvision: true')
   })
 })

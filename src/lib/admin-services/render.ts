@@ -83,6 +83,8 @@ export interface RenderAdminOptions {
   nodeAddresses?: Record<string, string>
   /** Pinned host keys (`ADDRESS[,NAME] TYPE KEY` lines) for Ansible's known_hosts. */
   knownHosts?: string[]
+  /** The cluster's SSH public key: the enlist script authorizes it, so the cluster can provision the machine. */
+  clusterPublicKey?: string
 }
 
 /**
@@ -178,7 +180,7 @@ export function renderAdminServices(spec: ClusterSpec, options: RenderAdminOptio
       false,
     ),
     // What a new machine runs to enlist (its installer's late command fetches it from here).
-    file('http', posix.join(layout.httpRoot, settings.enlistment.scriptPath), renderEnlistScript(spec), false),
+    file('http', posix.join(layout.httpRoot, settings.enlistment.scriptPath), renderEnlistScript(spec, options.clusterPublicKey), false),
     ...ansibleFiles(spec, layout, options).map((f) => file('ansible', f.path, f.content, false)),
   ]
   if (packages.adminCache) {

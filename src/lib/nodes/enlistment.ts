@@ -129,7 +129,19 @@ export async function pinEnlistedHostKeys(store: EtcdStore, node: NodeRecord, dr
   return fingerprints
 }
 
-/** The node's side: templates/node/enlist.sh for this cluster. */
-export function renderEnlistScript(spec: ClusterSpec): string {
-  return renderTemplate('node/enlist.sh', {cluster: spec.cluster, port: settings.enlistment.port, path: settings.enlistment.path})
+/**
+ * The node's side: templates/node/enlist.sh for this cluster. With the cluster's SSH public key,
+ * the script also authorizes it for the spec's SSH user, as the installer authorized the
+ * operator's: what lets the cluster provision the machine by itself (autoProvision).
+ */
+export function renderEnlistScript(spec: ClusterSpec, clusterPublicKey?: string): string {
+  if (clusterPublicKey !== undefined && !/^ssh-[a-z0-9-]+ [A-Za-z0-9+/=]+( [A-Za-z0-9@._+:=/ -]*)?$/.test(clusterPublicKey))
+    throw new Error('the cluster SSH public key is not one OpenSSH public key line')
+  return renderTemplate('node/enlist.sh', {
+    cluster: spec.cluster,
+    port: settings.enlistment.port,
+    path: settings.enlistment.path,
+    clusterKey: clusterPublicKey ?? false,
+    sshUser: spec.ssh.user,
+  })
 }

@@ -1,5 +1,5 @@
 import {ExitStatus, XclusterError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction} from '../etcd/store.js'
 import type {NodeRecord, NodeState, StateChange} from './record.js'
 
 /** Which state may follow which. Everything else is refused. */
@@ -26,6 +26,8 @@ export interface TransitionOptions {
   from?: readonly NodeState[]
   reason?: string
   by?: string
+  /** A further compare for the transaction (a leader's fencing token): refused, nothing is written. */
+  fence?: (txn: Transaction) => void
 }
 
 /**
@@ -61,7 +63,9 @@ export async function transitionNode(store: EtcdStore, name: string, to: NodeSta
   }
   if (options.reason && (to === 'failed' || to === 'draining' || to === 'drained')) next.reason = options.reason
   else delete next.reason
-  const ok = await store.transaction().ifUnchanged(key, found.modRevision).put(key, next).commit()
+  const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, next)
+  options.fence?.(txn)
+  const ok = await txn.commit()
   if (!ok) {
     throw new XclusterError(`Node ${name} changed while it was being moved to ${to} (another operator?); nothing was written.`, {
       code: 'NODE_CONCURRENT_CHANGE',

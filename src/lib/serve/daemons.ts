@@ -9,6 +9,7 @@ import {DhcpServer, type DhcpStats} from '../dhcp/server.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
 import {readStoredSpec} from '../spec/store.js'
+import {AutoProvisioner} from '../nodes/auto-provision.js'
 import {lockCampaigns} from './node-lock.js'
 
 export interface ServeOptions {
@@ -18,6 +19,8 @@ export interface ServeOptions {
   elect: string[]
   /** Run the DHCP/PXE server; it answers only while this node leads the `dhcp` election. */
   dhcp?: {interface: string; address?: string; unknown: 'discover' | 'ignore'}
+  /** Provision enlisted nodes (spec autoProvision) while this node leads the `provision` election. */
+  provision?: {secretPath: string; sshKeyPath: string}
 }
 
 export interface ServeResult {
@@ -30,9 +33,9 @@ export interface ServeResult {
 
 export type ServeLog = (source: string, event: string, details?: Record<string, unknown>) => void
 
-/** The DHCP service's election: the spec's `services: - name: dhcp` entry tunes it; defaults otherwise. */
-function dhcpService(declared: ServiceSpec[]): ServiceSpec {
-  return declared.find((s) => s.name === 'dhcp') ?? {name: 'dhcp', ttl: settings.election.defaultTtlSeconds}
+/** An in-process service's election (dhcp, provision): the spec's entry of that name tunes it; defaults otherwise. */
+function inProcessService(declared: ServiceSpec[], name: string): ServiceSpec {
+  return declared.find((s) => s.name === name) ?? {name, ttl: settings.election.defaultTtlSeconds}
 }
 
 /**
@@ -44,11 +47,15 @@ export async function serve(store: EtcdStore, options: ServeOptions, stop: Promi
   const spec = await readStoredSpec(store)
   const services = resolveServices(
     spec,
-    options.elect.filter((name) => !(options.dhcp && name === 'dhcp')),
+    options.elect.filter((name) => !(options.dhcp && name === 'dhcp') && !(options.provision && name === settings.enlistment.provisionService)),
     options.node,
   )
   // No second serve may campaign for these services as this node, nor clean up what this one runs.
-  const lock = await lockCampaigns(instanceScope(store.connection, options.node).prefix, [...services.map((s) => s.name), ...(options.dhcp ? ['dhcp'] : [])])
+  const lock = await lockCampaigns(instanceScope(store.connection, options.node).prefix, [
+    ...services.map((s) => s.name),
+    ...(options.dhcp ? ['dhcp'] : []),
+    ...(options.provision ? [settings.enlistment.provisionService] : []),
+  ])
   try {
     return await serveLocked(store, spec, services, options, stop, log)
   } finally {
@@ -67,7 +74,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   let daemon: ElectionDaemon | undefined
   if (options.dhcp) {
     let token: string | undefined
-    const service = dhcpService(spec.services ?? [])
+    const service = inProcessService(spec.services ?? [], 'dhcp')
     if (service.nodes && !service.nodes.includes(options.node)) resolveServices(spec, ['dhcp'], options.node) // throws NODE_NOT_ELIGIBLE
     inProcess.dhcp = {
       async start(leaderToken) {
@@ -100,7 +107,27 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
       fence: (txn, leaderToken) => void txn.ifCreatedAt(leaderKey, leaderToken ?? '-1'),
       log: (event, details) => log('dhcp', event, details),
     })
-    await enlistment.start()
+    // DHCP must not go down with it: a node that cannot enlist can still be added with --host-key.
+    await enlistment.start().catch((err: Error) => {
+      log('dhcp', 'enlistment-unavailable', {port: settings.enlistment.port, error: err.message})
+      enlistment = undefined
+    })
+    services.push(service)
+  }
+  let provisioner: AutoProvisioner | undefined
+  if (options.provision) {
+    const service = inProcessService(spec.services ?? [], settings.enlistment.provisionService)
+    if (service.nodes && !service.nodes.includes(options.node)) resolveServices(spec, [service.name], options.node) // throws NODE_NOT_ELIGIBLE
+    const running = new AutoProvisioner({store, node: options.node, ...options.provision, log: (event, details) => log(service.name, event, details)})
+    provisioner = running
+    inProcess[service.name] = {
+      async start(token) {
+        running.start(token)
+      },
+      async stop() {
+        running.stop()
+      },
+    }
     services.push(service)
   }
   daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
@@ -111,6 +138,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   await enlistment?.stop()
   await dhcp?.stop()
   await daemon.stop(stoppedBy)
+  await provisioner?.close()
   return {
     node: options.node,
     services: services.map((s) => s.name),

@@ -24,6 +24,7 @@ export function specToYaml(spec: ClusterSpec): string {
     ...(spec.pxe ? {pxe: spec.pxe} : {}),
     ...(spec.packages ? {packages: spec.packages} : {}),
     ...(spec.services?.length ? {services: spec.services} : {}),
+    ...(spec.autoProvision ? {autoProvision: true} : {}),
   }
   // Flow style for each node and the dns list keeps one node per line, as in the example.
   const doc = new Document(document)

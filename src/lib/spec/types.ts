@@ -100,4 +100,9 @@ export interface ClusterSpec {
   packages?: PackagesSpec
   /** Optional: elected singleton services. */
   services?: ServiceSpec[]
+  /**
+   * Registered nodes that enlist (report their host keys to the DHCP leader) are provisioned by
+   * the cluster itself, as `node add` would, with no operator. Default false.
+   */
+  autoProvision?: boolean
 }

@@ -17,14 +17,14 @@ export interface ValidateOptions {
   locate?: Locator
 }
 
-const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'packages', 'services'] as const
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'packages', 'services', 'autoProvision'] as const
 const TOP_REQUIRED = ['cluster', 'network', 'ssh', 'nodes'] as const
 const PXE_KEYS = ['tftpServer', 'httpBootUrl', 'biosBootFile', 'uefiBootFile'] as const
 const PACKAGES_KEYS = ['mirrors', 'proxy', 'upstream'] as const
 /** `packages.proxy: none`: the nodes' apt goes to the mirrors directly. */
 export const NO_PROXY = 'none'
-/** Services `xcluster serve` runs inside itself (serve --dhcp): an entry only tunes their ttl and nodes. */
-export const IN_PROCESS_SERVICES = ['dhcp'] as const
+/** Services `xcluster serve` runs inside itself (serve --dhcp, --provision): an entry only tunes their ttl and nodes. */
+export const IN_PROCESS_SERVICES = ['dhcp', 'provision'] as const
 const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
 const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as const
 const SSH_KEYS = ['user', 'key'] as const
@@ -89,7 +89,8 @@ class SpecChecker {
     const pxe = this.pxe(top.pxe, network?.subnet)
     const packages = this.packages(top.packages, network)
     const services = this.services(top.services, nodes, network)
-    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || packages === null || !services) return undefined
+    const autoProvision = this.flag(top.autoProvision, ['autoProvision'], 'Write autoProvision: true to let the cluster provision nodes that enlist, or false (the default) to leave that to node add.')
+    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || packages === null || !services || autoProvision === null) return undefined
     return {
       cluster,
       network: network.spec,
@@ -98,7 +99,15 @@ class SpecChecker {
       ...(pxe ? {pxe} : {}),
       ...(packages ? {packages} : {}),
       ...(services.length > 0 ? {services} : {}),
+      ...(autoProvision ? {autoProvision} : {}),
     }
+  }
+
+  /** An optional true/false; null (reported) when it is something else. */
+  private flag(raw: unknown, path: SpecPath, fix: string): boolean | undefined | null {
+    if (raw === undefined || typeof raw === 'boolean') return raw
+    this.report(path, `${JSON.stringify(raw)} is not true or false`, fix)
+    return null
   }
 
   /**

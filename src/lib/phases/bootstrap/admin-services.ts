@@ -3,6 +3,7 @@ import {promisify} from 'node:util'
 
 import {startNativeServices, writeComposeBundle} from '../../admin-services/index.js'
 import {packageSettings} from '../../admin-services/packages.js'
+import {ensureAdminClusterKey} from '../../bootstrap/cluster-key.js'
 import type {BootstrapContext} from '../../bootstrap/context.js'
 import {preconditionError} from '../../errors.js'
 import {mirrorUrlPatterns} from '../../admin-services/packages.js'
@@ -34,15 +35,18 @@ export const adminServicesPhase: Phase<NodeHost, BootstrapContext> = {
   hosts: seedHost,
   shouldRun: adminPart,
   async run(ctx, host) {
+    // The enlist script the HTTP server hands out authorizes the cluster's key on new machines.
+    const clusterPublicKey = (await ensureAdminClusterKey(ctx.bootstrap.cluster, ctx.dryRun))?.publicKey
+    const render = {dryRun: ctx.dryRun, ...(clusterPublicKey ? {clusterPublicKey} : {})}
     if (ctx.options.native) {
-      const result = await startNativeServices(ctx.spec, {dryRun: ctx.dryRun})
+      const result = await startNativeServices(ctx.spec, render)
       const made = result.actions.map((a) => `admin host: ${a.action} ${a.service} (${a.detail})`)
       if (ctx.dryRun) ctx.plan.set(host.name, [...(ctx.plan.get(host.name) ?? []), ...made])
       else ctx.addChanges(host.name, made)
       return
     }
     const dir = settings.adminServices.composeDir
-    const bundle = writeComposeBundle(dir, ctx.spec, {dryRun: ctx.dryRun})
+    const bundle = writeComposeBundle(dir, ctx.spec, render)
     if (bundle.written.length > 0) ctx.addChanges(host.name, [`admin host: write the Compose bundle in ${bundle.dir} (${bundle.written.length} files)`])
     if (ctx.dryRun) return
     if (!(await containerEngine())) {

@@ -3,6 +3,7 @@ import {renderDnsmasqConfig} from '../../dhcp/dnsmasq.js'
 import {renderKeepalivedConfig} from '../../election/keepalived.js'
 import {renderServeEnv, renderServeUnit} from '../../election/units.js'
 import {renderTemplate} from '../../render/template.js'
+import {IN_PROCESS_SERVICES} from '../../spec/validate.js'
 import {settings} from '../../settings.js'
 import {shellQuote, type SshHost} from '../../ssh/index.js'
 import type {Phase} from '../../tasks/phase.js'
@@ -29,9 +30,9 @@ async function ensureUnitFile(ctx: BootstrapContext, host: NodeHost, ssh: SshHos
   return changed
 }
 
-/** The services a core node campaigns for: every one in the spec that may run there (DHCP is its own flag). */
+/** The services a core node campaigns for: every one in the spec that may run there (dhcp and provision have their own flags). */
 function electedHere(ctx: BootstrapContext, node: string): string[] {
-  return (ctx.spec.services ?? []).filter((s) => s.name !== 'dhcp' && (!s.nodes || s.nodes.includes(node))).map((s) => s.name)
+  return (ctx.spec.services ?? []).filter((s) => !(IN_PROCESS_SERVICES as readonly string[]).includes(s.name) && (!s.nodes || s.nodes.includes(node))).map((s) => s.name)
 }
 
 /**
@@ -49,7 +50,7 @@ export const serveUnitPhase: Phase<NodeHost, BootstrapContext> = {
       etcd: ctx.bootstrap.endpoints.join(','),
       cluster: ctx.bootstrap.cluster,
       elect: electedHere(ctx, host.name),
-      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface],
+      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface, '--provision'],
       tls: true,
     })
     const envChanged = await ensureFile(ctx, host, ssh, {path: settings.serveUnit.envFile, content: env, mode: 0o640})
