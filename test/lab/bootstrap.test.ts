@@ -262,6 +262,10 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
       const dhcp = elections.find((e) => e.service === 'dhcp')
       assert.ok(dhcp?.leader && CORE.includes(dhcp.leader), JSON.stringify(elections))
       assert.deepEqual([...(dhcp?.candidates ?? [])].sort(), CORE)
+      // The auto-provisioner's election (serve --provision on every core node).
+      const provision = elections.find((e) => e.service === 'provision')
+      assert.ok(provision?.leader && CORE.includes(provision.leader), JSON.stringify(elections))
+      assert.deepEqual([...(provision?.candidates ?? [])].sort(), CORE)
     } finally {
       await store.close()
     }
