@@ -97,7 +97,14 @@ async function restart(group: Group, node: string): Promise<void> {
 const leaderNow = (group: Group): InstanceLife | undefined => monitor.only(group.service)
 
 async function trial(group: Group, fault: Fault): Promise<void> {
-  const leader = await until(`a live instance of ${group.service}`, () => leaderNow(group), 30_000, 20)
+  // Generous: with etcd members crashing underneath (quorum lost now and then), a group goes 10-15 s
+  // without a leader on this 2-core machine; what the trials check is safety, not that bound.
+  const leader = await until(`a live instance of ${group.service}`, () => leaderNow(group), 60_000, 20).catch((err: Error) => {
+    // Say what there was instead: none alive (and why the daemons think so), or several (an overlap).
+    const alive = monitor.alive(group.service).map((l) => `${l.node}/${l.token}/pid ${l.pid}`)
+    const daemons = [...group.daemons.values()].map((d) => `${d.node}${d.alive ? '' : ' (exited)'}: ${JSON.stringify(d.events.slice(-4).map((e) => e.event))}`)
+    throw new Error(`${err.message}; alive: [${alive.join(', ')}]; daemons: ${daemons.join('; ')}`)
+  })
   await sleep(100 + random(400))
   if (leaderNow(group)?.token !== leader.token) return
   const leaderDaemon = group.daemons.get(leader.node) as Daemon
