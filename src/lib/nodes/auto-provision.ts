@@ -4,6 +4,7 @@ import {forgetMinted, mintClientFiles, type MintedFiles} from '../certs/cluster-
 import {identity} from '../certs/identities.js'
 import {readClusterSecret} from '../certs/secret.js'
 import {loadCa} from '../certs/store.js'
+import {leaderFence} from '../election/fence.js'
 import {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {readStoredSpec} from '../spec/store.js'
@@ -95,7 +96,7 @@ export class AutoProvisioner {
             from: ['registered'],
             by: `xcluster-provision@${this.options.node}`,
             reason: 'enlisted: provisioned by the cluster (autoProvision)',
-            fence: (txn) => void txn.ifCreatedAt(this.options.store.keys.electionLeader(settings.enlistment.provisionService), token),
+            fence: leaderFence(this.options.store.keys, settings.enlistment.provisionService, token),
           })
           claimed.push(node.name)
         } catch (err) {

@@ -1,6 +1,7 @@
 import type {CampaignStatus} from '../election/campaign.js'
 import {ElectionDaemon, resolveServices} from '../election/daemon.js'
 import {instanceScope} from '../election/instance.js'
+import {leaderFence} from '../election/fence.js'
 import {bindUnitsToServe} from '../election/unit-binding.js'
 import type {InProcessService} from '../election/service-runner.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -84,7 +85,6 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
         token = undefined
       },
     }
-    const leaderKey = store.keys.electionLeader('dhcp')
     // The token says the service was started; the campaign says whether the lease behind it
     // is still safely held right now (it may have lapsed before the stop callback ran).
     const canServe = async () => (token && daemon?.campaign('dhcp')?.isSafeLeader() ? {ok: true, token} : {ok: false})
@@ -94,8 +94,8 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
       ...(options.dhcp.address ? {address: options.dhcp.address} : {}),
       unknown: options.dhcp.unknown,
       canServe,
-      // No token (leadership just lost): a compare no key can satisfy, so the write is refused.
-      fence: (txn) => void txn.ifCreatedAt(leaderKey, token ?? '-1'),
+      // Read at each write: the token of the leadership in force, or none (refused).
+      fence: (txn) => leaderFence(store.keys, 'dhcp', token)(txn),
       log: (line) => log('dhcp', 'log', {line}),
     })
     await dhcp.start()
@@ -104,7 +104,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
       store,
       address: dhcp.address,
       canServe,
-      fence: (txn, leaderToken) => void txn.ifCreatedAt(leaderKey, leaderToken ?? '-1'),
+      fence: (txn, leaderToken) => leaderFence(store.keys, 'dhcp', leaderToken)(txn),
       log: (event, details) => log('dhcp', event, details),
     })
     // DHCP must not go down with it: a node that cannot enlist can still be added with --host-key.
