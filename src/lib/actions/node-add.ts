@@ -3,6 +3,7 @@ import {usageError} from '../errors.js'
 import {transitionNode} from '../nodes/lifecycle.js'
 import {pinEnlistedHostKeys} from '../nodes/enlistment.js'
 import type {NodeRecord} from '../nodes/record.js'
+import {NodeRegistry} from '../nodes/registry.js'
 import {checkRegistration, registerNode} from '../nodes/register.js'
 import {agentConfigPhase} from '../phases/agent-config.js'
 import {connectPhase} from '../phases/connect.js'
@@ -67,8 +68,9 @@ export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promi
   }
   if (!request.provision) return result
   // A node that enlisted (reported its host keys from its DHCP address) is pinned to those keys.
+  const registry = new NodeRegistry(store)
   for (const n of request.names) {
-    const node = (await store.getJson<NodeRecord>(store.keys.node(n)))?.value
+    const node = await registry.get(n)
     if (node && (await pinEnlistedHostKeys(store, node, request.dryRun === true)).length > 0 && !result.pinned.includes(n)) result.pinned.push(n)
   }
   result.run = await provisionNodes(store, request.names, request, pending)

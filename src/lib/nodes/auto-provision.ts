@@ -10,7 +10,8 @@ import {settings} from '../settings.js'
 import {readStoredSpec} from '../spec/store.js'
 import type {EnlistmentRecord} from './enlistment.js'
 import {transitionNode} from './lifecycle.js'
-import type {MacBinding, NodeRecord} from './record.js'
+import type {NodeRecord} from './record.js'
+import {NodeRegistry} from './registry.js'
 
 export interface AutoProvisionerOptions {
   /** The cluster as this node's serve identity: it reads everything, writes nothing here. */
@@ -125,17 +126,16 @@ export class AutoProvisioner {
     }
   }
 
-  /** Registered nodes (never provisioned) whose MAC has enlisted. */
+  /**
+   * Registered nodes (never provisioned) whose MAC has enlisted: two prefix reads a tick, however
+   * many nodes enlisted over the cluster's life (enlistments stay until the node is removed).
+   */
   private async enlistedAndRegistered(): Promise<NodeRecord[]> {
     const store = this.options.store
-    const enlisted = await store.listJson<EnlistmentRecord>(store.keys.enlistedPrefix())
-    const nodes: NodeRecord[] = []
-    for (const {value} of enlisted) {
-      const binding = (await store.getJson<MacBinding>(store.keys.mac(value.mac)))?.value
-      const node = binding && (await store.getJson<NodeRecord>(store.keys.node(binding.node)))?.value
-      if (node?.state === 'registered') nodes.push(node)
-    }
-    return nodes
+    const registered = (await new NodeRegistry(store).list()).filter((n) => n.state === 'registered')
+    if (registered.length === 0) return []
+    const enlisted = new Set((await store.listJson<EnlistmentRecord>(store.keys.enlistedPrefix())).map((r) => r.value.mac))
+    return registered.filter((n) => enlisted.has(n.mac))
   }
 
   /** The operator identity for this leader's runs: minted from the CA, renewed before it expires. */

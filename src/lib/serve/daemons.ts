@@ -34,9 +34,14 @@ export interface ServeResult {
 
 export type ServeLog = (source: string, event: string, details?: Record<string, unknown>) => void
 
-/** An in-process service's election (dhcp, provision): the spec's entry of that name tunes it; defaults otherwise. */
-function inProcessService(declared: ServiceSpec[], name: string): ServiceSpec {
-  return declared.find((s) => s.name === name) ?? {name, ttl: settings.election.defaultTtlSeconds}
+/**
+ * An in-process service's election (dhcp, provision): the spec's entry of that name tunes it;
+ * defaults otherwise. A node its `nodes:` leaves out is refused (NODE_NOT_ELIGIBLE).
+ */
+function inProcessService(spec: ClusterSpec, name: string, node: string): ServiceSpec {
+  const service = spec.services?.find((s) => s.name === name) ?? {name, ttl: settings.election.defaultTtlSeconds}
+  if (service.nodes && !service.nodes.includes(node)) resolveServices(spec, [name], node)
+  return service
 }
 
 /**
@@ -75,8 +80,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   let daemon: ElectionDaemon | undefined
   if (options.dhcp) {
     let token: string | undefined
-    const service = inProcessService(spec.services ?? [], 'dhcp')
-    if (service.nodes && !service.nodes.includes(options.node)) resolveServices(spec, ['dhcp'], options.node) // throws NODE_NOT_ELIGIBLE
+    const service = inProcessService(spec, 'dhcp', options.node)
     inProcess.dhcp = {
       async start(leaderToken) {
         token = leaderToken
@@ -116,8 +120,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   }
   let provisioner: AutoProvisioner | undefined
   if (options.provision) {
-    const service = inProcessService(spec.services ?? [], settings.enlistment.provisionService)
-    if (service.nodes && !service.nodes.includes(options.node)) resolveServices(spec, [service.name], options.node) // throws NODE_NOT_ELIGIBLE
+    const service = inProcessService(spec, settings.enlistment.provisionService, options.node)
     const running = new AutoProvisioner({store, node: options.node, ...options.provision, log: (event, details) => log(service.name, event, details)})
     provisioner = running
     inProcess[service.name] = {
