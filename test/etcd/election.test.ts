@@ -22,7 +22,9 @@ import {InstanceMonitor, instanceServiceYaml, monoMs} from '../helpers/instance-
 
 const TTL = 2
 const NODES = ['s1', 's2', 's3']
-const SERVICES = ['kill', 'crash', 'pause', 'term', 'member', 'quorum']
+const SERVICES = ['kill', 'crash', 'pause', 'term', 'slowstop', 'member', 'quorum']
+/** The slowstop service's stop command takes this long before it ends the instance. */
+const SLOW_STOP_SECONDS = TTL * 2
 const ETCD_LEADER_KILLS = Number(process.env.XCLUSTER_ETCD_LEADER_KILLS ?? 20)
 
 let etcd: EtcdCluster
@@ -61,7 +63,12 @@ before(async () => {
   const file = join(dir, 'spec.yaml')
   // The etcd leader kills run with the default TTL: riding out an etcd election is what it is sized for.
   const ttlOf = (s: string) => (s === 'member' ? settings.election.defaultTtlSeconds : TTL)
-  const services = SERVICES.map((s) => instanceServiceYaml(s, ttlOf(s), monitor, {writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)}})).join('')
+  const services = SERVICES.map((s) =>
+    instanceServiceYaml(s, ttlOf(s), monitor, {
+      writes: {prefix: `${store.keys.electionPrefix(s)}probe/`, leaderKey: store.keys.electionLeader(s)},
+      ...(s === 'slowstop' ? {stopAfterSeconds: SLOW_STOP_SECONDS} : {}),
+    }),
+  ).join('')
   writeSpec(file, specBase(ROOT), services)
   const applied = await xcluster(['config', 'apply', '-f', file, '--yes'], {env: {XCLUSTER_ETCD: etcd.etcdFlag}})
   assert.equal(applied.code, 0, applied.stderr)
@@ -156,6 +163,20 @@ describe('election with real daemons, real service processes and a 3-member etcd
     await first.daemon.wait()
     assert.equal(first.daemon.proc.exitCode, 0)
     assertNoOverlap('term')
+  })
+
+  it("SIGTERM with a stop command slower than the TTL: the live lease keeps the guardian's deadline moving, so the stop command ends the instance, not the guardian", async () => {
+    const group = startDaemons('slowstop')
+    const first = await leaderOf('slowstop', group)
+    const signalledAt = monoMs()
+    first.daemon.signal('SIGTERM')
+    const next = await until('a new instance', () => monitor.startedAfter('slowstop', signalledAt), SLOW_STOP_SECONDS * 1000 + 5000)
+    console.log(`# slow graceful stop: the next instance ${(next.start - signalledAt).toFixed(0)} ms after SIGTERM (stop command ${SLOW_STOP_SECONDS} s)`)
+    assert.equal(first.life.graceful, true, 'the guardian killed the instance while its stop command was still running')
+    assert.ok((first.life.end ?? 0) - signalledAt >= SLOW_STOP_SECONDS * 1000, 'the instance ended before its stop command got to it')
+    await first.daemon.wait()
+    assert.equal(first.daemon.proc.exitCode, 0)
+    assertNoOverlap('slowstop')
   })
 
   it(`${ETCD_LEADER_KILLS} etcd raft leader kills: the leading instance keeps running through every one`, {timeout: 300_000}, async () => {

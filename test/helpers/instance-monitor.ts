@@ -183,7 +183,7 @@ export function instanceServiceYaml(
   name: string,
   ttl: number,
   monitor: InstanceMonitor,
-  options: {writes?: {prefix: string; leaderKey: string}; extra?: string; on?: {node: string; script: string; dir: string}} = {},
+  options: {writes?: {prefix: string; leaderKey: string}; extra?: string; on?: {node: string; script: string; dir: string}; stopAfterSeconds?: number} = {},
 ): string {
   // On the test host, or (`on`) on a lab node: its Node.js, the script copied there, files in `dir`.
   const script = options.on?.script ?? new URL('./service-instance.mjs', import.meta.url).pathname
@@ -198,6 +198,10 @@ export function instanceServiceYaml(
     ? `${node} ${script} ${args} ${output}`
     : `(exec 9>>${dir}/${name}.lock; if flock -n 9; then export XCT_EXCLUSIVE=1; else export XCT_EXCLUSIVE=0; fi; exec ${node} ${script} ${args}) ${output}`
   // Dead includes a zombie: this host's PID 1 may never reap the orphan.
-  const stop = `pid=$(cat ${pidFile}) && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done`
+  // stopAfterSeconds: a stop that takes its time (a database's checkpoint) before it ends the instance.
+  const wait = options.stopAfterSeconds ? `sleep ${options.stopAfterSeconds}; ` : ''
+  // Each step is dated on stderr (the guardian's log), for the diagnosis of a slow stop.
+  const stamp = (what: string) => `echo "stop $(date +%T.%N): ${what}" >&2`
+  const stop = `${wait}pid=$(cat ${pidFile}) && ${stamp('kill $pid')} && kill $pid; while kill -0 $pid 2>/dev/null && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; do sleep 0.02; done; ${stamp('gone')}`
   return `  - {name: ${name}, ttl: ${ttl}, start: '${start}', stop: '${stop}'${options.extra ? `, ${options.extra}` : ''}}\n`
 }

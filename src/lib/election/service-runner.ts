@@ -44,6 +44,8 @@ export class ServiceRunner {
   private queue: Promise<unknown> = Promise.resolve()
   private readonly rbd = new RbdCli()
   private guardian?: Guardian
+  /** The guardian of an instance being stopped: its deadline keeps moving while the lease lives. */
+  private stopping?: Guardian
   private lostListener?: (token: string, report: GuardianReport) => void
 
   constructor(
@@ -62,7 +64,8 @@ export class ServiceRunner {
 
   /** Moves the running instance's deadline: called while the lease is proven alive. */
   heartbeat(deadlineCs: number): void {
-    this.guardian?.deadline(deadlineCs)
+    const guardian = this.guardian ?? this.stopping
+    guardian?.deadline(deadlineCs)
   }
 
   start(token: string, guard: StartGuard): Promise<CommandOutcome> {
@@ -117,10 +120,17 @@ export class ServiceRunner {
       }
       const guardian = this.guardian as Guardian
       this.guardian = undefined
+      // A graceful stop (serve asked to stop, the lease alive) gets its full time: heartbeats keep
+      // moving the deadline. A demoted leader's lease bound no longer moves, so neither does it.
+      this.stopping = guardian
       // A stop command that hangs is cut short by a deadline of now: the guardian kills the instance.
-      const timer = setTimeout(() => guardian.deadline(0), settings.election.stopTimeoutMs)
+      const timer = setTimeout(() => {
+        this.stopping = undefined
+        guardian.deadline(0)
+      }, settings.election.stopTimeoutMs)
       const ended = await guardian.stop()
       clearTimeout(timer)
+      this.stopping = undefined
       this.log('instance-ended', {token, guardian: guardian.pid, report: ended, ms: Date.now() - started})
       this.running = false
       // Gone for sure (stopped or killed by the guardian): the next leader may have the image.
