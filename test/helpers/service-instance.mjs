@@ -20,18 +20,38 @@ const {XCLUSTER_SERVICE: service, XCLUSTER_NODE: node, XCLUSTER_TOKEN: token, XC
 
 writeFileSync(pidFile, `${process.pid}\n`)
 const tcp = /^tcp:\/\/([^:]+):(\d+)$/.exec(socketPath)
-const socket = tcp ? connect(Number(tcp[2]), tcp[1]) : connect(socketPath)
-const send = (message) => socket.write(`${JSON.stringify(message)}\n`)
 // XCT_EXCLUSIVE: whether the start command got the service's lock (flock, held by this process
 // until the kernel closes its files at its death); unset where instances share no filesystem.
 const exclusive = process.env.XCT_EXCLUSIVE === undefined ? undefined : process.env.XCT_EXCLUSIVE === '1'
-send({hello: {service, node, token, pid: process.pid, startedNs: String(startedNs), exclusive}})
-// The monitor going away ends the test, and this instance with it.
-socket.on('error', () => process.exit(0))
-socket.on('close', () => process.exit(0))
+const hello = {hello: {service, node, token, pid: process.pid, startedNs: String(startedNs), exclusive}}
+
+// Connects to the monitor, again and again for up to 10 s when it refuses (a busy host's listen
+// backlog can be full): an instance the monitor never heard of would look like no instance at all.
+// Each failure is printed, so the test's diagnostics can tell it from a start that never ran.
+function connectMonitor(deadline) {
+  const s = tcp ? connect(Number(tcp[2]), tcp[1]) : connect(socketPath)
+  let connected = false
+  let failed = false
+  s.once('connect', () => (connected = true))
+  s.on('error', (err) => {
+    // Once connected, the monitor going away ends the test, and this instance with it.
+    if (connected) process.exit(0)
+    if (failed) return
+    failed = true
+    console.error(`service-instance ${service}/${node}: cannot reach the monitor at ${socketPath}: ${err.message}`)
+    if (Date.now() > deadline) process.exit(1)
+    setTimeout(() => (socket = connectMonitor(deadline)), 50)
+  })
+  s.on('close', () => connected && process.exit(0))
+  s.write(`${JSON.stringify(hello)}\n`)
+  return s
+}
+let socket = connectMonitor(Date.now() + 10_000)
+const send = (message) => socket.write(`${JSON.stringify(message)}\n`)
 // The bye must reach the monitor before the exit (a write still queued would be dropped);
 // a monitor that does not take it within 200 ms is gone anyway.
 process.on('SIGTERM', () => {
+  console.error(`service-instance ${service}/${node}: SIGTERM at ${new Date().toISOString()}`)
   socket.write(`${JSON.stringify({bye: {reason: 'SIGTERM'}})}\n`, () => process.exit(0))
   setTimeout(() => process.exit(0), 200)
 })

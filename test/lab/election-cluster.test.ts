@@ -240,7 +240,16 @@ describe('elections on the bootstrapped cluster, under systemd, with real servic
         () => 'no successor',
       ).then(() => monitor.startedAfter(service('term'), at)!)
       console.log(`# lab graceful handover: ${(next.start - at).toFixed(0)} ms from systemctl stop to the next instance`)
-      assert.equal(first.graceful, true, 'the instance was killed, not stopped')
+      // When not: serve's own account of the stop, for the diagnosis.
+      const journal = first.graceful
+        ? ''
+        : (
+            await onNode(
+              first.node,
+              `journalctl -u xcluster-serve --since -30s -o cat --no-pager | tail -n 40; tail -n 5 ${settings.election.runDir}/${first.node}/${service('term')}.log ${NODE_DIR}/${service('term')}-${first.node}.out`,
+            )
+          ).stdout
+      assert.equal(first.graceful, true, `the instance was killed, not stopped; serve on ${first.node} logged:\n${journal}`)
       assert.ok(next.start - at < TTL * 1000)
       await stopped
       assert.equal((await onNode(first.node, 'systemctl is-failed --quiet xcluster-serve')).code === 0, false, 'serve failed instead of stopping')
