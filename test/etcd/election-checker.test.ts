@@ -9,16 +9,17 @@
  * instance makes with a token that no longer leads is refused by etcd.
  *
  * Faults, chosen at random: the leader's serve killed (SIGKILL, as the OOM killer does), crashed
- * (SIGABRT), stopped (SIGTERM), frozen (SIGSTOP for up to 2.5 TTLs, then SIGCONT), cut off from
+ * (SIGABRT), killed with its instance at once (a cgroup-wide OOM kill), stopped (SIGTERM), frozen
+ * past its TTL (SIGSTOP for 1.2-2.7 TTLs, then SIGCONT), cut off from
  * etcd by a network partition (the last group talks to etcd through relays the test can cut);
- * a follower killed or frozen; transfers and resignations. Underneath, etcd members crash and
+ * a follower killed or frozen; transfers and resignations. Only trials that injected a fault count. Underneath, etcd members crash and
  * restart, sometimes two at once (quorum loss). A frozen or partitioned serve cannot stop its
  * instance itself: its guardian must, before any successor can start. To fit the suite, six
  * groups (one service, three daemons each) run their trials in parallel with a 1 s TTL
  * (etcd's lease floor with 500 ms elections).
  */
 import assert from 'node:assert/strict'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -36,7 +37,7 @@ const TRIALS = Number(process.env.XCLUSTER_CHECKER_TRIALS ?? 200)
 const GROUPS = 6
 const TTL = 1
 const NODES = ['s1', 's2', 's3']
-const FAULTS = ['kill-leader', 'crash-leader', 'term-leader', 'pause-leader', 'partition-leader', 'pause-follower', 'kill-follower', 'transfer', 'resign'] as const
+const FAULTS = ['kill-leader', 'crash-leader', 'oom-group', 'term-leader', 'pause-leader', 'partition-leader', 'pause-follower', 'kill-follower', 'transfer', 'resign'] as const
 type Fault = (typeof FAULTS)[number]
 
 let etcd: EtcdCluster
@@ -93,20 +94,26 @@ async function restart(group: Group, node: string): Promise<void> {
   startDaemon(group, node)
 }
 
+/** The last lines of a file, on one line; `-` when there is none. */
+const tail = (file: string): string => (existsSync(file) ? JSON.stringify(readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ')) : '-')
+
 /** The one live instance of the group's service, once there is exactly one. */
 const leaderNow = (group: Group): InstanceLife | undefined => monitor.only(group.service)
 
-async function trial(group: Group, fault: Fault): Promise<void> {
+/** One fault, injected while the group has one leader; false when there was none to act on. */
+async function trial(group: Group, fault: Fault): Promise<boolean> {
   // Generous: with etcd members crashing underneath (quorum lost now and then), a group goes 10-15 s
   // without a leader on this 2-core machine; what the trials check is safety, not that bound.
   const leader = await until(`a live instance of ${group.service}`, () => leaderNow(group), 60_000, 20).catch((err: Error) => {
     // Say what there was instead: none alive (and why the daemons think so), or several (an overlap).
     const alive = monitor.alive(group.service).map((l) => `${l.node}/${l.token}/pid ${l.pid}`)
     const daemons = [...group.daemons.values()].map((d) => `${d.node}${d.alive ? '' : ' (exited)'}: ${JSON.stringify(d.events.slice(-4).map((e) => e.event))}`)
-    throw new Error(`${err.message}; alive: [${alive.join(', ')}]; daemons: ${daemons.join('; ')}`)
+    // What the instances themselves printed (a failed start, a monitor they could not reach).
+    const outputs = NODES.map((n) => `${n}: ${tail(join(dir, `${group.service}-${n}.out`))}`)
+    throw new Error(`${err.message}; alive: [${alive.join(', ')}]; daemons: ${daemons.join('; ')}; instance output: ${outputs.join('; ')}`)
   })
   await sleep(100 + random(400))
-  if (leaderNow(group)?.token !== leader.token) return
+  if (leaderNow(group)?.token !== leader.token) return false
   const leaderDaemon = group.daemons.get(leader.node) as Daemon
   const followers = NODES.filter((n) => n !== leader.node)
   if (fault === 'partition-leader' && !group.proxies) fault = 'pause-leader'
@@ -125,12 +132,25 @@ async function trial(group: Group, fault: Fault): Promise<void> {
       await restart(group, leader.node)
       break
     }
+    case 'oom-group': {
+      // A cgroup-wide OOM kill (memory.oom.group): serve, its guardian and the instance at once.
+      try {
+        process.kill(leader.pid, 'SIGKILL')
+      } catch {
+        // already gone: the kill below still takes serve and its guardian
+      }
+      await leaderDaemon.stop('SIGKILL')
+      await successor()
+      await restart(group, leader.node)
+      break
+    }
     case 'pause-leader':
     case 'pause-follower': {
       const node = fault === 'pause-leader' ? leader.node : pick(followers)
       const d = group.daemons.get(node) as Daemon
       d.signal('SIGSTOP')
-      await sleep(200 + random(TTL * 2500))
+      // A frozen leader stays frozen past its TTL: its guardian must have killed the instance.
+      await sleep(fault === 'pause-leader' ? TTL * 1000 + 200 + random(TTL * 1500) : 200 + random(TTL * 2500))
       d.signal('SIGCONT')
       if (fault === 'pause-leader') await successor()
       await sleep(300)
@@ -164,6 +184,7 @@ async function trial(group: Group, fault: Fault): Promise<void> {
     const refused = !(await guardedWrite(store, group.service, leader.token, [{kind: 'put', key: `${store.keys.electionPrefix(group.service)}stale-probe`, value: leader.token}]).catch(() => false))
     assert.ok(refused, `${group.service}: a write guarded by the old token ${leader.token} was accepted`)
   }
+  return true
 }
 
 /** Crashes etcd members under the trials: one at a time mostly, sometimes two (quorum loss). */
@@ -202,8 +223,7 @@ describe('fencing checker', () => {
       await Promise.all(
         groups.map(async (group) => {
           while (done < TRIALS) {
-            await trial(group, pick(FAULTS))
-            done++
+            if (await trial(group, pick(FAULTS))) done++
           }
         }),
       )
