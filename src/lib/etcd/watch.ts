@@ -20,7 +20,12 @@ export interface PrefixWatch {
   cancel(): Promise<void>
 }
 
-const COMPACTED = /compacted/i
+/**
+ * A cancel that may mean "compacted past your revision": etcd 3.5 says so, etcd 3.4 cancels with
+ * an empty reason (etcd3 reports "Watcher canceled: "). Resuming from the same revision would be
+ * cancelled again and again, so such a watch starts over from now and the caller reloads.
+ */
+const COMPACTED = /compacted|^Watcher cancell?ed:\s*$/i
 
 /**
  * Watches every key under `prefix` from `fromRevision` (or from now) and never gives up:
