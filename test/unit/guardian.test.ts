@@ -4,13 +4,15 @@
  * including a process that left the instance's process group.
  */
 import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {createInterface} from 'node:readline'
 import {after, before, describe, it} from 'node:test'
 
 import {uptimeCentiseconds} from '../../src/lib/clock.js'
-import {Guardian, type GuardianOptions} from '../../src/lib/election/guardian.js'
+import {GUARDIAN_BIN, Guardian, type GuardianOptions} from '../../src/lib/election/guardian.js'
 import {processAlive} from '../../src/lib/election/instance.js'
 import {sleep, until} from '../helpers/election-harness.js'
 
@@ -75,6 +77,33 @@ describe('the instance guardian', () => {
     }
     assert.deepEqual(await guardian.stop(), {kind: 'stopped', code: 0})
     assert.match(readFileSync(log, 'utf8'), /ended by SIGTERM/, 'the instance outlived the SIGTERM of its stop command')
+  })
+
+  it('a command that reaches it in pieces (the guardian descheduled mid-line on a busy host) is still read whole', async () => {
+    const id = `g${++n}`
+    const pidFile = join(dir, `${id}.pid`)
+    const proc = spawn(GUARDIAN_BIN, [], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: {
+        ...process.env,
+        XCLUSTER_GUARD_INSTANCE: `test@${process.pid}:node:${id}:1`,
+        XCLUSTER_GUARD_START: `sleep 600 & echo $! > ${pidFile}`,
+        XCLUSTER_GUARD_STOP: `kill $(cat ${pidFile})`,
+        XCLUSTER_GUARD_DEADLINE: String((uptimeCentiseconds() as number) + 300),
+        XCLUSTER_GUARD_LOG: join(dir, `${id}.log`),
+      },
+    })
+    const lines: string[] = []
+    createInterface({input: proc.stdout}).on('line', (line) => lines.push(line))
+    await until('started', () => lines.includes('started 0'), 5000)
+    // Each piece outlasts the guardian's 20 ms read timeout: a deadline, then the stop.
+    for (const piece of ['dead', `line ${(uptimeCentiseconds() as number) + 1000}\n`, 'st', 'op\n']) {
+      proc.stdin.write(piece)
+      await sleep(80)
+    }
+    await until('stopped', () => lines.some((l) => l !== 'started 0'), 5000)
+    assert.deepEqual(lines, ['started 0', 'stopped 0'], 'a stop split across reads was lost (or a deadline was misread)')
+    assert.equal(processAlive(pidOf(pidFile)), false)
   })
 
   it('kills the instance when the deadline passes (serve frozen or cut off), within a few ticks', async () => {
