@@ -241,6 +241,35 @@ export const settings = {
     /** `election check` re-samples once after this long so a handover in flight is not reported. */
     checkResampleMs: 500,
   },
+  /** `xcluster status` and `xcluster health` (src/lib/health/). */
+  health: {
+    /** A DHCP range this full (leased addresses / addresses it can lease, in %) warns, then fails. */
+    poolWarnPercent: 80,
+    poolFailPercent: 95,
+    /** `--ssh`: one connect attempt per node (no retries: health reports, it does not insist). */
+    sshTimeoutMs: 5000,
+    /** A command run for a check (the clock read, chronyc). */
+    sshCommandTimeoutMs: 5000,
+    /** SSH checks run on this many nodes at once. */
+    sshConcurrency: 32,
+    /** A node's clock this far from this host's (beyond the measuring error) warns, then fails. */
+    clockSkewWarnMs: 100,
+    clockSkewFailMs: 1000,
+    /** Failed runs `status` shows, newest first. */
+    failedRunsShown: 5,
+    /** `status --watch` redraws this often. */
+    watchIntervalMs: 2000,
+  },
+  /** `xcluster etcd members|health|snapshot` (src/lib/etcd/maintenance.ts, src/lib/etcd/snapshot.ts). */
+  etcdMaintenance: {
+    /** Each member's status and a quorum read must answer within this, or the member is reported unhealthy. */
+    memberProbeTimeoutMs: 1500,
+    /** A snapshot stream that sends nothing for this long is abandoned (the partial file removed). */
+    snapshotIdleTimeoutMs: 30_000,
+    /** etcdctl (Debian etcd-client): reads a snapshot's revision and keys, and restores a member's data dir. */
+    etcdctl: 'etcdctl',
+    etcdctlTimeoutMs: 10 * 60_000,
+  },
   /** An etcd member on a core node (src/lib/etcd/cluster-config.ts). */
   etcdMember: {
     clientPort: 2379,

@@ -41,6 +41,8 @@ const INVOCATIONS: Record<string, string[][]> = {
   'dhcp:release': [['10.0.0.201']],
   'election:resign': [['web']],
   'election:transfer': [['web', '--to', 's2']],
+  // etcd.db: saved in before(); the data dir it would create is never written.
+  'etcd:snapshot:restore': [['etcd.db', '--data-dir', 'restored-etcd', '--name', 's1', '--initial-cluster', 's1=http://10.0.0.2:2380', '--initial-advertise-peer-urls', 'http://10.0.0.2:2380']],
   init: [
     ['-f', NEW_SPEC],
     ['-f', NEW_SPEC, '--force'],
@@ -118,6 +120,8 @@ describe('--dry-run changes nothing in etcd or on any host, for every command th
     const run: RunRecord = {id: RUN_ID, action: 'node add', args: ['s1'], user: 'test', origin: 'test', startedAt: new Date().toISOString(), result: 'failed', hosts: ['s1'], failures: [], resumes: 0}
     await store.put(store.keys.run(RUN_ID), run)
     await store.put(store.keys.runCheckpoint(RUN_ID, 'mark-provisioning', 's1'), {at: new Date().toISOString()})
+    const saved = await xcluster(['etcd', 'snapshot', 'save', join(dir, 'etcd.db'), '--etcd', etcd.endpoint])
+    assert.equal(saved.code, 0, saved.stderr)
   })
 
   after(async () => {
