@@ -1,0 +1,11 @@
+/** Seeing the cluster: the status picture and the health checks (issue 9). */
+export {collectStatus, runHealthChecks, sshTargets, type HealthOptions} from './collect.js'
+export {electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
+export {probeEtcd} from './etcd-members.js'
+export {percentOf, poolUsage} from './pools.js'
+export {paintStatus, renderStatus, verdict} from './render.js'
+export {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
+export {clockCheck, parseClockOutput, sshChecks, type ClockSample} from './ssh-checks.js'
+export type * from './types.js'
+export {splitBrainProbes, type SplitBrainProbes} from './probes.js'
+export {everyUntilInterrupted} from './watch.js'
