@@ -17,7 +17,7 @@ import {after, before, describe, it} from 'node:test'
 import {labPaths} from '../../src/lib/lab/paths.js'
 import {settings} from '../../src/lib/settings.js'
 import {admin, inNode, lab, ok, onNode, waitUntil} from '../helpers/lab.js'
-import {InstanceMonitor, instanceServiceYaml, monoMs} from '../helpers/instance-monitor.js'
+import {InstanceMonitor, instanceServiceYaml, monoMs, type InstanceLife} from '../helpers/instance-monitor.js'
 
 /** The default TTL: sized to ride out an etcd leader election (the member test). */
 const TTL = settings.election.defaultTtlSeconds
@@ -66,12 +66,24 @@ async function recover(node: string, unit: string): Promise<void> {
   await sh(node, `rm -f ${noRestart(unit)} && systemctl daemon-reload && systemctl reset-failed ${unit}; systemctl start ${unit}`)
 }
 
+/**
+ * The one live instance of a service, once it has been the only one for a second: a fault is
+ * injected into a settled leadership, not one that is changing hands (on a loaded host a leader
+ * may just be losing its lease).
+ */
 async function leaderOf(name: string) {
-  return waitUntil(
-    () => monitor.only(service(name)) !== undefined,
+  let candidate: InstanceLife | undefined
+  let since = 0
+  await waitUntil(
+    () => {
+      const only = monitor.only(service(name))
+      if (only !== candidate) [candidate, since] = [only, monoMs()]
+      return candidate !== undefined && monoMs() - since >= 1000
+    },
     30_000,
     () => `no single live instance of ${service(name)}: ${JSON.stringify(monitor.alive(service(name)))}`,
-  ).then(() => monitor.only(service(name))!)
+  )
+  return candidate!
 }
 
 function assertNoOverlap(name: string): void {
