@@ -5,7 +5,20 @@ import {describe, it} from 'node:test'
 
 import type {Lease} from '../../src/lib/dhcp/lease.js'
 import type {EtcdMemberState} from '../../src/lib/etcd/maintenance.js'
-import {clockCheck, etcdChecks, nodeChecks, parseClockOutput, percentOf, poolChecks, poolUsage, report, sortChecks, type EtcdStatus, type HealthCheck} from '../../src/lib/health/index.js'
+import {
+  clockCheck,
+  electionChecks,
+  etcdChecks,
+  nodeChecks,
+  parseClockOutput,
+  percentOf,
+  poolChecks,
+  poolUsage,
+  report,
+  sortChecks,
+  type EtcdStatus,
+  type HealthCheck,
+} from '../../src/lib/health/index.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {checkSpecText} from '../../src/lib/spec/parse.js'
 import type {ClusterSpec} from '../../src/lib/spec/types.js'
@@ -195,5 +208,20 @@ describe('clock checks', () => {
     assert.equal(parseClockOutput('sh: date: not found\n'), undefined)
     const unsynced = parseClockOutput(`1717243200123456789\n${csv.replace('Normal', 'Not synchronised')}`)
     assert.equal(unsynced && 'synchronised' in unsynced.chrony && unsynced.chrony.synchronised, false)
+  })
+})
+
+describe('election checks', () => {
+  const service = (name: string, leader: string | null) => ({service: name, leader, token: leader ? '7' : null, believers: leader ? [leader] : [], vipHolders: null, rbdHolders: null})
+  const result = {ok: true, services: [service('postgres', 's1'), service('qdrant', null), service('removed', null), service('stray', 's2')], disagreements: []}
+
+  it('a declared service without a leader fails; one taken out of the spec, led by nobody, is history and not checked', () => {
+    const checks = electionChecks(result, undefined, new Set(['postgres', 'qdrant']))
+    assert.deepEqual(
+      checks.map((c) => `${c.name} ${c.status}`),
+      ['election:postgres ok', 'election:qdrant fail', 'election:stray ok'],
+    )
+    // Without the spec nothing is known to be history: every service is checked.
+    assert.equal(electionChecks(result).length, 4)
   })
 })

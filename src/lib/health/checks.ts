@@ -89,8 +89,11 @@ export function nodeChecks(nodes: readonly NodeRecord[]): HealthCheck[] {
  * Each elected service must have exactly one leader, and the split-brain check (every daemon's
  * view against etcd, the VIP and RBD lock holders where probed) must find nothing.
  */
-export function electionChecks(result: CheckResult, states?: readonly ElectionState[]): HealthCheck[] {
-  return result.services.map((s) => {
+export function electionChecks(result: CheckResult, states?: readonly ElectionState[], declared?: ReadonlySet<string>): HealthCheck[] {
+  // A service taken out of the spec leaves its election's history in etcd: with nobody leading
+  // it, it is no longer expected to run (when one still leads it, it is checked as any other).
+  const expected = result.services.filter((s) => declared === undefined || declared.has(s.service) || s.leader)
+  return expected.map((s) => {
     const name = `election:${s.service}`
     const split = result.disagreements.filter((d) => d.service === s.service)
     if (split.length > 0) {

@@ -3,6 +3,7 @@ import {homedir} from 'node:os'
 
 import {checkElections, type RbdHolders, type VipHolders} from '../election/split-brain.js'
 import {listElections} from '../election/state.js'
+import {IN_PROCESS_SERVICES} from '../spec/validate.js'
 import {declaredVips} from '../election/vip.js'
 import {XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -80,7 +81,8 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   const spec = snapshot.spec
   if (!spec) checks.push({name: 'spec', status: 'warn', observed: `no cluster spec in etcd for cluster "${store.keys.cluster}"`, next: commandLine(['config', 'apply', '-f', settings.specFile])})
   checks.push(...nodeChecks(snapshot.nodes))
-  checks.push(...electionChecks(await checkElections(store, spec, options.probes ?? {})))
+  const declared = new Set<string>([...IN_PROCESS_SERVICES, ...(spec?.services ?? []).map((service) => service.name)])
+  checks.push(...electionChecks(await checkElections(store, spec, options.probes ?? {}), undefined, spec ? declared : undefined))
   if (spec) checks.push(...poolChecks(poolUsage(spec, snapshot.nodes, snapshot.leases, options.now)))
   if (options.ssh) checks.push(...(await sshChecks(sshTargets(snapshot, options.ssh, options.now))))
   return {etcd, snapshot, checks}

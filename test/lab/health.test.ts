@@ -1,0 +1,104 @@
+/**
+ * `xcluster health` on the bootstrapped lab, as the operator runs it on the admin host: ok on a
+ * healthy cluster; fail, naming the broken part and the next step, when a node's sshd, an etcd
+ * member or every serve (so the dhcp service's leader) is stopped; ok again once each is back.
+ */
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {admin, onNode, waitUntil} from '../helpers/lab.js'
+
+interface Check {
+  name: string
+  status: 'ok' | 'warn' | 'fail'
+  observed: string
+  next?: string
+}
+interface Report {
+  status: 'ok' | 'warn' | 'fail'
+  checks: Check[]
+}
+
+const CORE = ['s1', 's2', 's3']
+
+async function health(...flags: string[]): Promise<{code: number; report: Report}> {
+  const res = await admin(['health', '--json', ...flags])
+  assert.ok(res.stdout.trim().startsWith('{'), `health printed no report (exit ${res.code}): ${res.stderr}`)
+  return {code: res.code, report: JSON.parse(res.stdout) as Report}
+}
+
+const check = (report: Report, name: string): Check | undefined => report.checks.find((c) => c.name === name)
+const failing = (report: Report): string[] => report.checks.filter((c) => c.status === 'fail').map((c) => `${c.name}: ${c.observed}`)
+
+/** Waits until health's verdict has no failure (exit 0), and returns that report. */
+async function healthy(...flags: string[]): Promise<Report> {
+  let last: {code: number; report: Report} | undefined
+  await waitUntil(
+    async () => (last = await health(...flags)).code === 0,
+    60_000,
+    () => `still unhealthy: ${last ? failing(last.report).join('; ') : 'no report'}`,
+  )
+  return last!.report
+}
+
+/** Waits until the named check fails with exit 3, and returns it. */
+async function failsOn(name: string, ...flags: string[]): Promise<Check> {
+  let last: {code: number; report: Report} | undefined
+  await waitUntil(
+    async () => {
+      last = await health(...flags)
+      return last.code === 3 && check(last.report, name)?.status === 'fail'
+    },
+    60_000,
+    () => `${name} did not fail: exit ${last?.code}, ${JSON.stringify(last && check(last.report, name))}`,
+  )
+  return check(last!.report, name)!
+}
+
+describe('xcluster health on the bootstrapped cluster', {concurrency: false}, () => {
+  it('a healthy cluster: every etcd member, node, election and (over SSH, with pinned keys) every node and its clock', async () => {
+    const report = await healthy('--ssh')
+    for (const member of CORE) assert.equal(check(report, `etcd:member:${member}`)?.status, 'ok', JSON.stringify(report.checks))
+    assert.equal(check(report, 'etcd:quorum')?.status, 'ok')
+    for (const node of ['s1', 's2', 's3', 's4', 'c1', 'f1']) {
+      assert.equal(check(report, `node:${node}`)?.status, 'ok', `node:${node}`)
+      assert.equal(check(report, `ssh:${node}`)?.status, 'ok', `ssh:${node}: ${check(report, `ssh:${node}`)?.observed}`)
+    }
+    assert.equal(check(report, 'election:dhcp')?.status, 'ok')
+  })
+
+  it("a node's sshd stopped: ssh:c1 fails, and is ok again once sshd is back", async () => {
+    await onNode('c1', 'systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh')
+    try {
+      const failed = await failsOn('ssh:c1', '--ssh')
+      assert.ok(failed.next, 'a failure names the next step')
+    } finally {
+      await onNode('c1', 'systemctl start ssh')
+    }
+    assert.equal(check(await healthy('--ssh'), 'ssh:c1')?.status, 'ok')
+  })
+
+  it('an etcd member stopped: that member fails while quorum holds, and all is ok once it is back', async () => {
+    await onNode('s3', 'systemctl stop etcd-member')
+    try {
+      const failed = await failsOn('etcd:member:s3')
+      assert.match(failed.observed, /s3|unreachable|refused|timed out|deadline/i)
+      const {report} = await health()
+      assert.equal(check(report, 'etcd:quorum')?.status, 'ok', 'two of three members keep quorum')
+    } finally {
+      await onNode('s3', 'systemctl start etcd-member')
+    }
+    await healthy()
+  })
+
+  it('every serve stopped: the dhcp service has no leader and fails, and is led again once serve is back', async () => {
+    await Promise.all(CORE.map((n) => onNode(n, 'systemctl stop xcluster-serve')))
+    try {
+      const failed = await failsOn('election:dhcp')
+      assert.ok(failed.next, 'a failure names the next step')
+    } finally {
+      await Promise.all(CORE.map((n) => onNode(n, 'systemctl start xcluster-serve')))
+    }
+    assert.equal(check(await healthy(), 'election:dhcp')?.status, 'ok')
+  })
+})
