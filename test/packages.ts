@@ -26,4 +26,6 @@ export const TEST_PACKAGES: readonly string[] = [
   'ipxe',
   'docker-compose',
   'curl',
+  // promtool, Prometheus' own parser and linter of /metrics (test/etcd/health-api.test.ts).
+  'prometheus',
 ]

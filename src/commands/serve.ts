@@ -5,11 +5,12 @@ import {Flags} from '@oclif/core'
 import {EtcdCommand} from '../etcd-command.js'
 import {nodeTlsFiles} from '../lib/certs/paths.js'
 import {usageError} from '../lib/errors.js'
+import {healthApiTls, parseListenAddress} from '../lib/health/http-api.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
 import {settings} from '../lib/settings.js'
 
 export default class Serve extends EtcdCommand<typeof Serve> {
-  static summary = "Run this node's xcluster daemons: leader election for singleton services, and the DHCP/PXE server."
+  static summary = "Run this node's xcluster daemons: leader election for singleton services, the DHCP/PXE server and the health API."
   static description = `Meant to run under systemd on every core node.
 
 --elect NAME campaigns in etcd for a service declared in the spec's services:. The winner runs its start command (or systemctl start UNIT); a leader that cannot renew its lease stops the service before the lease could expire; SIGTERM or SIGINT stops it and resigns at once so a peer takes over.
@@ -18,11 +19,17 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
+--http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
+
 Events are logged to stderr as JSON lines.`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0', description: 'Serve DHCP and PXE on eth0 while this node leads the dhcp election.'},
     {command: '<%= config.bin %> <%= command.id %> --elect postgres --elect qdrant', description: 'Campaign for two services as this host.'},
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --unknown ignore --node s2', description: 'Serve only registered MACs, under an explicit node name.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> --elect postgres --http 10.0.0.2:8008',
+      description: 'Campaign for postgres, and answer GET /leader/postgres on port 8008 with 200 only while leading it (HTTPS on a core node).',
+    },
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
   ]
   static flags = {
@@ -34,6 +41,9 @@ Events are logged to stderr as JSON lines.`
     provision: Flags.boolean({
       summary: `Provision enlisted nodes while this node leads the provision election (spec autoProvision; reads ${nodeTlsFiles.secret} and ${settings.bootstrap.nodeClusterKey}).`,
     }),
+    http: Flags.string({summary: 'Serve the read-only health API and Prometheus /metrics on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
+    'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
+    'http-key': Flags.file({summary: "The health API's TLS key (PEM).", exists: true, dependsOn: ['http', 'http-cert']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
   }
 
@@ -41,8 +51,10 @@ Events are logged to stderr as JSON lines.`
     const {elect = [], dhcp, provision} = this.flags
     // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
     const node = this.flags.node ?? hostname().split('.')[0]
-    if (elect.length === 0 && !dhcp && !provision) throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, or --elect SERVICE.')
+    if (elect.length === 0 && !dhcp && !provision && this.flags.http === undefined)
+      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --elect SERVICE or --http ADDR.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
+    const http = this.flags.http === undefined ? undefined : {address: parseListenAddress(this.flags.http), tls: healthApiTls({certFile: this.flags['http-cert'], keyFile: this.flags['http-key']})}
     const stop = new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
     })
@@ -54,6 +66,7 @@ Events are logged to stderr as JSON lines.`
         elect,
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
         ...(provision ? {provision: {secretPath: nodeTlsFiles.secret, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
+        ...(http ? {http} : {}),
       },
       stop,
       log,

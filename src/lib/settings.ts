@@ -259,6 +259,13 @@ export const settings = {
     failedRunsShown: 5,
     /** `status --watch` redraws this often. */
     watchIntervalMs: 2000,
+    /** `serve --http` (src/lib/health/http-api.ts). */
+    http: {
+      /** Requests within this long of a read share it: a stampede of load-balancer probes is one etcd read. */
+      cacheMs: 1000,
+      /** A request (headers and body) must arrive within this, or its connection is closed. */
+      requestTimeoutMs: 10_000,
+    },
   },
   /** `xcluster etcd members|health|snapshot` (src/lib/etcd/maintenance.ts, src/lib/etcd/snapshot.ts). */
   etcdMaintenance: {

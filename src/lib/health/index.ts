@@ -9,3 +9,5 @@ export {clockCheck, parseClockOutput, sshChecks, type ClockSample} from './ssh-c
 export type * from './types.js'
 export {splitBrainProbes, type SplitBrainProbes} from './probes.js'
 export {everyUntilInterrupted} from './watch.js'
+export {healthApiTls, parseListenAddress, startHealthApi, type HealthApi, type HealthApiOptions, type LeaderOf, type ListenAddress, type LocalLeadership} from './http-api.js'
+export {clusterMetrics, renderMetrics, METRICS_CONTENT_TYPE, type MetricFamily, type MetricsInput, type Sample} from './metrics.js'

@@ -5,6 +5,7 @@ import {leaderFence} from '../election/fence.js'
 import {bindUnitsToServe} from '../election/unit-binding.js'
 import type {InProcessService} from '../election/service-runner.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {startHealthApi, type ListenAddress, type LocalLeadership} from '../health/http-api.js'
 import {EnlistmentReceiver} from '../dhcp/enlistment-receiver.js'
 import {DhcpServer, type DhcpStats} from '../dhcp/server.js'
 import {settings} from '../settings.js'
@@ -22,6 +23,8 @@ export interface ServeOptions {
   dhcp?: {interface: string; address?: string; unknown: 'discover' | 'ignore'}
   /** Provision enlisted nodes (spec autoProvision) while this node leads the `provision` election. */
   provision?: {secretPath: string; sshKeyPath: string}
+  /** Serve the read-only health API (src/lib/health/http-api.ts) here; HTTPS with `tls`. */
+  http?: {address: ListenAddress; tls?: {certFile: string; keyFile: string}}
 }
 
 export interface ServeResult {
@@ -45,6 +48,28 @@ function inProcessService(spec: ClusterSpec, name: string, node: string): Servic
 }
 
 /**
+ * What /leader/SERVICE answers, from this serve's campaigns in memory: the campaign knows whether
+ * its lease is still safely held, which etcd cannot say any faster. Set `daemon` once it exists.
+ */
+class LocalLeaders {
+  daemon?: ElectionDaemon
+
+  constructor(
+    private readonly node: string,
+    /** Services it answers 503 for rather than 404: the spec's, and what this serve runs. */
+    private readonly known: ReadonlySet<string>,
+  ) {}
+
+  leaderOf = (service: string): LocalLeadership | undefined => {
+    const campaign = this.daemon?.campaign(service)
+    if (!campaign) return this.known.has(service) ? {service, node: this.node, leader: false, phase: 'not-campaigning', token: null, seenLeader: null, active: false} : undefined
+    const s = campaign.status()
+    // A safe leader whose instance is not running (starting, or its start failed) takes no traffic.
+    return {service, node: this.node, leader: campaign.isSafeLeader() && s.active, phase: s.phase, token: s.token, seenLeader: s.leader, active: s.active}
+  }
+}
+
+/**
  * `xcluster serve`: the node's long-running daemons in one process. Every core node runs the
  * DHCP server, but only the elected `dhcp` leader answers, and every lease it writes carries its
  * fencing token, so a deposed leader's writes are refused by etcd.
@@ -63,13 +88,24 @@ export async function serve(store: EtcdStore, options: ServeOptions, stop: Promi
     ...(options.provision ? [settings.enlistment.provisionService] : []),
   ])
   try {
-    return await serveLocked(store, spec, services, options, stop, log)
+    const leaders = new LocalLeaders(
+      options.node,
+      new Set([...(spec.services ?? []).map((s) => s.name), ...services.map((s) => s.name), ...(options.dhcp ? ['dhcp'] : []), ...(options.provision ? [settings.enlistment.provisionService] : [])]),
+    )
+    // Before the daemons, so an address in use fails serve before it campaigns; closed after them,
+    // so a load balancer sees 503 from /leader while the services stop, not a refused connection.
+    const api = options.http ? await startHealthApi({...options.http, store, leaderOf: leaders.leaderOf, log: (event, details) => log('http', event, details)}) : undefined
+    try {
+      return await serveLocked(store, spec, services, options, stop, log, leaders)
+    } finally {
+      await api?.close()
+    }
   } finally {
     await lock.release()
   }
 }
 
-async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: ServiceSpec[], options: ServeOptions, stop: Promise<string>, log: ServeLog): Promise<ServeResult> {
+async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: ServiceSpec[], options: ServeOptions, stop: Promise<string>, log: ServeLog, leaders: LocalLeaders): Promise<ServeResult> {
   const bound = await bindUnitsToServe(services.flatMap((s) => (s.unit ? [s.unit] : [])))
   if (bound.length > 0) log('serve', 'units-bound', {units: bound})
   const inProcess: Record<string, InProcessService> = {}
@@ -134,6 +170,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
     services.push(service)
   }
   daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
+  leaders.daemon = daemon
   daemon.start()
   const stoppedBy = await stop
   // DHCP first: its last writes (discovered MACs) are fenced, so they need the leadership
