@@ -415,6 +415,8 @@ export const settings = {
     envFile: '/etc/xcluster/serve.env',
     /** Added to the computed stop budget (serveStopBudgetMs) for TimeoutStopSec. */
     stopSlackSeconds: 5,
+    /** Where a core node's serve answers the health API (`serve --http :PORT`): every address, the admin VIP's too. */
+    httpPort: 4702,
     /** After its services stopped, serve exits within this even if a socket keeps it alive. */
     exitGraceMs: 2000,
     restartSeconds: 1,

@@ -4,9 +4,12 @@
  * member or every serve (so the dhcp service's leader) is stopped; ok again once each is back.
  */
 import assert from 'node:assert/strict'
+import {get as httpsGet} from 'node:https'
 import {describe, it} from 'node:test'
 
-import {admin, onNode, waitUntil} from '../helpers/lab.js'
+import {nodeTlsFiles} from '../../src/lib/certs/paths.js'
+import {settings} from '../../src/lib/settings.js'
+import {admin, lab, onNode, waitUntil} from '../helpers/lab.js'
 
 interface Check {
   name: string
@@ -55,7 +58,37 @@ async function failsOn(name: string, ...flags: string[]): Promise<Check> {
   return check(last!.report, name)!
 }
 
+/** GET over HTTPS, trusting only the cluster's CA. */
+function get(url: string, ca: string): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, {ca, timeout: 10_000}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
+    })
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)))
+    req.on('error', reject)
+  })
+}
+
 describe('xcluster health on the bootstrapped cluster', {concurrency: false}, () => {
+  it("every core node's serve answers the health API over HTTPS with its server certificate: /leader/dhcp is 200 on exactly the dhcp leader", async () => {
+    const ca = (await onNode('s1', `cat ${nodeTlsFiles.ca}`)).stdout
+    const url = (node: string, path: string) => `https://${lab().hosts.find((h) => h.name === node)?.ip}:${settings.serveUnit.httpPort}${path}`
+    const leaders = await Promise.all(CORE.map(async (node) => ({node, status: (await get(url(node, '/leader/dhcp'), ca)).status})))
+    assert.equal(leaders.filter((l) => l.status === 200).length, 1, JSON.stringify(leaders))
+    assert.deepEqual(
+      leaders.filter((l) => l.status !== 200).map((l) => l.status),
+      [503, 503],
+    )
+    const leader = leaders.find((l) => l.status === 200)!.node
+    const health = await get(url('s2', '/health'), ca)
+    assert.equal(health.status, 200, health.body)
+    const metrics = await get(url('s3', '/metrics'), ca)
+    assert.ok(metrics.body.split('\n').includes(`xcluster_service_leader{node="${leader}",service="dhcp"} 1`), metrics.body.slice(0, 2000))
+  })
+
   it('a healthy cluster: every etcd member, node, election and (over SSH, with pinned keys) every node and its clock', async () => {
     const report = await healthy('--ssh')
     for (const member of CORE) assert.equal(check(report, `etcd:member:${member}`)?.status, 'ok', JSON.stringify(report.checks))

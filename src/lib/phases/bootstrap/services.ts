@@ -37,11 +37,12 @@ function electedHere(ctx: BootstrapContext, node: string): string[] {
 
 /**
  * `xcluster serve` on every core node: the DHCP/PXE server (answering only as the fenced dhcp
- * leader) and the elections of the spec's services, as the serve identity of the node, over TLS.
+ * leader), the elections of the spec's services, as the serve identity of the node, over TLS, and
+ * the health API over HTTPS with the node's server certificate.
  */
 export const serveUnitPhase: Phase<NodeHost, BootstrapContext> = {
   id: 'serve-unit',
-  title: 'Run xcluster serve on the core nodes (DHCP, elections)',
+  title: 'Run xcluster serve on the core nodes (DHCP, elections, the health API)',
   hosts: coreHosts,
   shouldRun: corePart,
   async run(ctx, host) {
@@ -50,7 +51,7 @@ export const serveUnitPhase: Phase<NodeHost, BootstrapContext> = {
       etcd: ctx.bootstrap.endpoints.join(','),
       cluster: ctx.bootstrap.cluster,
       elect: electedHere(ctx, host.name),
-      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface, '--provision'],
+      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface, '--provision', '--http', `:${settings.serveUnit.httpPort}`],
       tls: true,
     })
     const envChanged = await ensureFile(ctx, host, ssh, {path: settings.serveUnit.envFile, content: env, mode: 0o640})
