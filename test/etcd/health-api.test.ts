@@ -19,13 +19,13 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {settings} from '../../src/lib/settings.js'
 import type {ClusterStatus, HealthReport, LocalLeadership, ServiceStatus} from '../../src/lib/health/index.js'
 import type {NodeRecord, NodeSummary} from '../../src/lib/nodes/record.js'
-import type {RunRecord} from '../../src/lib/tasks/journal.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
 import type {TestEtcd} from '../helpers/etcd.js'
 import {Daemon, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {createTestPki, type TestPki} from '../helpers/pki.js'
 import {requireTool} from '../helpers/tools.js'
+import {FAILED_RUN} from '../helpers/runs.js'
 
 const NODES = ['s1', 's2', 's3', 's4', 'c1', 'f1']
 const ELECTED = ['s1', 's2', 's3']
@@ -129,19 +129,7 @@ const lease = (ip: string, i: number, state: Lease['state'] = 'bound'): Lease =>
   grantedBy: '10.0.0.2',
 })
 
-const failedRun: RunRecord = {
-  id: '20260101-000000-abc123',
-  action: 'node add',
-  args: ['c1'],
-  user: 'op',
-  origin: 'admin',
-  startedAt: '2026-01-01T00:00:00.000Z',
-  finishedAt: '2026-01-01T00:01:00.000Z',
-  result: 'failed',
-  hosts: ['c1'],
-  failures: [{phase: 'packages', host: 'c1', message: 'apt failed'}],
-  resumes: 0,
-}
+const failedRun = FAILED_RUN
 
 /** The one elected daemon whose /leader/web is 200, once the others all say 503. */
 async function soleLeader(candidates: string[], timeoutMs = 15_000): Promise<string> {

@@ -15,12 +15,12 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {collectStatus, runHealthChecks, type ClusterStatus, type HealthCheck, type HealthReport} from '../../src/lib/health/index.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import type {HostKeyRecord} from '../../src/lib/ssh/index.js'
-import type {RunRecord} from '../../src/lib/tasks/journal.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {startEtcdCluster, startEtcdRetrying, type EtcdCluster} from '../helpers/etcd-cluster.js'
 import type {TestEtcd} from '../helpers/etcd.js'
 import {specBase, writeSpec} from '../helpers/election-harness.js'
 import {startSshd, type TestSshd} from '../helpers/sshd.js'
+import {FAILED_RUN} from '../helpers/runs.js'
 
 const NODES = ['s1', 's2', 's3', 's4', 'c1', 'f1']
 const SERVICES = "  - {name: web, ttl: 3, start: 'true', stop: 'true', nodes: [s1, s2, s3], vip: 10.0.0.253}\n"
@@ -198,19 +198,7 @@ describe('health and status on one etcd', {concurrency: false}, () => {
   })
 
   it('status --json: etcd, nodes by state, leaders, VIPs, pools, failed runs and problems worst first', async () => {
-    const run: RunRecord = {
-      id: '20260101-000000-abc123',
-      action: 'node add',
-      args: ['c1'],
-      user: 'op',
-      origin: 'admin',
-      startedAt: '2026-01-01T00:00:00.000Z',
-      finishedAt: '2026-01-01T00:01:00.000Z',
-      result: 'failed',
-      hosts: ['c1'],
-      failures: [{phase: 'packages', host: 'c1', message: 'apt failed'}],
-      resumes: 0,
-    }
+    const run = FAILED_RUN
     await store.put(store.keys.run(run.id), run)
     await store.put(store.keys.run('20260101-000001-abc124'), {...run, id: '20260101-000001-abc124', result: 'succeeded', failures: []})
     await patchNode('c1', {state: 'failed', reason: 'disk gone'})
