@@ -86,7 +86,7 @@ describe('xcluster health on the bootstrapped cluster', {concurrency: false}, ()
     const health = await get(url('s2', '/health'), ca)
     assert.equal(health.status, 200, health.body)
     const metrics = await get(url('s3', '/metrics'), ca)
-    assert.ok(metrics.body.split('\n').includes(`xcluster_service_leader{node="${leader}",service="dhcp"} 1`), metrics.body.slice(0, 2000))
+    assert.ok(metrics.body.split('\n').includes(`xcluster_service_leader{service="dhcp",node="${leader}"} 1`), metrics.body.slice(0, 2000))
   })
 
   it('a healthy cluster: every etcd member, node, election and (over SSH, with pinned keys) every node and its clock', async () => {
