@@ -7,6 +7,7 @@ import type {Lease} from '../../src/lib/dhcp/lease.js'
 import type {EtcdMemberState} from '../../src/lib/etcd/maintenance.js'
 import {
   clockCheck,
+  currentServices,
   electionChecks,
   etcdChecks,
   nodeChecks,
@@ -216,7 +217,14 @@ describe('election checks', () => {
   const result = {ok: true, services: [service('postgres', 's1'), service('qdrant', null), service('removed', null), service('stray', 's2')], disagreements: []}
 
   it('a declared service without a leader fails; one taken out of the spec, led by nobody, is history and not checked', () => {
-    const checks = electionChecks(result, undefined, new Set(['postgres', 'qdrant']))
+    const current = currentServices({
+      ...spec(),
+      services: [
+        {name: 'postgres', ttl: 3, start: 'true', stop: 'true'},
+        {name: 'qdrant', ttl: 3, start: 'true', stop: 'true'},
+      ],
+    } as ClusterSpec)
+    const checks = electionChecks(result, undefined, current)
     assert.deepEqual(
       checks.map((c) => `${c.name} ${c.status}`),
       ['election:postgres ok', 'election:qdrant fail', 'election:stray ok'],

@@ -1,6 +1,8 @@
 /** The checks of `xcluster health` as pure functions of what was read: each gives a verdict and, when not ok, the next step. */
 import type {CheckResult} from '../election/split-brain.js'
 import type {ElectionState} from '../election/state.js'
+import {IN_PROCESS_SERVICES} from '../spec/validate.js'
+import type {ClusterSpec} from '../spec/types.js'
 import {humanBytes} from '../etcd/maintenance.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {commandLine} from '../output/command-line.js'
@@ -85,40 +87,53 @@ export function nodeChecks(nodes: readonly NodeRecord[]): HealthCheck[] {
     })
 }
 
+/** Whether an election is still the cluster's concern (see currentServices). */
+export type CurrentService = (service: string, leader: string | null) => boolean
+
+/**
+ * A service taken out of the spec leaves its election's history in etcd: led by nobody, it is no
+ * longer expected to run, so it is neither checked nor shown (one still led is, as any other).
+ * Without a spec every service counts.
+ */
+export function currentServices(spec: ClusterSpec | undefined): CurrentService {
+  if (!spec) return () => true
+  const declared = new Set<string>([...IN_PROCESS_SERVICES, ...(spec.services ?? []).map((service) => service.name)])
+  return (service, leader) => declared.has(service) || leader !== null
+}
+
 /**
  * Each elected service must have exactly one leader, and the split-brain check (every daemon's
  * view against etcd, the VIP and RBD lock holders where probed) must find nothing.
  */
-export function electionChecks(result: CheckResult, states?: readonly ElectionState[], declared?: ReadonlySet<string>): HealthCheck[] {
-  // A service taken out of the spec leaves its election's history in etcd: with nobody leading
-  // it, it is no longer expected to run (when one still leads it, it is checked as any other).
-  const expected = result.services.filter((s) => declared === undefined || declared.has(s.service) || s.leader)
-  return expected.map((s) => {
-    const name = `election:${s.service}`
-    const split = result.disagreements.filter((d) => d.service === s.service)
-    if (split.length > 0) {
-      return {
-        name,
-        status: 'fail',
-        observed: `split brain: ${split.map((d) => `[${d.kind}] ${d.message}`).join('; ')}`,
-        next: `See every view with ${commandLine(['election', 'check'])}; stop the service on the nodes that are not ${s.leader ?? 'the leader'}.`,
+export function electionChecks(result: CheckResult, states?: readonly ElectionState[], current: CurrentService = () => true): HealthCheck[] {
+  return result.services
+    .filter((s) => current(s.service, s.leader))
+    .map((s) => {
+      const name = `election:${s.service}`
+      const split = result.disagreements.filter((d) => d.service === s.service)
+      if (split.length > 0) {
+        return {
+          name,
+          status: 'fail',
+          observed: `split brain: ${split.map((d) => `[${d.kind}] ${d.message}`).join('; ')}`,
+          next: `See every view with ${commandLine(['election', 'check'])}; stop the service on the nodes that are not ${s.leader ?? 'the leader'}.`,
+        }
       }
-    }
-    if (!s.leader) {
-      // Candidates are known only when the caller read the elections (states); otherwise say less.
-      const candidates = states?.find((x) => x.service === s.service)?.candidates
-      return {
-        name,
-        status: 'fail',
-        observed: candidates === undefined ? 'no leader' : candidates.length > 0 ? `no leader; candidates ${candidates.join(', ')}` : 'no leader and no candidate campaigning',
-        next:
-          candidates?.length === 0
-            ? `Start the election daemon on the nodes that may run it (xcluster serve --elect ${s.service}, the xcluster-serve unit), then: ${commandLine(['election', 'show', s.service])}`
-            : `See the candidates and recent changes: ${commandLine(['election', 'show', s.service])}`,
+      if (!s.leader) {
+        // Candidates are known only when the caller read the elections (states); otherwise say less.
+        const candidates = states?.find((x) => x.service === s.service)?.candidates
+        return {
+          name,
+          status: 'fail',
+          observed: candidates === undefined ? 'no leader' : candidates.length > 0 ? `no leader; candidates ${candidates.join(', ')}` : 'no leader and no candidate campaigning',
+          next:
+            candidates?.length === 0
+              ? `Start the election daemon on the nodes that may run it (xcluster serve --elect ${s.service}, the xcluster-serve unit), then: ${commandLine(['election', 'show', s.service])}`
+              : `See the candidates and recent changes: ${commandLine(['election', 'show', s.service])}`,
+        }
       }
-    }
-    return {name, status: 'ok', observed: `leader ${s.leader} (token ${s.token}); ${s.believers.length} view${s.believers.length === 1 ? '' : 's'} claim it, none disagree`}
-  })
+      return {name, status: 'ok', observed: `leader ${s.leader} (token ${s.token}); ${s.believers.length} view${s.believers.length === 1 ? '' : 's'} claim it, none disagree`}
+    })
 }
 
 export function poolChecks(pools: readonly PoolUsage[], thresholds = {warn: settings.health.poolWarnPercent, fail: settings.health.poolFailPercent}): HealthCheck[] {

@@ -3,7 +3,6 @@ import {homedir} from 'node:os'
 
 import {checkElections, type RbdHolders, type VipHolders} from '../election/split-brain.js'
 import {listElections} from '../election/state.js'
-import {IN_PROCESS_SERVICES} from '../spec/validate.js'
 import {declaredVips} from '../election/vip.js'
 import {XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -12,7 +11,7 @@ import {NODE_STATES, type NodeState} from '../nodes/record.js'
 import {commandLine, resumeCommand} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import type {SshTarget} from '../ssh/index.js'
-import {electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
+import {currentServices, electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
 import {probeEtcd} from './etcd-members.js'
 import {poolUsage} from './pools.js'
 import {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
@@ -81,8 +80,7 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   const spec = snapshot.spec
   if (!spec) checks.push({name: 'spec', status: 'warn', observed: `no cluster spec in etcd for cluster "${store.keys.cluster}"`, next: commandLine(['config', 'apply', '-f', settings.specFile])})
   checks.push(...nodeChecks(snapshot.nodes))
-  const declared = new Set<string>([...IN_PROCESS_SERVICES, ...(spec?.services ?? []).map((service) => service.name)])
-  checks.push(...electionChecks(await checkElections(store, spec, options.probes ?? {}), undefined, spec ? declared : undefined))
+  checks.push(...electionChecks(await checkElections(store, spec, options.probes ?? {}), undefined, currentServices(spec)))
   if (spec) checks.push(...poolChecks(poolUsage(spec, snapshot.nodes, snapshot.leases, options.now)))
   if (options.ssh) checks.push(...(await sshChecks(sshTargets(snapshot, options.ssh, options.now))))
   return {etcd, snapshot, checks}
@@ -112,7 +110,8 @@ export async function collectStatus(store: EtcdStore, options: HealthOptions = {
   const base = {cluster: store.keys.cluster, at: new Date(options.now ?? Date.now()).toISOString(), health: worstStatus(checks), etcd, problems}
   if (!snapshot) return {...base, revision: '0', nodes: {total: 0, byState: {}}, services: [], vips: [], dhcp: [], failedRuns: []}
   const spec = snapshot.spec
-  const elections = await listElections(store, spec)
+  const current = currentServices(spec)
+  const elections = (await listElections(store, spec)).filter((e) => current(e.service, e.leader))
   // In lifecycle order, so the screen reads as the nodes' progress.
   const byState: ClusterStatus['nodes']['byState'] = {}
   for (const state of NODE_STATES) {
