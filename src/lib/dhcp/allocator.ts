@@ -160,12 +160,26 @@ class DhcpCache {
     if (!this.spec) return
     const net = this.spec.network
     this.ranges = new Map(Object.entries(net.ranges).map(([type, r]) => [(type === 'discovery' ? 'discovered' : type) as LeaseType, parseRange(`${r.start}-${r.end}`) as IntRange]))
-    const reserved = new Set<number>([parseIpv4(net.gateway) as number, parseIpv4(net.adminVip) as number])
-    for (const n of this.spec.nodes) if (n.ip) reserved.add(parseIpv4(n.ip) as number)
-    for (const n of this.nodes.values()) if (n.ip) reserved.add(parseIpv4(n.ip) as number)
-    for (const s of this.spec.services ?? []) if (s.vip) reserved.add(parseIpv4(s.vip) as number) // a VIP follows a leader; never lease it
-    this.reserved = reserved
+    this.reserved = reservedAddresses(this.spec, this.nodes.values())
   }
+}
+
+/**
+ * Addresses no client may get from a range: the gateway, the admin VIP, every node's fixed IP
+ * (the spec's and the registered records') and every service VIP (a VIP follows a leader).
+ */
+export function reservedAddresses(spec: ClusterSpec, nodes: Iterable<NodeRecord>): Set<number> {
+  const reserved = new Set<number>()
+  const reserve = (ip: string | undefined) => {
+    const n = ip === undefined ? undefined : parseIpv4(ip)
+    if (n !== undefined) reserved.add(n)
+  }
+  reserve(spec.network.gateway)
+  reserve(spec.network.adminVip)
+  for (const n of spec.nodes) reserve(n.ip)
+  for (const n of nodes) reserve(n.ip)
+  for (const s of spec.services ?? []) reserve(s.vip)
+  return reserved
 }
 
 const parseJson = (kv: StoredKv): unknown => {

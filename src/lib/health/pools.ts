@@ -1,3 +1,4 @@
+import {reservedAddresses} from '../dhcp/allocator.js'
 import type {Lease} from '../dhcp/lease.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {parseIpv4} from '../spec/ipv4.js'
@@ -11,16 +12,7 @@ import type {PoolUsage} from './types.js'
  */
 export function poolUsage(spec: ClusterSpec, nodes: readonly NodeRecord[], leases: readonly Lease[], now = Date.now()): PoolUsage[] {
   const net = spec.network
-  const reserved = new Set<number>()
-  const reserve = (ip: string | undefined) => {
-    const n = ip === undefined ? undefined : parseIpv4(ip)
-    if (n !== undefined) reserved.add(n)
-  }
-  reserve(net.gateway)
-  reserve(net.adminVip)
-  for (const n of spec.nodes) reserve(n.ip)
-  for (const n of nodes) reserve(n.ip)
-  for (const s of spec.services ?? []) reserve(s.vip)
+  const reserved = reservedAddresses(spec, nodes)
   const taken = new Set<number>()
   for (const lease of leases) {
     const ip = parseIpv4(lease.ip)
