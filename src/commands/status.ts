@@ -11,7 +11,7 @@ export default class Status extends EtcdCommand<typeof Status> {
 --watch redraws the screen every ${settings.health.watchIntervalMs / 1000} s until Ctrl-C.`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'The cluster at a glance.'},
-    {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as JSON: {cluster, revision, health, etcd, nodes, services, vips, dhcp, failedRuns, problems}.'},
+    {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as JSON: {cluster, revision, health, etcd, nodes, services, vips, dhcp, failedRuns, splitBrain, problems}.'},
     {command: '<%= config.bin %> <%= command.id %> --watch', description: 'Keep it on screen, refreshed in place, until Ctrl-C.'},
   ]
 

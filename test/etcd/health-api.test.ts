@@ -14,7 +14,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {nodeTlsFiles} from '../../src/lib/certs/paths.js'
 import type {Lease} from '../../src/lib/dhcp/lease.js'
-import type {LeaderRecord} from '../../src/lib/election/records.js'
+import type {LeaderRecord, ViewRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {settings} from '../../src/lib/settings.js'
 import type {ClusterStatus, HealthReport, LocalLeadership, ServiceStatus} from '../../src/lib/health/index.js'
@@ -287,6 +287,39 @@ describe('serve --http', {concurrency: false}, () => {
     const text = (await http(port(leader), '/metrics')).text
     assert.match(text, /^# TYPE xcluster_service_leader_changes_total counter$/m)
     assert.match(text, /^# TYPE xcluster_nodes gauge$/m)
+  })
+
+  it('a split brain (a rogue view that claims web) shows in /health, /status and /metrics, and clears with it', async () => {
+    const leader = await soleLeader(ELECTED)
+    const node = ELECTED.find((n) => n !== leader)!
+    // s4 runs no serve for web, so nothing republishes over its rogue view.
+    const rogue: ViewRecord = {node: 's4', believesLeader: true, active: true, leader: 's4', token: '1', since: null, updatedAt: new Date().toISOString()}
+    await store.put(store.keys.electionView('web', 's4'), rogue)
+    try {
+      const sick = await until('/health 503 for the split brain', async () => {
+        const res = await http(port(node), '/health')
+        return res.status === 503 && res
+      })
+      const web = (JSON.parse(sick.text) as HealthReport).checks.find((c) => c.name === 'election:web')
+      assert.equal(web?.status, 'fail')
+      assert.match(web?.observed ?? '', /^split brain: .*\[multiple-leaders\] .*s4/)
+      const status = JSON.parse((await http(port(node), '/status')).text) as ClusterStatus
+      assert.deepEqual(
+        status.splitBrain.map((b) => b.service),
+        ['web'],
+      )
+      assert.ok(
+        status.splitBrain[0]!.observed.some((o) => o.startsWith('[multiple-leaders]')),
+        status.splitBrain[0]!.observed.join('; '),
+      )
+      assert.equal((await scrape(node)).get('xcluster_service_split_brain{service="web"}'), 1)
+    } finally {
+      await store.delete(store.keys.electionView('web', 's4'))
+    }
+    await until('/health 200 once the views agree', async () => (await http(port(node), '/health')).status === 200, 5000, 100)
+    await new Promise((r) => setTimeout(r, settings.health.http.cacheMs + 100))
+    assert.equal((await scrape(node)).get('xcluster_service_split_brain{service="web"}'), 0)
+    assert.deepEqual((JSON.parse((await http(port(node), '/status')).text) as ClusterStatus).splitBrain, [])
   })
 
   it('/status, /nodes and /leaders: the JSON of status, node list and the elections', async () => {

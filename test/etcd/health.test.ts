@@ -164,6 +164,13 @@ describe('health and status on one etcd', {concurrency: false}, () => {
       assert.deepEqual([...kinds].sort(), ['leader-mismatch', 'multiple-leaders'])
       for (const kind of kinds) assert.ok(web.observed.includes(`[${kind}]`), `${kind} in ${web.observed}`)
       assert.match(web.next ?? '', /xcluster election check/)
+      // status names it apart from the problems, for a dashboard's banner and an operator's eye.
+      const status = (await cli('status', '--json')).json<ClusterStatus>()
+      assert.deepEqual(
+        status.splitBrain.map((b) => [b.service, b.observed.map((o) => o.slice(1, o.indexOf(']'))).sort()]),
+        [['web', ['leader-mismatch', 'multiple-leaders']]],
+      )
+      assert.match((await cli('status')).stdout, /^services: +web: SPLIT BRAIN \(etcd: s1, token \d+\)$/m)
     } finally {
       await electWeb()
     }

@@ -110,6 +110,16 @@ export async function checkElections(
   probes: {vipHolders?: VipHolders; rbdHolders?: RbdHolders} = {},
   resampleMs: number = settings.election.checkResampleMs,
 ): Promise<CheckResult> {
+  return (await sampleElections(store, spec, probes, resampleMs)).result
+}
+
+/** checkElections, with the elections as its last sample read them (status shows both: one read). */
+export async function sampleElections(
+  store: EtcdStore,
+  spec: ClusterSpec | undefined,
+  probes: {vipHolders?: VipHolders; rbdHolders?: RbdHolders} = {},
+  resampleMs: number = settings.election.checkResampleMs,
+): Promise<{result: CheckResult; states: ElectionState[]}> {
   const {vipHolders, rbdHolders} = probes
   const sample = async () => {
     const states = await listElections(store, spec)
@@ -123,14 +133,12 @@ export async function checkElections(
     )
   }
   const first = await sample()
-  if (first.every((r) => r.found.length === 0)) return summarize(first, [])
+  if (first.every((r) => r.found.length === 0)) return {result: summarize(first, []), states: first.map((r) => r.state)}
   await new Promise((r) => setTimeout(r, resampleMs))
   const second = await sample()
   const before = new Set(first.flatMap((r) => r.found.map(fingerprint)))
-  return summarize(
-    second,
-    second.flatMap((r) => r.found).filter((d) => before.has(fingerprint(d))),
-  )
+  const found = second.flatMap((r) => r.found).filter((d) => before.has(fingerprint(d)))
+  return {result: summarize(second, found), states: second.map((r) => r.state)}
 }
 
 function summarize(rows: {state: ElectionState; holders: string[] | null; locks: RbdLockHolder[] | null}[], found: Disagreement[]): CheckResult {

@@ -1,8 +1,8 @@
 /** `collectStatus` and `runHealthChecks`: what etcd and (with SSH) the nodes say, as one picture. */
 import {homedir} from 'node:os'
 
-import {checkElections, type RbdHolders, type VipHolders} from '../election/split-brain.js'
-import {listElections} from '../election/state.js'
+import {sampleElections, type CheckResult, type RbdHolders, type VipHolders} from '../election/split-brain.js'
+import type {ElectionState} from '../election/state.js'
 import {declaredVips} from '../election/vip.js'
 import {XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -16,7 +16,7 @@ import {probeEtcd} from './etcd-members.js'
 import {poolUsage} from './pools.js'
 import {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
 import {sshChecks} from './ssh-checks.js'
-import type {ClusterStatus, EtcdStatus, FailedRun, HealthCheck, HealthReport} from './types.js'
+import type {ClusterStatus, EtcdStatus, FailedRun, HealthCheck, HealthReport, SplitBrain} from './types.js'
 
 export interface HealthOptions {
   /**
@@ -63,6 +63,8 @@ interface Assessment {
   etcd: EtcdStatus
   /** Undefined when the cluster's keys could not be read (no quorum). */
   snapshot?: ClusterSnapshot
+  /** The split-brain check and the elections it read (absent with the snapshot). */
+  elections?: {result: CheckResult; states: ElectionState[]}
   checks: HealthCheck[]
 }
 
@@ -80,10 +82,11 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   const spec = snapshot.spec
   if (!spec) checks.push({name: 'spec', status: 'warn', observed: `no cluster spec in etcd for cluster "${store.keys.cluster}"`, next: commandLine(['config', 'apply', '-f', settings.specFile])})
   checks.push(...nodeChecks(snapshot.nodes))
-  checks.push(...electionChecks(await checkElections(store, spec, options.probes ?? {}), undefined, currentServices(spec)))
+  const elections = await sampleElections(store, spec, options.probes ?? {})
+  checks.push(...electionChecks(elections.result, undefined, currentServices(spec)))
   if (spec) checks.push(...poolChecks(poolUsage(spec, snapshot.nodes, snapshot.leases, options.now)))
   if (options.ssh) checks.push(...(await sshChecks(sshTargets(snapshot, options.ssh, options.now))))
-  return {etcd, snapshot, checks}
+  return {etcd, snapshot, elections, checks}
 }
 
 /**
@@ -105,13 +108,30 @@ function failedRuns(snapshot: ClusterSnapshot): FailedRun[] {
 
 /** The one-screen picture of `xcluster status`: etcd, nodes, leaders, VIPs, DHCP pools, failed runs and the problems, worst first. */
 export async function collectStatus(store: EtcdStore, options: HealthOptions = {}): Promise<ClusterStatus> {
-  const {etcd, snapshot, checks} = await assess(store, options)
+  return (await assessCluster(store, options)).status
+}
+
+/** What the health API serves: the health report, the status and the keys they were read from, from one assessment. */
+export interface ClusterPicture {
+  report: HealthReport
+  status: ClusterStatus
+  /** Undefined when the cluster's keys could not be read (the report says why). */
+  snapshot?: ClusterSnapshot
+}
+
+/** `health` and `status` at once: one set of reads serves both, so they never disagree. */
+export async function assessCluster(store: EtcdStore, options: HealthOptions = {}): Promise<ClusterPicture> {
+  const assessment = await assess(store, options)
+  return {report: report(assessment.checks), status: statusOf(store, assessment, options), ...(assessment.snapshot ? {snapshot: assessment.snapshot} : {})}
+}
+
+function statusOf(store: EtcdStore, {etcd, snapshot, elections: checked, checks}: Assessment, options: HealthOptions): ClusterStatus {
   const problems = sortChecks(checks.filter((c) => c.status !== 'ok'))
   const base = {cluster: store.keys.cluster, at: new Date(options.now ?? Date.now()).toISOString(), health: worstStatus(checks), etcd, problems}
-  if (!snapshot) return {...base, revision: '0', nodes: {total: 0, byState: {}}, services: [], vips: [], dhcp: [], failedRuns: []}
+  if (!snapshot || !checked) return {...base, revision: '0', nodes: {total: 0, byState: {}}, services: [], vips: [], dhcp: [], failedRuns: [], splitBrain: []}
   const spec = snapshot.spec
   const current = currentServices(spec)
-  const elections = (await listElections(store, spec)).filter((e) => current(e.service, e.leader))
+  const elections = checked.states.filter((e) => current(e.service, e.leader))
   // In lifecycle order, so the screen reads as the nodes' progress.
   const byState: ClusterStatus['nodes']['byState'] = {}
   for (const state of NODE_STATES) {
@@ -129,5 +149,12 @@ export async function collectStatus(store: EtcdStore, options: HealthOptions = {
       : [],
     dhcp: spec ? poolUsage(spec, snapshot.nodes, snapshot.leases, options.now) : [],
     failedRuns: failedRuns(snapshot),
+    splitBrain: splitBrain(checked.result, new Set(elections.map((e) => e.service))),
   }
+}
+
+function splitBrain(result: CheckResult, shown: ReadonlySet<string>): SplitBrain[] {
+  const byService = new Map<string, string[]>()
+  for (const d of result.disagreements) if (shown.has(d.service)) byService.set(d.service, [...(byService.get(d.service) ?? []), `[${d.kind}] ${d.message}`])
+  return [...byService].map(([service, observed]) => ({service, observed}))
 }

@@ -25,9 +25,9 @@ import {XclusterError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {summarize, type NodeSummary} from '../nodes/record.js'
 import {settings} from '../settings.js'
-import {collectStatus, runHealthChecks} from './collect.js'
+import {assessCluster} from './collect.js'
 import {clusterMetrics, METRICS_CONTENT_TYPE, renderMetrics} from './metrics.js'
-import {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
+import type {ClusterSnapshot} from './snapshot.js'
 
 /** What this serve knows, from memory, of its own leadership of one service. */
 export interface LocalLeadership {
@@ -199,16 +199,10 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
         log('http-read-failed', {read: what, error: String((err as Error)?.message ?? err)})
         throw err
       })
-  const health = new SharedRead(
-    logged('health', () => runHealthChecks(store)),
-    ttl,
-  )
-  const status = new SharedRead(
-    logged('status', () => collectStatus(store)),
-    ttl,
-  )
-  const snapshot = new SharedRead(
-    logged('snapshot', () => readClusterSnapshot(store)),
+  // /health, /status, /nodes and /metrics answer from one assessment: they never disagree, and
+  // a dashboard or a scraper asking all of them costs one set of reads.
+  const picture = new SharedRead(
+    logged('cluster', () => assessCluster(store)),
     ttl,
   )
   const counter = new LeadershipCounter(store)
@@ -224,15 +218,20 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
 
   const routes: Record<string, () => Promise<Answer>> = {
     '/health': async () => {
-      const report = await health.get()
+      const {report} = await picture.get()
       return json(report.status === 'fail' ? 503 : 200, report)
     },
-    '/status': async () => json(200, await status.get()),
-    '/nodes': async () => json(200, nodeSummaries(await snapshot.get())),
-    '/leaders': async () => json(200, (await status.get()).services),
+    '/status': async () => json(200, (await picture.get()).status),
+    '/nodes': async () => {
+      const {snapshot, report} = await picture.get()
+      if (snapshot) return json(200, nodeSummaries(snapshot))
+      const why = report.checks.find((c) => c.name === 'etcd:read')
+      return problem(503, 'ETCD_UNREACHABLE', why?.observed ?? "The cluster's keys cannot be read.", why?.next ?? 'Check etcd: xcluster etcd health.')
+    },
+    '/leaders': async () => json(200, (await picture.get()).status.services),
     '/metrics': async () => {
-      const [s, snap, counts] = await Promise.all([status.get(), snapshot.get().catch(() => undefined), leaderships.get().catch(() => new Map<string, number>())])
-      return {status: 200, body: renderMetrics(clusterMetrics({status: s, snapshot: snap, leaderships: counts})), contentType: METRICS_CONTENT_TYPE}
+      const [{status, snapshot}, counts] = await Promise.all([picture.get(), leaderships.get().catch(() => new Map<string, number>())])
+      return {status: 200, body: renderMetrics(clusterMetrics({status, snapshot, leaderships: counts})), contentType: METRICS_CONTENT_TYPE}
     },
   }
 

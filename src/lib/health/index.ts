@@ -1,5 +1,5 @@
 /** Seeing the cluster: the status picture and the health checks (issue 9). */
-export {collectStatus, runHealthChecks, sshTargets, type HealthOptions} from './collect.js'
+export {assessCluster, collectStatus, runHealthChecks, sshTargets, type ClusterPicture, type HealthOptions} from './collect.js'
 export {currentServices, electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
 export {probeEtcd} from './etcd-members.js'
 export {percentOf, poolUsage} from './pools.js'

@@ -99,6 +99,11 @@ export function clusterMetrics({status, snapshot, leaderships, now = Date.now()}
       'Per elected service: the nodes campaigning for it.',
       status.services.map((s) => ({labels: {service: s.service}, value: s.candidates.length})),
     ),
+    gauge(
+      'xcluster_service_split_brain',
+      "Per elected service: 1 while its daemons' views, etcd's leader key, its VIP or its RBD lock disagree (as xcluster election check reports), else 0.",
+      status.services.map((s) => ({labels: {service: s.service}, value: bool(status.splitBrain.some((b) => b.service === s.service))})),
+    ),
     {
       name: 'xcluster_service_leader_changes_total',
       help: "Per elected service: leaderships begun (elections won), from etcd's election history as this serve has seen it since it started.",

@@ -40,7 +40,12 @@ export function renderStatus(status: ClusterStatus, color: ChalkInstance): strin
   section('nodes', [`${status.nodes.total} total${states ? `: ${states}` : ''}`])
   section(
     'services',
-    status.services.length > 0 ? status.services.map((s) => (s.leader ? `${s.service}: ${s.leader} (token ${s.token}, since ${s.since ?? '-'})` : color.red(`${s.service}: no leader`))) : ['none'],
+    status.services.length > 0
+      ? status.services.map((s) => {
+          if (status.splitBrain.some((b) => b.service === s.service)) return color.red.bold(`${s.service}: SPLIT BRAIN (etcd: ${s.leader ?? 'no leader'}, token ${s.token ?? '-'})`)
+          return s.leader ? `${s.service}: ${s.leader} (token ${s.token}, since ${s.since ?? '-'})` : color.red(`${s.service}: no leader`)
+        })
+      : ['none'],
   )
   section(
     'vips',

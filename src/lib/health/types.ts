@@ -65,6 +65,13 @@ export interface PoolUsage {
   percent: number
 }
 
+/** A service whose views, leader key, VIP or RBD lock disagree in two samples: split brain. */
+export interface SplitBrain {
+  service: string
+  /** Each disagreement, as election check words it. */
+  observed: string[]
+}
+
 export interface FailedRun {
   id: string
   action: string
@@ -88,6 +95,8 @@ export interface ClusterStatus {
   vips: VipStatusRow[]
   dhcp: PoolUsage[]
   failedRuns: FailedRun[]
+  /** Services in split brain (the election check's disagreements); empty when every view agrees. */
+  splitBrain: SplitBrain[]
   /** Every check that is not ok, worst first. */
   problems: HealthCheck[]
 }
