@@ -4,6 +4,8 @@
  * times each, interleaved (median and p90):
  *  - `xcluster status --json`, the built CLI as a process, end to end
  *  - collectStatus() in-process, on a connected store (the library call the command makes)
+ *  - `GET /status` of s1's `serve --http` (the health API): the same picture from a running
+ *    daemon, each request past the API's 1 s shared-read cache, so every one reads etcd
  *  - `etcdctl get --prefix /xcluster/<cluster>/ -w json`: every key of the cluster, raw
  *  - `xcluster --version`: the CLI's startup floor, and the load of the etcd client alone
  *    (`import('etcd3')`), which the floor does not pay: together, where the process's time goes
@@ -225,7 +227,8 @@ try {
       const r = await xcluster(['config', 'apply', '-f', file, '--yes'], {env})
       if (r.code !== 0) throw new Error(`config apply of ${applied} nodes failed: ${r.stderr}`)
       if (daemons.length === 0) {
-        for (const n of CORE) daemons.push(new Daemon(n, SERVICES, etcd.endpoint, join(dir, `serve-${n}.log`)).start())
+        // s1 also serves the health API, for the /status timing.
+        for (const n of CORE) daemons.push(new Daemon(n, SERVICES, etcd.endpoint, join(dir, `serve-${n}.log`), [], {}, n === 's1' ? ['--http', '127.0.0.1:0'] : []).start())
       }
     }
     progress(`${applied} nodes applied`)
@@ -265,16 +268,27 @@ try {
     }
   }
 
-  // The timings, at all the nodes: one of each per round, so drift on a shared machine hits all five alike.
+  // The timings, at all the nodes: one of each per round, so drift on a shared machine hits all six alike.
   const measurements = {
     status: {label: 'xcluster status --json (process, end to end)', times: [] as number[]},
     lib: {label: 'collectStatus() in-process, connected store', times: [] as number[]},
+    api: {label: 'GET /status of serve --http (past its cache)', times: [] as number[]},
     etcdctl: {label: `etcdctl get --prefix ${store.keys.prefix} -w json`, times: [] as number[]},
     version: {label: 'xcluster --version (CLI startup floor)', times: [] as number[]},
     etcd3: {label: "node: import('etcd3') (the etcd client's load)", times: [] as number[]},
   }
+  const listening = await until('the health API of s1 to listen', () => daemons[0]!.events.find((e) => e.event === 'http-listening'), 15_000)
+  const statusUrl = `http://127.0.0.1:${String(listening.port)}/status`
   const runs = {
     status: () => timed([process.execPath, BIN, 'status', '--json'], env),
+    api: async () => {
+      await sleep(settings.health.http.cacheMs + 50) // past the shared read: this request reads etcd
+      const t0 = performance.now()
+      const res = await fetch(statusUrl)
+      const body = await res.text()
+      if (!res.ok) throw new Error(`GET /status: ${res.status} ${body.slice(0, 500)}`)
+      return {ms: performance.now() - t0, stdout: body}
+    },
     lib: async () => {
       const t0 = performance.now()
       await collectStatus(store)
@@ -289,6 +303,8 @@ try {
   const shown = JSON.parse((await runs.status()).stdout) as ClusterStatus // warm-up, and the check that it sees them all
   const raw = JSON.parse((await runs.etcdctl()).stdout) as {count: number}
   await runs.lib()
+  const served = JSON.parse((await runs.api()).stdout) as ClusterStatus
+  if (served.nodes.total !== nodeCount) throw new Error(`GET /status shows ${served.nodes.total} nodes, not ${nodeCount}`)
   await runs.version()
   await runs.etcd3()
   if (shown.nodes.total !== nodeCount) throw new Error(`status --json shows ${shown.nodes.total} nodes, not ${nodeCount}`)
@@ -312,6 +328,7 @@ try {
   }
   const med = (k: keyof typeof measurements) => stats(measurements[k].times).median
   console.log(`status --json over etcdctl get --prefix (median): ${(med('status') / med('etcdctl')).toFixed(1)}x; status above the startup floor: ${(med('status') - med('version')).toFixed(0)} ms`)
+  console.log(`GET /status over etcdctl get --prefix (median): ${(med('api') / med('etcdctl')).toFixed(1)}x (one assessment, as collectStatus: the same reads, counted below)`)
   console.log()
 
   // Requests per status call, by kind, at each node count: the columns present anywhere.

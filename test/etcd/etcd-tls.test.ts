@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {request} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -16,13 +16,14 @@ import {after, before, describe, it} from 'node:test'
 import {parse as parseYaml} from 'yaml'
 
 import {identity} from '../../src/lib/certs/identities.js'
-import {ClusterSecret} from '../../src/lib/certs/secret.js'
+import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {issueCertificate} from '../../src/lib/certs/authority.js'
 import {listIssuedCertificates, loadCa, loadCaCertificate, loadIssuedCertificate, saveCa, saveIssuedCertificate} from '../../src/lib/certs/store.js'
 import {LeaseAllocator} from '../../src/lib/dhcp/allocator.js'
 import {configureAccess, describeChange, type AccessPlan} from '../../src/lib/etcd/access.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {XclusterError} from '../../src/lib/errors.js'
+import {settings} from '../../src/lib/settings.js'
 import {ROOT, xcluster, type CliResult} from '../helpers/cli.js'
 import {Daemon, loggedService, readEvents, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startTlsEtcdCluster, type TlsEtcdCluster} from '../helpers/etcd-cluster.js'
@@ -39,6 +40,8 @@ let etcd: TlsEtcdCluster
 let etcdctlBin: string
 let opensslBin: string
 const stores: EtcdStore[] = []
+/** The secret the CA's key is sealed under in etcd (set where the CA is stored). */
+let caSecret: ClusterSecret | undefined
 /** Everything a command, the daemon or the library printed or returned: grepped for keys at the end. */
 const outputs: string[] = []
 
@@ -395,6 +398,7 @@ describe('the CA in etcd, and no private key anywhere in clear', {concurrency: f
     const admin = await storeAs(identity.admin)
     const secret = ClusterSecret.generate()
     assert.deepEqual(await saveCa(admin, pki.ca, secret), {stored: true})
+    caSecret = secret
     assert.deepEqual(await saveCa(admin, pki.ca, secret), {stored: false}, 'the same CA again: no change')
     const before = await everything()
     const other = await createTestPki(join(dir, 'pki-2'))
@@ -413,6 +417,30 @@ describe('the CA in etcd, and no private key anywhere in clear', {concurrency: f
     const serve = await storeAs(identity.serve('s1'))
     assert.equal(await loadCaCertificate(serve), pki.ca.certPem, 'every identity can read the CA certificate it trusts')
     await assert.rejects(loadCa(serve, ClusterSecret.generate()), refusedWith('SECRET_MISMATCH'), 'a serve daemon may read the sealed key, not open it')
+  })
+
+  it('etcd snapshot save by the operator: RBAC gives snapshots to root alone, so a root certificate is minted from the CA for it and forgotten', async () => {
+    assert.ok(caSecret, 'the CA is stored in etcd by the test before')
+    const pkiDir = join(dir, 'operator-pki')
+    const runtime = join(dir, 'runtime')
+    mkdirSync(runtime, {mode: 0o700})
+    const env = {...tlsEnv(await files(identity.admin)), XCLUSTER_PKI_DIR: pkiDir, XDG_RUNTIME_DIR: runtime}
+    const file = join(dir, 'rbac-backup.db')
+    // Without the cluster secret there is no way to root: refused, with the way out, and no file.
+    const refused = await xcluster(['etcd', 'snapshot', 'save', file, '--json'], {env})
+    outputs.push(refused.stdout, refused.stderr)
+    assert.equal(refused.code, 3, refused.stdout + refused.stderr)
+    assert.equal(refused.json<{error: {code: string}}>().error.code, 'ETCD_ROOT_UNAVAILABLE')
+    assert.ok(!existsSync(file) && !existsSync(`${file}.part`), 'nothing written')
+    writeClusterSecret(join(pkiDir, 'xcluster', 'cluster.secret'), caSecret)
+    const saved = await xcluster(['etcd', 'snapshot', 'save', file, '--json'], {env})
+    outputs.push(saved.stdout, saved.stderr)
+    assert.equal(saved.code, 0, saved.stdout + saved.stderr)
+    const facts = saved.json<{revision: number; keys: number; member: string}>()
+    assert.ok(facts.revision > 0 && facts.keys > 0, JSON.stringify(facts))
+    const status = JSON.parse(spawnSync(etcdctlBin, ['snapshot', 'status', file, '-w', 'json'], {encoding: 'utf8'}).stdout) as {revision: number}
+    assert.equal(status.revision, facts.revision, "etcdctl reads the operator's snapshot")
+    assert.deepEqual(readdirSync(join(runtime, settings.bootstrap.mintedDirName)), [], 'the minted root certificate is forgotten')
   })
 
   it('no value in etcd and no output of this file holds a private key', async () => {

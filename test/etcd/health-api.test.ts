@@ -37,10 +37,9 @@ let store: EtcdStore
 let pki: TestPki
 const daemons = new Map<string, {daemon: Daemon; port: number}>()
 
-/** A real `xcluster serve`, with the harness's arguments and then `extra` (the harness takes none after them: a shell adds them). */
+/** A real `xcluster serve`, with the harness's arguments and then `extra`. */
 async function startServe(node: string, services: string[], extra: string[]): Promise<{daemon: Daemon; port: number}> {
-  const wrap = ['bash', '-c', `exec "$@" ${extra.map((a) => `'${a}'`).join(' ')}`, 'serve-with-http']
-  const daemon = new Daemon(node, services, etcd.endpoint, join(dir, `${node}.log`), wrap).start()
+  const daemon = new Daemon(node, services, etcd.endpoint, join(dir, `${node}.log`), [], {}, extra).start()
   const listening = await until(
     `${node}'s health API to listen`,
     () => daemon.events.find((e) => e.event === 'http-listening') ?? (!daemon.alive && new Error(`serve ${node} exited: ${readLog(node)}`)),

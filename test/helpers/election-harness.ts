@@ -63,10 +63,12 @@ export class Daemon {
     readonly wrap: string[] = [],
     /** Extra environment, e.g. XCLUSTER_ETCD_CA / _CERT / _KEY for a TLS etcd. */
     readonly env: Record<string, string> = {},
+    /** More of serve's flags, e.g. `--http 127.0.0.1:0`. */
+    readonly args: string[] = [],
   ) {}
 
   start(): this {
-    const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s])]
+    const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s]), ...this.args]
     this.proc = spawn(argv[0] as string, argv.slice(1), {
       env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1', ...this.env},
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -272,7 +272,19 @@ function streamSnapshot(connection: EtcdConnection, endpoint: string, part: stri
  * here), renamed into place, then FILE.sha256 written. An existing FILE is refused unless
  * `force`; a failed save leaves no FILE.part behind and FILE as it was.
  */
-export async function saveSnapshot(connection: EtcdConnection, file: string, options: {force: boolean; progress: SnapshotProgress}): Promise<SnapshotSaveResult> {
+export async function saveSnapshot(
+  connection: EtcdConnection,
+  file: string,
+  options: {
+    force: boolean
+    progress: SnapshotProgress
+    /**
+     * How to act as etcd's root when the connection's user may not take a snapshot (RBAC gives
+     * snapshots to root alone): the operator's identity is refused, so the stream is retried as root.
+     */
+    asRoot?: <T>(connection: EtcdConnection, fn: (root: EtcdConnection) => Promise<T>) => Promise<T>
+  },
+): Promise<SnapshotSaveResult> {
   const path = resolve(file)
   if (existsSync(path) && !options.force) {
     throw preconditionError('SNAPSHOT_EXISTS', `${file} already exists; it was not replaced.`, 'Give another FILE, or replace it with --force.')
@@ -304,10 +316,20 @@ export async function saveSnapshot(connection: EtcdConnection, file: string, opt
       {
         title: `Stream the snapshot to ${basename(part)}`,
         task: async (_: unknown, task: {output: string; title: string}) => {
-          const bytes = await streamSnapshot(connection, ctx.endpoint!, part, (written, total) => {
-            task.output = `${humanBytes(written)}${total ? ` of ${humanBytes(total)}` : ''}`
-          })
-          task.title = `Streamed ${humanBytes(bytes)} to ${basename(part)}`
+          const stream = (via: EtcdConnection) =>
+            streamSnapshot(via, ctx.endpoint!, part, (written, total) => {
+              task.output = `${humanBytes(written)}${total ? ` of ${humanBytes(total)}` : ''}`
+            })
+          let bytes: number
+          let asRoot = false
+          try {
+            bytes = await stream(connection)
+          } catch (err) {
+            if (!options.asRoot || !connection.cert || !/permission denied/i.test(String((err as Error)?.message ?? err))) throw err
+            asRoot = true
+            bytes = await options.asRoot(connection, stream)
+          }
+          task.title = `Streamed ${humanBytes(bytes)} to ${basename(part)}${asRoot ? " as etcd's root (a certificate minted for this snapshot)" : ''}`
         },
       },
       {

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {EtcdCommand} from '../../../etcd-command.js'
 import {humanBytes} from '../../../lib/etcd/maintenance.js'
+import {withEtcdRoot} from '../../../lib/certs/root-access.js'
 import {saveSnapshot, type SnapshotSaveResult} from '../../../lib/etcd/snapshot.js'
 
 export default class EtcdSnapshotSave extends EtcdCommand<typeof EtcdSnapshotSave> {
@@ -16,7 +17,7 @@ export default class EtcdSnapshotSave extends EtcdCommand<typeof EtcdSnapshotSav
   static flags = {force: Flags.boolean({summary: 'Replace FILE if it exists.'})}
 
   async run(): Promise<SnapshotSaveResult> {
-    const r = await saveSnapshot(this.etcdConnection(), this.args.file, {force: this.flags.force, progress: this.progressMode()})
+    const r = await saveSnapshot(this.etcdConnection(), this.args.file, {force: this.flags.force, progress: this.progressMode(), asRoot: withEtcdRoot})
     this.say(
       `Saved ${r.file} (${humanBytes(r.bytes)}${r.revision === null ? '' : `, revision ${r.revision}, ${r.keys} keys`}) from ${r.member} in ${r.seconds.toFixed(1)} s; sha256 ${r.sha256} in ${r.sha256File}.`,
     )
