@@ -2,14 +2,16 @@
  * `xcluster health` on the bootstrapped lab, as the operator runs it on the admin host: ok on a
  * healthy cluster; fail, naming the broken part and the next step, when a node's sshd, an etcd
  * member or every serve (so the dhcp service's leader) is stopped; ok again once each is back.
+ * A forced disagreement of the published views is split brain to health, /health and /metrics.
  */
 import assert from 'node:assert/strict'
 import {get as httpsGet} from 'node:https'
 import {describe, it} from 'node:test'
 
 import {nodeTlsFiles} from '../../src/lib/certs/paths.js'
+import type {ViewRecord} from '../../src/lib/election/records.js'
 import {settings} from '../../src/lib/settings.js'
-import {admin, lab, onNode, waitUntil} from '../helpers/lab.js'
+import {admin, clusterStore, lab, onNode, waitUntil} from '../helpers/lab.js'
 
 interface Check {
   name: string
@@ -72,10 +74,15 @@ function get(url: string, ca: string): Promise<{status: number; body: string}> {
   })
 }
 
+/** The cluster CA's PEM, and the URL of a core node's health API. */
+async function healthApi(): Promise<{ca: string; url: (node: string, path: string) => string}> {
+  const ca = (await onNode('s1', `cat ${nodeTlsFiles.ca}`)).stdout
+  return {ca, url: (node, path) => `https://${lab().hosts.find((h) => h.name === node)?.ip}:${settings.serveUnit.httpPort}${path}`}
+}
+
 describe('xcluster health on the bootstrapped cluster', {concurrency: false}, () => {
   it("every core node's serve answers the health API over HTTPS with its server certificate: /leader/dhcp is 200 on exactly the dhcp leader", async () => {
-    const ca = (await onNode('s1', `cat ${nodeTlsFiles.ca}`)).stdout
-    const url = (node: string, path: string) => `https://${lab().hosts.find((h) => h.name === node)?.ip}:${settings.serveUnit.httpPort}${path}`
+    const {ca, url} = await healthApi()
     const leaders = await Promise.all(CORE.map(async (node) => ({node, status: (await get(url(node, '/leader/dhcp'), ca)).status})))
     assert.equal(leaders.filter((l) => l.status === 200).length, 1, JSON.stringify(leaders))
     assert.deepEqual(
@@ -133,5 +140,37 @@ describe('xcluster health on the bootstrapped cluster', {concurrency: false}, ()
       await Promise.all(CORE.map((n) => onNode(n, 'systemctl start xcluster-serve')))
     }
     assert.equal(check(await healthy(), 'election:dhcp')?.status, 'ok')
+  })
+
+  it('a forced split brain (a view on s4 that claims dhcp): health, /health and /metrics report it, and all is ok once it is gone', async () => {
+    const store = clusterStore()
+    const {ca, url} = await healthApi()
+    // s4 runs no serve for dhcp: nothing republishes over the rogue view while it stands.
+    const rogue: ViewRecord = {node: 's4', believesLeader: true, active: true, leader: 's4', token: '1', since: null, updatedAt: new Date().toISOString()}
+    await store.put(store.keys.electionView('dhcp', 's4'), rogue)
+    try {
+      const failed = await failsOn('election:dhcp')
+      assert.match(failed.observed, /^split brain: .*\[multiple-leaders\].*s4/)
+      assert.match(failed.next ?? '', /xcluster election check/)
+      let api: {status: number; body: string} | undefined
+      await waitUntil(
+        async () => (api = await get(url('s2', '/health'), ca)).status === 503,
+        10_000,
+        () => `/health: ${api?.status} ${api?.body.slice(0, 500)}`,
+      )
+      assert.match(api!.body, /split brain/)
+      const metrics = (await get(url('s3', '/metrics'), ca)).body.split('\n')
+      assert.ok(metrics.includes('xcluster_service_split_brain{service="dhcp"} 1'), metrics.filter((l) => l.includes('split_brain')).join('\n'))
+    } finally {
+      await store.delete(store.keys.electionView('dhcp', 's4'))
+      await store.close()
+    }
+    assert.equal(check(await healthy(), 'election:dhcp')?.status, 'ok')
+    let metrics: string[] = []
+    await waitUntil(
+      async () => (metrics = (await get(url('s3', '/metrics'), ca)).body.split('\n')).includes('xcluster_service_split_brain{service="dhcp"} 0'),
+      10_000,
+      () => metrics.filter((l) => l.includes('split_brain')).join('\n'),
+    )
   })
 })
