@@ -28,4 +28,6 @@ export const TEST_PACKAGES: readonly string[] = [
   'curl',
   // promtool, Prometheus' own parser and linter of /metrics (test/etcd/health-api.test.ts).
   'prometheus',
+  // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
+  'chromium',
 ]

@@ -19,7 +19,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
+--http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics) and the web dashboard at / (live through /events): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
 
 Events are logged to stderr as JSON lines.`
   static examples = [
@@ -41,7 +41,7 @@ Events are logged to stderr as JSON lines.`
     provision: Flags.boolean({
       summary: `Provision enlisted nodes while this node leads the provision election (spec autoProvision; reads ${nodeTlsFiles.secret} and ${settings.bootstrap.nodeClusterKey}).`,
     }),
-    http: Flags.string({summary: 'Serve the read-only health API and Prometheus /metrics on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
+    http: Flags.string({summary: 'Serve the read-only health API, Prometheus /metrics and the web dashboard on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
     'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
     'http-key': Flags.file({summary: "The health API's TLS key (PEM).", exists: true, dependsOn: ['http', 'http-cert']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),

@@ -266,6 +266,25 @@ export const settings = {
       /** A request (headers and body) must arrive within this, or its connection is closed. */
       requestTimeoutMs: 10_000,
     },
+    /** The web dashboard of `serve --http` at / and its live stream /events (src/lib/health/dashboard.ts). */
+    dashboard: {
+      /** Browsers following /events at once, per serve: one more gets 503 until one leaves (each costs a socket and a copy of every update). */
+      maxClients: 32,
+      /** A change in etcd is pushed at most once per this: a burst of writes is one read and one update. */
+      coalesceMs: 250,
+      /** Wait this long after the first change of a burst before reading: a failover's leader key, views and history land together. */
+      settleMs: 50,
+      /** Re-read this often while a browser watches: what no etcd key shows (member health, leases running out). */
+      refreshMs: 5000,
+      /** A comment line this often keeps proxies and browsers from taking a quiet stream for a dead one. */
+      keepaliveMs: 15_000,
+      /** A browser that leaves this much unread is too slow to follow: it is dropped and reconnects to a fresh picture. */
+      maxBufferedBytes: 4 * 1024 * 1024,
+      /** The browser reconnects this long after losing the stream. */
+      reconnectMs: 2000,
+      /** Leadership changes shown, newest first (from each service's history in etcd). */
+      changesShown: 50,
+    },
   },
   /** `xcluster etcd members|health|snapshot` (src/lib/etcd/maintenance.ts, src/lib/etcd/snapshot.ts). */
   etcdMaintenance: {

@@ -351,7 +351,7 @@ describe('serve --http', {concurrency: false}, () => {
     }
     const posted = await http(p, '/leader/web', {method: 'POST'})
     assert.equal(posted.status, 405)
-    for (const path of ['/', '/nope', '/leader', '/leader/', '/health/extra', '/leader/web/x']) {
+    for (const path of ['/nope', '/leader', '/leader/', '/health/extra', '/leader/web/x', '/dashboard/', '/dashboard/../package.json']) {
       const res = await http(p, path)
       assert.equal(res.status, 404, `${path}: ${res.text}`)
       assert.equal(JSON.parse(res.text).error.code, 'NOT_FOUND')

@@ -8,6 +8,7 @@
  *   GET /leaders         each elected service's leader, token, since and candidates
  *   GET /leader/SERVICE  200 only on the node whose serve leads SERVICE now, else 503; 404 unknown
  *   GET /metrics         Prometheus text format (metrics.ts)
+ *   GET /                the web dashboard, live through GET /events (dashboard.ts)
  *
  * Every etcd read is shared by the requests within settings.health.http.cacheMs of it, so a
  * stampede of probes is one read; /leader/SERVICE never reads etcd: the in-process campaign
@@ -26,6 +27,7 @@ import type {EtcdStore} from '../etcd/store.js'
 import {summarize, type NodeSummary} from '../nodes/record.js'
 import {settings} from '../settings.js'
 import {assessCluster} from './collect.js'
+import {DASHBOARD_HEADERS, DashboardAssets, DashboardHub, EVENTS_PATH} from './dashboard.js'
 import {clusterMetrics, METRICS_CONTENT_TYPE, renderMetrics} from './metrics.js'
 import type {ClusterSnapshot} from './snapshot.js'
 
@@ -93,7 +95,7 @@ export function healthApiTls(given: {certFile?: string; keyFile?: string} = {}):
 
 /** One read shared by the requests that arrive while it runs and for `ttlMs` after it ended (its failure too). */
 class SharedRead<T> {
-  private last?: {value: Promise<T>; endedAt?: number}
+  private last?: {value: Promise<T>; startedAt: number; endedAt?: number}
 
   constructor(
     private readonly read: () => Promise<T>,
@@ -101,9 +103,14 @@ class SharedRead<T> {
   ) {}
 
   get(): Promise<T> {
+    return this.fresh(-Infinity)
+  }
+
+  /** Shares only a read begun at or after `since`: the dashboard's, after a change it saw at `since`. */
+  fresh(since: number): Promise<T> {
     const last = this.last
-    if (last && (last.endedAt === undefined || performance.now() - last.endedAt < this.ttlMs)) return last.value
-    const entry: {value: Promise<T>; endedAt?: number} = {value: this.read()}
+    if (last && last.startedAt >= since && (last.endedAt === undefined || performance.now() - last.endedAt < this.ttlMs)) return last.value
+    const entry: {value: Promise<T>; startedAt: number; endedAt?: number} = {value: this.read(), startedAt: performance.now()}
     const ended = () => (entry.endedAt = performance.now())
     entry.value.then(ended, ended)
     this.last = entry
@@ -154,7 +161,7 @@ const json = (status: number, value: unknown, headers?: Record<string, string>):
 const problem = (status: number, code: string, message: string, suggestion?: string, headers?: Record<string, string>): Answer =>
   json(status, {error: {code, message, ...(suggestion ? {suggestion} : {})}}, headers)
 
-const PATHS = ['/health', '/status', '/nodes', '/leaders', '/leader/SERVICE', '/metrics']
+const PATHS = ['/', '/health', '/status', '/nodes', '/leaders', '/leader/SERVICE', '/metrics', EVENTS_PATH]
 
 /** The node list of `node list --json`, from the snapshot: the leased address of a node without a fixed IP. */
 function nodeSummaries(snapshot: ClusterSnapshot, now = Date.now()): NodeSummary[] {
@@ -166,6 +173,8 @@ function nodeSummaries(snapshot: ClusterSnapshot, now = Date.now()): NodeSummary
     })
     .sort((a, b) => a.name.localeCompare(b.name, 'en', {numeric: true}))
 }
+
+const pathOf = (req: IncomingMessage): string => (req.url ?? '/').split('?')[0] ?? '/'
 
 /** A path segment decoded, or undefined when it is not valid percent-encoding (then: nothing there). */
 function decoded(segment: string): string | undefined {
@@ -206,6 +215,16 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
     ttl,
   )
   const counter = new LeadershipCounter(store)
+  const assets = DashboardAssets.load()
+  if (!assets.ready) log('dashboard-missing', {dir: assets.dir})
+  const dashboard = new DashboardHub({
+    store,
+    read: async (since) => {
+      const {status, snapshot} = await picture.fresh(since)
+      return {status, ...(snapshot ? {nodes: nodeSummaries(snapshot)} : {})}
+    },
+    log,
+  })
   const leaderships = new SharedRead(
     logged('leaderships', () => counter.refresh()),
     ttl,
@@ -245,7 +264,10 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return problem(405, 'METHOD_NOT_ALLOWED', `${req.method} is not answered here: this API only reads.`, 'Use GET or HEAD.', {allow: 'GET, HEAD'})
     }
-    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    const path = pathOf(req)
+    const asset = assets.find(path)
+    if (asset) return {status: 200, ...asset, headers: {...DASHBOARD_HEADERS}}
+    if (path === '/') return problem(500, 'DASHBOARD_MISSING', `The dashboard's files are not in ${assets.dir}.`, 'Reinstall xcluster: its package ships templates/dashboard/.')
     const route = routes[path]
     if (route) return route().catch(unreadable)
     const service = /^\/leader\/([^/]+)$/.exec(path)?.[1]
@@ -254,14 +276,22 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
     return problem(404, 'NOT_FOUND', `Nothing at ${path}.`, `Ask one of ${PATHS.join(', ')}.`)
   }
 
+  const reply = (res: ServerResponse, a: Answer) => {
+    // HEAD: Node sends the headers (with the length a GET would have) and drops the body.
+    res.writeHead(a.status, {'content-type': a.contentType, 'content-length': Buffer.byteLength(a.body), 'cache-control': 'no-store', ...a.headers})
+    res.end(a.body)
+  }
+
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (pathOf(req) === EVENTS_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (!dashboard.full) return dashboard.subscribe(req, res)
+      log('dashboard-full', {clients: dashboard.clientCount})
+      const retry = {'retry-after': String(Math.ceil(settings.health.dashboard.reconnectMs / 1000))}
+      return reply(res, problem(503, 'DASHBOARD_FULL', `${dashboard.clientCount} browsers follow this serve's dashboard, its most.`, "Close a dashboard tab, or open another core node's.", retry))
+    }
     void answer(req)
       .catch((err: unknown) => problem(500, 'INTERNAL', String((err as Error)?.message ?? err)))
-      .then((a) => {
-        // HEAD: Node sends the headers (with the length a GET would have) and drops the body.
-        res.writeHead(a.status, {'content-type': a.contentType, 'content-length': Buffer.byteLength(a.body), 'cache-control': 'no-store', ...a.headers})
-        res.end(a.body)
-      })
+      .then((a) => reply(res, a))
   }
 
   const tls = options.tls ? await loadTls(options.tls) : undefined
@@ -294,6 +324,7 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
     port,
     url,
     async close() {
+      await dashboard.close()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
