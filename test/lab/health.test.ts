@@ -2,15 +2,22 @@
  * `xcluster health` on the bootstrapped lab, as the operator runs it on the admin host: ok on a
  * healthy cluster; fail, naming the broken part and the next step, when a node's sshd, an etcd
  * member or every serve (so the dhcp service's leader) is stopped; ok again once each is back.
- * A forced disagreement of the published views is split brain to health, /health and /metrics.
+ * A forced disagreement of the published views is split brain to health, /health, /metrics and
+ * the web dashboard, in Debian's Chromium trusting only the node's pinned key.
  */
 import assert from 'node:assert/strict'
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdirSync} from 'node:fs'
 import {get as httpsGet} from 'node:https'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
+
+import {chromium} from 'playwright-core'
 
 import {nodeTlsFiles} from '../../src/lib/certs/paths.js'
 import type {ViewRecord} from '../../src/lib/election/records.js'
 import {settings} from '../../src/lib/settings.js'
+import {ROOT} from '../helpers/cli.js'
 import {admin, clusterStore, lab, onNode, waitUntil} from '../helpers/lab.js'
 
 interface Check {
@@ -80,6 +87,18 @@ async function healthApi(): Promise<{ca: string; url: (node: string, path: strin
   return {ca, url: (node, path) => `https://${lab().hosts.find((h) => h.name === node)?.ip}:${settings.serveUnit.httpPort}${path}`}
 }
 
+const CHROMIUM = '/usr/bin/chromium'
+
+/**
+ * The base64 SHA-256 of a certificate's public key: Chromium trusts exactly that key with
+ * --ignore-certificate-errors-spki-list (a pin, as SSH pins host keys; never "ignore errors").
+ */
+function spkiPin(certPem: string): string {
+  const der = execFileSync('openssl', ['x509', '-pubkey', '-noout'], {input: certPem})
+  const spki = execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], {input: der})
+  return execFileSync('openssl', ['dgst', '-sha256', '-binary'], {input: spki}).toString('base64')
+}
+
 describe('xcluster health on the bootstrapped cluster', {concurrency: false}, () => {
   it("every core node's serve answers the health API over HTTPS with its server certificate: /leader/dhcp is 200 on exactly the dhcp leader", async () => {
     const {ca, url} = await healthApi()
@@ -142,7 +161,7 @@ describe('xcluster health on the bootstrapped cluster', {concurrency: false}, ()
     assert.equal(check(await healthy(), 'election:dhcp')?.status, 'ok')
   })
 
-  it('a forced split brain (a view on s4 that claims dhcp): health, /health and /metrics report it, and all is ok once it is gone', async () => {
+  it('a forced split brain (a view on s4 that claims dhcp): health, /health, /metrics and the dashboard report it, and all is ok once it is gone', async () => {
     const store = clusterStore()
     const {ca, url} = await healthApi()
     // s4 runs no serve for dhcp: nothing republishes over the rogue view while it stands.
@@ -161,6 +180,26 @@ describe('xcluster health on the bootstrapped cluster', {concurrency: false}, ()
       assert.match(api!.body, /split brain/)
       const metrics = (await get(url('s3', '/metrics'), ca)).body.split('\n')
       assert.ok(metrics.includes('xcluster_service_split_brain{service="dhcp"} 1'), metrics.filter((l) => l.includes('split_brain')).join('\n'))
+      // The dashboard of s2, over HTTPS: the red banner names the service and the disagreement,
+      // and goes without a reload once the views agree.
+      assert.ok(existsSync(CHROMIUM), `this test needs Debian's chromium at ${CHROMIUM}: apt-get install -y chromium`)
+      const pin = spkiPin((await onNode('s2', `cat ${nodeTlsFiles.serverCert}`)).stdout)
+      const browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', `--ignore-certificate-errors-spki-list=${pin}`]})
+      try {
+        const page = await browser.newPage({viewport: {width: 1440, height: 900}})
+        await page.goto(url('s2', '/'))
+        await page.waitForSelector('#split-brain', {state: 'visible', timeout: 15_000})
+        const banner = (await page.textContent('#split-brain')) ?? ''
+        assert.match(banner, /dhcp/)
+        assert.match(banner, /\[multiple-leaders\][^\n]*s4/)
+        const artifacts = join(ROOT, 'test-artifacts', 'dashboard')
+        mkdirSync(artifacts, {recursive: true})
+        await page.screenshot({path: join(artifacts, 'lab-split-brain.png')})
+        await store.delete(store.keys.electionView('dhcp', 's4'))
+        await page.waitForSelector('#split-brain', {state: 'hidden', timeout: 15_000})
+      } finally {
+        await browser.close()
+      }
     } finally {
       await store.delete(store.keys.electionView('dhcp', 's4'))
       await store.close()
