@@ -192,6 +192,13 @@ describe('xcluster health on the bootstrapped cluster', {concurrency: false}, ()
         const banner = (await page.textContent('#split-brain')) ?? ''
         assert.match(banner, /dhcp/)
         assert.match(banner, /\[multiple-leaders\][^\n]*s4/)
+        // The lab's own nodes and leaders, as etcd has them.
+        const rows = (body: string) => page.$$eval(`#${body} tr`, (trs) => trs.map((tr) => [...(tr as HTMLTableRowElement).cells].map((c) => (c.textContent ?? '').trim())))
+        await page.waitForFunction(() => document.querySelectorAll('#nodes tr').length === 6, undefined, {timeout: 10_000})
+        assert.deepEqual((await rows('nodes')).map((r) => r[0]).sort(), ['c1', 'f1', 's1', 's2', 's3', 's4'])
+        const dhcpLeader = (await rows('leaders')).find((r) => r[0] === 'dhcp')
+        const etcdSays = JSON.parse((await get(url('s2', '/leaders'), ca)).body) as {service: string; leader: string; token: string}[]
+        assert.deepEqual(dhcpLeader?.slice(1, 3), [etcdSays.find((e) => e.service === 'dhcp')?.leader, etcdSays.find((e) => e.service === 'dhcp')?.token])
         const artifacts = join(ROOT, 'test-artifacts', 'dashboard')
         mkdirSync(artifacts, {recursive: true})
         await page.screenshot({path: join(artifacts, 'lab-split-brain.png')})
