@@ -28,6 +28,8 @@ export const TEST_PACKAGES: readonly string[] = [
   'curl',
   // promtool, Prometheus' own parser and linter of /metrics (test/etcd/health-api.test.ts).
   'prometheus',
+  // ansible-inventory and ansible through the exported inventory plugin (test/etcd/inventory.test.ts, test/lab/inventory.test.ts).
+  'ansible',
   // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
   'chromium',
 ]
