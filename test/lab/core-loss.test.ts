@@ -83,7 +83,10 @@ after(async () => {
 })
 
 describe('losing core node s1 after bootstrap', {concurrency: false}, () => {
-  it('s1 dies (container killed, NIC down): etcd, the admin VIP, DHCP and the CLI carry on on s2 and s3', {timeout: 120_000}, async () => {
+  // 5 minutes: with s1's machine dead, each CLI process pays seconds for every etcd call the
+  // client routes to it (measured: election list 3.5-10 s, the first one after the kill up to
+  // 39 s): the CLI carries on, slowly. Making the client's failover fast is the next step.
+  it('s1 dies (container killed, NIC down): etcd, the admin VIP, DHCP and the CLI carry on on s2 and s3', {timeout: 300_000}, async () => {
     dir = mkdtempSync(join(tmpdir(), 'xct-core-loss-'))
     // SIGKILL to the container's init ends every process in it at once (killing nspawn alone
     // would orphan them); the NIC goes down with the machine.
