@@ -9,8 +9,13 @@ export const settings = {
   etcdCallTimeoutMs: 5000,
   /** How long to keep retrying an UNAVAILABLE etcd before reporting it unreachable. */
   etcdUnavailableRetryMs: 3000,
-  /** How long a failing etcd member is skipped before it is tried again. */
-  etcdMemberBackoffMs: 200,
+  /**
+   * Which etcd members get calls (see MemberGate): a member whose connect does not succeed within
+   * the probe timeout is down; a member that failed is skipped while another is up, for a backoff
+   * that doubles per failure (a restarting member is back in about a second; a dead machine is
+   * probed again every 10 s, never waited on).
+   */
+  etcdMemberGate: {probeTimeoutMs: 3000, backoffMs: 1000, maxBackoffMs: 10_000},
   /** A watch etcd cancelled is re-created after this long, doubling up to the max. */
   etcdWatchRetryMinMs: 100,
   etcdWatchRetryMaxMs: 2000,

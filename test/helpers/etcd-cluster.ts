@@ -15,6 +15,8 @@ export interface EtcdMember {
   stop(signal?: NodeJS.Signals): Promise<void>
   start(): Promise<void>
   readonly running: boolean
+  /** The member's process id while it runs (to freeze it with SIGSTOP, say). */
+  readonly pid: number | undefined
 }
 
 /** A real multi-member etcd cluster on loopback ports, for one test file. */
@@ -150,6 +152,9 @@ function memberProcess(name: string, endpoint: string, argv: string[], logFile?:
     endpoint,
     get running() {
       return proc !== undefined && proc.exitCode === null && proc.signalCode === null
+    },
+    get pid() {
+      return proc?.pid
     },
     async start() {
       const log = logFile ? openSync(logFile, 'a') : 'ignore'

@@ -3,6 +3,7 @@ import type {Etcd3, IStatusResponse} from 'etcd3'
 import {EtcdPermissionDeniedError} from 'etcd3'
 
 import {settings} from '../settings.js'
+import {connectProbe} from './member-gate.js'
 import {EtcdStore, type EtcdConnection} from './store.js'
 
 /** One etcd member as `etcd members` and `etcd health` show it (the --json contract of both). */
@@ -88,6 +89,10 @@ export class MemberEndpoint {
     const started = Date.now()
     const deadline = started + timeoutMs
     const took = () => Date.now() - started
+    // A connect first, that can be given up: gRPC's own connect to a dead machine cannot be
+    // cancelled and would keep the process alive until the kernel gives up (~3 s).
+    const reached = await connectProbe(this.endpoint, timeoutMs)
+    if (!reached.up) return {endpoint: this.endpoint, problem: reached.problem as string, tookMs: took()}
     let status: IStatusResponse
     try {
       status = await this.client.maintenance.status({deadline})
@@ -119,6 +124,8 @@ export async function withMemberEndpoint<R>(connection: EtcdConnection, endpoint
     await member.close()
   }
 }
+
+const sameEndpoint = (a: string, b: string): boolean => a.replace(/^[a-z]+:\/\//, '') === b.replace(/^[a-z]+:\/\//, '')
 
 const probeEndpoint = (connection: EtcdConnection, endpoint: string): Promise<Probe> => withMemberEndpoint(connection, endpoint, (m) => m.probe())
 
@@ -161,7 +168,8 @@ export async function inspectEtcdCluster(connection: EtcdConnection, options: {r
       if (known && !known.problem) return known
       let last: Probe | undefined = known
       for (const url of m.clientURLs ?? []) {
-        const p = await probeEndpoint(connection, url)
+        // A URL a configured endpoint already probed is not probed again (a dead member would cost twice).
+        const p = configured.find((c) => sameEndpoint(c.endpoint, url)) ?? (await probeEndpoint(connection, url))
         if (!p.problem) return p
         last ??= p
       }

@@ -3,12 +3,13 @@ import {readFileSync} from 'node:fs'
 
 import {Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError, isRecoverableError, Range, type IKeyValue, type IOptions} from 'etcd3'
 
-import {circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry} from 'cockatiel'
+import {handleWhen, noop, retry} from 'cockatiel'
 
 import {ExitStatus, XclusterError} from '../errors.js'
 import {settings} from '../settings.js'
 import {KeySchema} from './keys.js'
 import {LeaseKeeper, revokeLease} from './lease-keeper.js'
+import {MemberGate, MemberSkippedError} from './member-gate.js'
 import {decode, watchPrefix, type PrefixWatch, type PrefixWatchHandlers} from './watch.js'
 
 export interface EtcdConnection {
@@ -152,7 +153,7 @@ export class Transaction {
   async commitAt(options: CommitOptions = {}): Promise<CommitResult> {
     const request: TxnRequest = {compare: this.compares.map(toCompare), success: this.ops.map(toRequestOp)}
     const run = async (client: Etcd3) => {
-      const res = await client.kv.txn(request, options.timeoutMs === undefined ? undefined : {deadline: Date.now() + options.timeoutMs})
+      const res = await client.kv.txn(request, options.timeoutMs === undefined ? undefined : attemptDeadline(options.timeoutMs))
       const reads: RawKv[][] = []
       if (res.succeeded) {
         this.ops.forEach((op, i) => {
@@ -285,7 +286,21 @@ function certificateIdentity(certFile: string): string | undefined {
   }
 }
 
+/**
+ * Call options whose deadline is `timeoutMs` from each attempt's start: the client retries a call
+ * on the next member with the same options, and a fixed deadline that the first (dead) member
+ * used up would fail the retry at once ("Deadline exceeded after 0.000s").
+ */
+export function attemptDeadline(timeoutMs: number): {readonly deadline: number} {
+  return {
+    get deadline() {
+      return Date.now() + timeoutMs
+    },
+  }
+}
+
 function isUnavailable(err: unknown): boolean {
+  if (err instanceof MemberSkippedError) return true
   if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError) return true
   const message = String((err as Error)?.message ?? err)
   return /UNAVAILABLE|RST_STREAM|ECONNREFUSED|No connection established|circuit breaker|Broken circuit|deadline/i.test(message)
@@ -304,24 +319,23 @@ export class EtcdStore {
   private readonly hosts: string[]
   private readonly credentials: IOptions['credentials']
   private members?: Etcd3[]
+  private readonly gate: MemberGate
 
   constructor(readonly connection: EtcdConnection) {
     this.keys = new KeySchema(connection.cluster)
     const tls = connection.ca || connection.cert
     this.hosts = connection.endpoints.map((e) => (/^[a-z]+:\/\//.test(e) ? e : `${tls ? 'https' : 'http'}://${e}`))
+    this.gate = new MemberGate(this.hosts, settings.etcdMemberGate)
     const options: IOptions = {
       hosts: this.hosts,
       dialTimeout: settings.etcdCallTimeoutMs,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : {deadline: Date.now() + settings.etcdCallTimeoutMs}),
       // etcd3's default breaker shuts a host out for 5 s after three failures, which turns a
-      // member restart of a few hundred ms into seconds of errors. Skip a failing member only
-      // briefly, try each member once per call, and let call() below do the patient retrying.
+      // member restart of a few hundred ms into seconds of errors, yet sends calls to a dead
+      // member's machine until then, each paying a connect timeout. The gate sends calls to
+      // members whose connection is up (see MemberGate); call() below does the patient retrying.
       faultHandling: {
-        host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), {
-            halfOpenAfter: settings.etcdMemberBackoffMs,
-            breaker: new ConsecutiveBreaker(2),
-          }),
+        host: (host) => this.gate.policy(host),
         global: retry(handleWhen(isRecoverableError), {maxAttempts: Math.max(0, connection.endpoints.length - 1)}),
       },
     }
@@ -359,7 +373,7 @@ export class EtcdStore {
 
   /** Seconds etcd still gives a lease (null when it is gone). */
   async leaseTtl(id: string): Promise<number | null> {
-    const res = await this.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: id}, {deadline: Date.now() + settings.election.callTimeoutMs}))
+    const res = await this.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: id}, attemptDeadline(settings.election.callTimeoutMs)))
     return Number(res.TTL) >= 0 ? Number(res.TTL) : null
   }
 
@@ -502,6 +516,7 @@ export class EtcdStore {
   }
 
   async close(): Promise<void> {
+    this.gate.close()
     this.client.close()
     for (const m of this.members ?? []) m.close()
   }
