@@ -83,10 +83,7 @@ after(async () => {
 })
 
 describe('losing core node s1 after bootstrap', {concurrency: false}, () => {
-  // 5 minutes: with s1's machine dead, each CLI process pays seconds for every etcd call the
-  // client routes to it (measured: election list 3.5-10 s, the first one after the kill up to
-  // 39 s): the CLI carries on, slowly. Making the client's failover fast is the next step.
-  it('s1 dies (container killed, NIC down): etcd, the admin VIP, DHCP and the CLI carry on on s2 and s3', {timeout: 300_000}, async () => {
+  it('s1 dies (container killed, NIC down): etcd, the admin VIP, DHCP and the CLI carry on on s2 and s3', {timeout: 120_000}, async () => {
     dir = mkdtempSync(join(tmpdir(), 'xct-core-loss-'))
     // SIGKILL to the container's init ends every process in it at once (killing nspawn alone
     // would orphan them); the NIC goes down with the machine.
@@ -137,9 +134,15 @@ describe('losing core node s1 after bootstrap', {concurrency: false}, () => {
     assert.match(ip ?? '', /^10\.0\.0\.(5[1-9]|6\d|70)$/)
     assert.equal(server, CORE_IPS[leader], `answered by ${server}, the leader is ${leader}`)
 
-    // The operator's commands work without s1.
+    // The operator's commands work without s1, and do not wait on its dead machine (the etcd
+    // client sends calls to members whose connection is up: test/etcd/member-gate.test.ts).
+    let started = Date.now()
     const nodes = ok(await admin(['node', 'list', '--json']), 'node list').json<{name: string; state: string}[]>()
     assert.ok(nodes.some((n) => n.name === 's2' && n.state === 'ready'))
+    const nodeListMs = Date.now() - started
+    started = Date.now()
+    ok(await admin(['status', '--json']), 'status')
+    console.log(`# s1 lost: node list ${nodeListMs} ms, status ${Date.now() - started} ms (status waits out s1's ${1500} ms member probe)`)
   })
 
   it('s1 boots again and rejoins by itself: a healthy three-member etcd, serve campaigning, the VIP on one core node', {timeout: 180_000}, async () => {
