@@ -3,7 +3,7 @@ import {join} from 'node:path'
 import {Flags} from '@oclif/core'
 
 import {confirmFlag} from '../flags.js'
-import {DEFAULT_UPDATE_SELECTOR, planUpdate, runUpdate, type UpdatePlan, type UpdateResult} from '../lib/actions/update.js'
+import {assertPlanAccepted, DEFAULT_UPDATE_SELECTOR, planUpdate, runUpdate, type UpdatePlan, type UpdateResult} from '../lib/actions/update.js'
 import {describeRun} from '../lib/output/run-summary.js'
 import {settings} from '../lib/settings.js'
 import {TaskCommand} from '../task-command.js'
@@ -45,6 +45,7 @@ Refused before anything changes when a batch would cost etcd its quorum, leave a
     }
     const plan = await planUpdate(this.store(), options)
     for (const line of describePlan(plan)) this.say(line)
+    assertPlanAccepted(plan)
     if (!this.dryRun) await this.confirm(`Update ${plan.order.length} node(s) in ${plan.batches.length} batch(es), draining each batch in turn?`)
     const result = await runUpdate(this.store(), plan, options)
     for (const line of describeRun(result.run)) this.say(line)

@@ -67,8 +67,9 @@ export interface UpdateResult {
 const FINAL_PHASE = 'mark-ready'
 
 /**
- * Plans the update and refuses it (nothing changed) when a batch would break etcd quorum, leave
- * an elected service without a candidate, or stop OSDs Ceph cannot spare. On --resume the run's
+ * Plans the update: the batches and, for each, whether it would break etcd quorum, leave an
+ * elected service without a candidate, or stop OSDs Ceph cannot spare (assertPlanAccepted
+ * refuses such a plan). Refuses unknown or unready nodes and bad selectors. On --resume the run's
  * own nodes, in its order, are planned again, and the batches it finished are skipped.
  */
 export async function planUpdate(store: EtcdStore, options: UpdateOptions): Promise<UpdatePlan> {
@@ -107,22 +108,29 @@ export async function planUpdate(store: EtcdStore, options: UpdateOptions): Prom
     for (const [i, batch] of names.entries()) {
       batches.push(finished.includes(i + 1) ? {index: i + 1, nodes: batch, checks: []} : await checkBatch(i + 1, batch, spec, reads, sshOf))
     }
-    const plan: UpdatePlan = {playbook: options.playbook ?? DEFAULT_UPDATE_PLAYBOOK, serial: options.serial, order, batches, ...(resume ? {resume} : {})}
-    const refused = refusedChecks(batches)
-    if (refused.length > 0) {
-      const first = refused[0]!
-      throw new XclusterError(
-        `Update refused; nothing was changed:\n${refused.map(({batch, check}) => `  batch ${batch.index} (${batch.nodes.join(', ')}): ${check.check}: ${check.observed}`).join('\n')}`,
-        {code: REFUSAL_CODES[first.check.check], exit: ExitStatus.precondition, suggestion: first.check.fix, details: plan},
-      )
-    }
-    return plan
+    return {playbook: options.playbook ?? DEFAULT_UPDATE_PLAYBOOK, serial: options.serial, order, batches, ...(resume ? {resume} : {})}
   } finally {
     await pool.closeAll()
   }
 }
 
 const REFUSAL_CODES = {quorum: 'DRAIN_BREAKS_QUORUM', candidates: 'DRAIN_LEAVES_NO_CANDIDATE', ceph: 'CEPH_NOT_OK_TO_STOP'} as const
+
+/** Refuses a plan with a refused check (exit 3, nothing changed), naming every one and the first fix. */
+export function assertPlanAccepted(plan: UpdatePlan): void {
+  const refused = refusedChecks(plan.batches)
+  if (refused.length === 0) return
+  const first = refused[0]!
+  throw new XclusterError(
+    `Update refused; nothing was changed:\n${refused.map(({batch, check}) => `  batch ${batch.index} (${batch.nodes.join(', ')}): ${check.check}: ${check.observed}`).join('\n')}`,
+    {
+      code: REFUSAL_CODES[first.check.check],
+      exit: ExitStatus.precondition,
+      suggestion: first.check.fix,
+      details: plan,
+    },
+  )
+}
 
 /**
  * On a phase's failure, the reason is kept on the node it leaves draining or drained, so
