@@ -1,4 +1,4 @@
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
 
 import {Flags} from '@oclif/core'
 
@@ -40,7 +40,8 @@ Refused before anything changes when a batch would cost etcd its quorum, leave a
       ...this.taskOptions(),
       selector: this.flags.nodes,
       serial: this.flags.serial,
-      playbook: this.flags.playbook,
+      // Absolute: ansible-playbook runs in the exported inventory's directory.
+      playbook: this.flags.playbook && resolve(this.flags.playbook),
       executable: join(this.config.root, 'bin', 'run.js'),
     }
     const plan = await planUpdate(this.store(), options)

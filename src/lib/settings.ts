@@ -92,6 +92,8 @@ export const settings = {
     /** How long an undrained core node's serve may take to campaign again in its elections. */
     rejoinTimeoutMs: 60_000,
     pollMs: 1000,
+    /** Inventory exports (ssh-keyscan of the pinned keys) before a batch whose node did not answer the scan is given up on. */
+    keyscanAttempts: 5,
   },
   /**
    * A running run holds a lock key under a lease of this TTL, kept alive by its process: a

@@ -200,7 +200,7 @@ describe('xcluster update: plan, refusals and a rolling run against real etcd, s
 
   it('a playbook failing on the second node stops the run there: the first back to ready, the second drained with the reason, the third untouched; --resume finishes it', async () => {
     const f1Before = await record('f1')
-    const r = await cli(['update', '--nodes', 's4,c1,f1', '--playbook', join(dir, 'failing.yml'), '--yes'])
+    const r = await cli(['update', '--nodes', 's4,c1,f1', '--playbook', 'failing.yml', '--yes'])
     assert.equal(r.code, 4, `${r.stderr}${r.stdout}`)
     assert.match(r.stderr, /c1 \(phase playbook\): the playbook failed on c1: failed: broken on c1/)
     const resume = /Try this: Fix the cause, then continue with: (xcluster update .* --resume (\S+))$/m.exec(r.stderr)
@@ -227,7 +227,7 @@ describe('xcluster update: plan, refusals and a rolling run against real etcd, s
 
     // Fixed: the resume starts at c1's batch; s4 is not drained again.
     const s4History = s4.history!.length
-    const resumed = await cli(['update', '--nodes', 's4,c1,f1', '--playbook', join(dir, 'failing.yml'), '--yes', '--resume', runId, '--json'], {XCT_FIXED: '1'})
+    const resumed = await cli(['update', '--nodes', 's4,c1,f1', '--playbook', 'failing.yml', '--yes', '--resume', runId, '--json'], {XCT_FIXED: '1'})
     assert.equal(resumed.code, 0, `${resumed.stderr}${resumed.stdout}`)
     const result = resumed.json<UpdateResult>()
     assert.deepEqual(

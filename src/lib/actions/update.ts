@@ -225,8 +225,7 @@ export async function runUpdate(store: EtcdStore, plan: UpdatePlan, options: Upd
     )
   } finally {
     await pool.closeAll()
-    const workspace = await ctx.workspace?.catch(() => undefined)
-    if (workspace) rmSync(workspace.dir, {recursive: true, force: true})
+    if (ctx.workspaceDir) rmSync(ctx.workspaceDir, {recursive: true, force: true})
   }
   const failed = new Set(run.hosts.filter((h) => h.status === 'failed').map((h) => h.name))
   const earlier = new Set(plan.resume?.finishedBatches ?? [])

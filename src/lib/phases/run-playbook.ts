@@ -22,13 +22,18 @@ export const runPlaybookPhase: Phase<NodeHost, UpdateRunContext> = {
     const outcome = await ctx.wet(host, what, () => {
       let run = ctx.playbookRuns.get(index)
       if (!run) {
-        ctx.workspace ??= prepareAnsible(ctx.store, mkdtempSync(join(tmpdir(), 'xcluster-update-')), ctx.update.executable, ctx.update.access)
-        run = ctx.workspace.then((workspace) =>
-          runPlaybook(workspace, ctx.update.playbook, batch, String(index + 1), (line) => {
+        const dir = (ctx.workspaceDir ??= mkdtempSync(join(tmpdir(), 'xcluster-update-')))
+        // Exported again before each batch: the pins as etcd holds them now.
+        run = prepareAnsible(ctx.store, dir, ctx.update.executable, ctx.update.access, batch).then(async (workspace) => {
+          const unknown = batch.filter((n) => workspace.refused.has(n))
+          const outcome = await runPlaybook(workspace, ctx.update.playbook, batch, String(index + 1), (line) => {
             // Ansible's task headers are the progress worth a line.
             if (line.startsWith('TASK [') || line.startsWith('PLAY [')) for (const name of batch) ctx.note({name}, line.replace(/\s*\*+$/, ''))
-          }),
-        )
+          })
+          // Ansible refused them for want of a key: say why there was none.
+          for (const n of unknown) outcome.failures.set(n, `no pinned host key in known_hosts (${workspace.refused.get(n)}): see xcluster inventory export DIR`)
+          return outcome
+        })
         ctx.playbookRuns.set(index, run)
       }
       return run

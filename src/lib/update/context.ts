@@ -5,7 +5,7 @@ import {NodeRunContext, type NodeHost} from '../phases/context.js'
 import type {ClusterSpec} from '../spec/types.js'
 import type {HostKeyStore, HostPool} from '../ssh/index.js'
 import type {UpdateBatch} from './plan.js'
-import type {AnsibleWorkspace, PlaybookOutcome} from './playbook.js'
+import type {PlaybookOutcome} from './playbook.js'
 
 /** What a rolling update's phases share besides a node action's state. */
 export interface UpdateSettings {
@@ -27,8 +27,8 @@ export class UpdateRunContext extends NodeRunContext {
   readonly candidacies = new Map<string, string[]>()
   /** Per batch index: its playbook run (one per batch, shared by its hosts). */
   readonly playbookRuns = new Map<number, Promise<PlaybookOutcome>>()
-  /** The exported inventory, made on the first playbook run. */
-  workspace?: Promise<AnsibleWorkspace>
+  /** Where the inventory is exported for Ansible (made on the first playbook run, removed after the run). */
+  workspaceDir?: string
   /** Nodes this run brought back to ready. */
   readonly updated = new Set<string>()
 

@@ -76,11 +76,20 @@ export interface AnsibleWorkspace {
   refused: Map<string, string>
 }
 
-/** Exports xcluster's inventory into `dir` (as `xcluster inventory export` does). */
-export async function prepareAnsible(store: EtcdStore, dir: string, executable: string, access: InventoryAccess): Promise<AnsibleWorkspace> {
-  const plan = await planInventoryExport(store, {dir, connection: store.connection, executable, access})
-  writeInventoryExport(plan)
-  return {dir: plan.dir, refused: new Map(plan.hosts.filter((h) => h.status !== 'written').map((h) => [h.node, h.status]))}
+/**
+ * Exports xcluster's inventory into `dir` (as `xcluster inventory export` does), again while a
+ * node of `batch` has no key in known_hosts because it did not answer the scan (a busy sshd drops
+ * connections): a node presenting a key that is not pinned is refused at once, never retried.
+ */
+export async function prepareAnsible(store: EtcdStore, dir: string, executable: string, access: InventoryAccess, batch: readonly string[]): Promise<AnsibleWorkspace> {
+  for (let attempt = 1; ; attempt++) {
+    const plan = await planInventoryExport(store, {dir, connection: store.connection, executable, access})
+    writeInventoryExport(plan)
+    const refused = new Map(plan.hosts.filter((h) => h.status !== 'written').map((h) => [h.node, h.status]))
+    const unanswered = batch.some((n) => refused.get(n) === 'unreachable')
+    if (!unanswered || attempt >= settings.update.keyscanAttempts) return {dir: plan.dir, refused}
+    await new Promise((r) => setTimeout(r, settings.update.pollMs))
+  }
 }
 
 /**
