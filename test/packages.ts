@@ -30,6 +30,8 @@ export const TEST_PACKAGES: readonly string[] = [
   'prometheus',
   // ansible-inventory and ansible through the exported inventory plugin (test/etcd/inventory.test.ts, test/lab/inventory.test.ts).
   'ansible',
+  // ansible-lint on the shipped playbooks (test/unit/ansible-playbooks.test.ts).
+  'ansible-lint',
   // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
   'chromium',
 ]

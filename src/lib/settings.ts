@@ -85,6 +85,21 @@ export const settings = {
     rbd: 'rbd',
     commandTimeoutMs: 10_000,
   },
+  /** `xcluster update`: the rolling update. */
+  update: {
+    /** Nodes per batch (`--serial`). */
+    serial: 1,
+    ansiblePlaybook: 'ansible-playbook',
+    /** One batch's playbook run at most (package upgrades and a reboot). */
+    playbookTimeoutMs: 60 * 60_000,
+    /** How long a node may take to answer SSH and be healthy again after its playbook (a reboot). */
+    backTimeoutMs: 15 * 60_000,
+    /** How long an undrained core node's serve may take to campaign again in its elections. */
+    rejoinTimeoutMs: 60_000,
+    pollMs: 1000,
+    /** Inventory exports (ssh-keyscan of the pinned keys) before a batch whose node did not answer the scan is given up on. */
+    keyscanAttempts: 5,
+  },
   /**
    * A running run holds a lock key under a lease of this TTL, kept alive by its process: a
    * `--resume` of that run elsewhere is refused while it lives, and allowed this long after the

@@ -60,6 +60,8 @@ const INVOCATIONS: Record<string, string[][]> = {
   'node:remove': [['f1'], ['s3', '--force']],
   'node:repin': [['s1', '--fingerprint', 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']],
   'node:undrain': [['f1']],
+  // Every ready node (the default: f1 is drained there), and the core nodes one at a time.
+  update: [[], ['--nodes', 'type=core', '--serial', '1']],
 }
 
 /**

@@ -15,6 +15,27 @@ import {runOnNodes, type NodeActionOptions} from './node-run.js'
 /** Core nodes that count towards etcd quorum: those not on their way out. */
 const QUORUM_STATES: readonly NodeRecord['state'][] = ['ready', 'provisioning', 'registered']
 
+/** etcd's quorum with `leaving` down: every core node not removed is a member. */
+export interface QuorumAfterDrain {
+  members: number
+  upAfterDrain: number
+  needed: number
+  /** Other core nodes already down (not counted as up). */
+  down: string[]
+}
+
+/** The quorum rule of a drain, for one node or a batch drained together. Pure. */
+export function quorumAfterDrain(nodes: readonly NodeRecord[], leaving: readonly string[]): QuorumAfterDrain {
+  const core = nodes.filter((n) => n.type === 'core' && n.state !== 'removed')
+  const others = core.filter((n) => !leaving.includes(n.name))
+  return {
+    members: core.length,
+    upAfterDrain: others.filter((n) => QUORUM_STATES.includes(n.state)).length,
+    needed: Math.floor(core.length / 2) + 1,
+    down: others.filter((n) => !QUORUM_STATES.includes(n.state)).map((n) => n.name),
+  }
+}
+
 export interface DrainPreflight {
   node: string
   type: NodeRecord['type']
@@ -29,13 +50,10 @@ export async function drainPreflight(store: EtcdStore, name: string): Promise<Dr
   const node = await registry.require(name)
   const result: DrainPreflight = {node: name, type: node.type, state: node.state}
   if (node.type === 'core') {
-    const core = (await registry.list()).filter((n) => n.type === 'core' && n.state !== 'removed')
-    const upAfterDrain = core.filter((n) => n.name !== name && QUORUM_STATES.includes(n.state)).length
-    const needed = Math.floor(core.length / 2) + 1
-    result.quorum = {members: core.length, upAfterDrain, needed}
+    const {members, upAfterDrain, needed, down} = quorumAfterDrain(await registry.list(), [name])
+    result.quorum = {members, upAfterDrain, needed}
     if (upAfterDrain < needed) {
-      const down = core.filter((n) => n.name !== name && !QUORUM_STATES.includes(n.state)).map((n) => n.name)
-      throw new XclusterError(`Draining core node ${name} would leave ${upAfterDrain} of ${core.length} core nodes up; etcd needs ${needed} for quorum.`, {
+      throw new XclusterError(`Draining core node ${name} would leave ${upAfterDrain} of ${members} core nodes up; etcd needs ${needed} for quorum.`, {
         code: 'DRAIN_BREAKS_QUORUM',
         exit: ExitStatus.precondition,
         suggestion: `Bring ${down.join(', ')} back to ready first, then drain this one: xcluster node undrain ${down[0]}`,

@@ -10,3 +10,13 @@ export async function osdsOnNode(ssh: SshHost, node: string): Promise<number[]> 
   if ((await ssh.exec(cephHere)).code !== 0) return []
   return JSON.parse((await ssh.run(`ceph osd ls-tree ${node} --format json`, {sudo: true})).stdout || '[]') as number[]
 }
+
+/**
+ * Ceph's own verdict on stopping these OSDs together (`ceph osd ok-to-stop`, what cephadm asks
+ * before an upgrade restarts them): ok when no placement group would become unavailable.
+ */
+export async function osdsOkToStop(ssh: SshHost, ids: readonly number[]): Promise<{ok: boolean; message: string}> {
+  const res = await ssh.exec(`ceph osd ok-to-stop ${ids.join(' ')}`, {sudo: true})
+  const message = (res.code === 0 ? res.stdout : res.stderr || res.stdout).trim().split('\n').pop() ?? ''
+  return {ok: res.code === 0, message}
+}

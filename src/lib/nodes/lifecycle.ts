@@ -9,7 +9,8 @@ export const TRANSITIONS: Readonly<Record<NodeState, readonly NodeState[]>> = {
   provisioning: ['ready', 'failed', 'provisioning'],
   ready: ['provisioning', 'draining', 'failed'],
   draining: ['drained', 'failed', 'ready', 'draining'],
-  drained: ['ready', 'provisioning', 'removed'],
+  // drained → drained records why a node stays drained (a rolling update that failed on it).
+  drained: ['ready', 'provisioning', 'removed', 'drained'],
   failed: ['provisioning', 'draining', 'removed', 'ready'],
   removed: [],
 }

@@ -26,6 +26,8 @@ export class NodeRunContext extends RunContext<NodeHost> {
   readonly facts = new Map<string, HostFacts>()
   /** Leaderships, VIPs and OSDs per node (drain's preflight). */
   readonly holdings = new Map<string, Holdings>()
+  /** Per node, the nodes drained together with it (itself included): leaderships move to none of them. */
+  readonly drainedTogether = new Map<string, readonly string[]>()
 
   constructor(
     hosts: NodeHost[],

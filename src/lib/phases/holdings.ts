@@ -22,7 +22,9 @@ export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
   readOnly: true,
   async run(ctx, host) {
     const elections = await listElections(ctx.store, ctx.spec)
-    const leaderships = elections.filter((e) => e.leader === host.name && e.token).map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => c !== host.name)}))
+    // Peers outside the nodes going down with this one (a rolling update's batch).
+    const together = ctx.drainedTogether.get(host.name) ?? [host.name]
+    const leaderships = elections.filter((e) => e.leader === host.name && e.token).map((e) => ({service: e.service, token: e.token!, peers: e.candidates.filter((c) => !together.includes(c))}))
     const ssh = await ctx.ssh(host)
     const addresses = ipv4Addresses((await ssh.run('ip -o -4 addr show')).stdout)
     const vips = declaredVips(ctx.spec)

@@ -3,15 +3,19 @@ import type {NodeState} from '../nodes/record.js'
 import type {Phase} from '../tasks/phase.js'
 import type {NodeHost, NodeRunContext} from './context.js'
 
-/** A phase that moves each node to `to` when it is in one of `from` (a no-op otherwise). */
-export function markStatePhase(id: string, title: string, from: readonly NodeState[], to: NodeState): Phase<NodeHost, NodeRunContext> {
+/**
+ * A phase that moves each node to `to` when it is in one of `from` (a no-op otherwise), with the
+ * reason `reason` gives (kept on the record while it is draining, drained or failed).
+ */
+export function markStatePhase(id: string, title: string, from: readonly NodeState[], to: NodeState, reason?: (ctx: NodeRunContext) => string | undefined): Phase<NodeHost, NodeRunContext> {
   return {
     id,
     title,
     async run(ctx, host) {
       if (!from.includes(host.node.state)) return
+      const why = reason?.(ctx)
       await ctx.wet(host, `set state ${to}`, async () => {
-        host.node = await transitionNode(ctx.store, host.name, to, {from})
+        host.node = await transitionNode(ctx.store, host.name, to, {from, ...(why ? {reason: why} : {})})
       })
     },
   }

@@ -27,6 +27,13 @@ export class HostPool {
     return connecting
   }
 
+  /** Closes and forgets a host's connection (it rebooted: the next request connects afresh). */
+  async drop(name: string): Promise<void> {
+    const pending = this.connections.get(name)
+    this.connections.delete(name)
+    await (await pending?.catch(() => undefined))?.close()
+  }
+
   /** Number of hosts with a pooled (or connecting) connection. */
   get size(): number {
     return this.connections.size

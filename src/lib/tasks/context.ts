@@ -12,6 +12,8 @@ export class RunContext<H extends TaskHost = TaskHost> {
   readonly changes = new Map<string, number>()
   /** Where a phase's progress line for a host goes (the task list's line for it), set by the runner. */
   readonly notes = new Map<string, (line: string) => void>()
+  /** The steps (`phase/host`) an earlier attempt of a resumed run finished, set by the runner. */
+  readonly finishedEarlier = new Set<string>()
 
   constructor(
     readonly hosts: H[],

@@ -20,6 +20,11 @@ export interface RunOptions {
   resume?: string
   /** Told the run's id as soon as its record exists (a phase may need it: bootstrap moves and hands over its run). */
   onRecord?: (id: string) => void
+  /**
+   * Ansible's max_fail_percentage 0: once any host failed, no later phase starts on any host (a
+   * rolling update leaves the rest untouched). By default the other hosts go on.
+   */
+  stopAtFirstFailure?: boolean
 }
 
 export interface HostOutcome {
@@ -61,6 +66,7 @@ export async function runPhases<H extends TaskHost, C extends RunContext<H>>(pha
       ctx.hosts.map((h) => h.name),
     )
   if (record) options.onRecord?.(record.id)
+  for (const mark of done) ctx.finishedEarlier.add(mark)
   try {
     return await runStarted(phases, ctx, options, concurrency, journal, record, done)
   } finally {
@@ -91,6 +97,7 @@ async function runStarted<H extends TaskHost, C extends RunContext<H>>(
     title: phase.title,
     skip: async () => (phase.shouldRun ? !(await phase.shouldRun(ctx)) : false),
     task: (_: unknown, task) => {
+      if (options.stopAtFirstFailure && failed.size > 0) return task.skip(`not started: ${[...failed.keys()].join(', ')} failed`)
       const all = phase.hosts?.(ctx) ?? ctx.hosts
       const targets = all.filter((h) => !failed.has(h.name))
       if (phase.requiresAll && targets.length < all.length) {
