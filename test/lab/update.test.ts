@@ -139,7 +139,7 @@ describe('rolling update of the lab cluster', {concurrency: false}, () => {
     const runsBefore = await store.listJson(store.keys.runsPrefix())
     const r = ok(await admin(['update', '--nodes', 'type=core', '--dry-run', '--json']), 'update --dry-run')
     const result = r.json<UpdateResult>()
-    const members = ok(await admin(['etcd', 'members', '--json']), 'etcd members').json<{name: string; isLeader: boolean}[]>()
+    const {members} = ok(await admin(['etcd', 'members', '--json']), 'etcd members').json<{members: {name: string; isLeader: boolean}[]}>()
     assert.equal(result.plan.order.at(-1), members.find((m) => m.isLeader)?.name, 'the etcd leader goes last')
     assert.deepEqual([...result.plan.order].sort(), CORE)
     assert.deepEqual(await Promise.all(CORE.map(record)), nodesBefore)
