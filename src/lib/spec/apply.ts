@@ -35,6 +35,8 @@ export interface ApplyPlan {
   cluster: string
   spec: ClusterSpec
   specSha256: string
+  /** The spec as the parts it is stored in (checked for size before anything is read or written). */
+  parts: Buffer[]
   specChanged: boolean
   /** Mod revision of the stored spec pointer when planned; null when no spec was stored. */
   specRevision: string | null
@@ -71,6 +73,8 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
       suggestion: `Re-run with --cluster ${spec.cluster}, or change cluster: in the spec.`,
     })
   }
+  // A spec too large is refused before anything is read, and --dry-run says so too.
+  const parts = splitSpec(spec)
   // The stored spec itself is needed only to overlay an unfinished fold: its digest says whether it changes.
   const view = await readClusterView(store, {spec: 'while-folding', nodes: 'all', macs: true})
   const sha = specSha256(spec)
@@ -80,6 +84,7 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
     cluster: spec.cluster,
     spec,
     specSha256: sha,
+    parts,
     specChanged,
     specRevision: view.family.pointer?.modRevision ?? null,
     pointer: view.family.pointer?.value ?? null,
@@ -104,9 +109,8 @@ export function changesRegistered(plan: ApplyPlan): boolean {
  */
 export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Date()): Promise<ApplyOutcome> {
   if (!plan.changed && plan.folded) return {committed: false, finishedEarlierFold: false}
-  // Checked before anything is written: a spec too large is refused whole. A spec stored before
-  // generations is staged as one even when unchanged.
-  const parts = plan.specChanged || plan.pointer === null ? splitSpec(plan.spec) : undefined
+  // A spec stored before generations is staged as one even when unchanged.
+  const parts = plan.specChanged || plan.pointer === null ? plan.parts : undefined
   const generation = parts ? newGeneration() : (plan.generation as string)
   // A plan whose fold is unfinished is checked again after the fold; a folded one is checked by the claim itself.
   const claim = await ApplyClaim.take(store, generation, (txn) => (plan.folded ? guardPlan(txn, store, plan) : txn), conflict)
@@ -123,13 +127,24 @@ export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Dat
     const pointerRevision = await commit(store, claim, current, generation, parts, now)
     if (diffWrites(current)) {
       // Against the plan's revisions, which the commit proved current: no read needed first.
-      await writeDiff(store, current, pointerRevision, now.toISOString())
-      await finishFold(store)
+      const written = await writeDiff(store, current, pointerRevision, now.toISOString())
+      if (!written || !(await sealOwnFold(store, pointerRevision))) await finishFold(store)
     }
     return {committed: true, finishedEarlierFold}
   } finally {
     await claim.release()
   }
+}
+
+/**
+ * Ends the fold this apply committed, without reading it back, when every one of its writes was
+ * applied: each compared the row it replaced as of the plan, which the commit proved current, and
+ * nothing else writes type, MAC or IP or MAC bindings while a fold is unfinished (node writers
+ * finish it first; a state change is not part of the diff).
+ */
+async function sealOwnFold(store: EtcdStore, pointerRevision: string): Promise<boolean> {
+  const k = store.keys
+  return store.transaction().ifUnchanged(k.spec(), pointerRevision).ifUnchanged(k.specFold(), pointerRevision).delete(k.specFold()).commit()
 }
 
 /** The parts, a few per transaction (settings.specApply.txnBytes), under the claim's lease: invisible until the commit. */

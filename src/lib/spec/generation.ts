@@ -78,17 +78,26 @@ export function splitSpec(spec: ClusterSpec): Buffer[] {
   }
   const parts = chunks.map((nodes, i) => Buffer.from(JSON.stringify(i === 0 ? {...spec, nodes} : {nodes})))
   const total = parts.reduce((sum, p) => sum + p.length, 0)
-  if (head > limit || total > settings.specApply.maxSpecBytes) {
+  if (head > limit) {
+    throw new XclusterError(`What the spec holds besides its nodes is ${kib(head)} of JSON; xcluster stores at most ${kib(limit)} of it.`, {
+      code: 'SPEC_TOO_LARGE',
+      exit: ExitStatus.precondition,
+      suggestion: 'Shorten what is not nodes (services, packages, pxe): e.g. move long start: commands into scripts or units on the nodes.',
+      details: {bytes: head, limit},
+    })
+  }
+  if (total > settings.specApply.maxSpecBytes) {
     throw new XclusterError(`The spec is ${mib(total)} of JSON (${spec.nodes.length} nodes); xcluster stores at most ${mib(settings.specApply.maxSpecBytes)}.`, {
       code: 'SPEC_TOO_LARGE',
       exit: ExitStatus.precondition,
-      suggestion: head > limit ? `Shorten what is not nodes (services, packages, pxe): it must fit in ${mib(limit)}.` : 'Split the machines into several clusters (each its own --cluster and spec).',
+      suggestion: 'Split the machines into several clusters (each its own --cluster and spec).',
       details: {bytes: total, nodes: spec.nodes.length, limit: settings.specApply.maxSpecBytes},
     })
   }
   return parts
 }
 
+const kib = (bytes: number): string => `${Math.ceil(bytes / 1024)} KiB`
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
 /** The spec from its parts, in order; SPEC_CORRUPT when they do not make the generation the pointer names. */
