@@ -158,6 +158,7 @@ async function stage(store: EtcdStore, claim: ApplyClaim, generation: string, pa
       bytes += parts[i]!.length
       i++
     } while (i < parts.length && bytes + parts[i]!.length <= settings.specApply.txnBytes && txn.size < settings.etcdMaxTxnOps)
+    // No compares: it applies or throws (a lease that ended makes etcd refuse it).
     await txn.commit()
   }
 }
@@ -194,7 +195,9 @@ async function commit(store: EtcdStore, claim: ApplyClaim, plan: ApplyPlan, gene
 /**
  * The state the plan was made against is unchanged: the pointer (no other apply committed), no
  * unfinished fold, and nothing under nodes/ or macs/ created or changed since the plan's read:
- * four compares however many nodes.
+ * four compares however many nodes. A range compare does not see a deleted key; xcluster never
+ * deletes a node record, and deletes a MAC binding only together with a write of its node's
+ * record (node remove), which it does see.
  */
 function guardPlan(txn: Transaction, store: EtcdStore, plan: ApplyPlan): Transaction {
   const k = store.keys

@@ -39,6 +39,8 @@ export class ApplyClaim {
         if (applied) return new ApplyClaim(lease, revision)
         const [held] = (await store.transaction().get(key).commitAt()).reads[0] ?? []
         if (!held) throw stale()
+        // Our own claim: the answer of its commit was lost and the retry found it in place.
+        if (held.lease === lease.id) return new ApplyClaim(lease, held.createRevision)
         const holder = held.value as ApplyClaimRecord
         if (holder.host === record.host && !processAlive(holder.pid)) {
           // Its process is gone: its lease would only keep others waiting for the TTL.
