@@ -13,9 +13,8 @@
  * method and etcd_mvcc_range_total, which also counts the reads inside transactions), at a tenth
  * of the nodes and at all of them: no read per node, only one more per page of 500 keys.
  *
- * The cluster is what a real one holds: a spec of 10 services and the nodes applied with
- * `xcluster config apply` (in steps, as one apply is one etcd transaction of at most 128
- * operations), the nodes moved through their lifecycle (most ready, some failed, drained or
+ * The cluster is what a real one holds: a spec of 10 services and the nodes (test/helpers/large-spec.ts)
+ * applied with `xcluster config apply` (once per checkpoint), the nodes moved through their lifecycle (most ready, some failed, drained or
  * still registered), DHCP leases granted by the lease allocator to 30 % of them, and three real
  * `xcluster serve --elect` daemons (s1, s2, s3) campaigning for all 10 services.
  * Real etcd (Debian etcd-server) on loopback and etcdctl (etcd-client); build first.
@@ -23,7 +22,7 @@
  *   npx tsx bench/status.ts [nodes=1000] [repeats=10]
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -35,15 +34,14 @@ import {transitionNode} from '../src/lib/nodes/lifecycle.js'
 import type {NodeState} from '../src/lib/nodes/record.js'
 import {settings} from '../src/lib/settings.js'
 import {BIN, ROOT, xcluster} from '../test/helpers/cli.js'
-import {Daemon, daemonRunDir, sleep, until, writeSpec} from '../test/helpers/election-harness.js'
+import {Daemon, daemonRunDir, sleep, until} from '../test/helpers/election-harness.js'
 import {startEtcdRetrying} from '../test/helpers/etcd-cluster.js'
+import {CORE_NODES, largeSpecNodes, largeSpecYaml, type GeneratedNode} from '../test/helpers/large-spec.js'
 
 const nodeCount = Number(process.argv[2] ?? 1000)
 const repeats = Number(process.argv[3] ?? 10)
 const SERVICES = ['postgres', 'redis', 'minio', 'grafana', 'prometheus', 'registry', 'ldap', 'mqtt', 'gitea', 'vault']
-const CORE = ['s1', 's2', 's3']
-/** Nodes per `config apply`: each adds two puts and two compares to the one transaction (limit 128). */
-const APPLY_STEP = Math.floor((settings.etcdMaxTxnOps - 1) / 2)
+const CORE = CORE_NODES
 /** Status calls per request count: processes, library calls. */
 const COUNT_CALLS = {cli: 3, lib: 5}
 /**
@@ -61,53 +59,19 @@ if (!Number.isInteger(nodeCount) || nodeCount < 30 || nodeCount > 2000 || !Numbe
   process.exit(2)
 }
 
-interface BenchNode {
-  name: string
-  mac: string
-  ip?: string
+interface BenchNode extends GeneratedNode {
   /** What the bench makes of it after the apply. */
   state: NodeState
   leased: boolean
 }
 
-/** 3 core nodes with fixed IPs, then 5 % storage, 2 % frontend, the rest compute, all by DHCP. */
+/** The generated nodes: the 3 core ones ready with fixed IPs, the rest mostly ready, some failed, drained or still registered, 30 % leased. */
 function benchNodes(total: number): BenchNode[] {
-  const storage = Math.round(total * 0.05)
-  const frontend = Math.round(total * 0.02)
-  const names = [
-    ...CORE,
-    ...Array.from({length: storage}, (_, i) => `s${i + 4}`),
-    ...Array.from({length: frontend}, (_, i) => `f${i + 1}`),
-    ...Array.from({length: total - 3 - storage - frontend}, (_, i) => `c${i + 1}`),
-  ]
-  return names.map((name, i) => {
-    const mac = `02:58:44:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`
-    if (i < CORE.length) return {name, mac, ip: `10.68.0.${i + 2}`, state: 'ready', leased: false}
+  return largeSpecNodes(total).map((n, i) => {
+    if (i < CORE.length) return {...n, state: 'ready', leased: false}
     const state: NodeState = i % 50 === 7 ? 'failed' : i % 70 === 11 ? 'drained' : i % 40 === 13 ? 'registered' : 'ready'
-    return {name, mac, state, leased: i % 10 >= 7}
+    return {...n, state, leased: i % 10 >= 7}
   })
-}
-
-/** A /16, so 1,000 nodes fit their types' DHCP ranges; the 10 services' VIPs outside every range. */
-function specBase(nodes: BenchNode[]): string {
-  const row = (n: BenchNode) => `  - {name: ${n.name}, mac: "${n.mac}"${n.ip ? `, ip: ${n.ip}` : ''}}`
-  return `cluster: xcluster
-network:
-  subnet: 10.68.0.0/16
-  gateway: 10.68.0.1
-  dns: [10.68.0.1]
-  domain: xcluster.lan
-  adminVip: 10.68.0.254
-  ranges:
-    core: 10.68.0.2-10.68.0.10
-    storage: 10.68.1.1-10.68.1.250
-    frontend: 10.68.2.1-10.68.2.250
-    compute: 10.68.4.1-10.68.11.254
-    discovery: 10.68.16.1-10.68.16.250
-ssh: {user: root, key: ~/.ssh/id_ed25519}
-nodes:
-${nodes.map(row).join('\n')}
-`
 }
 
 const servicesYaml = SERVICES.map((s, i) => `  - {name: ${s}, ttl: ${TTL}, start: 'true', stop: 'true', nodes: [${CORE.join(', ')}], vip: 10.68.0.${240 + i}}\n`).join('')
@@ -216,20 +180,18 @@ const keysUnderPrefix = async (): Promise<number> =>
   Number(JSON.parse((await timed(['etcdctl', '--endpoints', etcd.endpoint, 'get', '--prefix', store.keys.prefix, '--keys-only', '-w', 'json'])).stdout).count)
 
 try {
-  // Nodes in steps of one apply each, stopping at every checkpoint to count requests there.
+  // One apply per checkpoint, stopping at each to count requests there.
   let applied = 0
   for (const checkpoint of checkpoints) {
     const before = applied
-    while (applied < checkpoint) {
-      applied = Math.min(applied + APPLY_STEP, checkpoint)
-      const file = join(dir, 'xcluster.yaml')
-      writeSpec(file, specBase(all.slice(0, applied)), servicesYaml)
-      const r = await xcluster(['config', 'apply', '-f', file, '--yes'], {env})
-      if (r.code !== 0) throw new Error(`config apply of ${applied} nodes failed: ${r.stderr}`)
-      if (daemons.length === 0) {
-        // s1 also serves the health API, for the /status timing.
-        for (const n of CORE) daemons.push(new Daemon(n, SERVICES, etcd.endpoint, join(dir, `serve-${n}.log`), [], {}, n === 's1' ? ['--http', '127.0.0.1:0'] : []).start())
-      }
+    applied = checkpoint
+    const file = join(dir, 'xcluster.yaml')
+    writeFileSync(file, largeSpecYaml(all.slice(0, applied), {services: servicesYaml}))
+    const r = await xcluster(['config', 'apply', '-f', file, '--yes'], {env})
+    if (r.code !== 0) throw new Error(`config apply of ${applied} nodes failed: ${r.stderr}`)
+    if (daemons.length === 0) {
+      // s1 also serves the health API, for the /status timing.
+      for (const n of CORE) daemons.push(new Daemon(n, SERVICES, etcd.endpoint, join(dir, `serve-${n}.log`), [], {}, n === 's1' ? ['--http', '127.0.0.1:0'] : []).start())
     }
     progress(`${applied} nodes applied`)
     const added = all.slice(before, applied)

@@ -110,10 +110,42 @@ export const settings = {
   taskConcurrency: 20,
   /**
    * etcd's per-transaction limit (its --max-txn-ops flag, default 128), for compares and for
-   * operations alike. `config apply` refuses a larger plan rather than split it: an apply is
-   * all-or-nothing. Raise both together if etcd runs with a higher limit.
+   * operations alike: writes of many keys go in transactions of at most this many (a stock etcd
+   * is assumed; `config apply` stays all-or-nothing for readers by other means, see
+   * src/lib/spec/apply.ts).
    */
   etcdMaxTxnOps: 128,
+  /**
+   * The largest response the etcd client accepts (gRPC's default is 4 MiB): one consistent read
+   * carries the first page (etcdPageSize keys) of every prefix it reads.
+   */
+  etcdMaxResponseBytes: 64 * 1024 * 1024,
+  /** `config apply` of a spec of any size on a stock etcd (src/lib/spec/apply.ts). */
+  specApply: {
+    /**
+     * The spec is stored in parts of at most this many bytes (JSON), staged a few per
+     * transaction: every request stays well under etcd's --max-request-bytes (default 1.5 MiB).
+     */
+    partBytes: 256 * 1024,
+    /** Bytes of parts, or of node records and MAC bindings, written per transaction. */
+    txnBytes: 1024 * 1024,
+    /** Keys written per transaction of the fold (each also compared, plus the pointer): under --max-txn-ops (128). */
+    foldBatchKeys: 120,
+    /** Fold transactions in flight at once: etcd commits concurrent ones with one disk sync. */
+    foldConcurrency: 8,
+    /**
+     * A spec larger than this is refused (SPEC_TOO_LARGE) before anything is written: every
+     * reader of the spec reads all of it (8 MiB is some 80,000 nodes).
+     */
+    maxSpecBytes: 8 * 1024 * 1024,
+    /**
+     * The running apply's claim (and its staged parts) live under a lease of this TTL, kept alive
+     * by the process: when it dies, etcd drops them this long after.
+     */
+    claimTtlSeconds: 10,
+    /** Rounds of read, write, verify a fold tries before giving up (each round re-reads etcd). */
+    foldAttempts: 8,
+  },
   /**
    * A state copy (src/lib/etcd/migrate.ts) writes at most this many bytes per transaction:
    * etcd refuses requests over its --max-request-bytes (default 1.5 MiB); the rest is headroom.
@@ -326,6 +358,10 @@ export const settings = {
     heartbeatMs: 50,
     electionMs: 500,
     logLevel: 'warn',
+    /** The backend's size limit (etcd's default is 2 GiB): 4 GiB leaves room for 5,000+ nodes' records, leases and history. */
+    quotaBackendBytes: 4 * 1024 * 1024 * 1024,
+    /** Revisions older than this are compacted (auto-compaction-mode periodic): watches and reads need minutes, not days. */
+    autoCompactionRetention: '1h',
     /** A member without quorum may ignore SIGTERM: systemd sends SIGKILL after this. */
     stopTimeoutSeconds: 5,
   },

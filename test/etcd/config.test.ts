@@ -12,6 +12,7 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {MacBinding, NodeRecord} from '../../src/lib/nodes/record.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
+import {readStoredSpec} from '../../src/lib/spec/store.js'
 import type {ApplyResult} from '../../src/lib/spec/plan-text.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
@@ -122,7 +123,8 @@ describe('config apply / show, node show against a real etcd', () => {
       ['02:58:43:00:02:01', 'c1'],
       ['02:58:43:00:03:01', 'f1'],
     ])
-    assert.deepEqual((await store.getJson(store.keys.spec()))?.value, parseSpec(EXAMPLE, 'x'))
+    assert.deepEqual(await readStoredSpec(store), parseSpec(EXAMPLE, 'x'))
+    assert.equal((await store.getJson(store.keys.specFold())) === undefined, true, 'the fold is finished when the command returns')
   })
 
   it('re-applying the same file says so and leaves etcd byte-identical, revisions included', async () => {
@@ -321,14 +323,19 @@ describe('config apply / show, node show against a real etcd', () => {
     assert.deepEqual(etcdState(), before2)
   })
 
-  it('refuses a plan larger than one etcd transaction allows, writing nothing', async () => {
+  it('applies a plan larger than one etcd transaction allows (128 operations) in full', async () => {
     const many = Array.from({length: 70}, (_, i) => `  - {name: c${i + 10}, mac: "02:58:43:00:09:${i.toString(16).padStart(2, '0')}"}`).join('\n')
     const file = writeSpec('huge.yaml', `${EXAMPLE.trimEnd()}\n${many}\n`)
-    const before = etcdState()
-    const res = await cli('config', 'apply', '-f', file, '--yes')
-    assert.equal(res.code, 3, res.stderr)
-    assert.match(res.stderr, /Error \[APPLY_TOO_LARGE\]: Applying this spec needs \d+ operations in one etcd transaction; etcd allows 128/)
-    assert.deepEqual(etcdState(), before)
+    const res = await cli('config', 'apply', '-f', file, '--yes', '--json')
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal(res.json<ApplyResult>().add.length, 70)
+    const nodes = await store.listJson<NodeRecord>(store.keys.nodesPrefix())
+    assert.deepEqual(
+      Array.from({length: 70}, (_, i) => `c${i + 10}`).filter((name) => !nodes.some((n) => n.value.name === name && n.value.state === 'registered')),
+      [],
+    )
+    assert.equal((await store.listJson(store.keys.macsPrefix())).length, nodes.length)
+    assert.equal((await readStoredSpec(store)).nodes.length, 76)
   })
 
   it('refuses a spec for another cluster than --cluster', async () => {

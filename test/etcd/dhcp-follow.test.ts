@@ -49,7 +49,9 @@ describe("The DHCP allocator's cache follows etcd through a lost stream, a compa
     })
     return {allocator, proxy}
   }
-  const apply = async (yaml: string): Promise<void> => applyPlan(store, await planApply(store, parseSpec(yaml, 'test.yaml')))
+  const apply = async (yaml: string): Promise<void> => {
+    await applyPlan(store, await planApply(store, parseSpec(yaml, 'test.yaml')))
+  }
   const revision = async (): Promise<number> => Number((await store.call('rev', (c) => c.get('x').exec())).header.revision)
 
   before(async () => {

@@ -13,6 +13,7 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
+import {readStoredSpec} from '../../src/lib/spec/store.js'
 import {RunJournal, type RunRecord} from '../../src/lib/tasks/journal.js'
 import {ROOT} from '../helpers/cli.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
@@ -20,10 +21,11 @@ import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 const EXAMPLE = readFileSync(join(ROOT, 'templates', 'xcluster.yaml'), 'utf8')
 
 /**
- * The next transaction commits, and then its answer is lost as a deadline: EtcdStore.call retries
- * it, as it does for a real DEADLINE_EXCEEDED. Returns how many transactions ran since.
+ * The `nth` transaction from now (the next by default) commits, and then its answer is lost as a
+ * deadline: EtcdStore.call retries it, as it does for a real DEADLINE_EXCEEDED. Returns how many
+ * transactions ran since, and whether the answer was lost yet.
  */
-function loseNextTransactionAnswer(store: EtcdStore): {attempts: () => number} {
+function loseNextTransactionAnswer(store: EtcdStore, nth = 1): {attempts: () => number; lost: () => boolean} {
   const call = store.call.bind(store)
   let armed = true
   let attempts = 0
@@ -31,13 +33,13 @@ function loseNextTransactionAnswer(store: EtcdStore): {attempts: () => number} {
     call(what, async (client) => {
       const result = await fn(client)
       if (what === 'transaction') attempts++
-      if (what === 'transaction' && armed) {
+      if (what === 'transaction' && armed && attempts === nth) {
         armed = false
         throw new Error('4 DEADLINE_EXCEEDED: deadline exceeded (the answer was lost after the commit)')
       }
       return result
     })) as EtcdStore['call']
-  return {attempts: () => attempts}
+  return {attempts: () => attempts, lost: () => !armed}
 }
 
 describe('a commit retried after its answer was lost', () => {
@@ -68,16 +70,27 @@ describe('a commit retried after its answer was lost', () => {
     await s.close()
   })
 
-  it('config apply: the apply committed, so it succeeds (no APPLY_CONFLICT)', async () => {
-    const s = fresh('xcluster')
-    const spec = parseSpec(EXAMPLE, 'xcluster.yaml')
-    const plan = await planApply(s, spec)
-    const lost = loseNextTransactionAnswer(s)
-    await applyPlan(s, plan)
-    assert.equal(lost.attempts(), 2)
-    assert.equal((await s.listJson<NodeRecord>(s.keys.nodesPrefix())).length, spec.nodes.length)
+  it('config apply: whichever of its transactions loses its answer (claim, staging, commit, fold, its end), the apply succeeds (no APPLY_CONFLICT)', async () => {
+    for (const nth of [1, 2, 3, 4, 5]) {
+      const s = fresh(`apply${nth}`)
+      const spec = parseSpec(EXAMPLE.replace('cluster: xcluster', `cluster: apply${nth}`), 'xcluster.yaml')
+      const plan = await planApply(s, spec)
+      const lost = loseNextTransactionAnswer(s, nth)
+      await applyPlan(s, plan)
+      assert.ok(lost.lost(), `transaction ${nth} lost its answer`)
+      assert.equal((await s.listJson<NodeRecord>(s.keys.nodesPrefix())).length, spec.nodes.length)
+      assert.equal((await s.listJson(s.keys.macsPrefix())).length, spec.nodes.length)
+      assert.deepEqual(await readStoredSpec(s), spec)
+      assert.equal(await s.getJson(s.keys.specFold()), undefined, 'the fold is finished')
+      assert.equal(await s.getJson(s.keys.specApplyClaim()), undefined, 'the claim is released')
+      if (nth < 5) await s.close()
+    }
     // A real conflict is still one: someone else's change between plan and apply.
-    const next = await planApply(s, parseSpec(EXAMPLE.replace('{name: s4, mac: "02:58:43:00:01:04"}', '{name: s4, mac: "02:58:43:00:01:04", ip: 10.0.0.12}'), 'x'))
+    const s = store
+    const next = await planApply(
+      s,
+      parseSpec(EXAMPLE.replace('cluster: xcluster', 'cluster: apply5').replace('{name: s4, mac: "02:58:43:00:01:04"}', '{name: s4, mac: "02:58:43:00:01:04", ip: 10.0.0.12}'), 'x'),
+    )
     const s4 = (await s.getJson<NodeRecord>(s.keys.node('s4')))!.value
     await s.put(s.keys.node('s4'), {...s4, state: 'ready'})
     await assert.rejects(applyPlan(s, next), /APPLY_CONFLICT|Nothing was written/)

@@ -26,6 +26,20 @@ describe('KeySchema', () => {
     assert.equal(keys.macFromKey(keys.mac('02:58:43:00:01:0a')), '02:58:43:00:01:0a')
   })
 
+  it('keeps the spec pointer, its parts, the fold marker and the apply claim in one range', () => {
+    assert.equal(keys.specPart('l1-ab', 3), '/xcluster/lab/spec/parts/l1-ab/0003')
+    assert.deepEqual(keys.specPartFromKey(keys.specPart('l1-ab', 12)), {generation: 'l1-ab', index: 12})
+    assert.equal(keys.specPartFromKey(keys.specFold()), undefined)
+    for (const key of [keys.spec(), keys.specPart('g', 0), keys.specFold(), keys.specApplyClaim()]) {
+      assert.ok(key.startsWith(keys.specFamilyPrefix()), key)
+      assert.deepEqual(keys.dhcpStateKey(key), {kind: 'spec'}, key)
+    }
+    assert.ok(!keys.node('spec').startsWith(keys.specFamilyPrefix()))
+    // Part keys sort in part order, past 9.
+    assert.ok(keys.specPart('g', 9) < keys.specPart('g', 10))
+    assert.throws(() => keys.specPart('../x', 0), /Invalid generation/)
+  })
+
   it('refuses segments that would escape their prefix', () => {
     assert.throws(() => keys.node('../spec'), /Invalid node name/)
     assert.throws(() => keys.node(''), /Invalid node name/)

@@ -35,6 +35,15 @@ describe('etcd members from the spec', () => {
     assert.match(text, /^initial-cluster-state: existing$/m)
     assert.match(text, /^pre-vote: true$/m)
   })
+  it("sizes the member for thousands of nodes: a 4 GiB backend quota, hourly compaction, and etcd's own request limits", () => {
+    const parsed = parseYaml(renderEtcdMemberConfig(spec, 's1')) as Record<string, unknown>
+    assert.equal(parsed['quota-backend-bytes'], 4 * 1024 ** 3)
+    assert.equal(parsed['auto-compaction-mode'], 'periodic')
+    assert.equal(parsed['auto-compaction-retention'], '1h')
+    // xcluster works with any stock etcd: it never depends on raised limits.
+    assert.equal(parsed['max-txn-ops'], undefined)
+    assert.equal(parsed['max-request-bytes'], undefined)
+  })
   it('with TLS: https URLs, client-certificate auth on both ports, only peer certificates on the peer port, no gateway', () => {
     const text = renderEtcdMemberConfig(spec, 's1', {tls: nodeMemberTls})
     assert.match(text, /^listen-client-urls: https:\/\/10\.0\.0\.2:2379$/m)

@@ -10,7 +10,7 @@ import {applyResult, describePlan, type ApplyResult} from '../../lib/spec/plan-t
 export default class ConfigApply extends EtcdCommand<typeof ConfigApply> {
   static summary = 'Store a cluster spec in etcd and register its nodes and MACs.'
   static description =
-    'Validates the file, computes the difference with etcd, and writes it in one transaction: the spec, new and changed nodes (new ones start as `registered`; existing ones keep their state) and the MAC registry. Nodes in etcd but not in the spec are listed and left alone. A plan that changes a registered node (its type, MAC or IP) or moves a MAC binding asks first unless --yes. If etcd changes meanwhile, nothing is written (APPLY_CONFLICT). Applying the same file twice changes nothing.'
+    'Validates the file, computes the difference with etcd, and applies it all-or-nothing for every reader, whatever its size, on a stock etcd: the spec is staged in parts under a new generation, one transaction makes it current with its nodes (readers see them at once), then the node records and MAC bindings are written in batches. New nodes start as `registered`; existing ones keep their state. Nodes in etcd but not in the spec are listed and left alone. A plan that changes a registered node (its type, MAC or IP) or moves a MAC binding asks first unless --yes. If etcd changes meanwhile, or another apply is running, nothing is written (APPLY_CONFLICT). Applying the same file twice changes nothing.'
   static examples = [
     {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml --dry-run', description: 'Show the changes (+ add, ~ change, - not in spec) without writing.'},
     {command: '<%= config.bin %> <%= command.id %> -f xcluster.yaml', description: 'Apply the spec (asks before changing registered nodes).'},
@@ -29,9 +29,10 @@ export default class ConfigApply extends EtcdCommand<typeof ConfigApply> {
     const plan = await planApply(this.store(), spec)
     if (!plan.changed) this.say(`No changes: the cluster already matches ${file}.`)
     for (const line of describePlan(plan)) this.say(line)
-    if (plan.changed && !this.dryRun) {
+    if (!this.dryRun && (plan.changed || !plan.folded)) {
       if (changesRegistered(plan)) await this.confirm(`Apply ${file}: it changes registered nodes or MAC bindings (~ and - above)?`)
-      await applyPlan(this.store(), plan)
+      const outcome = await applyPlan(this.store(), plan)
+      if (outcome.finishedEarlierFold) this.say('Finished writing the node records of an earlier apply that stopped midway.')
     }
     if (plan.changed) this.say(this.dryRun ? 'Dry run: nothing was written.' : `Applied ${file} to cluster ${plan.cluster}.`)
     return applyResult(plan, file, {dryRun: this.dryRun, applied: plan.changed && !this.dryRun})

@@ -53,7 +53,7 @@ export async function addNodes(store: EtcdStore, request: NodeAddRequest): Promi
     const registration = {name, mac: request.mac, ip: request.ip, type: request.type}
     if (request.dryRun) {
       const checked = checkRegistration(spec, registration)
-      const existing = await store.getJson<NodeRecord>(store.keys.node(name))
+      const existing = await new NodeRegistry(store).get(name)
       if (!existing) {
         pending.push({...checked, state: 'registered', createdAt: '', updatedAt: ''})
         result.registered.push(name)

@@ -1,10 +1,13 @@
 import {performance} from 'node:perf_hooks'
 
 import {PrefixFollower, type KvChange} from '../etcd/follow.js'
+import type {KeySchema} from '../etcd/keys.js'
 import type {EtcdStore, StoredKv, Transaction} from '../etcd/store.js'
 import type {MacBinding, NodeRecord} from '../nodes/record.js'
 import {settings} from '../settings.js'
 import {fromInt, inRange, parseIpv4, parseRange, type IntRange} from '../spec/ipv4.js'
+import {readSpecFamily, type SpecFamily} from '../spec/generation.js'
+import {diffWithSpec, overlay, type Registry} from '../spec/resolve.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {storedHostname, storedVendorClass, type DiscoveredMac, type Lease, type LeaseByMac, type LeaseType} from './lease.js'
 
@@ -112,20 +115,60 @@ interface PlannedWrite extends QueuedWrite {
   plan: WritePlan
 }
 
+/** What the spec makes of the registry, derived from the cache when first needed after a change. */
+interface DerivedRegistry {
+  spec?: ClusterSpec
+  registry: Registry
+  /** Addresses no client may get from a range: every node's fixed IP, the gateway, the VIP. */
+  reserved: Set<number>
+  ranges: Map<LeaseType, IntRange>
+}
+
 /** Everything the allocator knows from etcd; rebuilt whole when the follower reloads. */
 class DhcpCache {
-  spec?: ClusterSpec
-  nodes = new Map<string, NodeRecord>()
-  macs = new Map<string, string>()
+  /** The spec family's keys (pointer, parts, fold marker, claim) as stored. */
+  specKeys = new Map<string, StoredKv>()
+  /** Stored node records and MAC bindings: the registry before the overlay (src/lib/spec/view.ts). */
+  stored: Registry = {nodes: new Map(), macs: new Map()}
+  /** The last spec that could be read: kept when etcd holds none for a while (a restore). */
+  lastSpec?: ClusterSpec
+  private derived?: DerivedRegistry
+  /** The spec family interpreted (the spec assembled from its parts): redone only when a spec key changes. */
+  private family?: SpecFamily
   leases = new Map<number, CachedLease>()
   byMac = new Map<string, Cached<LeaseByMac>>()
   /** The MACs whose index entry names each address: a new lease there drops theirs. */
   indexedAt = new Map<number, Set<string>>()
   /** Discovered MACs, least recently seen first (bounded by settings.dhcp.maxDiscovered). */
   discovered = new Map<string, DiscoveredEntry>()
-  /** Addresses no client may get from a range: every node's fixed IP, the gateway, the VIP. */
-  reserved = new Set<number>()
-  ranges = new Map<LeaseType, IntRange>()
+
+  constructor(
+    private readonly keys: KeySchema,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The spec, the nodes or the MACs changed: derive again when next asked (not once per key of a batch). */
+  changed(what: 'spec' | 'registry'): void {
+    this.derived = undefined
+    if (what === 'spec') this.family = undefined
+  }
+
+  get spec(): ClusterSpec | undefined {
+    return this.derive().spec
+  }
+
+  /** Node records and MAC bindings as readers see them: overlaid with the spec while its fold is unfinished. */
+  get registry(): Registry {
+    return this.derive().registry
+  }
+
+  get reserved(): Set<number> {
+    return this.derive().reserved
+  }
+
+  get ranges(): Map<LeaseType, IntRange> {
+    return this.derive().ranges
+  }
 
   setLease(ip: number, value: Lease | undefined, rev: number): void {
     const cur = this.leases.get(ip)
@@ -155,12 +198,30 @@ class DhcpCache {
     this.indexedAt.set(ip, macs)
   }
 
-  /** Recomputes ranges and reserved addresses after the spec or a node changed. */
-  derive(): void {
-    if (!this.spec) return
-    const net = this.spec.network
-    this.ranges = new Map(Object.entries(net.ranges).map(([type, r]) => [(type === 'discovery' ? 'discovered' : type) as LeaseType, parseRange(`${r.start}-${r.end}`) as IntRange]))
-    this.reserved = reservedAddresses(this.spec, this.nodes.values())
+  private derive(): DerivedRegistry {
+    if (this.derived) return this.derived
+    if (!this.family) {
+      try {
+        this.family = readSpecFamily(this.keys, [...this.specKeys.values()], true)
+      } catch (err) {
+        // Parts arrive before the pointer that names them: a gap is etcd's state being wrong, not ours to crash on.
+        this.log(`the stored spec cannot be read (${(err as Error).message}): keeping the one loaded before`)
+        this.family = {}
+      }
+    }
+    const family = this.family
+    if (family.spec) this.lastSpec = family.spec
+    const spec = this.lastSpec
+    const registry = family.fold && family.spec && family.pointer?.value ? overlay(this.stored, diffWithSpec(family.spec, this.stored), family.pointer.value.appliedAt) : this.stored
+    const ranges = new Map(Object.entries(spec?.network.ranges ?? {}).map(([type, r]) => [(type === 'discovery' ? 'discovered' : type) as LeaseType, parseRange(`${r.start}-${r.end}`) as IntRange]))
+    const reserved = spec
+      ? reservedAddresses(
+          spec,
+          [...registry.nodes.values()].map((r) => r.value),
+        )
+      : new Set<number>()
+    this.derived = {spec, registry, reserved, ranges}
+    return this.derived
   }
 }
 
@@ -205,7 +266,7 @@ const parseJson = (kv: StoredKv): unknown => {
  * classes by length and charset.
  */
 export class LeaseAllocator {
-  private cache = new DhcpCache()
+  private cache: DhcpCache
   private follower?: PrefixFollower
   /** In-memory OFFER holds, so two DISCOVERs in flight do not get the same address. */
   private offers = new Map<number, Hold>()
@@ -236,6 +297,7 @@ export class LeaseAllocator {
   ) {
     this.now = options.now ?? Date.now
     this.log = options.log ?? (() => {})
+    this.cache = new DhcpCache(store.keys, this.log)
   }
 
   get keys() {
@@ -279,8 +341,9 @@ export class LeaseAllocator {
   }
 
   identify(mac: string): ClientIdentity | undefined {
-    const name = this.cache.macs.get(mac)
-    const node = name ? this.cache.nodes.get(name) : undefined
+    const registry = this.cache.registry
+    const name = registry.macs.get(mac)?.value.node
+    const node = name ? registry.nodes.get(name)?.value : undefined
     if (!node || node.state === 'removed') return undefined
     return {type: node.type, node: node.name, ...(node.ip ? {fixedIp: node.ip} : {})}
   }
@@ -818,7 +881,7 @@ export class LeaseAllocator {
 
   /** A new snapshot from the follower (the first, or after a compaction): replaces the cache whole. */
   private snapshot(kvs: StoredKv[], revision: string): void {
-    const next = new DhcpCache()
+    const next = new DhcpCache(this.keys, this.log)
     const discovered: DiscoveredEntry[] = []
     for (const kv of kvs) {
       const value = parseJson(kv)
@@ -837,11 +900,10 @@ export class LeaseAllocator {
     }
     // What was evicted and is still in etcd is back in the map: the cap evicts it again below.
     this.pendingDelete.clear()
-    if (!next.spec && this.cache.spec) {
+    if (!next.spec && this.cache.lastSpec) {
       this.log(`no cluster spec in etcd at revision ${revision}: keeping the one loaded before`)
-      next.spec = this.cache.spec
+      next.lastSpec = this.cache.lastSpec
     }
-    next.derive()
     this.cache = next
     this.fullUntil.clear()
     this.evictDiscovered()
@@ -882,17 +944,19 @@ export class LeaseAllocator {
     const rev = Number(kv.modRevision)
     switch (what.kind) {
       case 'spec':
-        if (value) cache.spec = value as ClusterSpec
-        cache.derive()
+        if (value) cache.specKeys.set(kv.key, kv)
+        else cache.specKeys.delete(kv.key)
+        cache.changed('spec')
         break
       case 'node':
-        if (value) cache.nodes.set(what.name, value as NodeRecord)
-        else cache.nodes.delete(what.name)
-        cache.derive()
+        if (value) cache.stored.nodes.set(what.name, {value: value as NodeRecord, modRevision: kv.modRevision})
+        else cache.stored.nodes.delete(what.name)
+        cache.changed('registry')
         break
       case 'mac':
-        if (value) cache.macs.set(what.mac, (value as MacBinding).node)
-        else cache.macs.delete(what.mac)
+        if (value) cache.stored.macs.set(what.mac, {value: value as MacBinding, modRevision: kv.modRevision})
+        else cache.stored.macs.delete(what.mac)
+        cache.changed('registry')
         break
       case 'lease': {
         const ip = parseIpv4(what.ip)

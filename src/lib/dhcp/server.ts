@@ -6,6 +6,7 @@ import {preconditionError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {fromInt, inSubnet, parseCidr, type Subnet} from '../spec/ipv4.js'
+import {readStoredSpec} from '../spec/store.js'
 import {LeaseAllocator, type AllocatorLoad, type ClientInfo, type Fence} from './allocator.js'
 import {BOOTREPLY, BROADCAST_FLAG, CLIENT_PORT, MAX_MESSAGE_SIZE, SERVER_PORT, decodePacket, encodePacket, macOf, type DhcpOptions, type DhcpPacket, type MessageTypeName} from './packet.js'
 import {bootAnswer, pxeSettings} from './pxe.js'
@@ -114,11 +115,8 @@ export class DhcpServer {
   }
 
   async start(): Promise<void> {
-    const spec = await this.options.store.getJson<{network: {subnet: string}}>(this.options.store.keys.spec())
-    if (!spec) {
-      throw preconditionError('SPEC_NOT_FOUND', `No cluster spec is stored for cluster "${this.options.store.keys.cluster}".`, 'Store one with: xcluster config apply -f xcluster.yaml')
-    }
-    this.subnet = parseCidr(spec.value.network.subnet) as Subnet
+    const spec = await readStoredSpec(this.options.store)
+    this.subnet = parseCidr(spec.network.subnet) as Subnet
     this.address = this.options.address ?? interfaceAddress(this.options.interface, this.subnet)
     this.allocator = new LeaseAllocator(this.options.store, {serverId: this.address, unknown: this.options.unknown, log: this.log, fence: this.options.fence})
     await this.allocator.start()

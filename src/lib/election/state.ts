@@ -1,6 +1,7 @@
 /** Reading elections: one consistent read per service, the list, the history. */
 import {usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {readStoredSpecIfAny} from '../spec/store.js'
 import type {ClusterSpec} from '../spec/types.js'
 import type {CandidateRecord, HandoverRequest, HistoryEntry, LeaderRecord, ViewRecord} from './records.js'
 
@@ -73,5 +74,5 @@ export async function electionHistory(store: EtcdStore, service: string): Promis
 
 /** The stored spec when there is one: listing elections works without it. */
 export async function storedSpecIfAny(store: EtcdStore): Promise<ClusterSpec | undefined> {
-  return (await store.getJson<ClusterSpec>(store.keys.spec()))?.value
+  return readStoredSpecIfAny(store)
 }

@@ -89,6 +89,8 @@ export function renderMemberConfig(cluster: string, members: EtcdMemberPlan[], n
     heartbeatMs: options.heartbeatMs ?? d.heartbeatMs,
     electionMs: options.electionMs ?? d.electionMs,
     logLevel: options.logLevel ?? d.logLevel,
+    quotaBackendBytes: d.quotaBackendBytes,
+    autoCompactionRetention: d.autoCompactionRetention,
     tls: options.tls ?? false,
     peerCommonName: identity.etcdPeer,
     plain: !options.tls,

@@ -71,12 +71,8 @@ export class PrefixFollower {
   }
 
   private async load(): Promise<void> {
-    let kvs: StoredKv[] = []
-    const revision = await this.store.readPrefixes(
-      this.options.load,
-      (page) => kvs.push(...page),
-      () => (kvs = []),
-    )
+    const kvs: StoredKv[] = []
+    const revision = await this.store.readPrefixes(this.options.load, (page) => kvs.push(...page))
     this.handlers.snapshot(kvs, revision)
     this.revision = BigInt(revision)
   }

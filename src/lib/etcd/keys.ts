@@ -2,7 +2,13 @@
  * The etcd key schema. This module is the only place that builds key strings: everything else
  * asks it for a key, so the layout can be read (and changed) in one file.
  *
- *   /xcluster/<cluster>/spec                    validated cluster spec
+ *   /xcluster/<cluster>/spec                    the current spec: which generation, its size and digest
+ *                                               (before generations: the spec itself, still read)
+ *   /xcluster/<cluster>/spec/parts/<gen>/<n>    the spec of generation <gen>, in parts of bounded size;
+ *                                               staged under the apply's lease until `spec` names <gen>
+ *   /xcluster/<cluster>/spec/fold               present while the current generation's node records and
+ *                                               MAC bindings are still being written (readers overlay them)
+ *   /xcluster/<cluster>/spec/apply              the running config apply's claim (under its lease)
  *   /xcluster/<cluster>/nodes/<name>            node record
  *   /xcluster/<cluster>/macs/<mac>              MAC -> node name
  *   /xcluster/<cluster>/hostkeys/<name>         pinned SSH host key fingerprints
@@ -50,8 +56,44 @@ export class KeySchema {
     this.prefix = `${ROOT}/${segment('cluster name', cluster)}/`
   }
 
+  /** The spec pointer (src/lib/spec/generation.ts). */
   spec(): string {
     return `${this.prefix}spec`
+  }
+
+  /** The pointer and everything under it (parts, fold, claim): one range read gets them all. */
+  specFamilyPrefix(): string {
+    return this.spec()
+  }
+
+  specPartsPrefix(): string {
+    return `${this.spec()}/parts/`
+  }
+
+  specGenerationPrefix(generation: string): string {
+    return `${this.specPartsPrefix()}${segment('generation', generation)}/`
+  }
+
+  /** Zero-padded, so key order is part order. */
+  specPart(generation: string, index: number): string {
+    return `${this.specGenerationPrefix(generation)}${String(index).padStart(4, '0')}`
+  }
+
+  /** The generation and index a key under specPartsPrefix() stands for. */
+  specPartFromKey(key: string): {generation: string; index: number} | undefined {
+    if (!key.startsWith(this.specPartsPrefix())) return undefined
+    const [generation, index] = key.slice(this.specPartsPrefix().length).split('/')
+    return generation && index ? {generation, index: Number(index)} : undefined
+  }
+
+  /** Exists while a generation's node records and MAC bindings are not all written yet. */
+  specFold(): string {
+    return `${this.spec()}/fold`
+  }
+
+  /** Held, under the applying process's lease, while a config apply stages and commits. */
+  specApplyClaim(): string {
+    return `${this.spec()}/apply`
   }
 
   nodesPrefix(): string {
@@ -131,12 +173,13 @@ export class KeySchema {
 
   /** The prefixes whose keys DhcpStateKey describes (spec, nodes, MACs, DHCP). */
   dhcpStatePrefixes(): string[] {
-    return [this.spec(), this.nodesPrefix(), this.macsPrefix(), this.dhcpPrefix()]
+    return [this.specFamilyPrefix(), this.nodesPrefix(), this.macsPrefix(), this.dhcpPrefix()]
   }
 
   /** What a key is, for the DHCP server's cache; undefined for keys it does not follow. */
   dhcpStateKey(key: string): DhcpStateKey | undefined {
-    if (key === this.spec()) return {kind: 'spec'}
+    // The pointer, its parts, the fold marker and the claim: the spec as a whole.
+    if (key.startsWith(this.specFamilyPrefix())) return {kind: 'spec'}
     const tail = (prefix: string): string | undefined => (key.startsWith(prefix) ? key.slice(prefix.length) : undefined)
     const mac = (k: string): string => k.replaceAll('-', ':')
     let rest: string | undefined

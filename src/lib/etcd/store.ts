@@ -34,21 +34,52 @@ export interface StoredKv {
   value: Buffer
   modRevision: string
   createRevision: string
+  /** The lease the key lives under ('0': none). */
+  lease: string
 }
 
-export const storedKv = (kv: IKeyValue): StoredKv => ({
+export const storedKv = (kv: IKeyValue | WireKv): StoredKv => ({
   key: kv.key.toString(),
   value: kv.value,
   modRevision: String(kv.mod_revision),
   createRevision: String(kv.create_revision),
+  lease: String(kv.lease ?? '0'),
 })
+
+/** What a consistent read covers: every key under a prefix, or one key. */
+export type KeyRange = {prefix: string} | {key: string}
+
+/** Several key ranges read as of one revision (see EtcdStore.readRanges). */
+export interface RangeRead {
+  ranges: KeyRange[]
+  /** Read these too, in the same request and revision, only while `key` exists. */
+  whilePresent?: {key: string; ranges: KeyRange[]}
+}
+
+export interface RangeReadResult {
+  revision: string
+  /** The keys of each range, in key order: `ranges` first, then (when present) `whilePresent.ranges`. */
+  kvs: StoredKv[][]
+  /** Whether `whilePresent.key` existed (its ranges were read). */
+  present: boolean
+}
 
 /** etcd refused a read at a revision it has compacted away: start the read again. */
 export const isCompacted = (err: unknown): boolean => /compacted/i.test(String((err as Error)?.message ?? err))
 
 type Compare =
-  {kind: 'absent'; key: string} | {kind: 'modRevision'; key: string; revision: string} | {kind: 'value'; key: string; value: unknown} | {kind: 'createRevision'; key: string; revision: string}
-type Op = {kind: 'put'; key: string; value: unknown; lease?: string} | {kind: 'delete'; key: string} | {kind: 'get'; key: string} | {kind: 'getPrefix'; prefix: string; keysOnly: boolean}
+  | {kind: 'absent'; key: string}
+  | {kind: 'modRevision'; key: string; revision: string}
+  | {kind: 'value'; key: string; value: unknown}
+  | {kind: 'createRevision'; key: string; revision: string}
+  | {kind: 'rangeUnchanged'; prefix: string; revision: string}
+type Op =
+  | {kind: 'put'; key: string; value: unknown; lease?: string}
+  | {kind: 'detachLease'; key: string}
+  | {kind: 'delete'; key: string}
+  | {kind: 'deleteRange'; from: string; to: string}
+  | {kind: 'get'; key: string}
+  | {kind: 'getPrefix'; prefix: string; keysOnly: boolean}
 
 /** A key as a transaction read it: the JSON value, its revisions and the lease it lives under ('0': none). */
 export interface RawKv {
@@ -112,14 +143,35 @@ export class Transaction {
     return this
   }
 
+  /**
+   * Succeeds only if no key under `prefix` was created or changed after `revision` (one compare
+   * however many keys: etcd compares every key in the range). A key deleted since is not seen.
+   */
+  ifRangeUnchangedSince(prefix: string, revision: string): this {
+    this.compares.push({kind: 'rangeUnchanged', prefix, revision})
+    return this
+  }
+
   /** Writes a JSON value; under `lease`, the key goes when the lease ends (see EtcdStore.grantLease). */
   put(key: string, value: unknown, options: {lease?: string} = {}): this {
     this.ops.push({kind: 'put', key, value, ...(options.lease ? {lease: options.lease} : {})})
     return this
   }
 
+  /** Keeps the key's value and takes it off its lease: it stays when the lease ends. */
+  detachLease(key: string): this {
+    this.ops.push({kind: 'detachLease', key})
+    return this
+  }
+
   delete(key: string): this {
     this.ops.push({kind: 'delete', key})
+    return this
+  }
+
+  /** Deletes every key in [from, to): one operation. */
+  deleteRange(from: string, to: string): this {
+    this.ops.push({kind: 'deleteRange', from, to})
     return this
   }
 
@@ -173,12 +225,19 @@ export class Transaction {
    */
   async isInPlace(): Promise<boolean> {
     for (const op of this.ops) {
-      if (op.kind !== 'put' && op.kind !== 'delete') continue
+      if (op.kind === 'deleteRange') {
+        const res = await this.store.call('read back', (c) => c.getAll().inRange(new Range(op.from, op.to)).count())
+        if (res > 0) return false
+        continue
+      }
+      if (op.kind !== 'put' && op.kind !== 'delete' && op.kind !== 'detachLease') continue
       const res = await this.store.call('read back', (c) => c.get(op.key).exec())
       const kv = res.kvs[0]
       if (op.kind === 'delete') {
         if (kv) return false
-      } else if (!kv || kv.value.toString() !== encode(op.value) || (op.lease !== undefined && String(kv.lease) !== op.lease)) return false
+      } else if (op.kind === 'detachLease') {
+        if (!kv || String(kv.lease) !== '0') return false
+      } else if (!kv || !bytes(encode(op.value)).equals(kv.value) || (op.lease !== undefined && String(kv.lease) !== op.lease)) return false
     }
     return true
   }
@@ -204,7 +263,7 @@ function prefixEnd(prefix: string): Buffer {
 }
 
 function toCompare(c: Compare): RequestCompare {
-  const key = bytes(c.key)
+  const key = bytes(c.kind === 'rangeUnchanged' ? c.prefix : c.key)
   switch (c.kind) {
     case 'absent':
       return {key, target: 'Version', result: 'Equal', version: 0}
@@ -214,6 +273,8 @@ function toCompare(c: Compare): RequestCompare {
       return {key, target: 'Create', result: 'Equal', create_revision: c.revision}
     case 'value':
       return {key, target: 'Value', result: 'Equal', value: bytes(encode(c.value))}
+    case 'rangeUnchanged':
+      return {key: bytes(c.prefix), range_end: prefixEnd(c.prefix), target: 'Mod', result: 'Less', mod_revision: String(BigInt(c.revision) + 1n)}
   }
 }
 
@@ -221,8 +282,12 @@ function toRequestOp(op: Op): RequestOp {
   switch (op.kind) {
     case 'put':
       return {request_put: {key: bytes(op.key), value: bytes(encode(op.value)), ...(op.lease ? {lease: op.lease} : {})}}
+    case 'detachLease':
+      return {request_put: {key: bytes(op.key), ignore_value: true}}
     case 'delete':
       return {request_delete_range: {key: bytes(op.key)}}
+    case 'deleteRange':
+      return {request_delete_range: {key: bytes(op.from), range_end: bytes(op.to)}}
     case 'get':
       return {request_range: {key: bytes(op.key)}}
     case 'getPrefix':
@@ -329,6 +394,8 @@ export class EtcdStore {
     const options: IOptions = {
       hosts: this.hosts,
       dialTimeout: settings.etcdCallTimeoutMs,
+      // One consistent read carries the first page of several prefixes: more than gRPC's default 4 MiB may come back.
+      grpcOptions: {'grpc.max_receive_message_length': settings.etcdMaxResponseBytes},
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : {deadline: Date.now() + settings.etcdCallTimeoutMs}),
       // etcd3's default breaker shuts a host out for 5 s after three failures, which turns a
       // member restart of a few hundred ms into seconds of errors, yet sends calls to a dead
@@ -462,37 +529,66 @@ export class EtcdStore {
   }
 
   /**
-   * Reads every key under each prefix, in key order, all as of one revision (returned), in pages
-   * of `settings.etcdPageSize` keys: one range response must stay under the gRPC message limit
-   * (4 MiB in the client), whatever the prefix holds. A page refused because etcd compacted the
-   * revision meanwhile restarts the whole read (`onRestart` lets the caller drop what it got).
+   * Reads every key under each prefix, in key order, all as of one revision (returned): see
+   * readRanges. `onPage` gets each prefix's keys in the order the prefixes were given.
    */
-  async readPrefixes(prefixes: string[], onPage: (kvs: StoredKv[]) => void, onRestart: () => void = () => {}): Promise<string> {
+  async readPrefixes(prefixes: string[], onPage: (kvs: StoredKv[]) => void): Promise<string> {
+    const {revision, kvs} = await this.readRanges({ranges: prefixes.map((prefix) => ({prefix}))})
+    for (const page of kvs) onPage(page)
+    return revision
+  }
+
+  /**
+   * Reads several key ranges as of one revision in as few round trips as etcd allows: ONE
+   * transaction carries the first page of every range (and, only while `whilePresent.key`
+   * exists, of its ranges too), then each range with more keys goes on in pages of
+   * `settings.etcdPageSize` at that revision, the ranges side by side. A CLI read costs one round
+   * trip plus one per further page of its largest prefix, however many prefixes it reads. A page
+   * refused because etcd compacted the revision meanwhile restarts the whole read.
+   */
+  async readRanges(read: RangeRead): Promise<RangeReadResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        let revision: string | undefined
-        for (const prefix of prefixes) revision = await this.readPages(prefix, revision, onPage)
-        return revision ?? '0'
+        return await this.readRangesOnce(read)
       } catch (err) {
         if (!isCompacted(err) || attempt >= 3) throw err
-        onRestart()
       }
     }
   }
 
-  private async readPages(prefix: string, at: string | undefined, onPage: (kvs: StoredKv[]) => void): Promise<string> {
+  private async readRangesOnce(read: RangeRead): Promise<RangeReadResult> {
+    const page = settings.etcdPageSize
+    const rangeOp = (r: KeyRange): RequestOp => ('key' in r ? {request_range: {key: bytes(r.key)}} : {request_range: {key: bytes(r.prefix), range_end: prefixEnd(r.prefix), limit: page}})
+    const extra = read.whilePresent?.ranges ?? []
+    const request: TxnRequest = {
+      compare: read.whilePresent ? [{key: bytes(read.whilePresent.key), target: 'Version', result: 'Greater', version: 0}] : [],
+      success: [...read.ranges, ...extra].map(rangeOp),
+      failure: read.ranges.map(rangeOp),
+    }
+    const res = await this.call('read', (c) => c.kv.txn(request))
+    const present = read.whilePresent !== undefined && Boolean(res.succeeded)
+    const revision = String(res.header.revision)
+    const ranges = present ? [...read.ranges, ...extra] : read.ranges
+    const kvs = await Promise.all(
+      ranges.map(async (r, i) => {
+        const first = res.responses[i]?.response_range
+        const rows = (first?.kvs ?? []).map((kv) => storedKv(kv as WireKv))
+        if ('key' in r || !first?.more || rows.length === 0) return rows
+        await this.readPages(r.prefix, revision, Buffer.concat([bytes(rows.at(-1)!.key), Buffer.from([0])]), (kvs) => rows.push(...kvs))
+        return rows
+      }),
+    )
+    return {revision, kvs, present}
+  }
+
+  private async readPages(prefix: string, revision: string, start: Buffer, onPage: (kvs: StoredKv[]) => void): Promise<void> {
     const end = Range.prefix(prefix).end
-    let from = Buffer.from(prefix)
-    let revision = at
+    let from = start
     for (;;) {
-      const res = await this.call('list', (c) => {
-        const range = c.getAll().inRange(new Range(from, end)).sort('Key', 'Ascend').limit(settings.etcdPageSize)
-        return (revision ? range.revision(revision) : range).exec()
-      })
-      revision ??= String(res.header.revision)
+      const res = await this.call('list', (c) => c.getAll().inRange(new Range(from, end)).sort('Key', 'Ascend').limit(settings.etcdPageSize).revision(revision).exec())
       onPage(res.kvs.map(storedKv))
       const last = res.kvs.at(-1)
-      if (!res.more || !last) return revision
+      if (!res.more || !last) return
       from = Buffer.concat([last.key, Buffer.from([0])])
     }
   }

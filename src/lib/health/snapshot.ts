@@ -3,6 +3,7 @@ import type {EtcdStore, StoredKv} from '../etcd/store.js'
 import type {NodeRecord} from '../nodes/record.js'
 import type {HostKeyRecord} from '../ssh/index.js'
 import type {ClusterSpec} from '../spec/types.js'
+import {readClusterView} from '../spec/view.js'
 import type {RunRecord} from '../tasks/journal.js'
 
 /** The cluster's keys a status or health report needs, read together. */
@@ -25,33 +26,29 @@ const parse = <T>(kv: StoredKv): T | undefined => {
 }
 
 /**
- * One paged range read per prefix, all at one revision (a consistent picture), whatever the
- * number of nodes: never a read per node. 1,000 nodes are two pages of `nodes/`.
+ * One read at one revision (a consistent picture) of the spec, the nodes as readers must see them
+ * (src/lib/spec/view.ts), leases and runs: one round trip for the first page of every prefix,
+ * then one per further page of the largest, whatever the number of nodes: never a read per node.
  */
 export async function readClusterSnapshot(store: EtcdStore, options: {hostKeys?: boolean} = {}): Promise<ClusterSnapshot> {
   const k = store.keys
-  const prefixes = [k.spec(), k.nodesPrefix(), k.leasesPrefix(), k.runsPrefix(), ...(options.hostKeys ? [k.hostKeysPrefix()] : [])]
-  const empty = (): ClusterSnapshot => ({revision: '0', spec: undefined, nodes: [], leases: [], runs: [], hostKeys: new Map()})
-  let snapshot = empty()
-  const revision = await store.readPrefixes(
-    prefixes,
-    (page) => {
-      for (const kv of page) {
-        if (kv.key === k.spec()) snapshot.spec = parse<ClusterSpec>(kv)
-        else if (kv.key.startsWith(k.nodesPrefix())) push(snapshot.nodes, parse<NodeRecord>(kv))
-        else if (kv.key.startsWith(k.leasesPrefix())) push(snapshot.leases, parse<Lease>(kv))
-        else if (kv.key.startsWith(k.runsPrefix())) push(snapshot.runs, parse<RunRecord>(kv))
-        else if (kv.key.startsWith(k.hostKeysPrefix())) {
-          const pin = parse<HostKeyRecord>(kv)
-          if (pin) snapshot.hostKeys.set(kv.key.slice(k.hostKeysPrefix().length), pin)
-        }
-      }
-    },
-    () => (snapshot = empty()),
-  )
-  return {...snapshot, revision}
+  const view = await readClusterView(store, {spec: 'always', nodes: 'all', extra: [k.leasesPrefix(), k.runsPrefix(), ...(options.hostKeys ? [k.hostKeysPrefix()] : [])]})
+  const [leases = [], runs = [], pins = []] = view.extra
+  const hostKeys = new Map<string, HostKeyRecord>()
+  for (const kv of pins) {
+    const pin = parse<HostKeyRecord>(kv)
+    if (pin) hostKeys.set(kv.key.slice(k.hostKeysPrefix().length), pin)
+  }
+  return {
+    revision: view.revision,
+    spec: view.spec,
+    nodes: view.nodes,
+    leases: rows<Lease>(leases),
+    runs: rows<RunRecord>(runs),
+    hostKeys,
+  }
 }
 
-function push<T>(rows: T[], value: T | undefined): void {
-  if (value !== undefined) rows.push(value)
+function rows<T>(kvs: StoredKv[]): T[] {
+  return kvs.map((kv) => parse<T>(kv)).filter((v): v is Awaited<T> & T => v !== undefined)
 }

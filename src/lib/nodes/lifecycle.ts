@@ -1,5 +1,6 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore, Transaction} from '../etcd/store.js'
+import {readForWrite} from '../spec/fold.js'
 import type {NodeRecord, NodeState, StateChange} from './record.js'
 
 /** Which state may follow which. Everything else is refused. */
@@ -37,7 +38,7 @@ export interface TransitionOptions {
  */
 export async function transitionNode(store: EtcdStore, name: string, to: NodeState, options: TransitionOptions = {}): Promise<NodeRecord> {
   const key = store.keys.node(name)
-  const found = await store.getJson<NodeRecord>(key)
+  const found = (await readForWrite(store, {name})).stored.nodes.get(name)
   if (!found) {
     throw new XclusterError(`No node named ${name}.`, {
       code: 'NODE_NOT_FOUND',
@@ -64,7 +65,11 @@ export async function transitionNode(store: EtcdStore, name: string, to: NodeSta
   }
   if (options.reason && (to === 'failed' || to === 'draining' || to === 'drained')) next.reason = options.reason
   else delete next.reason
-  const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, next)
+  // A state change only: an apply committed meanwhile folds over it (its fold compares the record's revision).
+  const txn = store
+    .transaction()
+    .ifUnchanged(key, found.modRevision as string)
+    .put(key, next)
   options.fence?.(txn)
   const ok = await txn.commit()
   if (!ok) {

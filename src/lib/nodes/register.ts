@@ -3,8 +3,8 @@ import type {EtcdStore} from '../etcd/store.js'
 import {inRange, isHostAddress, parseCidr, parseIpv4} from '../spec/ipv4.js'
 import {checkMac} from '../spec/mac.js'
 import {TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from '../spec/node-type.js'
+import {guardSpecPointer, readForWrite} from '../spec/fold.js'
 import type {ClusterSpec} from '../spec/types.js'
-import {NodeRegistry} from './registry.js'
 import type {MacBinding, NodeRecord, NodeType} from './record.js'
 
 export interface NodeRegistration {
@@ -50,7 +50,8 @@ export function checkRegistration(spec: ClusterSpec, reg: NodeRegistration): {na
  */
 export async function registerNode(store: EtcdStore, spec: ClusterSpec, reg: NodeRegistration): Promise<{node: NodeRecord; created: boolean}> {
   const wanted = checkRegistration(spec, reg)
-  const nodes = await new NodeRegistry(store).list()
+  const view = await readForWrite(store, 'all')
+  const nodes = view.nodes
   const existing = nodes.find((n) => n.name === wanted.name && n.state !== 'removed')
   if (existing) {
     if (existing.mac === wanted.mac && (wanted.ip === undefined || existing.ip === wanted.ip) && (reg.type === undefined || existing.type === wanted.type)) {
@@ -71,10 +72,10 @@ export async function registerNode(store: EtcdStore, spec: ClusterSpec, reg: Nod
   const node: NodeRecord = {...wanted, state: 'registered', createdAt: now, updatedAt: now}
   const nodeKey = store.keys.node(wanted.name)
   const macKey = store.keys.mac(wanted.mac)
-  const previous = await store.getJson<NodeRecord>(nodeKey)
-  const txn = store.transaction().ifAbsent(macKey)
+  const previous = view.stored.nodes.get(wanted.name)
+  const txn = guardSpecPointer(store.transaction().ifAbsent(macKey), store, view)
   // A removed node's name can be reused: compare on the revision of the record just read.
-  if (previous) txn.ifUnchanged(nodeKey, previous.modRevision)
+  if (previous?.modRevision) txn.ifUnchanged(nodeKey, previous.modRevision)
   else txn.ifAbsent(nodeKey)
   const binding: MacBinding = {node: wanted.name}
   const ok = await txn.put(nodeKey, node).put(macKey, binding).commit()

@@ -1,18 +1,21 @@
 import {preconditionError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {readClusterView} from '../spec/view.js'
 import type {NodeRecord} from './record.js'
 
-/** Reads node records from etcd. */
+/**
+ * Reads node records as every reader must see them: with the current spec's nodes overlaid while
+ * an apply's fold is unfinished (src/lib/spec/view.ts). One read each, however many nodes.
+ */
 export class NodeRegistry {
   constructor(private readonly store: EtcdStore) {}
 
   async list(): Promise<NodeRecord[]> {
-    const rows = await this.store.listJson<NodeRecord>(this.store.keys.nodesPrefix())
-    return rows.map((r) => r.value)
+    return (await readClusterView(this.store, {spec: 'while-folding', nodes: 'all'})).nodes
   }
 
   async get(name: string): Promise<NodeRecord | undefined> {
-    return (await this.store.getJson<NodeRecord>(this.store.keys.node(name)))?.value
+    return (await readClusterView(this.store, {spec: 'while-folding', nodes: {name}})).nodes[0]
   }
 
   /** The node's record; NODE_NOT_FOUND (exit 3) when etcd has none by that name. */

@@ -1,5 +1,6 @@
 import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {guardSpecPointer, readForWrite} from '../spec/fold.js'
 import {HISTORY_LIMIT} from './lifecycle.js'
 import type {NodeRecord} from './record.js'
 
@@ -34,8 +35,9 @@ export async function removeNode(store: EtcdStore, name: string, options: {force
  */
 export async function planRemoval(store: EtcdStore, name: string, options: {force: boolean; by?: string}): Promise<RemovalPlan> {
   const key = store.keys.node(name)
-  const found = await store.getJson<NodeRecord>(key)
-  if (!found || found.value.state === 'removed') {
+  const view = await readForWrite(store, {name})
+  const found = view.stored.nodes.get(name)
+  if (!found?.modRevision || found.value.state === 'removed') {
     throw new XclusterError(`No node named ${name}${found ? ' (it was already removed)' : ''}.`, {
       code: 'NODE_NOT_FOUND',
       exit: ExitStatus.precondition,
@@ -67,7 +69,11 @@ export async function planRemoval(store: EtcdStore, name: string, options: {forc
     result,
     freesMac: binding?.value.node === name ? node.mac : null,
     async commit() {
-      const txn = store.transaction().ifUnchanged(key, found.modRevision).put(key, removed).delete(store.keys.hostKey(name))
+      // The pointer too: an apply committed meanwhile would bind the MAC again in its overlay.
+      const txn = guardSpecPointer(store.transaction(), store, view)
+        .ifUnchanged(key, found.modRevision as string)
+        .put(key, removed)
+        .delete(store.keys.hostKey(name))
       // Free the MAC only if it still points at this node; its enlistment goes with it (a machine
       // that comes back under that MAC enlists afresh, as its keys may have changed).
       if (binding?.value.node === name) txn.ifUnchanged(macKey, binding.modRevision).delete(macKey).delete(store.keys.enlisted(node.mac))

@@ -1,58 +1,53 @@
 import {ExitStatus, XclusterError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
-import type {MacBinding, NodeRecord, NodeType} from '../nodes/record.js'
+import type {EtcdStore, Transaction} from '../etcd/store.js'
 import {settings} from '../settings.js'
-import type {ClusterSpec, NodeSpec} from './types.js'
+import {ApplyClaim} from './claim.js'
+import {finishFold, writeDiff} from './fold.js'
+import {canonicalJson, newGeneration, specSha256, splitSpec, type SpecPointer} from './generation.js'
+import {diffWithSpec, diffWrites, type MacChange, type NodeAddition, type NodeNotInSpec, type NodeUpdate} from './resolve.js'
+import type {ClusterSpec} from './types.js'
+import {readClusterView} from './view.js'
 
-/** A node the spec declares that etcd does not have yet. */
-export interface NodeAddition {
-  name: string
-  type: NodeType
-  mac: string
-  ip: string | null
-}
+export type {FieldChange, MacChange, NodeAddition, NodeNotInSpec, NodeUpdate} from './resolve.js'
 
-export interface FieldChange {
-  field: 'type' | 'mac' | 'ip'
-  from: string | null
-  to: string | null
-}
-
-/** A node in both, whose type, MAC or IP differs; its state is kept. */
-export interface NodeUpdate {
-  name: string
-  changes: FieldChange[]
-  /** The stored record when planned (its state and timestamps are kept). */
-  record: NodeRecord
-  /** The record's mod revision when planned: the apply fails if it moved since. */
-  modRevision: string
-}
-
-/** A node in etcd but not in the spec: apply leaves it alone (removal is `node remove`'s job). */
-export interface NodeNotInSpec {
-  name: string
-  type: NodeType
-  mac: string
-  state: string
-}
-
-export interface MacChange {
-  mac: string
-  /** Owner after the apply; null when the binding is removed. */
-  node: string | null
-  /** Owner before the apply; null when the binding is new. */
-  previous: string | null
-  /** The binding's mod revision when planned; null when it did not exist. */
-  modRevision: string | null
-}
+/**
+ * `config apply` of a spec of any size, all-or-nothing for every reader, on a stock etcd (128
+ * operations per transaction, 1.5 MiB per request):
+ *
+ * 1. Plan: one read at one revision R of the spec pointer, node records and MAC bindings.
+ * 2. Claim: a create-only key under this process's lease (src/lib/spec/claim.ts).
+ * 3. Stage: the spec, in parts of bounded size, under a new generation and under the claim's
+ *    lease: no reader looks at a generation the pointer does not name.
+ * 4. Commit: ONE transaction, guarded by the claim, the pointer's revision and two range
+ *    compares (nothing under nodes/ or macs/ changed since R), makes the generation current,
+ *    takes its parts off the lease, drops every other generation's parts, and sets `spec/fold`.
+ *    From this revision on, readers see the new spec with its nodes (they overlay it).
+ * 5. Fold: the node records and MAC bindings are written in bounded transactions; when a read
+ *    finds nothing left to write, `spec/fold` goes (src/lib/spec/fold.ts).
+ *
+ * An apply that dies before 4 leaves the old spec current and its staged parts on a lease that
+ * ends; one that dies during 5 leaves the new spec current and its fold to the next apply or
+ * writer of nodes (finishFold).
+ */
 
 /** The difference between etcd and a spec, and the revisions it was computed against. */
 export interface ApplyPlan {
   cluster: string
   spec: ClusterSpec
+  specSha256: string
+  /** The spec as the parts it is stored in (checked for size before anything is read or written). */
+  parts: Buffer[]
   specChanged: boolean
-  /** Mod revision of the stored spec when planned; null when no spec was stored. */
+  /** Mod revision of the stored spec pointer when planned; null when no spec was stored. */
   specRevision: string | null
+  /** The current pointer when planned (null: no spec, or one stored before generations). */
+  pointer: SpecPointer | null
+  /** Its generation. */
+  generation: string | null
+  /** The revision the plan was read at: the commit fails if nodes/ or macs/ moved since. */
+  revision: string
+  /** False when a previous apply's fold is unfinished: the apply finishes it first. */
+  folded: boolean
   add: NodeAddition[]
   update: NodeUpdate[]
   notInSpec: NodeNotInSpec[]
@@ -61,7 +56,15 @@ export interface ApplyPlan {
   changed: boolean
 }
 
-/** Reads the spec, nodes and MAC bindings from etcd and computes what applying `spec` changes. */
+/** What applyPlan did. */
+export interface ApplyOutcome {
+  /** The new spec and its nodes were committed. */
+  committed: boolean
+  /** An earlier apply's unfinished fold was finished first. */
+  finishedEarlierFold: boolean
+}
+
+/** Reads the spec, nodes and MAC bindings from etcd (one read) and computes what applying `spec` changes. */
 export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<ApplyPlan> {
   if (spec.cluster !== store.keys.cluster) {
     throw new XclusterError(`The spec is for cluster "${spec.cluster}" but the command targets cluster "${store.keys.cluster}".`, {
@@ -70,53 +73,26 @@ export async function planApply(store: EtcdStore, spec: ClusterSpec): Promise<Ap
       suggestion: `Re-run with --cluster ${spec.cluster}, or change cluster: in the spec.`,
     })
   }
-  const [stored, nodeRows, macRows] = await Promise.all([
-    store.getJson<ClusterSpec>(store.keys.spec()),
-    store.listJson<NodeRecord>(store.keys.nodesPrefix()),
-    store.listJson<MacBinding>(store.keys.macsPrefix()),
-  ])
-  const existing = new Map(nodeRows.map((r) => [r.value.name, r]))
-  const wanted = new Map(spec.nodes.map((n) => [n.name, n]))
-
-  const add: NodeAddition[] = []
-  const update: NodeUpdate[] = []
-  for (const node of spec.nodes) {
-    const row = existing.get(node.name)
-    if (!row) add.push({name: node.name, type: node.type, mac: node.mac, ip: node.ip ?? null})
-    else {
-      const changes = fieldChanges(row.value, node)
-      if (changes.length > 0) update.push({name: node.name, changes, record: row.value, modRevision: row.modRevision})
-    }
-  }
-  const notInSpec = nodeRows.filter((r) => !wanted.has(r.value.name)).map((r) => ({name: r.value.name, type: r.value.type, mac: r.value.mac, state: r.value.state}))
-
-  // MAC bindings: the spec's nodes own theirs; a binding to a node outside the spec is left
-  // with that node. A binding pointing at a spec node that no longer has the MAC is removed.
-  const macs: MacChange[] = []
-  const bound = new Map(macRows.map((r) => [store.keys.macFromKey(r.key), r]))
-  for (const node of spec.nodes) {
-    const row = bound.get(node.mac)
-    if (!row) macs.push({mac: node.mac, node: node.name, previous: null, modRevision: null})
-    else if (row.value.node !== node.name) macs.push({mac: node.mac, node: node.name, previous: row.value.node, modRevision: row.modRevision})
-  }
-  const specMacs = new Set(spec.nodes.map((n) => n.mac))
-  for (const [mac, row] of bound) {
-    if (!specMacs.has(mac) && wanted.has(row.value.node)) {
-      macs.push({mac, node: null, previous: row.value.node, modRevision: row.modRevision})
-    }
-  }
-
-  const specChanged = !stored || canonicalJson(stored.value) !== canonicalJson(spec)
+  // A spec too large is refused before anything is read, and --dry-run says so too.
+  const parts = splitSpec(spec)
+  // The stored spec itself is needed only to overlay an unfinished fold: its digest says whether it changes.
+  const view = await readClusterView(store, {spec: 'while-folding', nodes: 'all', macs: true})
+  const sha = specSha256(spec)
+  const diff = diffWithSpec(spec, view.resolved)
+  const specChanged = view.family.sha256 !== sha
   return {
     cluster: spec.cluster,
     spec,
+    specSha256: sha,
+    parts,
     specChanged,
-    specRevision: stored?.modRevision ?? null,
-    add,
-    update,
-    notInSpec,
-    macs,
-    changed: specChanged || add.length > 0 || update.length > 0 || macs.length > 0,
+    specRevision: view.family.pointer?.modRevision ?? null,
+    pointer: view.family.pointer?.value ?? null,
+    generation: view.family.pointer?.value?.generation ?? null,
+    revision: view.revision,
+    folded: !view.folding,
+    ...diff,
+    changed: specChanged || diffWrites(diff),
   }
 }
 
@@ -126,79 +102,131 @@ export function changesRegistered(plan: ApplyPlan): boolean {
 }
 
 /**
- * Writes a plan in ONE etcd transaction, guarded by the revisions it was planned against: if
- * anything moved in between, nothing is written and APPLY_CONFLICT is thrown. A plan without
- * changes writes nothing. Existing nodes keep their state; new ones start `registered`.
+ * Writes a plan (see the steps above). If anything the plan was made against moved in between,
+ * nothing is written and APPLY_CONFLICT is thrown; so it is when another apply holds the claim.
+ * A plan without changes writes nothing (unless an earlier apply's fold is unfinished: that is
+ * finished). Existing nodes keep their state; new ones start `registered`.
  */
-export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Date()): Promise<void> {
-  if (!plan.changed) return
-  const txn = store.transaction()
-  const keys = store.keys
-  const timestamp = now.toISOString()
-
-  if (plan.specRevision === null) txn.ifAbsent(keys.spec())
-  else txn.ifUnchanged(keys.spec(), plan.specRevision)
-  if (plan.specChanged) txn.put(keys.spec(), plan.spec)
-
-  const byName = new Map(plan.spec.nodes.map((n) => [n.name, n]))
-  for (const node of plan.add) {
-    const record: NodeRecord = {
-      name: node.name,
-      type: node.type,
-      mac: node.mac,
-      ...(node.ip === null ? {} : {ip: node.ip}),
-      state: 'registered',
-      createdAt: timestamp,
-      updatedAt: timestamp,
+export async function applyPlan(store: EtcdStore, plan: ApplyPlan, now = new Date()): Promise<ApplyOutcome> {
+  if (!plan.changed && plan.folded) return {committed: false, finishedEarlierFold: false}
+  // A spec stored before generations is staged as one even when unchanged.
+  const parts = plan.specChanged || plan.pointer === null ? plan.parts : undefined
+  const generation = parts ? newGeneration() : (plan.generation as string)
+  // A plan whose fold is unfinished is checked again after the fold; a folded one is checked by the claim itself.
+  const claim = await ApplyClaim.take(store, generation, (txn) => (plan.folded ? guardPlan(txn, store, plan) : txn), conflict)
+  try {
+    let current = plan
+    let finishedEarlierFold = false
+    if (!plan.folded) {
+      finishedEarlierFold = await finishFold(store)
+      current = await planApply(store, plan.spec)
+      if (!samePlan(plan, current)) throw conflict()
+      if (!current.changed) return {committed: false, finishedEarlierFold}
     }
-    txn.ifAbsent(keys.node(node.name)).put(keys.node(node.name), record)
+    if (parts) await stage(store, claim, generation, parts)
+    const pointerRevision = await commit(store, claim, current, generation, parts, now)
+    if (diffWrites(current)) {
+      // Against the plan's revisions, which the commit proved current: no read needed first.
+      const written = await writeDiff(store, current, pointerRevision, now.toISOString())
+      if (!written || !(await sealOwnFold(store, pointerRevision))) await finishFold(store)
+    }
+    return {committed: true, finishedEarlierFold}
+  } finally {
+    await claim.release()
   }
-  for (const node of plan.update) {
-    txn.ifUnchanged(keys.node(node.name), node.modRevision)
-    txn.put(keys.node(node.name), updatedRecord(node.record, byName.get(node.name) as NodeSpec, timestamp))
-  }
-  for (const change of plan.macs) {
-    if (change.modRevision === null) txn.ifAbsent(keys.mac(change.mac))
-    else txn.ifUnchanged(keys.mac(change.mac), change.modRevision)
-    if (change.node === null) txn.delete(keys.mac(change.mac))
-    else txn.put(keys.mac(change.mac), {node: change.node} satisfies MacBinding)
-  }
+}
 
-  if (txn.size > settings.etcdMaxTxnOps || txn.compareCount > settings.etcdMaxTxnOps) {
-    throw new XclusterError(`Applying this spec needs ${Math.max(txn.size, txn.compareCount)} operations in one etcd transaction; etcd allows ${settings.etcdMaxTxnOps} (--max-txn-ops).`, {
-      code: 'APPLY_TOO_LARGE',
-      exit: ExitStatus.precondition,
-      suggestion: "Apply the spec in smaller steps (add fewer nodes per apply), or raise etcd's --max-txn-ops and settings.etcdMaxTxnOps together.",
-      details: {operations: txn.size, compares: txn.compareCount, limit: settings.etcdMaxTxnOps},
+/**
+ * Ends the fold this apply committed, without reading it back, when every one of its writes was
+ * applied: each compared the row it replaced as of the plan, which the commit proved current, and
+ * nothing else writes type, MAC or IP or MAC bindings while a fold is unfinished (node writers
+ * finish it first; a state change is not part of the diff).
+ */
+async function sealOwnFold(store: EtcdStore, pointerRevision: string): Promise<boolean> {
+  const k = store.keys
+  return store.transaction().ifUnchanged(k.spec(), pointerRevision).ifUnchanged(k.specFold(), pointerRevision).delete(k.specFold()).commit()
+}
+
+/** The parts, a few per transaction (settings.specApply.txnBytes), under the claim's lease: invisible until the commit. */
+async function stage(store: EtcdStore, claim: ApplyClaim, generation: string, parts: Buffer[]): Promise<void> {
+  const k = store.keys
+  for (let i = 0; i < parts.length;) {
+    const txn = store.transaction()
+    let bytes = 0
+    do {
+      txn.put(k.specPart(generation, i), parts[i], {lease: claim.leaseId})
+      bytes += parts[i]!.length
+      i++
+    } while (i < parts.length && bytes + parts[i]!.length <= settings.specApply.txnBytes && txn.size < settings.etcdMaxTxnOps)
+    // No compares: it applies or throws (a lease that ended makes etcd refuse it).
+    await txn.commit()
+  }
+}
+
+/** The one transaction that makes the plan current for every reader; resolves the pointer's new mod revision. */
+async function commit(store: EtcdStore, claim: ApplyClaim, plan: ApplyPlan, generation: string, parts: Buffer[] | undefined, now: Date): Promise<string> {
+  const k = store.keys
+  const previous = plan.pointer
+  const pointer: SpecPointer = {
+    generation,
+    parts: parts?.length ?? (previous?.parts as number),
+    bytes: parts?.reduce((sum, p) => sum + p.length, 0) ?? (previous?.bytes as number),
+    nodes: plan.spec.nodes.length,
+    sha256: plan.specSha256,
+    appliedAt: now.toISOString(),
+  }
+  const txn = guardPlan(store.transaction().ifCreatedAt(k.specApplyClaim(), claim.createRevision), store, plan)
+  txn.put(k.spec(), pointer)
+  if (parts) {
+    for (let i = 0; i < parts.length; i++) txn.detachLease(k.specPart(generation, i))
+    // Every other generation's parts: the one replaced, and any an earlier apply left.
+    txn.deleteRange(k.specPartsPrefix(), k.specGenerationPrefix(generation)).deleteRange(rangeEnd(k.specGenerationPrefix(generation)), rangeEnd(k.specPartsPrefix()))
+  }
+  if (diffWrites(plan)) txn.put(k.specFold(), {generation})
+  if (txn.size > settings.etcdMaxTxnOps) throw new Error(`config apply: a commit of ${txn.size} operations (${parts?.length} parts) passes etcd's ${settings.etcdMaxTxnOps}`)
+  const {applied, revision} = await txn.commitAt()
+  if (applied) return revision
+  // A commit whose answer was lost and was retried finds its own pointer in place.
+  if (!(await txn.isInPlace())) throw conflict()
+  const view = await readClusterView(store, {spec: 'while-folding', nodes: 'none'})
+  return view.family.pointer?.modRevision as string
+}
+
+/**
+ * The state the plan was made against is unchanged: the pointer (no other apply committed), no
+ * unfinished fold, and nothing under nodes/ or macs/ created or changed since the plan's read:
+ * four compares however many nodes. A range compare does not see a deleted key; xcluster never
+ * deletes a node record, and deletes a MAC binding only together with a write of its node's
+ * record (node remove), which it does see.
+ */
+function guardPlan(txn: Transaction, store: EtcdStore, plan: ApplyPlan): Transaction {
+  const k = store.keys
+  if (plan.specRevision === null) txn.ifAbsent(k.spec())
+  else txn.ifUnchanged(k.spec(), plan.specRevision)
+  return txn.ifAbsent(k.specFold()).ifRangeUnchangedSince(k.nodesPrefix(), plan.revision).ifRangeUnchangedSince(k.macsPrefix(), plan.revision)
+}
+
+/** The first key after every key starting with `prefix`. */
+const rangeEnd = (prefix: string): string => prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
+
+/** The same changes against the same spec (what the operator saw and confirmed). */
+function samePlan(a: ApplyPlan, b: ApplyPlan): boolean {
+  const essence = (p: ApplyPlan) =>
+    canonicalJson({
+      spec: p.specSha256,
+      specChanged: p.specChanged,
+      generation: p.generation,
+      add: p.add,
+      update: p.update.map((u) => ({name: u.name, changes: u.changes})),
+      macs: p.macs.map(({mac, node, previous}) => ({mac, node, previous})),
     })
-  }
-  // Idempotent: when a commit's answer is lost and call() retries it, the retry's compares fail
-  // against our own write; finding every written value in place means the apply did commit.
-  if (!(await txn.commitIdempotent())) {
-    throw new XclusterError('etcd changed while the apply was being planned: another writer changed the spec, a node or a MAC binding. Nothing was written.', {
-      code: 'APPLY_CONFLICT',
-      exit: ExitStatus.precondition,
-      suggestion: 'Re-run config apply: it plans again against the current state.',
-    })
-  }
+  return essence(a) === essence(b)
 }
 
-function fieldChanges(record: NodeRecord, node: NodeSpec): FieldChange[] {
-  const changes: FieldChange[] = []
-  if (record.type !== node.type) changes.push({field: 'type', from: record.type, to: node.type})
-  if (record.mac !== node.mac) changes.push({field: 'mac', from: record.mac, to: node.mac})
-  if ((record.ip ?? null) !== (node.ip ?? null)) changes.push({field: 'ip', from: record.ip ?? null, to: node.ip ?? null})
-  return changes
-}
-
-function updatedRecord(record: NodeRecord, node: NodeSpec, timestamp: string): NodeRecord {
-  const {ip: _oldIp, ...rest} = record
-  return {...rest, type: node.type, mac: node.mac, ...(node.ip === undefined ? {} : {ip: node.ip}), updatedAt: timestamp}
-}
-
-/** JSON with sorted keys, so a stored spec compares equal however its keys were ordered. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
-  )
+function conflict(): XclusterError {
+  return new XclusterError('etcd changed while the apply was being planned: another writer changed the spec, a node or a MAC binding. Nothing was written.', {
+    code: 'APPLY_CONFLICT',
+    exit: ExitStatus.precondition,
+    suggestion: 'Re-run config apply: it plans again against the current state.',
+  })
 }
