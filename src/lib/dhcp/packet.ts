@@ -223,19 +223,19 @@ function decodeOrThrow(buf: Buffer, expectOp: number): DhcpPacket {
   const cookie = buf.readUInt32BE(236)
   if (cookie !== MAGIC_COOKIE) throw new Refusal('bad-cookie', `magic cookie 0x${cookie.toString(16)}`)
 
-  const spans = new Map<number, number[]>()
+  const sizes = new Map<number, number>()
+  const regions: OptionRegion[] = [{from: HEADER_SIZE, to: buf.length, where: 'options'}]
+  const overloadAt = measureOptions(buf, regions[0]!, sizes)
   let overload = 0
-  parseOptions(buf, HEADER_SIZE, buf.length, spans, 'options')
-  const over = spans.get(Opt.overload)
-  if (over) {
-    overload = buf[over[0]]
+  if (overloadAt !== undefined) {
+    overload = buf[overloadAt]
     if (overload < 1 || overload > 3) throw new Refusal('bad-option-value', `option overload ${overload}`)
     // RFC 2131 4.1: options continue in `file`, then in `sname`.
-    if (overload & 1) parseOptions(buf, 108, 236, spans, 'file')
-    if (overload & 2) parseOptions(buf, 44, 108, spans, 'sname')
+    if (overload & 1) regions.push({from: 108, to: 236, where: 'file'})
+    if (overload & 2) regions.push({from: 44, to: 108, where: 'sname'})
+    for (const region of regions.slice(1)) measureOptions(buf, region, sizes)
   }
-  const raw = new Map<number, Buffer>()
-  for (const [code, at] of spans) raw.set(code, join(buf, at))
+  const raw = joinOptions(buf, regions, sizes)
 
   return {
     op: op as DhcpPacket['op'],
@@ -256,11 +256,22 @@ function decodeOrThrow(buf: Buffer, expectOp: number): DhcpPacket {
   }
 }
 
+/** A stretch of the datagram that holds options: the options field, or an overloaded file/sname. */
+interface OptionRegion {
+  from: number
+  to: number
+  where: string
+}
+
 /**
- * Records where each option's instances lie in `buf[from, to)`: [start, end, start, end, ...] per
- * code, in order. Nothing is copied here, so a datagram costs one pass however it is built.
+ * First pass over a region: validates every option and adds its length to its code's total
+ * (RFC 3396: repeated instances are one value). Returns where option 52's value lies, if present.
+ * Nothing is allocated per instance: a datagram of many small instances costs one pass, with no
+ * growing list to copy or collect.
  */
-function parseOptions(buf: Buffer, from: number, to: number, into: Map<number, number[]>, where: string): void {
+function measureOptions(buf: Buffer, region: OptionRegion, sizes: Map<number, number>): number | undefined {
+  const {from, to, where} = region
+  let overloadAt: number | undefined
   let i = from
   while (i < to) {
     const code = buf[i]
@@ -268,34 +279,46 @@ function parseOptions(buf: Buffer, from: number, to: number, into: Map<number, n
       i++
       continue
     }
-    if (code === Opt.end) return
+    if (code === Opt.end) return overloadAt
     if (i + 1 >= to) throw new Refusal('bad-option-length', `option ${code} in ${where} has no length byte`)
     const len = buf[i + 1]
     if (i + 2 + len > to) throw new Refusal('bad-option-length', `option ${code} in ${where} claims ${len} bytes, ${to - i - 2} left`)
     if (!RULE_BY_CODE[code](len)) throw new Refusal('bad-option-length', `option ${code} has length ${len}`)
-    const spans = into.get(code)
-    if (spans) {
-      // RFC 3396 concatenation is only meaningful for variable-length options.
-      if (FIXED_BY_CODE[code]) throw new Refusal('duplicate-option', `option ${code} appears twice`)
-      spans.push(i + 2, i + 2 + len)
-    } else into.set(code, [i + 2, i + 2 + len])
+    const size = sizes.get(code)
+    // RFC 3396 concatenation is only meaningful for variable-length options.
+    if (size !== undefined && FIXED_BY_CODE[code]) throw new Refusal('duplicate-option', `option ${code} appears twice`)
+    if (code === Opt.overload && overloadAt === undefined) overloadAt = i + 2
+    sizes.set(code, (size ?? 0) + len)
     i += 2 + len
   }
   throw new Refusal('missing-end', `no end option in ${where}`)
 }
 
 /**
- * One option's value: its instances joined (RFC 3396), copied once into a buffer of the final
- * size. Joining instance by instance would copy the growing value again each time (quadratic).
+ * Second pass: each option's instances joined (RFC 3396) into one buffer of the size the first
+ * pass measured, in region order. Joining instance by instance would copy the growing value
+ * again each time (quadratic). The regions were validated by measureOptions.
  */
-function join(buf: Buffer, spans: number[]): Buffer {
-  let size = 0
-  for (let k = 0; k < spans.length; k += 2) size += spans[k + 1] - spans[k]
-  const value = Buffer.allocUnsafe(size)
-  let at = 0
-  // Byte by byte: most instances are a few bytes, where a copy() call costs more than the copy.
-  for (let k = 0; k < spans.length; k += 2) for (let j = spans[k]; j < spans[k + 1]; j++) value[at++] = buf[j]
-  return value
+function joinOptions(buf: Buffer, regions: OptionRegion[], sizes: Map<number, number>): Map<number, Buffer> {
+  const values = new Map<number, {value: Buffer; at: number}>()
+  for (const [code, size] of sizes) values.set(code, {value: Buffer.allocUnsafe(size), at: 0})
+  for (const {from, to} of regions) {
+    let i = from
+    while (i < to) {
+      const code = buf[i]
+      if (code === Opt.pad) {
+        i++
+        continue
+      }
+      if (code === Opt.end) break
+      const len = buf[i + 1]
+      const into = values.get(code)!
+      // Byte by byte: most instances are a few bytes, where a copy() call costs more than the copy.
+      for (let j = i + 2; j < i + 2 + len; j++) into.value[into.at++] = buf[j]
+      i += 2 + len
+    }
+  }
+  return new Map([...values].map(([code, v]) => [code, v.value]))
 }
 
 function interpretOptions(raw: Map<number, Buffer>): DhcpOptions {
