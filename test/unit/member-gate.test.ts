@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {createServer, type Server} from 'node:net'
 import {describe, it} from 'node:test'
 
-import {GRPCUnavailableError} from 'etcd3'
+import {GRPCDeadlineExceededError, GRPCUnavailableError} from 'etcd3'
 
 import {MemberGate, MemberSkippedError, tcpProbe, type MemberProbe} from '../../src/lib/etcd/member-gate.js'
 
@@ -86,6 +86,19 @@ describe('MemberGate: calls go to members whose connection is up', () => {
     await first
     await assert.rejects(through(gate, HOSTS[0] as string, () => Promise.reject(new Error('etcdserver: permission denied'))))
     assert.equal(await through(gate, HOSTS[0] as string), HOSTS[0])
+  })
+
+  it('a deadline that ran out at once (spent on another member before the retry) does not mark this one down', async () => {
+    const probe = scriptedProbe()
+    const gate = new MemberGate(HOSTS, {...options, probe: probe.probe})
+    const first = through(gate, HOSTS[0] as string)
+    for (const h of HOSTS) probe.answer(h, true)
+    await first
+    await assert.rejects(through(gate, HOSTS[0] as string, () => Promise.reject(new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 0.001s'))))
+    assert.equal(await through(gate, HOSTS[0] as string), HOSTS[0])
+    // One that took its time is the member's: down.
+    await assert.rejects(through(gate, HOSTS[0] as string, () => new Promise((_, reject) => setTimeout(() => reject(new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED')), 80))))
+    assert.equal(await through(gate, HOSTS[0] as string), 'skipped')
   })
 
   it('when every member failed, calls go through anyway so the caller sees etcd’s own error', async () => {

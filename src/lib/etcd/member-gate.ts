@@ -1,7 +1,10 @@
 import {connect, type Socket} from 'node:net'
 
 import {noop, type IDefaultPolicyContext, type IPolicy} from 'cockatiel'
-import {isRecoverableError} from 'etcd3'
+import {GRPCDeadlineExceededError, isRecoverableError} from 'etcd3'
+
+/** A call that hit its deadline quicker than this never had a chance at the member it was sent to. */
+const SPENT_ELSEWHERE_MS = 50
 
 /** Thrown instead of calling a member the gate skips; the connection pool then tries the next one. */
 export class MemberSkippedError extends Error {
@@ -109,14 +112,17 @@ export class MemberGate {
   }
 
   private async run<T>(member: MemberState, fn: (context: IDefaultPolicyContext) => PromiseLike<T> | T): Promise<T> {
+    const started = Date.now()
     try {
       const result = await fn({signal: new AbortController().signal})
       this.mark(member, 'up')
       return result
     } catch (err) {
       // A recoverable error is the connection or the member failing (unavailable, deadline), not
-      // an answer such as a failed compare or a denied permission.
-      if (err instanceof Error && isRecoverableError(err)) this.mark(member, 'down')
+      // an answer such as a failed compare or a denied permission. A deadline that ran out at
+      // once was the caller's budget, spent on another member before the client retried here.
+      const spentElsewhere = err instanceof GRPCDeadlineExceededError && Date.now() - started < SPENT_ELSEWHERE_MS
+      if (err instanceof Error && isRecoverableError(err) && !spentElsewhere) this.mark(member, 'down')
       throw err
     }
   }

@@ -205,7 +205,7 @@ export class Transaction {
   async commitAt(options: CommitOptions = {}): Promise<CommitResult> {
     const request: TxnRequest = {compare: this.compares.map(toCompare), success: this.ops.map(toRequestOp)}
     const run = async (client: Etcd3) => {
-      const res = await client.kv.txn(request, options.timeoutMs === undefined ? undefined : attemptDeadline(options.timeoutMs))
+      const res = await client.kv.txn(request, options.timeoutMs === undefined ? undefined : {deadline: Date.now() + options.timeoutMs})
       const reads: RawKv[][] = []
       if (res.succeeded) {
         this.ops.forEach((op, i) => {
@@ -351,19 +351,6 @@ function certificateIdentity(certFile: string): string | undefined {
   }
 }
 
-/**
- * Call options whose deadline is `timeoutMs` from each attempt's start: the client retries a call
- * on the next member with the same options, and a fixed deadline that the first (dead) member
- * used up would fail the retry at once ("Deadline exceeded after 0.000s").
- */
-export function attemptDeadline(timeoutMs: number): {readonly deadline: number} {
-  return {
-    get deadline() {
-      return Date.now() + timeoutMs
-    },
-  }
-}
-
 function isUnavailable(err: unknown): boolean {
   if (err instanceof MemberSkippedError) return true
   if (err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError) return true
@@ -440,7 +427,7 @@ export class EtcdStore {
 
   /** Seconds etcd still gives a lease (null when it is gone). */
   async leaseTtl(id: string): Promise<number | null> {
-    const res = await this.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: id}, attemptDeadline(settings.election.callTimeoutMs)))
+    const res = await this.call('lease TTL', (c) => c.leaseClient.leaseTimeToLive({ID: id}, {deadline: Date.now() + settings.election.callTimeoutMs}))
     return Number(res.TTL) >= 0 ? Number(res.TTL) : null
   }
 
