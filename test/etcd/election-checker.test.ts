@@ -56,6 +56,9 @@ interface Group {
   failovers: Partial<Record<Fault, number[]>>
 }
 
+/** How long each SIGTERMed leader took to exit (its stop, resign and lease revoke included). */
+const termExits: number[] = []
+
 const random = (n: number): number => Math.floor(Math.random() * n)
 const pick = <T>(xs: readonly T[]): T => xs[random(xs.length)] as T
 
@@ -76,6 +79,8 @@ before(async () => {
 })
 
 after(async () => {
+  // A failed trial must not leave serve daemons behind to load the machine for the next files.
+  await Daemon.killAll()
   await store?.close()
   await etcd?.destroy()
   await monitor?.close()
@@ -129,7 +134,9 @@ async function trial(group: Group, fault: Fault): Promise<boolean> {
     case 'kill-leader':
     case 'crash-leader':
     case 'term-leader': {
+      const stopAt = monoMs()
       await leaderDaemon.stop(fault === 'kill-leader' ? 'SIGKILL' : fault === 'crash-leader' ? 'SIGABRT' : 'SIGTERM')
+      if (fault === 'term-leader') termExits.push(monoMs() - stopAt)
       await successor()
       await restart(group, leader.node)
       break
@@ -221,16 +228,26 @@ describe('fencing checker', () => {
     const started = Date.now()
     const counts = {member: 0, quorum: 0}
     const chaos = etcdChaos(() => done >= TRIALS, counts)
+    let failed: unknown
     try {
-      await Promise.all(
+      // Every group's loop ends (the first failure ends them all) before the daemons are stopped:
+      // a trial still running would restart a daemon after the cleanup.
+      const outcomes = await Promise.allSettled(
         groups.map(async (group) => {
           // The proxied group partitions its leader every third trial: left to chance, one group in
           // six would sometimes try none in a run.
-          for (let n = 0; done < TRIALS; n++) {
-            if (await trial(group, group.proxies && n % 3 === 0 ? 'partition-leader' : pick(FAULTS))) done++
+          try {
+            for (let n = 0; done < TRIALS && failed === undefined; n++) {
+              if (await trial(group, group.proxies && n % 3 === 0 ? 'partition-leader' : pick(FAULTS))) done++
+            }
+          } catch (err) {
+            failed ??= err
+            throw err
           }
         }),
       )
+      const rejected = outcomes.find((o) => o.status === 'rejected')
+      if (rejected) throw failed ?? rejected.reason
     } finally {
       done = Math.max(done, TRIALS)
       await chaos
@@ -280,6 +297,7 @@ describe('fencing checker', () => {
     const byFault: Record<string, number[]> = {}
     for (const g of groups) for (const [f, xs] of Object.entries(g.failovers)) (byFault[f] ??= []).push(...xs)
     for (const [f, xs] of Object.entries(byFault)) console.log(`#   ${f}: next instance after median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (n=${xs.length})`)
+    if (termExits.length) console.log(`#   a SIGTERMed leader exited after median ${median(termExits).toFixed(0)} ms, max ${Math.max(...termExits).toFixed(0)} ms`)
     assert.ok(done >= TRIALS)
     assert.ok(lives >= TRIALS / 3, `only ${lives} service instances`)
     assert.ok((faults['partition-leader'] ?? 0) > 0, 'no partition was tried')

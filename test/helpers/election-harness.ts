@@ -50,6 +50,22 @@ export const daemonRunDir = (): string => (runDir ??= mkdtempSync(join(tmpdir(),
 
 /** A real `xcluster serve --elect` process, as it would run on a node. */
 export class Daemon {
+  /** Every daemon this test process started, so a failed test can still kill them all. */
+  static readonly started = new Set<Daemon>()
+
+  static {
+    // Whatever a test left running dies with the test file's process, never outliving it to
+    // load the machine (or talk to a later test's etcd) while the next file runs.
+    process.on('exit', () => {
+      for (const d of Daemon.started) d.proc.kill('SIGKILL')
+    })
+  }
+
+  /** Kills every daemon still alive (a test's after hook): none may outlive its test file. */
+  static async killAll(): Promise<void> {
+    await Promise.all([...Daemon.started].map((d) => d.stop('SIGKILL').catch(() => undefined)))
+  }
+
   readonly events: DaemonEvent[] = []
   proc!: ChildProcess
   private exited!: Promise<void>
@@ -88,7 +104,13 @@ export class Daemon {
         }
       }
     })
-    this.exited = new Promise((r) => this.proc.once('exit', () => r()))
+    Daemon.started.add(this)
+    this.exited = new Promise((r) =>
+      this.proc.once('exit', () => {
+        Daemon.started.delete(this)
+        r()
+      }),
+    )
     return this
   }
 
@@ -102,6 +124,7 @@ export class Daemon {
 
   /** Signals the daemon and waits for it to exit; one that outlives SIGTERM by 15 s is a bug, reported (never a hang). */
   async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const sentAt = new Date().toISOString().slice(11, 23)
     if (this.alive) {
       this.proc.kill('SIGCONT')
       this.proc.kill(sig)
@@ -113,7 +136,9 @@ export class Daemon {
     if (outcome === 'late') {
       this.proc.kill('SIGKILL')
       await this.exited
-      throw new Error(`daemon ${this.node} did not exit within 15 s of ${sig}`)
+      // What it was doing: its last events, as it logged them (and the time each arrived).
+      const last = this.events.slice(-8).map((e) => `${new Date(e.receivedAt).toISOString().slice(11, 23)} ${e.service ?? ''} ${e.event}${e.token ? ` ${e.token}` : ''}`)
+      throw new Error(`daemon ${this.node} did not exit within 15 s of ${sig} (sent at ${sentAt}); its last events: ${last.join(' | ')}`)
     }
   }
 
