@@ -1,5 +1,6 @@
 import type {IKeyValue, Watcher} from 'etcd3'
 
+import {settlesWithin} from '../clock.js'
 import {settings} from '../settings.js'
 import {storedKv, type EtcdStore, type StoredKv} from './store.js'
 
@@ -65,9 +66,7 @@ export class PrefixFollower {
     // Idempotent (cancelling an etcd3 watcher twice never resolves) and bounded: an etcd that
     // does not answer must not hold up a stop.
     if (!watcher) return
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, settings.etcdWatchCancelTimeoutMs)))])
-    clearTimeout(timer)
+    await settlesWithin(watcher.cancel(), settings.etcdWatchCancelTimeoutMs)
   }
 
   private async load(): Promise<void> {

@@ -116,7 +116,10 @@ export class LeaseKeeper {
     m.opening = true
     try {
       const attempt = m.client.leaseClient.leaseKeepAlive()
-      const stream = await Promise.race([attempt, new Promise<undefined>((r) => setTimeout(r, settings.election.callTimeoutMs))])
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const stream = await Promise.race([attempt, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), settings.election.callTimeoutMs)))])
+      // Cleared: a pending timer would keep a stopping process alive for its length.
+      clearTimeout(timer)
       if (!stream || this.closed) {
         void attempt.then(
           (late) => late.end(),

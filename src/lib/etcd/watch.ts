@@ -1,5 +1,6 @@
 import type {Etcd3, IKeyValue, Watcher} from 'etcd3'
 
+import {settlesWithin} from '../clock.js'
 import {settings} from '../settings.js'
 import type {RawKv} from './store.js'
 
@@ -85,8 +86,9 @@ export function watchPrefix(client: Etcd3, prefix: string, handlers: PrefixWatch
       clearTimeout(timer)
       const w = watcher
       watcher = undefined
-      // etcd3's cancel of a watcher that never connected can wait forever: bound it.
-      await Promise.race([w?.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, settings.election.callTimeoutMs))])
+      // etcd3's cancel of a watcher that never connected can wait forever: bound it (and clear
+      // the bound's timer, which would otherwise keep a stopping serve alive for its length).
+      if (w) await settlesWithin(w.cancel(), settings.election.callTimeoutMs)
     },
   }
 }
