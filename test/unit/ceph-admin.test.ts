@@ -224,6 +224,22 @@ describe('backends: one code path, only the binaries differ', () => {
     )
   })
 
+  it("a node without the backend's CLI: CEPH_CLI_MISSING (exit 3) naming the spec's choice; another failure carries Ceph's words", async () => {
+    const answering = (code: number, stderr: string): CephHost => ({name: 's4', exec: async () => ({code, stdout: '', stderr})})
+    await assert.rejects(new CephCli(answering(127, 'sh: 1: microceph.ceph: not found\n'), 'microceph').run({tool: 'ceph', args: ['-s']}), (e: unknown) => {
+      const err = e as XclusterError
+      return err.code === 'CEPH_CLI_MISSING' && err.exit === 3 && /^microceph\.ceph -s failed on s4: sh: 1: microceph\.ceph: not found$/.test(err.message) && /ceph\.backend/.test(err.suggestion ?? '')
+    })
+    await assert.rejects(new CephCli(answering(1, "Error ENOENT: unrecognized pool 'x'\n"), 'ceph').run({tool: 'ceph', args: ['osd', 'pool', 'get', 'x', 'size']}), (e: unknown) => {
+      const err = e as XclusterError
+      return (
+        err.code === 'CEPH_COMMAND_FAILED' &&
+        /failed on s4: Error ENOENT: unrecognized pool 'x'$/.test(err.message) &&
+        err.suggestion === "See Ceph's own view from that node: xcluster ceph status --node s4"
+      )
+    })
+  })
+
   it('a dry run makes only the reads, and returns the lines a real run executes', async () => {
     const host = fakeHost()
     const change = await createPool(new CephCli(host, 'microceph'), 'vm', {size: 2}, true)

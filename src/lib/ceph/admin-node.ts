@@ -42,7 +42,7 @@ export async function openCeph(store: EtcdStore, access: CephAccess): Promise<Ce
   if (access.node !== undefined && !nodes.some((n) => n.name === access.node)) {
     throw usageError(
       `Unknown node ${JSON.stringify(access.node)} for --node.`,
-      `Name one of the cluster's nodes (see ${commandLine(['node', 'list'])}), or leave --node out to ask the first ready core or storage node.`,
+      `Name one of the cluster's nodes, or leave --node out to ask the first ready core or storage node; the nodes: ${commandLine(['node', 'list'])}`,
       {node: access.node},
     )
   }

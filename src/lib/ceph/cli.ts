@@ -1,4 +1,5 @@
 import {ExitStatus, XclusterError} from '../errors.js'
+import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import type {SshHost} from '../ssh/index.js'
 import {shellQuote} from '../ssh/shell.js'
@@ -56,7 +57,7 @@ export class CephCli {
    */
   async run(call: CephCall, explain?: Explain): Promise<string> {
     const res = await this.exec(call)
-    if (res.code !== 0) throw explain?.(res.stderr || res.stdout) ?? cephFailed(this.host.name, this.line(call), res.stderr || res.stdout)
+    if (res.code !== 0) throw explain?.(res.stderr || res.stdout) ?? cephFailed(this.host.name, this.line(call), res.code, res.stderr || res.stdout)
     return res.stdout
   }
 
@@ -80,14 +81,17 @@ export class CephCli {
   }
 }
 
-function cephFailed(host: string, line: string, output: string): XclusterError {
+function cephFailed(host: string, line: string, code: number | null, output: string): XclusterError {
   const lines = output.trim().split('\n').filter(Boolean)
-  const reason = lines.at(-1) ?? 'no output'
-  const missing = /command not found|No such file or directory/.test(reason) && !lines.some((l) => /^\S*(Error|error)/.test(l))
+  const reason = lines.at(-1) ?? `exit status ${code}`
+  // The shell's "command not found": this node has no such CLI (the wrong backend, or no Ceph).
+  const missing = code === 127
   return new XclusterError(`${line} failed on ${host}: ${reason}`, {
     code: missing ? 'CEPH_CLI_MISSING' : 'CEPH_COMMAND_FAILED',
     exit: missing ? ExitStatus.precondition : ExitStatus.failure,
-    ...(missing ? {suggestion: `Check that Ceph runs on ${host} and that the spec's ceph.backend names the right one (microceph or ceph).`} : {}),
+    suggestion: missing
+      ? `Check that Ceph runs on ${host} and that the spec's ceph.backend names the right one (microceph or ceph): ${commandLine(['config', 'show'])}`
+      : `See Ceph's own view from that node: ${commandLine(['ceph', 'status', '--node', host])}`,
     details: {host, command: line, output: lines.slice(-5)},
   })
 }

@@ -224,7 +224,7 @@ export async function planImageRemove(cli: CephCli, image: string): Promise<Imag
     throw preconditionError(
       'CEPH_IMAGE_IN_USE',
       `${info.image} is in use: ${who.join('; ')}. Nothing was changed.`,
-      `Stop or unmap it where it is used, then run this again; see who holds it: ${commandLine(['ceph', 'lock', 'list', info.image])}`,
+      `Stop or unmap it where it is used (or remove a stale lock with rbd lock rm), then run this again; see who holds it: ${commandLine(['ceph', 'image', 'info', info.image])}`,
       {image: info.image, watchers: info.watchers, locks: info.locks},
     )
   }

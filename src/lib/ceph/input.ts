@@ -55,7 +55,7 @@ export function parseSize(value: string, flag = '--size'): number {
   const power = m ? UNITS[(m[2] ?? m[3] ?? '').toUpperCase()]! : 0
   const bytes = m ? Number(m[1]) * 1024 ** power : Number.NaN
   if (!m || !Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw usageError(`${flag} ${JSON.stringify(value)} is not a size.`, `Give a whole number of bytes or of K, M, G, T (binary units), e.g. ${flag} 10G or ${flag} 512M.`)
+    throw usageError(`${JSON.stringify(value)} is not a size.`, `Give a whole number of bytes or of K, M, G, T (binary units), e.g. ${flag} 10G or ${flag} 512M.`)
   }
   return bytes
 }

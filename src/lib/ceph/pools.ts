@@ -77,10 +77,24 @@ function settingFlags(settings: PoolSettings): string[] {
   ]
 }
 
-function checkSettings(settings: PoolSettings): void {
+/**
+ * The operator's input alone, before any call: the name, the numbers, a min-size above the size
+ * given, and for `pool set` that something is given at all. Usage errors (exit 2).
+ */
+export function checkPoolInput(name: string, settings: PoolSettings, action: 'create' | 'set'): void {
+  parsePoolName(name)
   if (settings.size !== undefined) checkReplicas(settings.size, '--size')
   if (settings.minSize !== undefined) checkReplicas(settings.minSize, '--min-size')
   if (settings.application !== undefined) parseApplication(settings.application)
+  if (settings.minSize !== undefined && settings.size !== undefined && settings.minSize > settings.size) {
+    throw usageError(
+      `--min-size ${settings.minSize} is larger than --size ${settings.size}.`,
+      `Give a min-size of at most the size, e.g. ${commandLine(['ceph', 'pool', action, name, '--size', String(settings.size), '--min-size', String(settings.size)])}`,
+    )
+  }
+  if (action === 'set' && Object.values(settings).every((v) => v === undefined)) {
+    throw usageError('Nothing to set.', `Give at least one of --size, --min-size, --pg-autoscale, --application, e.g. ${commandLine(['ceph', 'pool', 'set', name, '--pg-autoscale', 'on'])}`)
+  }
 }
 
 async function refuseSizeBeyondOsds(cli: CephCli, pool: string, size: number | undefined): Promise<void> {
@@ -90,7 +104,7 @@ async function refuseSizeBeyondOsds(cli: CephCli, pool: string, size: number | u
     throw preconditionError(
       'CEPH_POOL_SIZE_TOO_LARGE',
       `Pool ${pool}: size ${size} needs ${size} OSDs up, but only ${osds.up} of ${osds.total} are up; nothing was changed.`,
-      `Give --size ${Math.max(1, osds.up)} or less, or bring more OSDs up first (see ${commandLine(['ceph', 'status'])}).`,
+      `Give --size ${Math.max(1, osds.up)} or less, or bring more OSDs up first; see them: ${commandLine(['ceph', 'status'])}`,
       {pool, size, osdsUp: osds.up, osds: osds.total},
     )
   }
@@ -101,14 +115,7 @@ async function refuseSizeBeyondOsds(cli: CephCli, pool: string, size: number | u
  * name already taken, a size beyond the OSDs up, a min-size above the size.
  */
 export async function createPool(cli: CephCli, name: string, settings: PoolSettings, dryRun: boolean): Promise<PoolChange> {
-  parsePoolName(name)
-  checkSettings(settings)
-  if (settings.minSize !== undefined && settings.size !== undefined && settings.minSize > settings.size) {
-    throw usageError(
-      `--min-size ${settings.minSize} is larger than --size ${settings.size}.`,
-      `Give a min-size of at most the size, e.g. --size ${settings.size} --min-size ${Math.min(settings.minSize, settings.size)}.`,
-    )
-  }
+  checkPoolInput(name, settings, 'create')
   const pools = await listPools(cli)
   if (pools.some((p) => p.name === name)) {
     const flags = settingFlags(settings)
@@ -130,11 +137,7 @@ export async function createPool(cli: CephCli, name: string, settings: PoolSetti
  * end up above the size.
  */
 export async function setPool(cli: CephCli, name: string, settings: PoolSettings, dryRun: boolean): Promise<PoolChange> {
-  parsePoolName(name)
-  checkSettings(settings)
-  if (Object.values(settings).every((v) => v === undefined)) {
-    throw usageError('Nothing to set.', `Give at least one of --size, --min-size, --pg-autoscale, --application, e.g. ${commandLine(['ceph', 'pool', 'set', name, '--pg-autoscale', 'on'])}`)
-  }
+  checkPoolInput(name, settings, 'set')
   const pool = (await listPools(cli)).find((p) => p.name === name)
   if (!pool) throw preconditionError('CEPH_POOL_NOT_FOUND', `No pool named ${name}; nothing was changed.`, `See the pools: ${commandLine(['ceph', 'pool', 'list'])}`, {pool: name})
   const size = settings.size ?? pool.size

@@ -2,8 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {CephCommand, poolSettingFlags} from '../../../ceph-command.js'
 import {dryRunFlag} from '../../../flags.js'
-import {parsePoolName} from '../../../lib/ceph/input.js'
-import {createPool, type PoolChange} from '../../../lib/ceph/pools.js'
+import {checkPoolInput, createPool, type PoolChange} from '../../../lib/ceph/pools.js'
 
 export default class CephPoolCreate extends CephCommand<typeof CephPoolCreate> {
   static summary = 'Create a Ceph pool, with its replicas, PG autoscaling and application.'
@@ -22,9 +21,11 @@ export default class CephPoolCreate extends CephCommand<typeof CephPoolCreate> {
   }
 
   async run(): Promise<PoolChange> {
-    const name = parsePoolName(this.args.name)
+    const name = this.args.name
     const {size, 'min-size': minSize, 'pg-autoscale': pgAutoscale, application} = this.flags
-    const change = await createPool(await this.ceph(), name, {size, minSize, pgAutoscale, application}, this.dryRun)
+    const settings = {size, minSize, pgAutoscale, application}
+    checkPoolInput(name, settings, 'create')
+    const change = await createPool(await this.ceph(), name, settings, this.dryRun)
     this.say(change.dryRun ? `Dry run on ${change.node}: would run, and nothing was changed:` : `Created pool ${name} on ${change.node}:`)
     for (const line of change.commands) this.say(`  ${line}`)
     return change

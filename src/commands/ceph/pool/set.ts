@@ -2,8 +2,7 @@ import {Args} from '@oclif/core'
 
 import {CephCommand, poolSettingFlags} from '../../../ceph-command.js'
 import {dryRunFlag} from '../../../flags.js'
-import {parsePoolName} from '../../../lib/ceph/input.js'
-import {setPool, type PoolChange} from '../../../lib/ceph/pools.js'
+import {checkPoolInput, setPool, type PoolChange} from '../../../lib/ceph/pools.js'
 
 export default class CephPoolSet extends CephCommand<typeof CephPoolSet> {
   static summary = "Change a Ceph pool's replicas, PG autoscaling or application."
@@ -17,9 +16,11 @@ export default class CephPoolSet extends CephCommand<typeof CephPoolSet> {
   static flags = {...poolSettingFlags, ...dryRunFlag}
 
   async run(): Promise<PoolChange> {
-    const name = parsePoolName(this.args.name)
+    const name = this.args.name
     const {size, 'min-size': minSize, 'pg-autoscale': pgAutoscale, application} = this.flags
-    const change = await setPool(await this.ceph(), name, {size, minSize, pgAutoscale, application}, this.dryRun)
+    const settings = {size, minSize, pgAutoscale, application}
+    checkPoolInput(name, settings, 'set')
+    const change = await setPool(await this.ceph(), name, settings, this.dryRun)
     if (change.commands.length === 0) this.say(`Pool ${name} has these settings already; nothing to change.`)
     else this.say(change.dryRun ? `Dry run on ${change.node}: would run, and nothing was changed:` : `Changed pool ${name} on ${change.node}:`)
     for (const line of change.commands) this.say(`  ${line}`)
