@@ -72,6 +72,9 @@ const INVOCATIONS: Record<string, string[][]> = {
 const STOPPED_BY_PREFLIGHT = new Set(['node:add'])
 /** Needs three systemd hosts and the admin host's own services: its dry run is checked in the lab. */
 const IN_THE_LAB: Record<string, string> = {bootstrap: 'test/lab/bootstrap.test.ts'}
+/** Need a real Ceph on the node they ask (the sandbox has none): their dry runs are checked against one there. */
+const WITH_CEPH = 'test/ssh/ceph-admin.test.ts'
+const CEPH_CHANGES = ['ceph:image:create', 'ceph:image:resize', 'ceph:image:rm', 'ceph:pool:create', 'ceph:pool:set']
 
 let etcd: TestEtcd
 let store: EtcdStore
@@ -137,11 +140,20 @@ describe('--dry-run changes nothing in etcd or on any host, for every command th
 
   it('every command that declares --dry-run has an invocation here, and only those', () => {
     assert.ok(declaring.length >= 10, `found only ${declaring.join(', ')}`)
-    assert.deepEqual([...Object.keys(INVOCATIONS), ...Object.keys(IN_THE_LAB)].sort(), declaring, 'add the new command to INVOCATIONS (and make its --dry-run honest)')
+    assert.deepEqual([...Object.keys(INVOCATIONS), ...Object.keys(IN_THE_LAB), ...CEPH_CHANGES].sort(), declaring, 'add the new command to INVOCATIONS (and make its --dry-run honest)')
     for (const [id, file] of Object.entries(IN_THE_LAB)) {
       const text = readFileSync(join(ROOT, file), 'utf8')
       assert.match(text, /it\('--dry-run [^']*changes nothing/, `${file} checks that ${id} --dry-run changes nothing`)
       assert.match(text, /'--dry-run'/, `${file} runs ${id} with --dry-run`)
+    }
+    const ceph = readFileSync(join(ROOT, WITH_CEPH), 'utf8')
+    for (const id of CEPH_CHANGES) {
+      const argv = id
+        .split(':')
+        .map((w) => `'${w}'`)
+        .join(', ')
+      assert.match(ceph, new RegExp(`it\\('${id.replaceAll(':', ' ')} --dry-run [^']*changes nothing`), `${WITH_CEPH} checks that ${id} --dry-run changes nothing`)
+      assert.ok(ceph.includes(`[${argv}, `) && ceph.includes("'--dry-run'"), `${WITH_CEPH} runs ${id} with --dry-run`)
     }
   })
 

@@ -20,6 +20,13 @@ export interface TestCeph {
 export interface CephOptions {
   /** CRUSH host of each OSD, in OSD id order: e.g. ['s4', 's5', 's5']. */
   osdHosts: string[]
+  /** An empty directory to keep the cluster in (default: a new one under the temp dir); removed by stop(). */
+  dir?: string
+  /**
+   * A network namespace to run every daemon and CLI call in (`ip netns exec`), e.g. a sandbox
+   * host's: its loopback is where the cluster then answers, for the sandbox's own sshd sessions.
+   */
+  netns?: string
 }
 
 /**
@@ -30,7 +37,9 @@ export interface CephOptions {
 export async function startCeph(options: CephOptions): Promise<TestCeph> {
   for (const tool of ['ceph-mon', 'ceph-mgr', 'ceph-osd']) requireTool(tool, tool)
   requireTool('ceph', 'ceph-common')
-  const dir = mkdtempSync(join(tmpdir(), 'xct-ceph-'))
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'xct-ceph-'))
+  // `ip netns exec` execs the command itself: the child's pid is the daemon's, for the kill.
+  const inNs = (cmd: string, args: string[]): [string, string[]] => (options.netns ? ['ip', ['netns', 'exec', options.netns, cmd, ...args]] : [cmd, args])
   const fsid = randomUUID()
   const [v2, v1] = [await freePort(), await freePort()]
   const conf = join(dir, 'ceph.conf')
@@ -66,10 +75,10 @@ keyring = ${dir}/osd.$id/keyring
 `,
   )
   const procs: ChildProcess[] = []
-  const run = (cmd: string, args: string[]) => execFileSync(cmd, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000})
+  const run = (cmd: string, args: string[]) => execFileSync(...inNs(cmd, args), {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000})
   const ceph = (args: string[]) => run('ceph', ['-c', conf, '--connect-timeout', '20', ...args])
   const daemon = (cmd: string, args: string[]) => {
-    const p = spawn(cmd, ['-f', '-c', conf, ...args], {stdio: ['ignore', 'ignore', 'pipe']})
+    const p = spawn(...inNs(cmd, ['-f', '-c', conf, ...args]), {stdio: ['ignore', 'ignore', 'pipe']})
     procs.push(p)
     return p
   }

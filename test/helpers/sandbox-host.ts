@@ -34,7 +34,7 @@ export interface SandboxHost {
 /** sshd's own login accounting (not anything a command did), left out of snapshots. */
 const SESSION_ACCOUNTING = ['var/log/wtmp', 'var/log/btmp', 'var/log/lastlog', 'run/utmp']
 
-export async function startSandboxHost(options: {tag: string; addresses: string[]}): Promise<SandboxHost> {
+export async function startSandboxHost(options: {tag: string; addresses: string[]; setEnv?: Record<string, string>}): Promise<SandboxHost> {
   for (const [tool, pkg] of [
     ['ip', 'iproute2'],
     ['unshare', 'util-linux'],
@@ -79,6 +79,8 @@ export async function startSandboxHost(options: {tag: string; addresses: string[
       'PermitRootLogin prohibit-password',
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',
+      // The environment of every session (e.g. CEPH_CONF for a test Ceph cluster).
+      ...Object.entries(options.setEnv ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
       '',
     ].join('\n'),
   )

@@ -176,7 +176,7 @@ describe('parseSpec: every rule', () => {
   })
 
   it('an empty file', () => {
-    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, packages, services, autoProvision, but is empty')
+    onlyProblem('# nothing\n', '(top level)', 'must be a mapping of cluster, network, ssh, nodes, pxe, packages, services, autoProvision, ceph, but is empty')
   })
 
   it('unknown keys, at every level, naming the allowed ones', () => {
@@ -184,7 +184,7 @@ describe('parseSpec: every rule', () => {
       edit('cluster: xcluster', 'cluster: xcluster\nclustr: typo'),
       'clustr',
       'unknown key "clustr"',
-      'Allowed keys here: cluster, network, ssh, nodes, pxe, packages, services, autoProvision.',
+      'Allowed keys here: cluster, network, ssh, nodes, pxe, packages, services, autoProvision, ceph.',
     )
     assert.equal(top.line, lineOf(EXAMPLE, 'cluster: xcluster') + 1)
     assert.equal(top.col, 1)

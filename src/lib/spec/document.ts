@@ -25,6 +25,7 @@ export function specToYaml(spec: ClusterSpec): string {
     ...(spec.packages ? {packages: spec.packages} : {}),
     ...(spec.services?.length ? {services: spec.services} : {}),
     ...(spec.autoProvision ? {autoProvision: true} : {}),
+    ...(spec.ceph ? {ceph: spec.ceph} : {}),
   }
   // Flow style for each node and the dns list keeps one node per line, as in the example.
   const doc = new Document(document)

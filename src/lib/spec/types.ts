@@ -1,3 +1,4 @@
+import type {CephBackend} from '../ceph/cli.js'
 import type {NodeType} from '../nodes/record.js'
 
 /** An inclusive IPv4 range, written `10.0.0.11-10.0.0.30` in the spec. */
@@ -89,6 +90,12 @@ export interface PackagesSpec {
   upstream?: string
 }
 
+/** The cluster's Ceph. Optional in the spec: without it, MicroCeph. */
+export interface CephSpec {
+  /** `microceph` (microceph.ceph, microceph.rbd) or `ceph` (Debian's ceph, rbd). */
+  backend: CephBackend
+}
+
 /** The validated cluster spec, as stored in etcd under `spec`. */
 export interface ClusterSpec {
   cluster: string
@@ -105,4 +112,6 @@ export interface ClusterSpec {
    * the cluster itself, as `node add` would, with no operator. Default false.
    */
   autoProvision?: boolean
+  /** Optional: which Ceph the storage commands drive (default microceph). */
+  ceph?: CephSpec
 }

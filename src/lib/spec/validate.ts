@@ -1,3 +1,4 @@
+import {CEPH_BACKENDS, type CephBackend} from '../ceph/cli.js'
 import {RBD_IMAGE} from '../ceph/rbd.js'
 import {NODE_TYPES, type NodeType} from '../nodes/record.js'
 import {settings} from '../settings.js'
@@ -5,7 +6,7 @@ import {fromInt, inRange, inSubnet, isHostAddress, parseCidr, parseIpv4, parseRa
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
-import type {ClusterSpec, IpRange, NetworkSpec, NodeSpec, PackagesSpec, PxeSpec, ServiceSpec} from './types.js'
+import type {CephSpec, ClusterSpec, IpRange, NetworkSpec, NodeSpec, PackagesSpec, PxeSpec, ServiceSpec} from './types.js'
 
 /** The result of validation: a spec when there are no problems, every problem otherwise. */
 export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
@@ -17,10 +18,11 @@ export interface ValidateOptions {
   locate?: Locator
 }
 
-const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'packages', 'services', 'autoProvision'] as const
+const TOP_KEYS = ['cluster', 'network', 'ssh', 'nodes', 'pxe', 'packages', 'services', 'autoProvision', 'ceph'] as const
 const TOP_REQUIRED = ['cluster', 'network', 'ssh', 'nodes'] as const
 const PXE_KEYS = ['tftpServer', 'httpBootUrl', 'biosBootFile', 'uefiBootFile'] as const
 const PACKAGES_KEYS = ['mirrors', 'proxy', 'upstream'] as const
+const CEPH_KEYS = ['backend'] as const
 /** `packages.proxy: none`: the nodes' apt goes to the mirrors directly. */
 export const NO_PROXY = 'none'
 /** Services `xcluster serve` runs inside itself (serve --dhcp, --provision): an entry only tunes their ttl and nodes. */
@@ -90,7 +92,8 @@ class SpecChecker {
     const packages = this.packages(top.packages, network)
     const services = this.services(top.services, nodes, network)
     const autoProvision = this.flag(top.autoProvision, ['autoProvision'], 'Write autoProvision: true to let the cluster provision nodes that enlist, or false (the default) to leave that to node add.')
-    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || packages === null || !services || autoProvision === null) return undefined
+    const ceph = this.ceph(top.ceph)
+    if (cluster === undefined || !network || !ssh || !nodes || pxe === null || packages === null || !services || autoProvision === null || ceph === null) return undefined
     return {
       cluster,
       network: network.spec,
@@ -100,7 +103,20 @@ class SpecChecker {
       ...(packages ? {packages} : {}),
       ...(services.length > 0 ? {services} : {}),
       ...(autoProvision ? {autoProvision} : {}),
+      ...(ceph ? {ceph} : {}),
     }
+  }
+
+  /** The optional ceph: section; null when it has problems, undefined when absent. */
+  private ceph(raw: unknown): CephSpec | undefined | null {
+    if (raw === undefined) return undefined
+    const map = this.mapping(raw, ['ceph'], CEPH_KEYS, ['backend'])
+    if (!map || map.backend === undefined || map.backend === null) return null
+    if (typeof map.backend !== 'string' || !(CEPH_BACKENDS as readonly string[]).includes(map.backend)) {
+      this.report(['ceph', 'backend'], `${JSON.stringify(map.backend)} is not a Ceph backend`, `Write backend: microceph (MicroCeph's snap, the default) or backend: ceph (Debian's ceph packages).`)
+      return null
+    }
+    return {backend: map.backend as CephBackend}
   }
 
   /** An optional true/false; null (reported) when it is something else. */
