@@ -25,11 +25,15 @@ describe("update's Ceph check: Ceph's own ok-to-stop against real OSDs, over SSH
   const pool = new HostPool()
   const sshOf = (node: string) => pool.get({name: node, address: '127.0.0.1', port: sshd.port, user: 'root', privateKeyPath: sshd.clientKeyPath, hostKey: {pinned: [sshd.hostFingerprint]}})
 
-  async function untilClean(): Promise<void> {
+  /**
+   * Until every PG of the pool is active+clean on `size` OSDs, as the OSDs report it: the
+   * summary in `pg stat` still shows the old clean state for a moment after a size change.
+   */
+  async function untilClean(size: number): Promise<void> {
     for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 250))) {
-      const stat = ceph.cephJson<{pg_summary: {num_pg_by_state: {name: string}[]}}>(['pg', 'stat'])
-      if (stat.pg_summary.num_pg_by_state.every((s) => s.name === 'active+clean')) return
-      if (Date.now() > deadline) throw new Error(`PGs not clean: ${JSON.stringify(stat)}`)
+      const {pg_stats: pgs} = ceph.cephJson<{pg_stats: {pgid: string; state: string; acting: number[]}[]}>(['pg', 'ls-by-pool', 'data'])
+      if (pgs.length > 0 && pgs.every((pg) => pg.state === 'active+clean' && pg.acting.length === size)) return
+      if (Date.now() > deadline) throw new Error(`PGs not clean on ${size} OSDs: ${JSON.stringify(pgs.map((pg) => [pg.pgid, pg.state, pg.acting]))}`)
     }
   }
 
@@ -40,7 +44,7 @@ describe("update's Ceph check: Ceph's own ok-to-stop against real OSDs, over SSH
     const blob = join(ceph.dir, 'blob')
     writeFileSync(blob, Buffer.alloc(16 * 1024, 7))
     for (let i = 0; i < 20; i++) execFileSync('rados', ['-c', ceph.conf, '-p', 'data', 'put', `obj-${i}`, blob])
-    await untilClean()
+    await untilClean(1)
     sshd = await startSshd({setEnv: {CEPH_CONF: ceph.conf}})
   })
 
@@ -60,7 +64,7 @@ describe("update's Ceph check: Ceph's own ok-to-stop against real OSDs, over SSH
   it('two replicas (size 2, min_size 1): s4 alone may stop; s4 and s5 together hold every replica and may not', async () => {
     ceph.ceph(['osd', 'pool', 'set', 'data', 'size', '2'])
     ceph.ceph(['osd', 'pool', 'set', 'data', 'min_size', '1'])
-    await untilClean()
+    await untilClean(2)
     const one = await cephCheck([storage('s4')], sshOf)
     assert.equal(one.status, 'ok', JSON.stringify(one))
     assert.match(one.observed, /^ceph osd ok-to-stop 0: /)
