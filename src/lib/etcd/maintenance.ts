@@ -58,6 +58,9 @@ const hexId = (id: string | number): string => BigInt(id).toString(16)
 
 const reason = (err: unknown): string => {
   const message = String((err as Error)?.message ?? err)
+  // etcd's own refusal (leader changed, no leader, too many requests) says more than gRPC's code.
+  const refusal = /etcdserver: [^\n]*/.exec(message)
+  if (refusal) return refusal[0]
   if (/ECONNREFUSED|connection refused/i.test(message)) return 'connection refused'
   if (/deadline|timed? ?out/i.test(message)) return `no answer within ${settings.etcdMaintenance.memberProbeTimeoutMs} ms`
   if (/UNAVAILABLE|No connection established/i.test(message)) return 'unreachable'
