@@ -8,12 +8,15 @@ import {taskFlags} from '../task-flags.js'
 
 export default class Health extends EtcdCommand<typeof Health> {
   static summary = 'Check the cluster: every check ok, warn or fail, with what it saw and the next step. Exit 3 on any fail.'
-  static description = `Checks etcd's quorum and each member (etcd's status, asked of every member), each node's state (ready is ok), each elected service's leader and the split-brain check of \`election check\`, and how full each DHCP range is (warn at ${settings.health.poolWarnPercent} %, fail at ${settings.health.poolFailPercent} %). --ssh also logs in to every provisioned node with its pinned host key (never accepting a new one) and compares its clock with this host's and chrony's view; it needs your SSH key.
+  static description = `Checks etcd's quorum and each member (etcd's status, asked of every member), each node's state (ready is ok), each elected service's leader and the split-brain check of \`election check\`, and how full each DHCP range is (warn at ${settings.health.poolWarnPercent} %, fail at ${settings.health.poolFailPercent} %). --ssh also logs in to every provisioned node with its pinned host key (never accepting a new one) and compares its clock with this host's and chrony's view; it needs your SSH key. With --ssh and a ceph section in the spec, the ceph check is Ceph's own verdict (ceph -s on the first ready core or storage node whose Ceph answers): HEALTH_OK is ok, HEALTH_WARN warn, HEALTH_ERR or no Ceph answering fail.
 Exits 0 when every check is ok or warn, 3 when any fails (the report is still printed, and returned under --json).`
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Every check as a table, worst first, and the verdict.'},
     {command: '<%= config.bin %> <%= command.id %> --json', description: 'The report as JSON: {status, counts, checks: [{name, status, observed, next?}]}.'},
-    {command: '<%= config.bin %> <%= command.id %> --ssh --ssh-key ~/.ssh/id_ed25519', description: 'Also reach every node over SSH (pinned host keys), compare clocks, and look for service VIPs.'},
+    {
+      command: '<%= config.bin %> <%= command.id %> --ssh --ssh-key ~/.ssh/id_ed25519',
+      description: "Also reach every node over SSH (pinned host keys), compare clocks, look for service VIPs, and ask Ceph's health.",
+    },
     {command: '<%= config.bin %> <%= command.id %> >/dev/null || echo unhealthy', description: 'Use the exit status in a script.'},
   ]
 

@@ -16,6 +16,7 @@ import type {ImageChange, ImageInfo, ImageSummary} from '../../src/lib/ceph/imag
 import type {CephPool, PoolChange} from '../../src/lib/ceph/pools.js'
 import type {RbdLockHolder} from '../../src/lib/ceph/rbd.js'
 import type {CephStatus} from '../../src/lib/ceph/status.js'
+import type {ClusterStatus, HealthCheck, HealthReport} from '../../src/lib/health/types.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {startCeph, type TestCeph} from '../helpers/ceph.js'
@@ -345,5 +346,56 @@ describe('xcluster ceph: status, pools, images and locks against a real Ceph ove
     await ok(['ceph', 'image', 'rm', 'data/disk1', '--yes'])
     assert.deepEqual(rbdJson<string[]>(['ls', 'data']), [])
     await refused(['ceph', 'image', 'rm', 'data/disk1', '--yes'], 3, 'CEPH_IMAGE_NOT_FOUND', /No image data\/disk1/)
+  })
+
+  it("health --ssh and status --ssh carry Ceph's own verdict and counts; an OSD held down is a warning that names it, whose next step runs", async () => {
+    const VERDICT: Record<string, HealthCheck['status']> = {HEALTH_OK: 'ok', HEALTH_WARN: 'warn', HEALTH_ERR: 'fail'}
+    const cephHealth = () => ceph.cephJson<{status: string}>(['health']).status
+    /** The ceph check of `health --ssh` (exit 3 anyway: s1 does not answer SSH), read while Ceph's verdict held still. */
+    async function cephCheckOf(): Promise<{check: HealthCheck; verdict: string}> {
+      for (let attempt = 1; ; attempt++) {
+        const before = cephHealth()
+        const r = await cli(['health', '--ssh', '--json'])
+        assert.equal(r.code, 3, r.stderr)
+        const check = r.json<HealthReport>().checks.find((c) => c.name === 'ceph')
+        assert.ok(check, 'health --ssh has a ceph check when the spec has a ceph section')
+        if (attempt < 5 && cephHealth() !== before) continue
+        assert.equal(check.status, VERDICT[before], `${before}: ${JSON.stringify(check)}`)
+        return {check, verdict: before}
+      }
+    }
+    const upNow = () => ceph.cephJson<{num_up_osds: number}>(['osd', 'stat']).num_up_osds
+    async function until(up: number): Promise<void> {
+      for (const deadline = Date.now() + 60_000; upNow() !== up; await new Promise((r) => setTimeout(r, 250))) assert.ok(Date.now() < deadline, `${up} OSDs up within 60 s`)
+    }
+
+    const {check} = await cephCheckOf()
+    assert.match(check.observed, /^HEALTH_\w+ from s3: 3 OSDs, 3 up, 3 in; \d+ PGs \(.*\); .* used of .*/)
+
+    const status = (await cli(['status', '--ssh', '--json'])).json<ClusterStatus>()
+    assert.ok(status.ceph.checked && 'status' in status.ceph, JSON.stringify(status.ceph))
+    assert.equal(status.ceph.status.node, 's3')
+    assert.deepEqual(status.ceph.status.osds, {total: 3, up: 3, in: 3})
+    assert.equal(status.ceph.status.fsid, ceph.ceph(['fsid']).trim())
+    const screen = await ok(['status', '--ssh'])
+    assert.match(screen.stdout, /^ceph:\s+HEALTH_\w+ from s3: 3 OSDs, 3 up, 3 in;/m)
+    const unasked = (await ok(['status', '--json'])).json<ClusterStatus>()
+    assert.deepEqual(unasked.ceph, {checked: false, reason: 'Ceph is asked over SSH, with --ssh'})
+
+    // osd.2 marked down and kept down (noup): Ceph itself raises OSD_DOWN.
+    ceph.ceph(['osd', 'set', 'noup'])
+    try {
+      ceph.ceph(['osd', 'down', '2'])
+      await until(2)
+      const held = await cephCheckOf()
+      assert.equal(held.verdict, 'HEALTH_WARN')
+      assert.match(held.check.observed, /from s3: 3 OSDs, 2 up, 3 in;.*OSD_DOWN: 1 osds down/)
+      assert.equal(held.check.next, 'xcluster ceph status --node s3')
+      const next = await ok(held.check.next!.split(' ').slice(1))
+      assert.match(next.stdout, /^osds: 2 up, 3 in, of 3$/m)
+    } finally {
+      ceph.ceph(['osd', 'unset', 'noup'])
+    }
+    await until(3)
   })
 })

@@ -47,6 +47,7 @@ const status = (revision: string): ClusterStatus => ({
   vips: [],
   dhcp: [],
   failedRuns: [],
+  ceph: {checked: false, reason: 'the spec has no ceph section'},
   splitBrain: [],
   problems: [],
 })

@@ -3,6 +3,7 @@ import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
+import {parseCephStatus} from '../../src/lib/ceph/status.js'
 import type {Lease} from '../../src/lib/dhcp/lease.js'
 import type {EtcdMemberState} from '../../src/lib/etcd/maintenance.js'
 import {
@@ -23,6 +24,7 @@ import {
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
 import {checkSpecText} from '../../src/lib/spec/parse.js'
 import type {ClusterSpec} from '../../src/lib/spec/types.js'
+import {cephCheck} from '../../src/lib/health/ceph.js'
 import {ROOT} from '../helpers/cli.js'
 
 const TEMPLATE = readFileSync(join(ROOT, 'templates', 'xcluster.yaml'), 'utf8')
@@ -231,5 +233,47 @@ describe('election checks', () => {
     )
     // Without the spec nothing is known to be history: every service is checked.
     assert.equal(electionChecks(result).length, 4)
+  })
+})
+
+describe('Ceph check', () => {
+  const GiB = 1024 ** 3
+  const status = (health: string, checks: Record<string, {severity: string; summary: {message: string}; muted?: boolean}> = {}) =>
+    parseCephStatus(
+      {
+        fsid: 'f',
+        health: {status: health, checks},
+        osdmap: {num_osds: 3, num_up_osds: 2, num_in_osds: 3},
+        pgmap: {
+          pgs_by_state: [
+            {state_name: 'active+clean', count: 12},
+            {state_name: 'active+undersized', count: 4},
+          ],
+          num_pgs: 16,
+          bytes_used: GiB,
+          bytes_total: 3 * GiB,
+        },
+      },
+      's3',
+    )
+
+  it("Ceph's own verdict: HEALTH_OK ok, HEALTH_WARN warn, HEALTH_ERR fail, each with OSDs, PGs, usage and the node asked", () => {
+    const ok = cephCheck({checked: true, status: status('HEALTH_OK')})!
+    assert.deepEqual(ok, {name: 'ceph', status: 'ok', observed: 'HEALTH_OK from s3: 3 OSDs, 2 up, 3 in; 16 PGs (12 active+clean, 4 active+undersized); 1 GiB used of 3 GiB'})
+    const warn = cephCheck({
+      checked: true,
+      status: status('HEALTH_WARN', {OSD_DOWN: {severity: 'HEALTH_WARN', summary: {message: '1 osds down'}}, MUTED: {severity: 'HEALTH_WARN', summary: {message: 'hidden'}, muted: true}}),
+    })!
+    assert.equal(warn.status, 'warn')
+    assert.match(warn.observed, /; OSD_DOWN: 1 osds down$/)
+    assert.doesNotMatch(warn.observed, /hidden/, 'a muted check is not repeated')
+    assert.equal(warn.next, 'xcluster ceph status --node s3')
+    assert.equal(cephCheck({checked: true, status: status('HEALTH_ERR')})!.status, 'fail')
+  })
+
+  it('no node answering fails with the reasons on one line and their next step; a cluster without Ceph is not checked', () => {
+    const failed = cephCheck({checked: true, problem: "No node's Ceph (ceph) answered:\n  s1: timed out\n  s2: exit 127", next: 'xcluster node list'})!
+    assert.deepEqual(failed, {name: 'ceph', status: 'fail', observed: "No node's Ceph (ceph) answered: s1: timed out; s2: exit 127", next: 'xcluster node list'})
+    assert.equal(cephCheck({checked: false, reason: 'the spec has no ceph section'}), undefined)
   })
 })

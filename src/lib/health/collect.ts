@@ -12,11 +12,12 @@ import {commandLine, resumeCommand} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import type {SshTarget} from '../ssh/index.js'
 import {currentServices, electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
+import {cephCheck, readCeph} from './ceph.js'
 import {probeEtcd} from './etcd-members.js'
 import {poolUsage} from './pools.js'
 import {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
 import {sshChecks} from './ssh-checks.js'
-import type {ClusterStatus, EtcdStatus, FailedRun, HealthCheck, HealthReport, SplitBrain} from './types.js'
+import type {CephReading, ClusterStatus, EtcdStatus, FailedRun, HealthCheck, HealthReport, SplitBrain} from './types.js'
 
 export interface HealthOptions {
   /**
@@ -65,6 +66,7 @@ interface Assessment {
   snapshot?: ClusterSnapshot
   /** The split-brain check and the elections it read (absent with the snapshot). */
   elections?: {result: CheckResult; states: ElectionState[]}
+  ceph: CephReading
   checks: HealthCheck[]
 }
 
@@ -77,7 +79,7 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   } catch (err) {
     if (!(err instanceof XclusterError && err.code === 'ETCD_UNREACHABLE')) throw err
     checks.push({name: 'etcd:read', status: 'fail', observed: `the cluster's keys cannot be read: ${err.message}`, next: err.suggestion})
-    return {etcd, checks}
+    return {etcd, ceph: {checked: false, reason: "the cluster's keys cannot be read"}, checks}
   }
   const spec = snapshot.spec
   if (!spec) checks.push({name: 'spec', status: 'warn', observed: `no cluster spec in etcd for cluster "${store.keys.cluster}"`, next: commandLine(['config', 'apply', '-f', settings.specFile])})
@@ -85,14 +87,25 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   const elections = await sampleElections(store, spec, options.probes ?? {})
   checks.push(...electionChecks(elections.result, undefined, currentServices(spec)))
   if (spec) checks.push(...poolChecks(poolUsage(spec, snapshot.nodes, snapshot.leases, options.now)))
-  if (options.ssh) checks.push(...(await sshChecks(sshTargets(snapshot, options.ssh, options.now))))
-  return {etcd, snapshot, elections, checks}
+  const [nodes, ceph] = await Promise.all([options.ssh ? sshChecks(sshTargets(snapshot, options.ssh, options.now)) : [], askCeph(store, snapshot, options)])
+  checks.push(...nodes)
+  const cephVerdict = cephCheck(ceph)
+  if (cephVerdict) checks.push(cephVerdict)
+  return {etcd, snapshot, elections, ceph, checks}
+}
+
+/** Ceph is asked only of a cluster whose spec declares it, and only over SSH. */
+function askCeph(store: EtcdStore, snapshot: ClusterSnapshot, options: HealthOptions): Promise<CephReading> {
+  if (!snapshot.spec?.ceph) return Promise.resolve({checked: false, reason: 'the spec has no ceph section'})
+  if (!options.ssh) return Promise.resolve({checked: false, reason: 'Ceph is asked over SSH, with --ssh'})
+  const {keyPath, lanInterface} = options.ssh
+  return readCeph(store, {...(keyPath ? {keyPath} : {}), ...(lanInterface ? {lanInterface} : {})})
 }
 
 /**
  * Every health check: etcd's quorum and each member, each node's state, each elected service's
  * leader and the split-brain check, each DHCP range's usage, and with `ssh` each node's SSH and
- * clock. The cluster's keys are read in a few paged range reads at one revision.
+ * clock, and Ceph's own health when the spec declares Ceph. The cluster's keys are read in a few paged range reads at one revision.
  */
 export async function runHealthChecks(store: EtcdStore, options: HealthOptions = {}): Promise<HealthReport> {
   return report((await assess(store, options)).checks)
@@ -125,9 +138,9 @@ export async function assessCluster(store: EtcdStore, options: HealthOptions = {
   return {report: report(assessment.checks), status: statusOf(store, assessment, options), ...(assessment.snapshot ? {snapshot: assessment.snapshot} : {})}
 }
 
-function statusOf(store: EtcdStore, {etcd, snapshot, elections: checked, checks}: Assessment, options: HealthOptions): ClusterStatus {
+function statusOf(store: EtcdStore, {etcd, snapshot, elections: checked, ceph, checks}: Assessment, options: HealthOptions): ClusterStatus {
   const problems = sortChecks(checks.filter((c) => c.status !== 'ok'))
-  const base = {cluster: store.keys.cluster, at: new Date(options.now ?? Date.now()).toISOString(), health: worstStatus(checks), etcd, problems}
+  const base = {cluster: store.keys.cluster, at: new Date(options.now ?? Date.now()).toISOString(), health: worstStatus(checks), etcd, ceph, problems}
   if (!snapshot || !checked) return {...base, revision: '0', nodes: {total: 0, byState: {}}, services: [], vips: [], dhcp: [], failedRuns: [], splitBrain: []}
   const spec = snapshot.spec
   const current = currentServices(spec)

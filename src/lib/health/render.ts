@@ -2,8 +2,9 @@
 import type {ChalkInstance} from 'chalk'
 
 import {humanBytes} from '../etcd/maintenance.js'
+import {cephSummary, oneLine} from './ceph.js'
 import {commandLine} from '../output/command-line.js'
-import type {CheckStatus, ClusterStatus, HealthCheck} from './types.js'
+import type {CephReading, CheckStatus, ClusterStatus, HealthCheck} from './types.js'
 
 /** Problems listed on the status screen; the rest are counted (all of them: `xcluster health`). */
 const PROBLEMS_SHOWN = 10
@@ -18,6 +19,14 @@ function problemLines(color: ChalkInstance, problems: readonly HealthCheck[]): s
   const lines = problems.slice(0, PROBLEMS_SHOWN).map((p) => `${paintStatus(color, p.status, p.status.padEnd(4))}  ${p.name}: ${p.observed}${p.next ? `\n                  next: ${p.next}` : ''}`)
   if (problems.length > PROBLEMS_SHOWN) lines.push(`... and ${problems.length - PROBLEMS_SHOWN} more: ${commandLine(['health'])}`)
   return lines
+}
+
+function cephLines(color: ChalkInstance, ceph: CephReading): string[] {
+  if (!ceph.checked) return [`not checked (${ceph.reason})`]
+  if (!('status' in ceph)) return [color.red(`unavailable: ${oneLine(ceph.problem)}`)]
+  const {status} = ceph
+  const paint = status.health.status === 'HEALTH_OK' ? color.green : status.health.status === 'HEALTH_ERR' ? color.red : color.yellow
+  return [paint(cephSummary(status)), ...status.health.checks.filter((c) => !c.muted).map((c) => `${c.name}: ${c.summary}`)]
 }
 
 /** Sections as `ceph -s` lays them out: a label column, then the facts. */
@@ -51,6 +60,7 @@ export function renderStatus(status: ClusterStatus, color: ChalkInstance): strin
     'vips',
     status.vips.length > 0 ? status.vips.map((v) => `${v.address} ${v.purpose}: ${v.holder ?? (v.source === 'keepalived' ? `keepalived (${commandLine(['vip', 'status'])})` : 'nobody')}`) : ['none'],
   )
+  section('ceph', cephLines(color, status.ceph))
   section('dhcp', status.dhcp.length > 0 ? status.dhcp.map((p) => `${p.range.padEnd(10)} ${p.used}/${p.capacity} leased (${p.percent} %)`) : ['no spec'])
   section('runs', status.failedRuns.length > 0 ? status.failedRuns.map((r) => `${r.id} ${r.action} ${r.result}, ${r.failures} failure(s): ${r.resume}`) : ['no failed runs'])
   return out.join('\n')

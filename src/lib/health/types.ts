@@ -1,4 +1,5 @@
 /** What `xcluster status` and `xcluster health` return: their `--json` contracts. */
+import type {CephStatus} from '../ceph/status.js'
 import type {EtcdMemberState} from '../etcd/maintenance.js'
 import type {NodeState} from '../nodes/record.js'
 
@@ -6,7 +7,7 @@ export type CheckStatus = 'ok' | 'warn' | 'fail'
 
 /** One verdict of `health`: what was looked at, what was seen and, when it is not ok, what to do. */
 export interface HealthCheck {
-  /** Stable and greppable: `etcd:quorum`, `etcd:member:<name>`, `node:<name>`, `election:<service>`, `dhcp:<range>`, `ssh:<node>`, `time:<node>`. */
+  /** Stable and greppable: `etcd:quorum`, `etcd:member:<name>`, `node:<name>`, `election:<service>`, `dhcp:<range>`, `ssh:<node>`, `time:<node>`, `ceph`. */
   name: string
   status: CheckStatus
   observed: string
@@ -82,6 +83,12 @@ export interface FailedRun {
   resume: string
 }
 
+/**
+ * Ceph as health and status saw it: not asked (a spec without `ceph:`, or no --ssh), Ceph's own
+ * status from the node that answered, or why no node's Ceph answered.
+ */
+export type CephReading = {checked: false; reason: string} | {checked: true; status: CephStatus} | {checked: true; problem: string; next?: string}
+
 export interface ClusterStatus {
   cluster: string
   /** The etcd revision the cluster's keys were read at. */
@@ -95,6 +102,7 @@ export interface ClusterStatus {
   vips: VipStatusRow[]
   dhcp: PoolUsage[]
   failedRuns: FailedRun[]
+  ceph: CephReading
   /** Services in split brain (the election check's disagreements); empty when every view agrees. */
   splitBrain: SplitBrain[]
   /** Every check that is not ok, worst first. */
