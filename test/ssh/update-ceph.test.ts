@@ -55,7 +55,7 @@ describe("update's Ceph check: Ceph's own ok-to-stop against real OSDs, over SSH
   })
 
   it('one replica (size 1): the OSDs of s4 hold the only copy of some data, so Ceph refuses and the check says why', async () => {
-    const check = await cephCheck([storage('s4')], sshOf)
+    const check = await cephCheck([storage('s4')], sshOf, 'ceph')
     assert.equal(check.status, 'refused', JSON.stringify(check))
     assert.match(check.observed, /^ceph osd ok-to-stop 0: .*(unsafe to stop|would become offline|inactive)/)
     assert.match(check.fix ?? '', /--serial 1/)
@@ -65,16 +65,21 @@ describe("update's Ceph check: Ceph's own ok-to-stop against real OSDs, over SSH
     ceph.ceph(['osd', 'pool', 'set', 'data', 'size', '2'])
     ceph.ceph(['osd', 'pool', 'set', 'data', 'min_size', '1'])
     await untilClean(2)
-    const one = await cephCheck([storage('s4')], sshOf)
+    const one = await cephCheck([storage('s4')], sshOf, 'ceph')
     assert.equal(one.status, 'ok', JSON.stringify(one))
     assert.match(one.observed, /^ceph osd ok-to-stop 0: /)
-    const both = await cephCheck([storage('s4'), storage('s5')], sshOf)
+    const both = await cephCheck([storage('s4'), storage('s5')], sshOf, 'ceph')
     assert.equal(both.status, 'refused', JSON.stringify(both))
     assert.match(both.observed, /^ceph osd ok-to-stop 0 1 2: /)
   })
 
   it('a storage node without an OSD in the CRUSH map is skipped, not refused', async () => {
-    const check = await cephCheck([storage('s6')], sshOf)
+    const check = await cephCheck([storage('s6')], sshOf, 'ceph')
     assert.deepEqual(check, {check: 'ceph', status: 'skipped', observed: 'no Ceph OSD on s6'})
+  })
+
+  it("the spec's backend is the Ceph asked: a node with Debian's Ceph and no MicroCeph has no MicroCeph OSD", async () => {
+    const check = await cephCheck([storage('s4')], sshOf, 'microceph')
+    assert.deepEqual(check, {check: 'ceph', status: 'skipped', observed: 'no Ceph OSD on s4'})
   })
 })

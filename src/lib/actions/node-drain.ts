@@ -2,7 +2,7 @@ import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
-import {cephOutPhase} from '../phases/ceph-out.js'
+import {cephOutPhase, cephPreflightPhase} from '../phases/ceph-out.js'
 import {connectPhase} from '../phases/connect.js'
 import {handOverLeadershipsPhase, inspectHoldingsPhase, type Holdings} from '../phases/holdings.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
@@ -89,6 +89,7 @@ export async function drainNode(store: EtcdStore, name: string, options: NodeAct
   const {summary: run, ctx} = await runNodeAction(store, 'node drain', [name], options, [
     connectPhase,
     inspectHoldingsPhase,
+    cephPreflightPhase,
     markStatePhase('mark-draining', 'Mark the node draining', ['ready', 'failed'], 'draining'),
     handOverLeadershipsPhase,
     cephOutPhase,

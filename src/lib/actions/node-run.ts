@@ -73,6 +73,8 @@ export interface NodeActionOptions extends SshAccess {
   progress: ProgressMode
   resume?: string
   args: string[]
+  /** `node drain --force`: drain even where Ceph could not keep every replica without the node. */
+  force?: boolean
 }
 
 /**
@@ -92,6 +94,7 @@ export async function runOnNodes(
   const pool = new HostPool()
   try {
     const ctx = new NodeRunContext(hosts, options.dryRun, store, spec, cluster, pool, new HostKeyStore(store))
+    ctx.force = options.force ?? false
     const summary = await runPhases(phases, ctx, {
       action,
       args: options.args,

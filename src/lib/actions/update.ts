@@ -6,7 +6,7 @@ import {transitionNode} from '../nodes/lifecycle.js'
 import {NodeRegistry} from '../nodes/registry.js'
 import {parseNodeSelector, selectNodes} from '../nodes/selector.js'
 import {commandLine} from '../output/command-line.js'
-import {cephOutPhase} from '../phases/ceph-out.js'
+import {cephOutPhase, cephPreflightPhase} from '../phases/ceph-out.js'
 import {connectPhase} from '../phases/connect.js'
 import type {NodeHost} from '../phases/context.js'
 import {handOverLeadershipsPhase, inspectHoldingsPhase} from '../phases/holdings.js'
@@ -162,6 +162,7 @@ function batchPhases(index: number, batch: readonly string[], count: number): Ph
     updateCheckPhase,
     connectPhase,
     inspectHoldingsPhase,
+    cephPreflightPhase,
     ...[
       markStatePhase('mark-draining', 'Mark the node draining', ['ready', 'failed'], 'draining', (ctx) => (ctx as UpdateRunContext).reason()),
       handOverLeadershipsPhase,

@@ -22,6 +22,13 @@ const BINARIES: Readonly<Record<CephBackend, Readonly<Record<CephTool, string>>>
 
 export const cephBinary = (backend: CephBackend, tool: CephTool): string => BINARIES[backend][tool]
 
+/** A shell test that the backend's Ceph is on the node and configured for a cluster. */
+const PRESENT: Readonly<Record<CephBackend, string>> = {
+  // MicroCeph writes the cluster's config into the snap's data when it bootstraps or joins.
+  microceph: 'command -v microceph.ceph >/dev/null && [ -e /var/snap/microceph/current/conf/ceph.conf ]',
+  ceph: 'command -v ceph >/dev/null && { [ -n "$CEPH_CONF" ] || [ -e /etc/ceph/ceph.conf ]; }',
+}
+
 /** One call of the ceph or rbd CLI, as arguments (never a shell string until it is sent). */
 export interface CephCall {
   tool: CephTool
@@ -73,6 +80,11 @@ export class CephCli {
         details: {host: this.host.name, command: this.line(withFormat)},
       })
     }
+  }
+
+  /** Whether this node runs the backend's Ceph at all: a node without it holds no OSD. */
+  async present(): Promise<boolean> {
+    return (await this.host.exec(PRESENT[this.backend], {timeoutMs: this.timeoutMs})).code === 0
   }
 
   /** Like run, but a non-zero exit is returned, not thrown (for probes and "does it exist" reads). */

@@ -1,3 +1,5 @@
+import {CephCli, DEFAULT_CEPH_BACKEND} from '../ceph/cli.js'
+import type {PoolAtRisk} from '../ceph/placement.js'
 import type {EtcdStore} from '../etcd/store.js'
 import type {NodeRecord} from '../nodes/record.js'
 import type {ClusterSpec} from '../spec/types.js'
@@ -28,6 +30,10 @@ export class NodeRunContext extends RunContext<NodeHost> {
   readonly holdings = new Map<string, Holdings>()
   /** Per node, the nodes drained together with it (itself included): leaderships move to none of them. */
   readonly drainedTogether = new Map<string, readonly string[]>()
+  /** `node drain --force`: go on where Ceph could not keep every replica without the node. */
+  force = false
+  /** Per node, the pools a forced drain leaves without all their replicas (its OSDs go out unwaited). */
+  readonly cephAtRisk = new Map<string, PoolAtRisk[]>()
 
   constructor(
     hosts: NodeHost[],
@@ -45,6 +51,11 @@ export class NodeRunContext extends RunContext<NodeHost> {
 
   ssh(host: NodeHost): Promise<SshHost> {
     return this.pool.get(host.target)
+  }
+
+  /** The node's ceph and rbd CLIs, of the spec's backend, over its SSH connection. */
+  async ceph(host: NodeHost): Promise<CephCli> {
+    return new CephCli(await this.ssh(host), this.spec.ceph?.backend ?? DEFAULT_CEPH_BACKEND)
   }
 
   factsOf(host: NodeHost): HostFacts {

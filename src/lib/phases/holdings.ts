@@ -30,7 +30,7 @@ export const inspectHoldingsPhase: Phase<NodeHost, NodeRunContext> = {
     const vips = declaredVips(ctx.spec)
       .map((v) => v.address)
       .filter((a) => addresses.includes(a))
-    const osds = await osdsOnNode(ssh, host.name)
+    const osds = await osdsOnNode(await ctx.ceph(host), host.name)
     ctx.holdings.set(host.name, {leaderships, vips, osds})
   },
 }

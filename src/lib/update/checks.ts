@@ -1,4 +1,5 @@
 /** A rolling update's checks against the live cluster: etcd (nodes, elections, the raft leader) and, for storage nodes, Ceph. */
+import {CephCli, DEFAULT_CEPH_BACKEND, type CephBackend} from '../ceph/cli.js'
 import {osdsOkToStop, osdsOnNode} from '../ceph/osd.js'
 import {listElections, type ElectionState} from '../election/state.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -37,15 +38,15 @@ export async function readLeadership(store: EtcdStore, elections: readonly Elect
  * Ceph's `ok-to-stop` for the OSDs of the batch's storage nodes, asked on one of them. Skipped
  * where no storage node of the batch has OSDs (no Ceph there).
  */
-export async function cephCheck(batch: readonly NodeRecord[], sshOf: (node: string) => Promise<SshHost>): Promise<BatchCheck> {
+export async function cephCheck(batch: readonly NodeRecord[], sshOf: (node: string) => Promise<SshHost>, backend: CephBackend): Promise<BatchCheck> {
   const storage = batch.filter((n) => n.type === 'storage')
   if (storage.length === 0) return {check: 'ceph', status: 'skipped', observed: 'no storage node in the batch'}
   const osds: number[] = []
-  let asker: SshHost | undefined
+  let asker: CephCli | undefined
   for (const node of storage) {
-    const ssh = await sshOf(node.name)
-    const ids = await osdsOnNode(ssh, node.name)
-    if (ids.length > 0) asker ??= ssh
+    const cli = new CephCli(await sshOf(node.name), backend)
+    const ids = await osdsOnNode(cli, node.name)
+    if (ids.length > 0) asker ??= cli
     osds.push(...ids)
   }
   if (!asker) return {check: 'ceph', status: 'skipped', observed: `no Ceph OSD on ${storage.map((n) => n.name).join(', ')}`}
@@ -61,6 +62,6 @@ export async function checkBatch(index: number, batch: readonly string[], spec: 
   return {
     index,
     nodes: [...batch],
-    checks: [quorumCheck(batch, reads.nodes), candidatesCheck(batch, reads.elections, spec, reads.nodes), await cephCheck(records, sshOf)],
+    checks: [quorumCheck(batch, reads.nodes), candidatesCheck(batch, reads.elections, spec, reads.nodes), await cephCheck(records, sshOf, spec.ceph?.backend ?? DEFAULT_CEPH_BACKEND)],
   }
 }
