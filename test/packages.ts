@@ -20,6 +20,10 @@ export const TEST_PACKAGES: readonly string[] = [
   'ceph-mgr',
   'ceph-osd',
   'ceph-common',
+  // ceph disk add's LVM preparation on loop devices, and what it refuses (test/ssh/ceph-admin.test.ts).
+  'lvm2',
+  'e2fsprogs',
+  'mount',
   // The admin host's bootstrap services (src/lib/admin-services) and their checks.
   'chrony',
   'nginx-light',

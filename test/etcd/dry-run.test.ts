@@ -74,7 +74,7 @@ const STOPPED_BY_PREFLIGHT = new Set(['node:add'])
 const IN_THE_LAB: Record<string, string> = {bootstrap: 'test/lab/bootstrap.test.ts'}
 /** Need a real Ceph on the node they ask (the sandbox has none): their dry runs are checked against one there. */
 const WITH_CEPH = 'test/ssh/ceph-admin.test.ts'
-const CEPH_CHANGES = ['ceph:image:create', 'ceph:image:resize', 'ceph:image:rm', 'ceph:pool:create', 'ceph:pool:set']
+const CEPH_CHANGES = ['ceph:disk:add', 'ceph:image:create', 'ceph:image:resize', 'ceph:image:rm', 'ceph:pool:create', 'ceph:pool:set']
 
 let etcd: TestEtcd
 let store: EtcdStore

@@ -80,7 +80,14 @@ export async function startSandboxHost(options: {tag: string; addresses: string[
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',
       // The environment of every session (e.g. CEPH_CONF for a test Ceph cluster).
-      ...Object.entries(options.setEnv ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
+      // One line: sshd takes the first SetEnv line and ignores the rest.
+      ...(options.setEnv
+        ? [
+            `SetEnv ${Object.entries(options.setEnv)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   )

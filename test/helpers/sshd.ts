@@ -70,7 +70,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       `AllowUsers ${user}`,
       'Subsystem sftp internal-sftp',
       `LogLevel ${options.logLevel ?? 'VERBOSE'}`,
-      ...Object.entries(options.setEnv ?? {}).map(([k, v]) => `SetEnv ${k}=${v}`),
+      // One line: sshd takes the first SetEnv line and ignores the rest.
+      ...(options.setEnv
+        ? [
+            `SetEnv ${Object.entries(options.setEnv)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   )

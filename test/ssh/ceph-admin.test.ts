@@ -7,11 +7,13 @@
  * Every change is checked in Ceph itself; every refusal and every dry run leaves Ceph unchanged.
  */
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
+import {closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import type {DiskAddResult} from '../../src/lib/ceph/disk-add.js'
+import type {OsdDisk} from '../../src/lib/ceph/disks.js'
 import type {ImageChange, ImageInfo, ImageSummary} from '../../src/lib/ceph/images.js'
 import type {CephPool, PoolChange} from '../../src/lib/ceph/pools.js'
 import type {RbdLockHolder} from '../../src/lib/ceph/rbd.js'
@@ -23,6 +25,7 @@ import {startCeph, type TestCeph} from '../helpers/ceph.js'
 import {ROOT, xcluster, type CliResult} from '../helpers/cli.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {startSandboxHost, type SandboxHost} from '../helpers/sandbox-host.js'
+import {requireTool} from '../helpers/tools.js'
 
 /** s1 has no address in the sandbox: a ready core node that does not answer, passed over. */
 const ADDRESSES = {s2: '10.0.0.3', s3: '10.0.0.4', s4: '10.0.0.11', c1: '10.0.0.51', f1: '10.0.0.71'}
@@ -35,6 +38,11 @@ let host: SandboxHost
 let ceph: TestCeph
 let cephDir: string
 let dir: string
+/** LVM's config for the sandbox's sessions: this kernel has no device-mapper, so LVM may only write metadata. */
+let lvmDir: string
+/** Loop devices over sparse files: an empty one, one with ext4, one with a DOS partition table. */
+const disks: {empty: string; ext4: string; dos: string} = {empty: '', ext4: '', dos: ''}
+const diskFiles: string[] = []
 
 /** The CLI inside the sandbox's namespaces, against the test etcd. */
 const cli = (args: string[]): Promise<CliResult> => xcluster([...args, '--etcd', etcd.unixEndpoint!], {wrap: host.wrap})
@@ -116,7 +124,35 @@ describe('xcluster ceph: status, pools, images and locks against a real Ceph ove
     etcd = await startEtcd({unixSocket: true, dir: mkdtempSync(join('/dev/shm', 'xct-ceph-admin-etcd-'))})
     store = new EtcdStore({endpoints: [etcd.endpoint], cluster: 'xcluster'})
     cephDir = mkdtempSync(join('/dev/shm', 'xct-ceph-admin-'))
-    host = await startSandboxHost({tag: 'ceph-admin', addresses: Object.values(ADDRESSES), setEnv: {CEPH_CONF: join(cephDir, 'ceph.conf')}})
+    lvmDir = mkdtempSync(join('/dev/shm', 'xct-ceph-admin-lvm-'))
+    writeFileSync(join(lvmDir, 'lvm.conf'), 'global {\n  activation = 0\n}\nbackup {\n  backup = 0\n  archive = 0\n}\n')
+    for (const [tool, pkg] of [
+      ['losetup', 'mount'],
+      ['wipefs', 'util-linux'],
+      ['mkfs.ext4', 'e2fsprogs'],
+      ['pvcreate', 'lvm2'],
+    ])
+      requireTool(tool, pkg)
+    for (const kind of ['empty', 'ext4', 'dos'] as const) {
+      const file = join(lvmDir, `${kind}.img`)
+      writeFileSync(file, '')
+      truncateSync(file, 128 * MiB)
+      if (kind === 'ext4') execFileSync('mkfs.ext4', ['-q', '-F', file])
+      // One Linux partition from sector 2048: a DOS partition table as fdisk writes it.
+      if (kind === 'dos') {
+        const mbr = Buffer.alloc(512)
+        mbr.set([0x00, 0x20, 0x21, 0x00, 0x83, 0x00, 0x00, 0x00], 446)
+        mbr.writeUInt32LE(2048, 446 + 8)
+        mbr.writeUInt32LE(128 * 2048 - 2048, 446 + 12)
+        mbr.set([0x55, 0xaa], 510)
+        const fd = openSync(file, 'r+')
+        writeSync(fd, mbr, 0, 512, 0)
+        closeSync(fd)
+      }
+      diskFiles.push(file)
+      disks[kind] = execFileSync('losetup', ['-f', '--show', file], {encoding: 'utf8'}).trim()
+    }
+    host = await startSandboxHost({tag: 'ceph-admin', addresses: Object.values(ADDRESSES), setEnv: {CEPH_CONF: join(cephDir, 'ceph.conf'), LVM_SYSTEM_DIR: lvmDir}})
     ceph = await startCeph({osdHosts: ['s4', 's5', 's5'], dir: cephDir, netns: host.ns})
     dir = mkdtempSync(join('/dev/shm', 'xct-ceph-admin-spec-'))
     let spec = readFileSync(join(ROOT, 'templates', 'xcluster.yaml'), 'utf8').replace('key: ~/.ssh/id_ed25519', `key: ${host.clientKeyPath}`)
@@ -138,6 +174,8 @@ describe('xcluster ceph: status, pools, images and locks against a real Ceph ove
     await ceph?.stop()
     await host?.stop()
     await etcd?.stop()
+    for (const loop of Object.values(disks)) if (loop) spawnSync('losetup', ['-d', loop])
+    if (lvmDir) rmSync(lvmDir, {recursive: true, force: true})
     if (dir) rmSync(dir, {recursive: true, force: true})
   })
 
@@ -346,6 +384,97 @@ describe('xcluster ceph: status, pools, images and locks against a real Ceph ove
     await ok(['ceph', 'image', 'rm', 'data/disk1', '--yes'])
     assert.deepEqual(rbdJson<string[]>(['ls', 'data']), [])
     await refused(['ceph', 'image', 'rm', 'data/disk1', '--yes'], 3, 'CEPH_IMAGE_NOT_FOUND', /No image data\/disk1/)
+  })
+
+  it('ceph disk list: every OSD with its CRUSH host, object store, size, PGs, up and in, as Ceph has them', async () => {
+    const listed = (await ok(['ceph', 'disk', 'list', '--json'])).json<OsdDisk[]>()
+    assert.deepEqual(
+      listed.map((d) => [d.osd, d.host, d.objectstore, d.up, d.in]),
+      [
+        [0, 's4', 'memstore', true, true],
+        [1, 's5', 'memstore', true, true],
+        [2, 's5', 'memstore', true, true],
+      ],
+    )
+    const df = ceph.cephJson<{nodes: {id: number; kb: number}[]}>(['osd', 'df'])
+    for (const d of listed) assert.equal(d.sizeBytes, df.nodes.find((n) => n.id === d.osd)!.kb * 1024)
+    const table = (await ok(['ceph', 'disk', 'list'])).stdout
+    assert.match(table, /^OSD\s+HOST\s+DEVICES\s+STORE\s+SIZE\s+USED\s+PGS\s+STATUS$/m)
+    assert.match(table, /^osd\.0\s+s4\s+-\s+memstore\s+.*\sup, in$/m)
+  })
+
+  /** What the device holds, read in the sandbox as its sessions see it (wipefs, LVM's PVs and LVs). */
+  function onDisk(device: string): {signatures: string[]; pv: string; lvs: string} {
+    const inSandbox = (argv: string[]) => {
+      const r = spawnSync(host.wrap[0]!, [...host.wrap.slice(1), 'env', `LVM_SYSTEM_DIR=${lvmDir}`, 'LVM_SUPPRESS_FD_WARNINGS=1', ...argv], {encoding: 'utf8'})
+      return r.stdout.trim()
+    }
+    const wiped = inSandbox(['wipefs', '-n', '-J', device])
+    return {
+      signatures: wiped ? (JSON.parse(wiped) as {signatures: {type: string}[]}).signatures.map((x) => x.type) : [],
+      pv: inSandbox(['pvs', '--noheadings', '-o', 'vg_name', device]),
+      lvs: inSandbox(['lvs', '--noheadings', '-o', 'lv_name,lv_size', '--units', 'm', `ceph-s4-${device.split('/').pop()}`]),
+    }
+  }
+
+  it('ceph disk add refuses a disk holding a filesystem or a partition table, saying what it holds, with nothing changed; an unknown device too', async () => {
+    for (const [device, held] of [
+      [disks.ext4, /holds data: a signature of ext4 at offset 0x438\. Making it an OSD destroys that\./],
+      [disks.dos, /holds data: a partition table \(dos\)\./],
+    ] as const) {
+      const before = onDisk(device)
+      assert.ok(before.signatures.length > 0, `${device} holds something: ${JSON.stringify(before)}`)
+      const r = await cli(['ceph', 'disk', 'add', 's4', device])
+      assert.equal(r.code, 4, r.stdout + r.stderr)
+      assert.match(r.stderr, held)
+      assert.ok(r.stderr.includes(`Try this: If that data may go, say so: xcluster ceph disk add s4 ${device} --wipe`), r.stderr)
+      assert.deepEqual(onDisk(device), before)
+    }
+    const missing = await cli(['ceph', 'disk', 'add', 's4', '/dev/xct-no-such-disk'])
+    assert.equal(missing.code, 4)
+    assert.match(missing.stderr, /Cannot read \/dev\/xct-no-such-disk on s4: not a block device/)
+    const bad = await cli(['ceph', 'disk', 'add', 's4', 'sdb'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /"sdb" is not a device path/)
+  })
+
+  it('ceph disk add --dry-run prints the exact wipefs, LVM and ceph-volume lines and changes nothing', async () => {
+    const vg = (device: string) => `ceph-s4-${device.split('/').pop()}`
+    const plan = async (device: string, extra: string[]) => {
+      const before = onDisk(device)
+      const r = await ok(['ceph', 'disk', 'add', 's4', device, ...extra, '--dry-run', '--json'])
+      assert.deepEqual(onDisk(device), before, `--dry-run changed ${device}`)
+      return r.json<DiskAddResult>().run.plan.s4
+    }
+    const lvm = (device: string) => [
+      `pvcreate ${device}`,
+      `vgcreate ${vg(device)} ${device}`,
+      `lvcreate -y -l 100%FREE -n osd-block ${vg(device)}`,
+      `ceph-volume lvm create --bluestore --data ${vg(device)}/osd-block`,
+    ]
+    assert.deepEqual(await plan(disks.empty, []), lvm(disks.empty))
+    assert.deepEqual(await plan(disks.ext4, ['--wipe']), [`wipefs -a ${disks.ext4}`, ...lvm(disks.ext4)])
+  })
+
+  it('ceph disk add --wipe: the filesystem is gone and the disk is a PV of its own VG with one LV over it; the OSD step is what this machine cannot do', async () => {
+    const device = disks.ext4
+    const r = await cli(['ceph', 'disk', 'add', 's4', device, '--wipe'])
+    const after = onDisk(device)
+    assert.deepEqual(after.signatures, ['LVM2_member'], JSON.stringify(after))
+    assert.equal(after.pv, `ceph-s4-${device.split('/').pop()}`)
+    assert.match(after.lvs, /^osd-block\s+12\d\.\d+m$/, r.stdout + r.stderr)
+    // ceph-volume needs udev (udevadm) and the LV's device node, which device-mapper makes:
+    // neither is on this machine, so the OSD step fails here, in ceph-volume's own words.
+    assert.equal(r.code, 4, r.stdout + r.stderr)
+    assert.match(r.stderr, /s4 \(phase add-osd\): .*ceph-volume lvm create --bluestore --data ceph-s4-loop\d+\/osd-block.* exited with 1:\n.*udevadm/)
+    const resume = /--resume (\S+)/.exec(r.stderr)?.[1]
+    assert.ok(resume, r.stderr)
+
+    // Continued: the LVM made is kept (nothing prepared again), the OSD step is tried again.
+    const again = await cli(['ceph', 'disk', 'add', 's4', device, '--wipe', '--resume', resume, '--json'])
+    assert.equal(again.code, 4)
+    assert.deepEqual(onDisk(device), after)
+    assert.match(again.stdout + again.stderr, /phase add-osd/)
   })
 
   it("health --ssh and status --ssh carry Ceph's own verdict and counts; an OSD held down is a warning that names it, whose next step runs", async () => {
