@@ -1,0 +1,27 @@
+import {EtcdCommand} from '../../etcd-command.js'
+import {listCertificates, type CertificateView} from '../../lib/certs/operator.js'
+
+export default class CertList extends EtcdCommand<typeof CertList> {
+  static summary = 'The certificates issued from the cluster CA: name, SANs, profile, expiry and days left.'
+  static description = 'Read from etcd; soonest to expire first. Never a private key: KEY says only whether its key is kept, sealed.'
+  static examples = [
+    {command: '<%= config.bin %> <%= command.id %>', description: 'Every certificate, soonest to expire first.'},
+    {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as JSON: [{name, commonName, sans, profile, serial, notAfter, daysLeft, fingerprint, hasKey, ...}].'},
+  ]
+
+  async run(): Promise<CertificateView[]> {
+    const certs = await listCertificates(this.store())
+    this.table(
+      [
+        {header: 'name', get: (c) => c.name},
+        {header: 'sans', get: (c) => c.sans.join(',') || '-'},
+        {header: 'profile', get: (c) => c.profile ?? '-'},
+        {header: 'not after', get: (c) => c.notAfter},
+        {header: 'days left', get: (c) => String(c.daysLeft)},
+        {header: 'key', get: (c) => (c.hasKey ? 'sealed' : 'no')},
+      ],
+      certs,
+    )
+    return certs
+  }
+}
