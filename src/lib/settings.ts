@@ -375,6 +375,14 @@ export const settings = {
     leafDays: 365,
     /** A certificate with less than this left is replaced by the next provisioning run. */
     renewBeforeDays: 30,
+    /** `health` warns about a certificate (or the CRL) with less than this many days left, and fails below the second. */
+    expiryWarnDays: 30,
+    expiryFailDays: 7,
+    /**
+     * The CRL is signed for this long; every revoke and every `cert renew` signs a fresh one, and
+     * `health` warns as it nears its end, since a client that checks an expired CRL refuses everything.
+     */
+    crlDays: 30,
     /** A root client certificate is minted for one RBAC run and never stored: an hour is plenty. */
     rootClientDays: 1 / 24,
     /** notBefore is backdated this much so a node whose clock lags a little still accepts a new certificate. */

@@ -6,23 +6,47 @@
  * private key in clear.
  */
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
-import {mkdtempSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
+import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {createCa} from '../../src/lib/certs/authority.js'
+import {createCa, issueCertificate} from '../../src/lib/certs/authority.js'
 import type {CertificateView, IssueResult} from '../../src/lib/certs/operator.js'
 import {adminTlsPaths} from '../../src/lib/certs/paths.js'
-import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
-import {saveCa} from '../../src/lib/certs/store.js'
+import type {RenewResult} from '../../src/lib/certs/renewal.js'
+import type {RevokeResult} from '../../src/lib/certs/revocation.js'
+import {ClusterSecret, readClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
+import {loadCa, saveCa, saveIssuedCertificate} from '../../src/lib/certs/store.js'
+import type {HealthReport} from '../../src/lib/health/types.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {xcluster, type CliResult} from '../helpers/cli.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {requireTool} from '../helpers/tools.js'
 
-describe('xcluster cert: issue, list and show from the cluster CA', {concurrency: false}, () => {
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+    server.on('error', reject)
+  })
+
+/** s_server prints ACCEPT once it listens. */
+const listening = (server: ChildProcess): Promise<void> =>
+  new Promise((resolve, reject) => {
+    let seen = ''
+    server.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString()
+      if (seen.includes('ACCEPT')) resolve()
+    })
+    server.on('exit', (code) => reject(new Error(`openssl s_server exited (${code}) before listening: ${seen}`)))
+  })
+
+describe('xcluster cert: issue, list, show, revoke, renew and the CRL from the cluster CA', {concurrency: false}, () => {
   let etcd: TestEtcd
   let store: EtcdStore
   let pki: string
@@ -106,8 +130,9 @@ describe('xcluster cert: issue, list and show from the cluster CA', {concurrency
     )
     const table = await cli('cert', 'list')
     assert.equal(table.code, 0)
-    assert.match(table.stdout, /^NAME\s+SANS\s+PROFILE\s+NOT AFTER\s+DAYS LEFT\s+KEY$/m)
-    assert.match(table.stdout, /^web\s+www\.example\.org,10\.0\.0\.80\s+server\s+\S+\s+29\s+sealed$/m)
+    assert.match(table.stdout, /^NAME\s+SANS\s+PROFILE\s+NOT AFTER\s+DAYS LEFT\s+STATUS\s+KEY$/m)
+    // 29 of 30 days left: not yet in its last third, so not due.
+    assert.match(table.stdout, /^web\s+www\.example\.org,10\.0\.0\.80\s+server\s+\S+\s+29\s+ok\s+sealed$/m)
   })
 
   it('cert show: the facts and the PEM of the file written, never the key', async () => {
@@ -138,6 +163,177 @@ describe('xcluster cert: issue, list and show from the cluster CA', {concurrency
       assert.deepEqual(await etcdState(), etcdBefore, `${args.join(' ')} changed etcd`)
       assert.deepEqual(files(), filesBefore)
     }
+  })
+
+  it('cert revoke: the certificate marked and listed in a new CRL; OpenSSL, as a verifier and as a TLS client checking the CRL, refuses it and still takes the others', async () => {
+    const api = await cli('cert', 'issue', 'api', '--san', '127.0.0.1', '--san', 'api.example.org', '--out', out)
+    assert.equal(api.code, 0, api.stderr)
+    const none = await cli('cert', 'crl')
+    assert.equal(none.code, 3)
+    assert.match(none.stderr, /has no revocation list yet[\s\S]*xcluster cert crl --refresh/)
+    const before = await etcdState()
+    const unasked = await cli('cert', 'revoke', 'web')
+    assert.equal(unasked.code, 2, unasked.stderr)
+    assert.match(unasked.stderr, /Refusing without confirmation[\s\S]*--yes/)
+    assert.deepEqual(await etcdState(), before, 'an unconfirmed revoke changed etcd')
+
+    const webSerial = (await cli('cert', 'show', 'web', '--json')).json<CertificateView>().serial
+    const r = await cli('cert', 'revoke', 'web', '--reason', 'key-compromise', '--yes', '--json')
+    assert.equal(r.code, 0, r.stderr)
+    const revoked = r.json<RevokeResult>()
+    assert.deepEqual([revoked.serial, revoked.reason, revoked.crl.number, revoked.crl.revoked], [webSerial, 'key-compromise', 1, 1])
+    const crlFile = join(out, 'cluster.crl')
+    const written = await cli('cert', 'crl', '--out', crlFile)
+    assert.equal(written.code, 0, written.stderr)
+    const crlText = openssl('crl', '-in', crlFile, '-noout', '-text')
+    assert.match(crlText, new RegExp(`Serial Number: ${webSerial.toUpperCase()}`))
+    assert.match(crlText, /Key Compromise/)
+    assert.match(crlText, /X509v3 CRL Number: *\n *1\n/)
+    const ca = join(out, 'ca.crt')
+    const verify = (cert: string) => spawnSync('openssl', ['verify', '-crl_check', '-CAfile', ca, '-CRLfile', crlFile, cert], {encoding: 'utf8'})
+    const refused = verify(join(out, 'web.crt'))
+    assert.notEqual(refused.status, 0)
+    assert.match(refused.stdout + refused.stderr, /certificate revoked/)
+    assert.equal(verify(join(out, 'api.crt')).status, 0, verify(join(out, 'api.crt')).stderr)
+
+    // A real TLS handshake: s_server presents each certificate, s_client checks the CRL.
+    const handshake = async (name: string) => {
+      const port = await freePort()
+      const server = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', join(out, `${name}.crt`), '-key', join(out, `${name}.key`)], {stdio: ['pipe', 'pipe', 'pipe']})
+      try {
+        await listening(server)
+        return spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', ca, '-CRL', crlFile, '-crl_check', '-verify_return_error', '-brief'], {
+          input: '',
+          encoding: 'utf8',
+          timeout: 10_000,
+        })
+      } finally {
+        server.kill()
+      }
+    }
+    const toWeb = await handshake('web')
+    assert.notEqual(toWeb.status, 0)
+    assert.match(toWeb.stderr, /certificate revoked/)
+    const toApi = await handshake('api')
+    assert.equal(toApi.status, 0, toApi.stderr)
+    assert.match(toApi.stderr, /Verification: OK/)
+
+    const listed = (await cli('cert', 'list', '--json')).json<CertificateView[]>()
+    assert.deepEqual(listed.find((c) => c.name === 'web')?.status, 'revoked')
+    for (const [args, message] of [
+      [['web', '--yes'], /Error \[CERT_REVOKED\]: The certificate "web" \(serial [0-9a-f]+\) was already revoked[\s\S]*xcluster cert renew web/],
+      [['nope', '--yes'], /Error \[CERT_MISSING\]: No certificate named "nope"/],
+    ] as const) {
+      const state = await etcdState()
+      const again = await cli('cert', 'revoke', ...args)
+      assert.equal(again.code, 3, again.stderr)
+      assert.match(again.stderr, message)
+      assert.deepEqual(await etcdState(), state)
+    }
+  })
+
+  it('cert renew NAME: a revoked certificate replaced by a new key and serial with the same names, which the CRL does not list', async () => {
+    const old = (await cli('cert', 'show', 'web', '--json')).json<CertificateView & {certPem: string}>()
+    const r = await cli('cert', 'renew', 'web', '--json')
+    assert.equal(r.code, 0, r.stderr)
+    const [renewed] = r.json<RenewResult>().certificates
+    assert.equal(renewed?.action, 'renewed')
+    const now = (await cli('cert', 'show', 'web', '--json')).json<CertificateView & {certPem: string}>()
+    assert.notEqual(now.serial, old.serial)
+    assert.equal(now.serial, renewed?.serial)
+    assert.deepEqual([now.sans, now.profile, now.status, now.revoked], [old.sans, old.profile, 'ok', undefined])
+    assert.ok(Date.parse(now.notAfter) - Date.parse(now.notBefore) >= 30 * 86_400_000, 'the validity it had')
+    const crlFile = join(out, 'cluster.crl')
+    assert.equal((await cli('cert', 'crl', '--out', crlFile)).code, 0)
+    const certFile = join(out, 'web-renewed.crt')
+    writeFileSync(certFile, now.certPem)
+    const checked = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', join(out, 'ca.crt'), '-CRLfile', crlFile, certFile], {encoding: 'utf8'})
+    assert.equal(checked.status, 0, checked.stdout + checked.stderr)
+    assert.notEqual(openssl('x509', '-noout', '-pubkey', '-in', certFile), openssl('x509', '-noout', '-pubkey', '-in', join(out, 'web.crt')), 'a new key')
+  })
+
+  it('cert renew --all: only what is due (--before), --dry-run changes nothing; bad requests are refused with nothing changed', async () => {
+    const before = await etcdState()
+    const dry = await cli('cert', 'renew', '--all', '--before', '400d', '--dry-run', '--json')
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.deepEqual(
+      dry
+        .json<RenewResult>()
+        .certificates.map((c) => [c.name, c.action])
+        .sort(),
+      [
+        ['api', 'would renew'],
+        ['backup-agent', 'would renew'],
+        ['web', 'would renew'],
+      ],
+    )
+    assert.deepEqual(await etcdState(), before, '--dry-run changed etcd')
+    const agent = (await cli('cert', 'show', 'backup-agent', '--json')).json<CertificateView>()
+    const due = await cli('cert', 'renew', '--all', '--before', '2d', '--json')
+    assert.equal(due.code, 0, due.stderr)
+    assert.deepEqual(
+      due
+        .json<RenewResult>()
+        .certificates.map((c) => [c.name, c.action, c.reason])
+        .sort(),
+      [
+        ['api', 'skipped', 'not due'],
+        ['backup-agent', 'renewed', undefined],
+        ['web', 'skipped', 'not due'],
+      ],
+    )
+    const after = (await cli('cert', 'show', 'backup-agent', '--json')).json<CertificateView>()
+    assert.notEqual(after.serial, agent.serial)
+    assert.equal(after.profile, 'client')
+
+    const cases: [string[], number, RegExp][] = [
+      [[], 2, /Name the certificates to renew, or give --all/],
+      [['web', '--all'], 2, /Name the certificates to renew, or give --all \(not both\)/],
+      [['web', '--before', '5d'], 2, /--before/],
+      [['--all', '--before', 'soon'], 2, /--before soon is not a duration/],
+      [['nope'], 3, /No certificate named "nope"/],
+    ]
+    for (const [args, exit, message] of cases) {
+      const state = await etcdState()
+      const bad = await cli('cert', 'renew', ...args)
+      assert.equal(bad.code, exit, `${args.join(' ')}: ${bad.stderr}`)
+      assert.match(bad.stderr, message)
+      assert.deepEqual(await etcdState(), state, `${args.join(' ')} changed etcd`)
+    }
+  })
+
+  it('health: a certificate near its end warns, one nearer fails, each with the renew command, which run as printed clears it; /metrics-style days left', async () => {
+    const secret = readClusterSecret(adminTlsPaths('xcluster').secret)
+    const ca = await loadCa(store, secret)
+    const DAY = 86_400_000
+    // Issued in the past, as a certificate that has lived most of its 60 days.
+    for (const [name, left] of [
+      ['near', 15],
+      ['nearer', 3],
+    ] as const) {
+      const issued = await issueCertificate(ca, {commonName: name, sans: [`${name}.example.org`], profile: 'server', days: 60, now: new Date(Date.now() - (60 - left) * DAY)})
+      await saveIssuedCertificate(store, name, issued, {secret, keepKey: true})
+    }
+    const health = async () => (await cli('health', '--json')).json<HealthReport>().checks.filter((c) => c.name.startsWith('cert:'))
+    const checks = await health()
+    const near = checks.find((c) => c.name === 'cert:near')
+    const nearer = checks.find((c) => c.name === 'cert:nearer')
+    assert.deepEqual([near?.status, near?.next], ['warn', 'xcluster cert renew near'])
+    assert.deepEqual([nearer?.status, nearer?.next], ['fail', 'xcluster cert renew nearer'])
+    assert.match(nearer?.observed ?? '', /^certificate nearer \(serial [0-9a-f]+\) valid until \S+ \(2 days left\)$/)
+    assert.equal(checks.find((c) => c.name === 'cert:web')?.status, 'ok')
+    assert.equal(checks.find((c) => c.name === 'cert:ca')?.status, 'ok')
+    assert.equal(checks.find((c) => c.name === 'cert:crl')?.status, 'ok')
+    for (const c of [near, nearer]) {
+      const [, ...args] = (c?.next ?? '').split(' ')
+      const ran = await cli(...args)
+      assert.equal(ran.code, 0, ran.stderr)
+    }
+    const cleared = await health()
+    assert.deepEqual(
+      cleared.filter((c) => c.status !== 'ok').map((c) => c.name),
+      [],
+    )
   })
 
   it('no output of any cert command and no value in etcd holds a private key in clear', async () => {

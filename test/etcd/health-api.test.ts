@@ -12,7 +12,9 @@ import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {after, before, describe, it} from 'node:test'
 
+import {createCa, issueCertificate} from '../../src/lib/certs/authority.js'
 import {nodeTlsFiles} from '../../src/lib/certs/paths.js'
+import {saveIssuedCertificate} from '../../src/lib/certs/store.js'
 import type {Lease} from '../../src/lib/dhcp/lease.js'
 import type {LeaderRecord, ViewRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
@@ -253,8 +255,10 @@ describe('serve --http', {concurrency: false}, () => {
     await until('/health 200 again', async () => (await http(port(node), '/health')).status === 200, 5000, 100)
   })
 
-  it('/metrics passes promtool and carries the nodes, the leader and its token, DHCP pools, runs and etcd', async () => {
+  it('/metrics passes promtool and carries the nodes, the leader and its token, DHCP pools, runs, etcd and days left of certificates', async () => {
     const leader = await soleLeader(ELECTED)
+    const probe = await issueCertificate(await createCa({cluster: store.keys.cluster}), {commonName: 'probe', sans: ['probe.example.org'], profile: 'server', days: 10})
+    await saveIssuedCertificate(store, 'probe', probe)
     // A read shared by the last test's requests may still be served: what is asked now is after it.
     await new Promise((r) => setTimeout(r, settings.health.http.cacheMs + 100))
     const {token} = (await etcdLeader())!
@@ -278,6 +282,10 @@ describe('serve --http', {concurrency: false}, () => {
       'xcluster_runs{result="succeeded"}': 0,
     }
     for (const [sample, value] of Object.entries(expect)) assert.equal(m.get(sample), value, `${sample} (have ${[...m.keys()].filter((k) => k.startsWith(sample.split('{')[0]!)).join(' ')})`)
+    assert.equal(m.get('xcluster_cert_not_after_timestamp_seconds{name="probe"}'), Date.parse(probe.notAfter) / 1000)
+    const left = (m.get('xcluster_cert_remaining_seconds{name="probe"}') ?? 0) / 86_400
+    assert.ok(left > 9.9 && left <= 10, `days left ${left}`)
+    assert.equal(m.get('xcluster_cert_revoked{}'), 0)
     // Exactly one leader sample for the service: the others are absent, not 0.
     assert.deepEqual(
       [...m.keys()].filter((k) => k.startsWith('xcluster_service_leader{')),

@@ -3,7 +3,7 @@ import {listCertificates, type CertificateView} from '../../lib/certs/operator.j
 
 export default class CertList extends EtcdCommand<typeof CertList> {
   static summary = 'The certificates issued from the cluster CA: name, SANs, profile, expiry and days left.'
-  static description = 'Read from etcd; soonest to expire first. Never a private key: KEY says only whether its key is kept, sealed.'
+  static description = 'Read from etcd; soonest to expire first. Never a private key: KEY says only whether its key is kept, sealed. STATUS: ok, due (renewed by cert renew --all), expired or revoked.'
   static examples = [
     {command: '<%= config.bin %> <%= command.id %>', description: 'Every certificate, soonest to expire first.'},
     {command: '<%= config.bin %> <%= command.id %> --json', description: 'The same as JSON: [{name, commonName, sans, profile, serial, notAfter, daysLeft, fingerprint, hasKey, ...}].'},
@@ -18,6 +18,7 @@ export default class CertList extends EtcdCommand<typeof CertList> {
         {header: 'profile', get: (c) => c.profile ?? '-'},
         {header: 'not after', get: (c) => c.notAfter},
         {header: 'days left', get: (c) => String(c.daysLeft)},
+        {header: 'status', get: (c) => c.status},
         {header: 'key', get: (c) => (c.hasKey ? 'sealed' : 'no')},
       ],
       certs,

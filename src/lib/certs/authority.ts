@@ -130,7 +130,7 @@ export async function issueCertificate(ca: CertificateAuthority, request: Certif
   }
   const caSki = caCert.getExtension(x509.SubjectKeyIdentifierExtension)
   if (!caSki) throw preconditionError('CA_NO_SKI', 'The CA certificate has no subject key identifier.', 'Use a CA created by xcluster.')
-  const signingKey = await subtle.importKey('pkcs8', pkcs8Der(ca.key), ECDSA, false, ['sign'])
+  const signingKey = await caSigningKey(ca)
   const keys = (await subtle.generateKey(ECDSA, true, ['sign', 'verify'])) as CryptoKeyPair
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
@@ -188,6 +188,20 @@ export async function issuedBy(ca: Pick<CertificateAuthority, 'certPem'>, certPe
   const cert = new x509.X509Certificate(certPem)
   return cert.issuer === caCert.subject && (await cert.verify({publicKey: caCert.publicKey, signatureOnly: true}))
 }
+
+/** The CA's key as WebCrypto signs with it (certificates, CRLs). */
+export function caSigningKey(ca: CertificateAuthority): Promise<CryptoKey> {
+  return subtle.importKey('pkcs8', pkcs8Der(ca.key), ECDSA, false, ['sign'])
+}
+
+/** The CA's subject key identifier, which every certificate and CRL it signs names as its authority key. */
+export function caKeyId(ca: CertificateAuthority): string {
+  const ski = new x509.X509Certificate(ca.certPem).getExtension(x509.SubjectKeyIdentifierExtension)
+  if (!ski) throw preconditionError('CA_NO_SKI', 'The CA certificate has no subject key identifier.', 'Use a CA created by xcluster.')
+  return ski.keyId
+}
+
+export const SIGNING_ALGORITHM = SIGNING
 
 function pem(cert: x509.X509Certificate): string {
   return `${cert.toString('pem').replaceAll('\r\n', '\n').trimEnd()}\n`

@@ -11,8 +11,12 @@ import {preconditionError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {issueCertificate, type CertificateProfile} from './authority.js'
+import {DAY_MS, msLeft, renewalDue} from './expiry.js'
 import {adminTlsPaths} from './paths.js'
-import {readClusterSecret, writePrivateFile} from './secret.js'
+import {renewCertificates, type RenewRequest, type RenewResult} from './renewal.js'
+import {readCrl, refreshCrl, revokeCertificate, type RevokeResult, type StoredCrl} from './revocation.js'
+import type {RevocationReason} from './crl.js'
+import {readClusterSecret, writePrivateFile, type ClusterSecret} from './secret.js'
 import {listIssuedCertificates, loadCa, loadCaCertificate, saveIssuedCertificate, type StoredCertificate, type StoredCertificateSummary} from './store.js'
 
 export interface IssueRequest {
@@ -27,7 +31,7 @@ export interface IssueRequest {
 }
 
 /** A stored certificate's public facts, with how long it has left. */
-export type CertificateView = StoredCertificateSummary & {daysLeft: number}
+export type CertificateView = StoredCertificateSummary & {daysLeft: number; status: 'ok' | 'due' | 'expired' | 'revoked'}
 
 export interface IssueResult {
   certificate: CertificateView
@@ -35,9 +39,12 @@ export interface IssueResult {
   files?: {cert: string; key: string; ca: string}
 }
 
-const DAY_MS = 86_400_000
-
-const view = (s: StoredCertificateSummary, now = Date.now()): CertificateView => ({...s, daysLeft: Math.floor((Date.parse(s.notAfter) - now) / DAY_MS)})
+/** `due`: what `cert renew --all` would renew (src/lib/certs/expiry.ts). */
+const view = (s: StoredCertificateSummary, now = Date.now()): CertificateView => {
+  const left = msLeft(s, now)
+  const status = s.revoked ? 'revoked' : left <= 0 ? 'expired' : renewalDue(s, now) ? 'due' : 'ok'
+  return {...s, daysLeft: Math.floor(left / DAY_MS), status}
+}
 
 /** Issues NAME from the cluster CA and records it (its key sealed); refused with nothing written when the name is taken or the request is bad. */
 export async function issueNamedCertificate(store: EtcdStore, request: IssueRequest): Promise<IssueResult> {
@@ -48,7 +55,7 @@ export async function issueNamedCertificate(store: EtcdStore, request: IssueRequ
   if (await store.getJson(store.keys.issuedCert(request.name))) {
     throw preconditionError('CERT_EXISTS', `A certificate named "${request.name}" is already stored.`, `See it: ${commandLine(['cert', 'show', request.name])}`)
   }
-  const secret = readClusterSecret(request.secretFile ?? adminTlsPaths(store.keys.cluster).secret)
+  const secret = operatorSecret(store, request.secretFile)
   const ca = await loadCa(store, secret)
   const issued = await issueCertificate(ca, {commonName: request.name, sans: request.sans, profile: request.profile, ...(request.days === undefined ? {} : {days: request.days})})
   const summary = await saveIssuedCertificate(store, request.name, issued, {secret, keepKey: true})
@@ -58,6 +65,30 @@ export async function issueNamedCertificate(store: EtcdStore, request: IssueRequ
   writeFileSync(files.cert, issued.certPem, {mode: 0o644})
   writeFileSync(files.ca, ca.certPem, {mode: 0o644})
   return {certificate: view(summary), files}
+}
+
+/** The cluster secret that opens the CA key: the admin host's, or the file given. */
+export function operatorSecret(store: EtcdStore, secretFile?: string): ClusterSecret {
+  return readClusterSecret(secretFile ?? adminTlsPaths(store.keys.cluster).secret)
+}
+
+/** Revokes NAME and stores a CRL that lists it, in one transaction. */
+export function revokeNamedCertificate(store: EtcdStore, name: string, reason: RevocationReason, secretFile?: string): Promise<RevokeResult> {
+  return revokeCertificate(store, name, reason, operatorSecret(store, secretFile))
+}
+
+/** Renews the named certificates or, with `all`, every one that is due; the secret is read only when something is renewed. */
+export function renewNamedCertificates(store: EtcdStore, request: RenewRequest, secretFile?: string): Promise<RenewResult> {
+  return renewCertificates(store, request, () => operatorSecret(store, secretFile))
+}
+
+/** The stored CRL (public); with `refresh`, or when there is none yet, a fresh one signed first. */
+export async function revocationList(store: EtcdStore, options: {refresh: boolean; secretFile?: string}): Promise<StoredCrl> {
+  if (options.refresh) await refreshCrl(store, operatorSecret(store, options.secretFile))
+  const crl = await readCrl(store)
+  if (!crl)
+    throw preconditionError('CRL_MISSING', `Cluster "${store.keys.cluster}" has no revocation list yet (nothing was revoked).`, `Sign an empty one: ${commandLine(['cert', 'crl', '--refresh'])}`)
+  return crl
 }
 
 /** Every stored certificate, soonest to expire first. */

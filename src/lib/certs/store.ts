@@ -18,6 +18,8 @@ export interface StoredCertificate extends CertificateInfo {
   certPem: string
   sealedKey?: SealedKey
   storedAt: string
+  /** Set by `cert revoke`; a renewal replaces the record without it. */
+  revoked?: {at: string; reason: string}
 }
 
 /** What may be shown of a stored certificate (`cert list`, --json): no key, sealed or not. */
@@ -68,7 +70,7 @@ export async function saveIssuedCertificate(
   store: EtcdStore,
   name: string,
   issued: IssuedCertificate,
-  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean} = {},
+  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean; expectedRevision?: string} = {},
 ): Promise<StoredCertificateSummary> {
   const key = store.keys.issuedCert(name)
   if (options.keepKey && !options.secret) throw new Error('saveIssuedCertificate: keepKey needs the cluster secret')
@@ -83,6 +85,9 @@ export async function saveIssuedCertificate(
   const existing = await store.getJson<StoredCertificate>(key)
   if (existing && !options.replace) {
     throw preconditionError('CERT_EXISTS', `A certificate named "${name}" is already stored (serial ${existing.value.serial}).`, 'Renew it instead, or choose another name.')
+  }
+  if (options.expectedRevision !== undefined && existing?.modRevision !== options.expectedRevision) {
+    throw preconditionError('CERT_CHANGED', `The certificate "${name}" changed while it was being renewed.`, 'Run the command again.')
   }
   const txn = store.transaction()
   if (existing) txn.ifUnchanged(key, existing.modRevision)

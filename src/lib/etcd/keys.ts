@@ -26,6 +26,8 @@
  *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
  *   /xcluster/<cluster>/certs/ca                the cluster CA: certificate, key sealed (never in clear)
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
+ *   /xcluster/<cluster>/certs/revoked/<serial>  revoked serials: name, when, why (what the CRL lists)
+ *   /xcluster/<cluster>/certs/crl               the CA-signed revocation list (PEM) and its number
  *   /xcluster/<cluster>/frontends/<name>        frontend registrations
  */
 import {ExitStatus, XclusterError} from '../errors.js'
@@ -283,6 +285,19 @@ export class KeySchema {
 
   issuedCert(name: string): string {
     return `${this.issuedCertsPrefix()}${segment('certificate name', name)}`
+  }
+
+  revokedCertsPrefix(): string {
+    return `${this.certsPrefix()}revoked/`
+  }
+
+  revokedCert(serial: string): string {
+    return `${this.revokedCertsPrefix()}${segment('certificate serial', serial)}`
+  }
+
+  /** The revocation list the CA signed last: PEM, number, this and next update. */
+  certRevocationList(): string {
+    return `${this.certsPrefix()}crl`
   }
 
   frontend(name: string): string {

@@ -13,6 +13,7 @@ import {settings} from '../settings.js'
 import type {SshTarget} from '../ssh/index.js'
 import {currentServices, electionChecks, etcdChecks, nodeChecks, poolChecks, report, sortChecks, worstStatus} from './checks.js'
 import {cephCheck, readCeph} from './ceph.js'
+import {certificateChecks} from './certs.js'
 import {probeEtcd} from './etcd-members.js'
 import {poolUsage} from './pools.js'
 import {readClusterSnapshot, type ClusterSnapshot} from './snapshot.js'
@@ -87,6 +88,7 @@ async function assess(store: EtcdStore, options: HealthOptions): Promise<Assessm
   const elections = await sampleElections(store, spec, options.probes ?? {})
   checks.push(...electionChecks(elections.result, undefined, currentServices(spec)))
   if (spec) checks.push(...poolChecks(poolUsage(spec, snapshot.nodes, snapshot.leases, options.now)))
+  checks.push(...certificateChecks(snapshot.certificates, options.now))
   const [nodes, ceph] = await Promise.all([options.ssh ? sshChecks(sshTargets(snapshot, options.ssh, options.now)) : [], askCeph(store, snapshot, options)])
   checks.push(...nodes)
   const cephVerdict = cephCheck(ceph)

@@ -56,6 +56,8 @@ export interface MetricsInput {
   now?: number
 }
 
+const secondsLeft = (notAfter: string, now: number): number => (Date.parse(notAfter) - now) / 1000
+
 const RUN_RESULTS: readonly RunResultState[] = ['running', 'succeeded', 'failed', 'interrupted']
 const CHECK_STATUSES: readonly CheckStatus[] = ['fail', 'warn']
 
@@ -139,7 +141,30 @@ export function clusterMetrics({status, snapshot, leaderships, now = Date.now()}
         "Runs in etcd's journal by result (failed and interrupted ones can be resumed).",
         RUN_RESULTS.map((result) => ({labels: {result}, value: snapshot.runs.filter((r) => r.result === result).length})),
       ),
+      gauge(
+        'xcluster_cert_remaining_seconds',
+        'Per certificate of the cluster CA (revoked ones aside): seconds until it expires, negative once expired (/ 86400 for days; base units, as promtool asks).',
+        snapshot.certificates.certificates.filter((c) => !c.revoked).map((c) => ({labels: {name: c.name}, value: secondsLeft(c.notAfter, now)})),
+      ),
+      gauge(
+        'xcluster_cert_ca_remaining_seconds',
+        'Seconds until the cluster CA expires (absent without a CA in etcd).',
+        snapshot.certificates.ca ? [{value: secondsLeft(snapshot.certificates.ca.notAfter, now)}] : [],
+      ),
+      gauge(
+        'xcluster_cert_not_after_timestamp_seconds',
+        'Per certificate of the cluster CA (revoked ones aside): when it expires, in seconds since the epoch.',
+        snapshot.certificates.certificates.filter((c) => !c.revoked).map((c) => ({labels: {name: c.name}, value: Date.parse(c.notAfter) / 1000})),
+      ),
+      gauge('xcluster_cert_revoked', 'Certificates revoked and still on record in etcd.', [{value: snapshot.certificates.certificates.filter((c) => c.revoked).length}]),
     )
+    if (snapshot.certificates.crl) {
+      families.push(
+        gauge('xcluster_cert_crl_next_update_timestamp_seconds', "When the cluster CA's CRL runs out (clients that check it then refuse everything).", [
+          {value: Date.parse(snapshot.certificates.crl.nextUpdate) / 1000},
+        ]),
+      )
+    }
   }
   families.push(
     gauge(

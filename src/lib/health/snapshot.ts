@@ -4,6 +4,7 @@ import type {NodeRecord} from '../nodes/record.js'
 import type {HostKeyRecord} from '../ssh/index.js'
 import type {ClusterSpec} from '../spec/types.js'
 import {readClusterView} from '../spec/view.js'
+import {certificateState, type CertificateState} from './certs.js'
 import type {RunRecord} from '../tasks/journal.js'
 
 /** The cluster's keys a status or health report needs, read together. */
@@ -15,6 +16,8 @@ export interface ClusterSnapshot {
   runs: RunRecord[]
   /** Pinned host keys by node name (read only when asked: SSH checks). */
   hostKeys: Map<string, HostKeyRecord>
+  /** The CA, issued certificates and CRL, by expiry (no key, sealed or not). */
+  certificates: CertificateState
 }
 
 const parse = <T>(kv: StoredKv): T | undefined => {
@@ -32,8 +35,8 @@ const parse = <T>(kv: StoredKv): T | undefined => {
  */
 export async function readClusterSnapshot(store: EtcdStore, options: {hostKeys?: boolean} = {}): Promise<ClusterSnapshot> {
   const k = store.keys
-  const view = await readClusterView(store, {spec: 'always', nodes: 'all', extra: [k.leasesPrefix(), k.runsPrefix(), ...(options.hostKeys ? [k.hostKeysPrefix()] : [])]})
-  const [leases = [], runs = [], pins = []] = view.extra
+  const view = await readClusterView(store, {spec: 'always', nodes: 'all', extra: [k.leasesPrefix(), k.runsPrefix(), k.certsPrefix(), ...(options.hostKeys ? [k.hostKeysPrefix()] : [])]})
+  const [leases = [], runs = [], certs = [], pins = []] = view.extra
   const hostKeys = new Map<string, HostKeyRecord>()
   for (const kv of pins) {
     const pin = parse<HostKeyRecord>(kv)
@@ -46,6 +49,7 @@ export async function readClusterSnapshot(store: EtcdStore, options: {hostKeys?:
     leases: rows<Lease>(leases),
     runs: rows<RunRecord>(runs),
     hostKeys,
+    certificates: certificateState(k, certs),
   }
 }
 

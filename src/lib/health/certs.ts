@@ -1,0 +1,101 @@
+/**
+ * Certificates in `health`, `status` and `/metrics`: every certificate the cluster CA issued
+ * (revoked ones aside), the CA itself and the CRL, judged by the time they have left, from the
+ * records in etcd (read with the rest of the snapshot: no extra round trip).
+ */
+import type {StoredKv} from '../etcd/store.js'
+import type {KeySchema} from '../etcd/keys.js'
+import type {StoredCrl} from '../certs/revocation.js'
+import type {StoredCa, StoredCertificate} from '../certs/store.js'
+import {expiryStatus} from '../certs/expiry.js'
+import {commandLine} from '../output/command-line.js'
+import {settings} from '../settings.js'
+import type {HealthCheck} from './types.js'
+
+const DAY_MS = 86_400_000
+
+/** What the checks need of a certificate: never its key. */
+export interface CertificateExpiry {
+  name: string
+  serial: string
+  notBefore: string
+  notAfter: string
+  revoked: boolean
+}
+
+export interface CertificateState {
+  ca?: {subject: string; notBefore: string; notAfter: string}
+  certificates: CertificateExpiry[]
+  crl?: {number: number; nextUpdate: string}
+}
+
+/** Sorts the keys under `certs/` into the CA, the certificates and the CRL (sealed keys dropped on the way). */
+export function certificateState(keys: KeySchema, kvs: readonly StoredKv[]): CertificateState {
+  const state: CertificateState = {certificates: []}
+  for (const kv of kvs) {
+    const value = parse(kv)
+    if (!value) continue
+    if (kv.key === keys.certAuthority()) {
+      const ca = value as StoredCa
+      state.ca = {subject: ca.subject, notBefore: ca.notBefore, notAfter: ca.notAfter}
+    } else if (kv.key === keys.certRevocationList()) {
+      const crl = value as StoredCrl
+      state.crl = {number: crl.number, nextUpdate: crl.nextUpdate}
+    } else if (kv.key.startsWith(keys.issuedCertsPrefix())) {
+      const c = value as StoredCertificate
+      state.certificates.push({name: c.name, serial: c.serial, notBefore: c.notBefore, notAfter: c.notAfter, revoked: c.revoked !== undefined})
+    }
+  }
+  return state
+}
+
+export const daysLeft = (notAfter: string, now: number): number => (Date.parse(notAfter) - now) / DAY_MS
+
+/**
+ * A check per live certificate (`cert:NAME`) and the CA (`cert:ca`): warn under expiryWarnDays
+ * left, fail under expiryFailDays or expired (both capped at a share of a short-lived
+ * certificate's lifetime: src/lib/certs/expiry.ts). The CRL (`cert:crl`) warns past half its life
+ * and fails in its last day, since clients that check it refuse every certificate once it ran out.
+ */
+export function certificateChecks(state: CertificateState, now = Date.now()): HealthCheck[] {
+  const checks: HealthCheck[] = []
+  const describe = (notAfter: string, left: number) => (left < 0 ? `expired at ${notAfter}` : `valid until ${notAfter} (${Math.floor(left)} days left)`)
+  if (state.ca) {
+    const status = expiryStatus(state.ca, now)
+    checks.push({
+      name: 'cert:ca',
+      status,
+      observed: `the cluster CA ${describe(state.ca.notAfter, daysLeft(state.ca.notAfter, now))}`,
+      ...(status === 'ok' ? {} : {next: 'Rotate the cluster CA before it ends: every certificate must then be reissued under the new one.'}),
+    })
+  }
+  for (const c of state.certificates) {
+    if (c.revoked) continue
+    const status = expiryStatus(c, now)
+    checks.push({
+      name: `cert:${c.name}`,
+      status,
+      observed: `certificate ${c.name} (serial ${c.serial}) ${describe(c.notAfter, daysLeft(c.notAfter, now))}`,
+      ...(status === 'ok' ? {} : {next: commandLine(['cert', 'renew', c.name])}),
+    })
+  }
+  if (state.crl) {
+    const left = daysLeft(state.crl.nextUpdate, now)
+    const status = left < 1 ? 'fail' : left < settings.certs.crlDays / 2 ? 'warn' : 'ok'
+    checks.push({
+      name: 'cert:crl',
+      status,
+      observed: `CRL ${state.crl.number} ${left < 0 ? `ran out at ${state.crl.nextUpdate}` : `is valid until ${state.crl.nextUpdate} (${Math.floor(left)} days left)`}`,
+      ...(status === 'ok' ? {} : {next: commandLine(['cert', 'crl', '--refresh'])}),
+    })
+  }
+  return checks
+}
+
+function parse(kv: StoredKv): unknown {
+  try {
+    return JSON.parse(kv.value.toString())
+  } catch {
+    return undefined
+  }
+}
