@@ -26,7 +26,8 @@
  *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
  *   /xcluster/<cluster>/certs/ca                the cluster CA: certificate, key sealed (never in clear)
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
- *   /xcluster/<cluster>/frontends/<name>        frontend registrations
+ *   /xcluster/<cluster>/frontends/<name>        a public endpoint (`frontend expose`): target, public port,
+ *                                               certificate name, tunnel port and its Rathole token
  */
 import {ExitStatus, XclusterError} from '../errors.js'
 
@@ -285,7 +286,11 @@ export class KeySchema {
     return `${this.issuedCertsPrefix()}${segment('certificate name', name)}`
   }
 
+  frontendsPrefix(): string {
+    return `${this.prefix}frontends/`
+  }
+
   frontend(name: string): string {
-    return `${this.prefix}frontends/${segment('frontend name', name)}`
+    return `${this.frontendsPrefix()}${segment('frontend name', name)}`
   }
 }
