@@ -543,6 +543,24 @@ export const settings = {
     daemonStopTimeoutMs: 5000,
     rootfsBuildTimeoutMs: 15 * 60_000,
   },
+  /**
+   * Public endpoints (src/lib/frontend/): nginx on each frontend node terminates TLS and proxies to
+   * the local end of a Rathole tunnel, whose other end (a client on a core node) reaches the target.
+   */
+  frontend: {
+    /** nginx's plain-HTTP port on a frontend: ACME HTTP-01 challenges (and 404 for anything else). */
+    httpPort: 80,
+    /** The ACME answerer on the frontend's loopback that nginx hands /.well-known/acme-challenge/ to. */
+    acmePort: 8402,
+    /** The Rathole server's control port on each frontend: the core nodes' clients connect to it. */
+    ratholePort: 2333,
+    /** Each endpoint's tunnel ends on the frontend's loopback at a port of this range, kept in its record. */
+    tunnelPorts: {first: 20_000, last: 20_999},
+    /** nginx reads <tlsDir>/certs/<cert>.crt and <tlsDir>/private/<cert>.key (0600) there. */
+    tlsDir: '/etc/xcluster/tls',
+    /** Random bytes of each endpoint's Rathole token (base64url in etcd and in the TOML). */
+    tokenBytes: 32,
+  },
 } as const
 
 export const env = {

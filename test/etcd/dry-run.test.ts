@@ -43,6 +43,7 @@ const INVOCATIONS: Record<string, string[][]> = {
   'dhcp:release': [['10.0.0.201']],
   'election:resign': [['web']],
   'election:transfer': [['web', '--to', 's2']],
+  'frontend:expose': [['shop', '--to', '10.0.0.51:8080', '--port', '8443']],
   'inventory:export': [['ansible']],
   // etcd.db: saved in before(); the data dir it would create is never written.
   'etcd:snapshot:restore': [['etcd.db', '--data-dir', 'restored-etcd', '--name', 's1', '--initial-cluster', 's1=http://10.0.0.2:2380', '--initial-advertise-peer-urls', 'http://10.0.0.2:2380']],

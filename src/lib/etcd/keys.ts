@@ -28,7 +28,8 @@
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
  *   /xcluster/<cluster>/certs/revoked/<serial>  revoked serials: name, when, why (what the CRL lists)
  *   /xcluster/<cluster>/certs/crl               the CA-signed revocation list (PEM) and its number
- *   /xcluster/<cluster>/frontends/<name>        frontend registrations
+ *   /xcluster/<cluster>/frontends/<name>        a public endpoint (`frontend expose`): target, public port,
+ *                                               certificate name, tunnel port and its Rathole token
  */
 import {ExitStatus, XclusterError} from '../errors.js'
 
@@ -300,7 +301,11 @@ export class KeySchema {
     return `${this.certsPrefix()}crl`
   }
 
+  frontendsPrefix(): string {
+    return `${this.prefix}frontends/`
+  }
+
   frontend(name: string): string {
-    return `${this.prefix}frontends/${segment('frontend name', name)}`
+    return `${this.frontendsPrefix()}${segment('frontend name', name)}`
   }
 }
