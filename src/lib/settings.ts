@@ -560,6 +560,11 @@ export const settings = {
     tlsDir: '/etc/xcluster/tls',
     /** Random bytes of each endpoint's Rathole token (base64url in etcd and in the TOML). */
     tokenBytes: 32,
+    /** Where `frontend sync` puts the rendered site (Debian's nginx.conf includes conf.d/*.conf) and the Rathole server's config. */
+    nginxSite: '/etc/nginx/conf.d/xcluster-frontends.conf',
+    ratholeServerConfig: '/etc/xcluster/frontend/rathole-server.toml',
+    /** nginx -t, with the new files in place, gets this long before they are put back. */
+    nginxTestTimeoutMs: 30_000,
   },
 } as const
 

@@ -73,8 +73,11 @@ const INVOCATIONS: Record<string, string[][]> = {
  * Its whole plan on systemd hosts is checked in the lab (test/lab/node-lifecycle.test.ts).
  */
 const STOPPED_BY_PREFLIGHT = new Set(['node:add'])
-/** Needs three systemd hosts and the admin host's own services: its dry run is checked in the lab. */
-const IN_THE_LAB: Record<string, string> = {bootstrap: 'test/lab/bootstrap.test.ts'}
+/**
+ * Checked where what they need runs: bootstrap needs three systemd hosts and the admin host's own
+ * services (the lab); frontend sync a CA, certificates and nginx on the node (its own test).
+ */
+const CHECKED_IN: Record<string, string> = {bootstrap: 'test/lab/bootstrap.test.ts', 'frontend:sync': 'test/ssh/frontend-sync.test.ts'}
 /** Need a real Ceph on the node they ask (the sandbox has none): their dry runs are checked against one there. */
 const WITH_CEPH = 'test/ssh/ceph-admin.test.ts'
 const CEPH_CHANGES = ['ceph:disk:add', 'ceph:image:create', 'ceph:image:resize', 'ceph:image:rm', 'ceph:pool:create', 'ceph:pool:set']
@@ -143,8 +146,8 @@ describe('--dry-run changes nothing in etcd or on any host, for every command th
 
   it('every command that declares --dry-run has an invocation here, and only those', () => {
     assert.ok(declaring.length >= 10, `found only ${declaring.join(', ')}`)
-    assert.deepEqual([...Object.keys(INVOCATIONS), ...Object.keys(IN_THE_LAB), ...CEPH_CHANGES].sort(), declaring, 'add the new command to INVOCATIONS (and make its --dry-run honest)')
-    for (const [id, file] of Object.entries(IN_THE_LAB)) {
+    assert.deepEqual([...Object.keys(INVOCATIONS), ...Object.keys(CHECKED_IN), ...CEPH_CHANGES].sort(), declaring, 'add the new command to INVOCATIONS (and make its --dry-run honest)')
+    for (const [id, file] of Object.entries(CHECKED_IN)) {
       const text = readFileSync(join(ROOT, file), 'utf8')
       assert.match(text, /it\('--dry-run [^']*changes nothing/, `${file} checks that ${id} --dry-run changes nothing`)
       assert.match(text, /'--dry-run'/, `${file} runs ${id} with --dry-run`)
