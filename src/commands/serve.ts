@@ -19,6 +19,8 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
+--certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token.
+
 --http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics) and the web dashboard at / (live through /events): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
 
 Events are logged to stderr as JSON lines.`
@@ -31,6 +33,7 @@ Events are logged to stderr as JSON lines.`
       description: 'Campaign for postgres, and answer GET /leader/postgres on port 8008 with 200 only while leading it (HTTPS on a core node).',
     },
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
+    {command: '<%= config.bin %> <%= command.id %> --certs', description: 'Renew certificates and the CRL while this node leads the certs election.'},
   ]
   static flags = {
     elect: Flags.string({summary: "A service (from the spec's services:) to campaign for; repeatable.", multiple: true}),
@@ -41,6 +44,10 @@ Events are logged to stderr as JSON lines.`
     provision: Flags.boolean({
       summary: `Provision enlisted nodes while this node leads the provision election (spec autoProvision; reads ${nodeTlsFiles.secret} and ${settings.bootstrap.nodeClusterKey}).`,
     }),
+    certs: Flags.boolean({
+      summary: `Renew certificates and the CRL as they fall due while this node leads the certs election (reads the cluster secret, ${nodeTlsFiles.secret}).`,
+    }),
+    'secret-file': Flags.file({summary: `The cluster secret for --provision and --certs (default ${nodeTlsFiles.secret}).`, exists: true}),
     http: Flags.string({summary: 'Serve the read-only health API, Prometheus /metrics and the web dashboard on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
     'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
     'http-key': Flags.file({summary: "The health API's TLS key (PEM).", exists: true, dependsOn: ['http', 'http-cert']}),
@@ -48,11 +55,12 @@ Events are logged to stderr as JSON lines.`
   }
 
   async run(): Promise<ServeResult> {
-    const {elect = [], dhcp, provision} = this.flags
+    const {elect = [], dhcp, provision, certs} = this.flags
+    const secretPath = this.flags['secret-file'] ?? nodeTlsFiles.secret
     // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
     const node = this.flags.node ?? hostname().split('.')[0]
-    if (elect.length === 0 && !dhcp && !provision && this.flags.http === undefined)
-      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --elect SERVICE or --http ADDR.')
+    if (elect.length === 0 && !dhcp && !provision && !certs && this.flags.http === undefined)
+      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --certs, --elect SERVICE or --http ADDR.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
     const http = this.flags.http === undefined ? undefined : {address: parseListenAddress(this.flags.http), tls: healthApiTls({certFile: this.flags['http-cert'], keyFile: this.flags['http-key']})}
     const stop = new Promise<string>((resolve) => {
@@ -65,7 +73,8 @@ Events are logged to stderr as JSON lines.`
         node,
         elect,
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
-        ...(provision ? {provision: {secretPath: nodeTlsFiles.secret, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
+        ...(provision ? {provision: {secretPath, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
+        ...(certs ? {certs: {secretPath}} : {}),
         ...(http ? {http} : {}),
       },
       stop,

@@ -383,6 +383,11 @@ export const settings = {
      * `health` warns as it nears its end, since a client that checks an expired CRL refuses everything.
      */
     crlDays: 30,
+    /** The elected service of `serve --certs` that renews certificates and the CRL (src/lib/certs/keeper.ts). */
+    keeperService: 'certs',
+    /** A renewal that failed is tried again after this; the keeper never sleeps longer than the second. */
+    keeperRetryMs: 60_000,
+    keeperMaxSleepMs: 3_600_000,
     /** A root client certificate is minted for one RBAC run and never stored: an hour is plenty. */
     rootClientDays: 1 / 24,
     /** notBefore is backdated this much so a node whose clock lags a little still accepts a new certificate. */

@@ -262,10 +262,12 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
       const dhcp = elections.find((e) => e.service === 'dhcp')
       assert.ok(dhcp?.leader && CORE.includes(dhcp.leader), JSON.stringify(elections))
       assert.deepEqual([...(dhcp?.candidates ?? [])].sort(), CORE)
-      // The auto-provisioner's election (serve --provision on every core node).
-      const provision = elections.find((e) => e.service === 'provision')
-      assert.ok(provision?.leader && CORE.includes(provision.leader), JSON.stringify(elections))
-      assert.deepEqual([...(provision?.candidates ?? [])].sort(), CORE)
+      // The auto-provisioner's and the certificate keeper's elections (serve --provision --certs on every core node).
+      for (const service of ['provision', 'certs']) {
+        const election = elections.find((e) => e.service === service)
+        assert.ok(election?.leader && CORE.includes(election.leader), `${service}: ${JSON.stringify(elections)}`)
+        assert.deepEqual([...(election?.candidates ?? [])].sort(), CORE, service)
+      }
     } finally {
       await store.close()
     }

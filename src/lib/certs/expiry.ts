@@ -18,9 +18,13 @@ const lifetimeMs = (v: Validity): number => Date.parse(v.notAfter) - Date.parse(
 
 export const msLeft = (v: Pick<Validity, 'notAfter'>, now: number): number => Date.parse(v.notAfter) - now
 
-/** Renewal is due with less than `beforeMs` left (default: renewBeforeDays, capped at the last third of its lifetime). */
+/** When renewal falls due: `beforeMs` before the end (default: renewBeforeDays, capped at the last third of its lifetime). */
+export function renewalAt(v: Validity, beforeMs?: number): number {
+  return Date.parse(v.notAfter) - (beforeMs ?? Math.min(settings.certs.renewBeforeDays * DAY_MS, lifetimeMs(v) / 3))
+}
+
 export function renewalDue(v: Validity, now: number, beforeMs?: number): boolean {
-  return msLeft(v, now) < (beforeMs ?? Math.min(settings.certs.renewBeforeDays * DAY_MS, lifetimeMs(v) / 3))
+  return now > renewalAt(v, beforeMs)
 }
 
 /** `health`'s verdict on a certificate's time left. */

@@ -5,14 +5,14 @@
  * never a revoked one, and a CRL past half its life is signed afresh.
  */
 import {preconditionError, usageError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction, Versioned} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
-import {issueCertificate} from './authority.js'
+import {issueCertificate, type CertificateAuthority} from './authority.js'
 import {DAY_MS, renewalDue} from './expiry.js'
 import {readCrl, refreshCrl} from './revocation.js'
 import type {ClusterSecret} from './secret.js'
-import {loadCa, saveIssuedCertificate, type StoredCertificate} from './store.js'
+import {loadCa, saveIssuedCertificate, type StoredCertificate, type StoredCertificateSummary} from './store.js'
 
 export interface RenewRequest {
   /** Certificates to renew by name (due or not), or every due one with `all`. */
@@ -80,17 +80,43 @@ export async function renewCertificates(store: EtcdStore, request: RenewRequest,
   const key = secret()
   const ca = await loadCa(store, key)
   for (const entry of plan.filter((p) => p.action === 'renewed')) {
-    const old = (byName.get(entry.name) as (typeof stored)[number]).value
-    const days = request.days ?? validityDays(old)
-    const issued = await issueCertificate(ca, {commonName: old.commonName, sans: old.sans, profile: old.profile ?? 'server', days, now})
-    // Replaced only if the record is still the one read above (saveIssuedCertificate compares its revision).
-    const saved = await saveIssuedCertificate(store, entry.name, issued, {secret: key, keepKey: true, replace: true, expectedRevision: byName.get(entry.name)?.modRevision})
+    const saved = await renewStoredCertificate(store, byName.get(entry.name) as (typeof stored)[number], ca, key, {days: request.days, now})
     entry.serial = saved.serial
     entry.notAfter = saved.notAfter
   }
   if (!crl) return {certificates: plan}
   const refreshed = await refreshCrl(store, key, now)
   return {certificates: plan, crl: {action: 'refreshed', number: refreshed.number, nextUpdate: refreshed.nextUpdate}}
+}
+
+/**
+ * Reissues one stored certificate: same names and profile, a new key sealed, the validity it had
+ * (or `days`). Replaced only if the record is still the one read (its revision), and with `fence`
+ * only while the leader that renews it still leads.
+ */
+export async function renewStoredCertificate(
+  store: EtcdStore,
+  stored: Versioned<StoredCertificate>,
+  ca: CertificateAuthority,
+  secret: ClusterSecret,
+  options: {days?: number; now?: Date; fence?: (txn: Transaction) => void; renewedBy?: {node: string; token: string}} = {},
+): Promise<StoredCertificateSummary> {
+  const old = stored.value
+  const issued = await issueCertificate(ca, {
+    commonName: old.commonName,
+    sans: old.sans,
+    profile: old.profile ?? 'server',
+    days: options.days ?? validityDays(old),
+    ...(options.now ? {now: options.now} : {}),
+  })
+  return saveIssuedCertificate(store, old.name, issued, {
+    secret,
+    keepKey: true,
+    replace: true,
+    expectedRevision: stored.modRevision,
+    ...(options.fence ? {fence: options.fence} : {}),
+    ...(options.renewedBy ? {renewedBy: options.renewedBy} : {}),
+  })
 }
 
 /** The old certificate's validity (what it was issued for), in days; fractions kept for short-lived ones. */

@@ -4,7 +4,7 @@
  * transaction: a reader sees the certificate revoked and listed in the CRL, or neither.
  */
 import {preconditionError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {signCrl, type RevocationReason, type Revocation, type SignedCrl} from './crl.js'
 import type {ClusterSecret} from './secret.js'
@@ -55,8 +55,11 @@ export async function revokeCertificate(store: EtcdStore, name: string, reason: 
 }
 
 /** Signs and stores a fresh CRL with the same entries (its number one higher): before the last one runs out, or the first one. */
-export async function refreshCrl(store: EtcdStore, secret: ClusterSecret, now = new Date()): Promise<Omit<StoredCrl, 'pem'>> {
-  return storeCrl(store, await loadCa(store, secret), now, undefined, (txn) => txn)
+export async function refreshCrl(store: EtcdStore, secret: ClusterSecret, now = new Date(), fence?: (txn: Transaction) => void): Promise<Omit<StoredCrl, 'pem'>> {
+  return storeCrl(store, await loadCa(store, secret), now, undefined, (txn) => {
+    fence?.(txn)
+    return txn
+  })
 }
 
 async function storeCrl(

@@ -1,5 +1,5 @@
 import {preconditionError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction} from '../etcd/store.js'
 import {caFromPem, certificateInfo, type CertificateAuthority, type CertificateInfo, type IssuedCertificate} from './authority.js'
 import {openSealedKey, sealPrivateKey, type SealedKey} from './sealed.js'
 import type {ClusterSecret} from './secret.js'
@@ -20,6 +20,8 @@ export interface StoredCertificate extends CertificateInfo {
   storedAt: string
   /** Set by `cert revoke`; a renewal replaces the record without it. */
   revoked?: {at: string; reason: string}
+  /** Set when the elected `certs` leader renewed it: which node, under which fencing token. */
+  renewedBy?: {node: string; token: string}
 }
 
 /** What may be shown of a stored certificate (`cert list`, --json): no key, sealed or not. */
@@ -70,7 +72,16 @@ export async function saveIssuedCertificate(
   store: EtcdStore,
   name: string,
   issued: IssuedCertificate,
-  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean; expectedRevision?: string} = {},
+  options: {
+    secret?: ClusterSecret
+    keepKey?: boolean
+    replace?: boolean
+    expectedRevision?: string
+    /** A leader's fencing compare (src/lib/election/fence.ts): the write is refused once it no longer leads. */
+    fence?: (txn: Transaction) => void
+    /** Who renewed it (the certs leader: its node and token), kept on the record. */
+    renewedBy?: {node: string; token: string}
+  } = {},
 ): Promise<StoredCertificateSummary> {
   const key = store.keys.issuedCert(name)
   if (options.keepKey && !options.secret) throw new Error('saveIssuedCertificate: keepKey needs the cluster secret')
@@ -81,6 +92,7 @@ export async function saveIssuedCertificate(
     certPem,
     ...(options.keepKey && options.secret ? {sealedKey: await sealPrivateKey(privateKey, options.secret, key)} : {}),
     storedAt: new Date().toISOString(),
+    ...(options.renewedBy ? {renewedBy: options.renewedBy} : {}),
   }
   const existing = await store.getJson<StoredCertificate>(key)
   if (existing && !options.replace) {
@@ -92,7 +104,9 @@ export async function saveIssuedCertificate(
   const txn = store.transaction()
   if (existing) txn.ifUnchanged(key, existing.modRevision)
   else txn.ifAbsent(key)
+  options.fence?.(txn)
   if (!(await txn.put(key, record).commit())) {
+    if (options.fence) throw preconditionError('CERT_FENCED', `The certificate "${name}" was not stored: it changed meanwhile, or this leader no longer leads.`, 'The leader in force renews it.')
     throw preconditionError('CERT_CHANGED', `The certificate "${name}" changed while it was being stored.`, 'Run the command again.')
   }
   return summary(record)

@@ -1,11 +1,8 @@
 import {addNodes} from '../actions/node-add.js'
 import {settlesWithin} from '../clock.js'
-import {forgetMinted, mintClientFiles, type MintedFiles} from '../certs/cluster-pki.js'
-import {identity} from '../certs/identities.js'
-import {readClusterSecret} from '../certs/secret.js'
-import {loadCa} from '../certs/store.js'
+import {MintedAdmin} from '../certs/minted-admin.js'
 import {leaderFence} from '../election/fence.js'
-import {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import {readStoredSpec} from '../spec/store.js'
 import type {EnlistmentRecord} from './enlistment.js'
@@ -45,9 +42,11 @@ export class AutoProvisioner {
   private token?: string
   private running?: Promise<void>
   private timer?: NodeJS.Timeout
-  private minted?: {files: MintedFiles; store: EtcdStore; until: number}
+  private readonly admin: MintedAdmin
 
-  constructor(private readonly options: AutoProvisionerOptions) {}
+  constructor(private readonly options: AutoProvisionerOptions) {
+    this.admin = new MintedAdmin(options.store, options.secretPath)
+  }
 
   start(token: string): void {
     this.token = token
@@ -68,7 +67,7 @@ export class AutoProvisioner {
   async close(): Promise<void> {
     this.stop()
     await settlesWithin(this.running ?? Promise.resolve(), settings.election.shutdownCleanupMs)
-    if (this.minted) forgetMinted(this.minted.files)
+    await this.admin.close()
   }
 
   private schedule(ms: number): void {
@@ -88,7 +87,7 @@ export class AutoProvisioner {
       if (!spec.autoProvision) return
       const waiting = await this.enlistedAndRegistered()
       if (waiting.length === 0) return
-      const admin = await (this.options.adminStore ?? (() => this.adminStore()))()
+      const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
       const claimed: string[] = []
       for (const node of waiting) {
         if (this.token !== token) break
@@ -136,21 +135,5 @@ export class AutoProvisioner {
     if (registered.length === 0) return []
     const enlisted = new Set((await store.listJson<EnlistmentRecord>(store.keys.enlistedPrefix())).map((r) => r.value.mac))
     return registered.filter((n) => enlisted.has(n.mac))
-  }
-
-  /** The operator identity for this leader's runs: minted from the CA, renewed before it expires. */
-  private async adminStore(): Promise<EtcdStore> {
-    if (this.minted && this.minted.until > Date.now()) return this.minted.store
-    if (this.minted) {
-      await this.minted.store.close()
-      forgetMinted(this.minted.files)
-    }
-    const ca = await loadCa(this.options.store, readClusterSecret(this.options.secretPath))
-    const files = await mintClientFiles(ca, identity.admin)
-    const {endpoints, cluster} = this.options.store.connection
-    const store = new EtcdStore({endpoints, cluster, ca: files.ca, cert: files.cert, key: files.key})
-    // Renewed at half its validity: a run started now ends long before the rest runs out.
-    this.minted = {files, store, until: Date.now() + (settings.certs.rootClientDays * 86_400_000) / 2}
-    return store
   }
 }

@@ -12,6 +12,7 @@ import {settings} from '../settings.js'
 import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
 import {readStoredSpec} from '../spec/store.js'
 import {AutoProvisioner} from '../nodes/auto-provision.js'
+import {CertKeeper} from '../certs/keeper.js'
 import {lockCampaigns} from './node-lock.js'
 
 export interface ServeOptions {
@@ -23,6 +24,8 @@ export interface ServeOptions {
   dhcp?: {interface: string; address?: string; unknown: 'discover' | 'ignore'}
   /** Provision enlisted nodes (spec autoProvision) while this node leads the `provision` election. */
   provision?: {secretPath: string; sshKeyPath: string}
+  /** Renew due certificates and the CRL while this node leads the `certs` election. */
+  certs?: {secretPath: string}
   /** Serve the read-only health API (src/lib/health/http-api.ts) here; HTTPS with `tls`. */
   http?: {address: ListenAddress; tls?: {certFile: string; keyFile: string}}
 }
@@ -78,7 +81,9 @@ export async function serve(store: EtcdStore, options: ServeOptions, stop: Promi
   const spec = await readStoredSpec(store)
   const services = resolveServices(
     spec,
-    options.elect.filter((name) => !(options.dhcp && name === 'dhcp') && !(options.provision && name === settings.enlistment.provisionService)),
+    options.elect.filter(
+      (name) => !(options.dhcp && name === 'dhcp') && !(options.provision && name === settings.enlistment.provisionService) && !(options.certs && name === settings.certs.keeperService),
+    ),
     options.node,
   )
   // No second serve may campaign for these services as this node, nor clean up what this one runs.
@@ -86,11 +91,18 @@ export async function serve(store: EtcdStore, options: ServeOptions, stop: Promi
     ...services.map((s) => s.name),
     ...(options.dhcp ? ['dhcp'] : []),
     ...(options.provision ? [settings.enlistment.provisionService] : []),
+    ...(options.certs ? [settings.certs.keeperService] : []),
   ])
   try {
     const leaders = new LocalLeaders(
       options.node,
-      new Set([...(spec.services ?? []).map((s) => s.name), ...services.map((s) => s.name), ...(options.dhcp ? ['dhcp'] : []), ...(options.provision ? [settings.enlistment.provisionService] : [])]),
+      new Set([
+        ...(spec.services ?? []).map((s) => s.name),
+        ...services.map((s) => s.name),
+        ...(options.dhcp ? ['dhcp'] : []),
+        ...(options.provision ? [settings.enlistment.provisionService] : []),
+        ...(options.certs ? [settings.certs.keeperService] : []),
+      ]),
     )
     // Before the daemons, so an address in use fails serve before it campaigns; closed after them,
     // so a load balancer sees 503 from /leader while the services stop, not a refused connection.
@@ -169,6 +181,21 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
     }
     services.push(service)
   }
+  let keeper: CertKeeper | undefined
+  if (options.certs) {
+    const service = inProcessService(spec, settings.certs.keeperService, options.node)
+    const running = new CertKeeper({store, node: options.node, ...options.certs, log: (event, details) => log(service.name, event, details)})
+    keeper = running
+    inProcess[service.name] = {
+      async start(token) {
+        running.start(token)
+      },
+      async stop() {
+        running.stop()
+      },
+    }
+    services.push(service)
+  }
   daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
   leaders.daemon = daemon
   daemon.start()
@@ -179,6 +206,7 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
   await dhcp?.stop()
   await daemon.stop(stoppedBy)
   await provisioner?.close()
+  await keeper?.close()
   return {
     node: options.node,
     services: services.map((s) => s.name),

@@ -25,8 +25,8 @@ const PACKAGES_KEYS = ['mirrors', 'proxy', 'upstream'] as const
 const CEPH_KEYS = ['backend'] as const
 /** `packages.proxy: none`: the nodes' apt goes to the mirrors directly. */
 export const NO_PROXY = 'none'
-/** Services `xcluster serve` runs inside itself (serve --dhcp, --provision): an entry only tunes their ttl and nodes. */
-export const IN_PROCESS_SERVICES = ['dhcp', 'provision'] as const
+/** Services `xcluster serve` runs inside itself (serve --dhcp, --provision, --certs): an entry only tunes their ttl and nodes. */
+export const IN_PROCESS_SERVICES = ['dhcp', 'provision', 'certs'] as const
 const NETWORK_KEYS = ['subnet', 'gateway', 'dns', 'domain', 'adminVip', 'ranges'] as const
 const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as const
 const SSH_KEYS = ['user', 'key'] as const

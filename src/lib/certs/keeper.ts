@@ -1,0 +1,131 @@
+/**
+ * The elected `certs` service of `xcluster serve --certs` on the core nodes: while it leads, it
+ * renews every certificate whose renewal is due (src/lib/certs/expiry.ts) and signs a fresh CRL
+ * past half its life, each write one transaction fenced by its token, so a deposed leader (paused,
+ * partitioned) can renew nothing even if it wakes up believing it still leads.
+ *
+ * No polling: it sleeps until the next certificate falls due (at most an hour, so a clock that
+ * jumped is noticed) and wakes at once when a certificate changes in etcd.
+ */
+import {settlesWithin} from '../clock.js'
+import {leaderFence} from '../election/fence.js'
+import type {EtcdStore} from '../etcd/store.js'
+import type {PrefixWatch} from '../etcd/watch.js'
+import {settings} from '../settings.js'
+import {DAY_MS, renewalAt} from './expiry.js'
+import {MintedAdmin} from './minted-admin.js'
+import {renewStoredCertificate} from './renewal.js'
+import {readCrl, refreshCrl} from './revocation.js'
+import {readClusterSecret} from './secret.js'
+import {loadCa, type StoredCertificate} from './store.js'
+
+export interface CertKeeperOptions {
+  /** The cluster as this node's serve identity: it reads; certificates are written as the operator. */
+  store: EtcdStore
+  node: string
+  /** The cluster secret (core nodes only): opens the CA and seals the new keys. */
+  secretPath: string
+  log: (event: string, details: Record<string, unknown>) => void
+  /** Where the renewals write (default: the operator identity minted from the CA). */
+  adminStore?: () => Promise<EtcdStore>
+}
+
+export class CertKeeper {
+  private token?: string
+  private timer?: NodeJS.Timeout
+  private running?: Promise<void>
+  private again = false
+  private watch?: PrefixWatch
+  private readonly admin: MintedAdmin
+
+  constructor(private readonly options: CertKeeperOptions) {
+    this.admin = new MintedAdmin(options.store, options.secretPath)
+  }
+
+  start(token: string): void {
+    this.token = token
+    const wake = () => this.schedule(0)
+    this.watch = this.options.store.watchPrefix(this.options.store.keys.certsPrefix(), {onPut: wake, onDelete: wake, onReset: wake})
+    this.schedule(0)
+  }
+
+  /** Renews nothing more from now on; a write in flight is fenced by the token it carries. */
+  stop(): void {
+    this.token = undefined
+    clearTimeout(this.timer)
+    const watch = this.watch
+    this.watch = undefined
+    void watch?.cancel().catch(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    this.stop()
+    await settlesWithin(this.running ?? Promise.resolve(), settings.election.shutdownCleanupMs)
+    await this.admin.close()
+  }
+
+  private schedule(ms: number): void {
+    if (this.token === undefined) return
+    if (this.running) {
+      // A tick is under way: one more after it, which sees whatever woke us.
+      this.again = this.again || ms === 0
+      return
+    }
+    clearTimeout(this.timer)
+    this.timer = setTimeout(
+      () => {
+        this.running = this.tick()
+          .catch((err: Error) => {
+            this.options.log('certs-step-failed', {error: String(err?.message ?? err)})
+            return Date.now() + settings.certs.keeperRetryMs
+          })
+          .then((next) => {
+            this.running = undefined
+            const rerun = this.again
+            this.again = false
+            this.schedule(rerun ? 0 : Math.max(0, next - Date.now()))
+          })
+      },
+      Math.min(ms, settings.certs.keeperMaxSleepMs),
+    )
+    this.timer.unref()
+  }
+
+  /** Renews what is due; resolves when to look next. */
+  private async tick(): Promise<number> {
+    const token = this.token
+    if (token === undefined) return Number.POSITIVE_INFINITY
+    const {store, node, log} = this.options
+    const fence = leaderFence(store.keys, settings.certs.keeperService, token)
+    const now = Date.now()
+    const certs = (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).filter((c) => !c.value.revoked && c.value.sealedKey)
+    const due = certs.filter((c) => renewalAt(c.value) <= now)
+    const crl = await readCrl(store)
+    const crlAt = crl ? Date.parse(crl.nextUpdate) - (settings.certs.crlDays * DAY_MS) / 2 : Number.POSITIVE_INFINITY
+    let next = Math.min(crlAt <= now ? Number.POSITIVE_INFINITY : crlAt, ...certs.filter((c) => renewalAt(c.value) > now).map((c) => renewalAt(c.value)))
+    if (due.length === 0 && crlAt > now) return next
+    const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
+    const secret = readClusterSecret(this.options.secretPath)
+    const ca = await loadCa(store, secret)
+    for (const cert of due) {
+      if (this.token !== token) break
+      try {
+        const renewed = await renewStoredCertificate(admin, cert, ca, secret, {fence, renewedBy: {node, token}})
+        log('cert-renewed', {name: cert.value.name, oldSerial: cert.value.serial, serial: renewed.serial, notAfter: renewed.notAfter, token})
+      } catch (err) {
+        log('cert-renew-refused', {name: cert.value.name, token, error: String((err as Error)?.message ?? err)})
+        next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
+      }
+    }
+    if (crlAt <= now && this.token === token) {
+      try {
+        const refreshed = await refreshCrl(admin, secret, new Date(), fence)
+        log('crl-refreshed', {number: refreshed.number, nextUpdate: refreshed.nextUpdate, token})
+      } catch (err) {
+        log('crl-refresh-refused', {token, error: String((err as Error)?.message ?? err)})
+        next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
+      }
+    }
+    return next
+  }
+}
