@@ -12,18 +12,29 @@ export interface StoredCa extends CertificateInfo {
   storedAt: string
 }
 
+/** Who issued a certificate: absent for the cluster CA; an ACME CA by its directory and our account there. */
+export interface CertificateSource {
+  kind: 'acme'
+  directory: string
+  account: string
+}
+
 /** An issued certificate as stored in etcd; `sealedKey` only when its key is kept. */
 export interface StoredCertificate extends CertificateInfo {
   name: string
   certPem: string
   sealedKey?: SealedKey
+  /** Set for a certificate from outside the cluster CA (ACME). */
+  source?: CertificateSource
+  /** The intermediates its issuer sent (ACME), PEM: what a TLS server sends after the certificate. */
+  chainPem?: string
   storedAt: string
   /** Set by `cert revoke`; a renewal replaces the record without it. */
   revoked?: {at: string; reason: string}
 }
 
 /** What may be shown of a stored certificate (`cert list`, --json): no key, sealed or not. */
-export type StoredCertificateSummary = Omit<StoredCertificate, 'sealedKey' | 'certPem'> & {hasKey: boolean}
+export type StoredCertificateSummary = Omit<StoredCertificate, 'sealedKey' | 'certPem' | 'chainPem'> & {hasKey: boolean}
 
 /**
  * Stores the CA, create-only: the same CA again changes nothing (`stored: false`); a different
@@ -70,7 +81,7 @@ export async function saveIssuedCertificate(
   store: EtcdStore,
   name: string,
   issued: IssuedCertificate,
-  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean; expectedRevision?: string} = {},
+  options: {secret?: ClusterSecret; keepKey?: boolean; replace?: boolean; expectedRevision?: string; source?: CertificateSource; chainPem?: string} = {},
 ): Promise<StoredCertificateSummary> {
   const key = store.keys.issuedCert(name)
   if (options.keepKey && !options.secret) throw new Error('saveIssuedCertificate: keepKey needs the cluster secret')
@@ -80,6 +91,8 @@ export async function saveIssuedCertificate(
     ...info,
     certPem,
     ...(options.keepKey && options.secret ? {sealedKey: await sealPrivateKey(privateKey, options.secret, key)} : {}),
+    ...(options.source ? {source: options.source} : {}),
+    ...(options.chainPem ? {chainPem: options.chainPem} : {}),
     storedAt: new Date().toISOString(),
   }
   const existing = await store.getJson<StoredCertificate>(key)
@@ -115,7 +128,7 @@ export async function listIssuedCertificates(store: EtcdStore): Promise<StoredCe
 }
 
 function summary(record: StoredCertificate): StoredCertificateSummary {
-  const {sealedKey, certPem: _pem, ...rest} = record
+  const {sealedKey, certPem: _pem, chainPem: _chain, ...rest} = record
   return {...rest, hasKey: sealedKey !== undefined}
 }
 
