@@ -19,6 +19,8 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
+--acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx of each frontend proxies that path here, so whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
+
 --http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics) and the web dashboard at / (live through /events): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
 
 Events are logged to stderr as JSON lines.`
@@ -31,6 +33,10 @@ Events are logged to stderr as JSON lines.`
       description: 'Campaign for postgres, and answer GET /leader/postgres on port 8008 with 200 only while leading it (HTTPS on a core node).',
     },
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
+    {
+      command: '<%= config.bin %> <%= command.id %> --acme-http 127.0.0.1:8402',
+      description: 'Answer ACME HTTP-01 challenges from etcd on 127.0.0.1:8402, where nginx proxies /.well-known/acme-challenge/.',
+    },
   ]
   static flags = {
     elect: Flags.string({summary: "A service (from the spec's services:) to campaign for; repeatable.", multiple: true}),
@@ -42,6 +48,7 @@ Events are logged to stderr as JSON lines.`
       summary: `Provision enlisted nodes while this node leads the provision election (spec autoProvision; reads ${nodeTlsFiles.secret} and ${settings.bootstrap.nodeClusterKey}).`,
     }),
     http: Flags.string({summary: 'Serve the read-only health API, Prometheus /metrics and the web dashboard on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
+    'acme-http': Flags.string({summary: 'Answer ACME HTTP-01 challenges from etcd on this address (HOST:PORT, [IPv6]:PORT or :PORT), for cert acme issue.'}),
     'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
     'http-key': Flags.file({summary: "The health API's TLS key (PEM).", exists: true, dependsOn: ['http', 'http-cert']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
@@ -51,10 +58,11 @@ Events are logged to stderr as JSON lines.`
     const {elect = [], dhcp, provision} = this.flags
     // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
     const node = this.flags.node ?? hostname().split('.')[0]
-    if (elect.length === 0 && !dhcp && !provision && this.flags.http === undefined)
-      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --elect SERVICE or --http ADDR.')
+    if (elect.length === 0 && !dhcp && !provision && this.flags.http === undefined && this.flags['acme-http'] === undefined)
+      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --elect SERVICE, --http ADDR or --acme-http ADDR.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
     const http = this.flags.http === undefined ? undefined : {address: parseListenAddress(this.flags.http), tls: healthApiTls({certFile: this.flags['http-cert'], keyFile: this.flags['http-key']})}
+    const acmeHttp = this.flags['acme-http'] === undefined ? undefined : {address: parseListenAddress(this.flags['acme-http'])}
     const stop = new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
     })
@@ -67,6 +75,7 @@ Events are logged to stderr as JSON lines.`
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
         ...(provision ? {provision: {secretPath: nodeTlsFiles.secret, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
         ...(http ? {http} : {}),
+        ...(acmeHttp ? {acmeHttp} : {}),
       },
       stop,
       log,
