@@ -303,6 +303,40 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     }
   })
 
+  it('cert acme renew: a new certificate and key for the same names from the same account replace the record; refusals change nothing', async () => {
+    const before = (await cli('cert', 'show', 'app.xcluster.test', '--json')).json<CertificateView>()
+    const r = await cli('cert', 'acme', 'renew', 'app.xcluster.test', '--ca-file', tlsCa())
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(
+      r.stdout,
+      /^Renewed app\.xcluster\.test by CN=Pebble Intermediate CA \S+ \(serial [0-9a-f]+\) for app\.xcluster\.test, www\.xcluster\.test, valid until \S+ \(\d+ days\); its new key is sealed in etcd\.$/m,
+    )
+    const after = (await cli('cert', 'show', 'app.xcluster.test', '--json')).json<CertificateView & {certPem: string}>()
+    assert.notEqual(after.serial, before.serial)
+    assert.deepEqual(after.sans.sort(), [...DOMAINS].sort())
+    writeFileSync(join(dir, 'renewed.pem'), after.certPem)
+    assert.match(openssl('verify', '-CAfile', join(dir, 'root.pem'), '-untrusted', join(dir, 'intermediate.pem'), join(dir, 'renewed.pem')), /: OK$/m)
+    const issued = await loadIssuedCertificate(store, 'app.xcluster.test', secret)
+    writeFileSync(join(dir, 'renewed.key'), issued.key.exportPem(), {mode: 0o600})
+    assert.equal(openssl('x509', '-in', join(dir, 'renewed.pem'), '-noout', '-pubkey'), openssl('pkey', '-in', join(dir, 'renewed.key'), '-pubout'), 'the new key is the new certificate’s')
+    assert.notEqual(openssl('x509', '-in', join(dir, 'renewed.pem'), '-noout', '-pubkey'), openssl('x509', '-in', join(dir, 'cert.pem'), '-noout', '-pubkey'), 'a new key')
+    rmSync(join(dir, 'renewed.key'))
+    assert.equal((await store.listJson(store.keys.acmeAccountsPrefix())).length, 1)
+    assert.deepEqual(await challengeKeys(), [])
+    const cases: [string[], RegExp][] = [
+      [['nope.xcluster.test'], /Error \[CERT_MISSING\]: No certificate named "nope\.xcluster\.test" in etcd/],
+      [['app.xcluster.test'], /Error \[ACME_TLS_UNTRUSTED\]/],
+    ]
+    for (const [args, message] of cases) {
+      const state = await etcdState()
+      const refused = await cli('cert', 'acme', 'renew', ...args)
+      assert.equal(refused.code, 3, refused.stderr)
+      assert.match(refused.stderr, message)
+      assert.match(refused.stderr, /Try this:/)
+      assert.deepEqual(await etcdState(), state)
+    }
+  })
+
   it('--dry-run changes nothing and calls no CA: it says what it would do', async () => {
     const before = await etcdState()
     const r = await issue('new.xcluster.test', '--email', EMAIL, '--directory', directory(), '--dry-run')
@@ -329,7 +363,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     assert.ok(outputs.length > 20)
     for (const text of [...outputs, serveLog]) assert.doesNotMatch(text, /PRIVATE KEY/)
     const values = await etcdState()
-    assert.ok(values.filter((v) => v.includes('"sealedKey"')).length >= 3, 'two certificates and the account, their keys sealed')
+    assert.equal(values.filter((v) => v.includes('"sealedKey"')).length, 3, 'two certificates and the account, their keys sealed')
     for (const v of values) assert.doesNotMatch(v, /PRIVATE KEY/)
   })
 })

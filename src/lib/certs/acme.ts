@@ -19,7 +19,7 @@ import {rootCertificates} from 'node:tls'
 import * as acme from 'acme-client'
 
 import {preconditionError, usageError, XclusterError} from '../errors.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Versioned} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import {certificateInfo, type IssuedCertificate} from './authority.js'
@@ -144,8 +144,60 @@ export async function issueAcmeCertificate(store: EtcdStore, request: AcmeIssueR
   ]
   if (request.dryRun) return {name, domains, directory, dryRun: true, plan}
 
-  const secret = readClusterSecret(request.secretFile ?? adminTlsPaths(store.keys.cluster).secret)
-  configureHttp(trust)
+  return {name, domains, directory, dryRun: false, plan, ...(await obtainAndRecord(store, {name, domains, email, directory, trust, secretFile: request.secretFile, account: stored}))}
+}
+
+export interface AcmeRenewRequest {
+  name: string
+  caFile?: string
+  secretFile?: string
+}
+
+/**
+ * Obtains a new certificate for a stored ACME certificate's names, from the CA and with the
+ * account that issued it, and replaces the record (only if it did not change meanwhile). The old
+ * certificate stays valid at the CA until it expires. Refused with nothing written for a name
+ * not stored, a certificate the cluster CA issued, or a CA that cannot be reached or refuses.
+ */
+export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewRequest): Promise<AcmeIssueResult> {
+  const existing = await store.getJson<StoredCertificate>(store.keys.issuedCert(request.name))
+  if (!existing) throw preconditionError('CERT_MISSING', `No certificate named "${request.name}" in etcd.`, `List them: ${commandLine(['cert', 'list'])}`)
+  const {source, sans} = existing.value
+  if (source?.kind !== 'acme') {
+    throw preconditionError(
+      'CERT_NOT_ACME',
+      `The certificate "${request.name}" was issued by the cluster CA, not an ACME CA.`,
+      `Issue a new one from the cluster CA under another name: ${commandLine(['cert', 'issue', '--help'])}`,
+    )
+  }
+  const directory = source.directory
+  const trust = request.caFile === undefined ? undefined : readTrust(request.caFile)
+  const account = await store.getJson<StoredAcmeAccount>(store.keys.acmeAccount(acmeAccountId(directory)))
+  if (!account) {
+    throw preconditionError(
+      'ACME_ACCOUNT_MISSING',
+      `No ACME account for ${directory} is recorded in etcd.`,
+      `Issue it again with a new account: ${commandLine(['cert', 'acme', 'issue', ...sans, '--email', 'EMAIL', '--directory', directory, '--name', `${request.name}-new`])}`,
+    )
+  }
+  const plan = [`use the ACME account ${account.value.url} at ${directory}`, `order a new certificate for ${sans.join(', ')}`, `replace "${request.name}" with it, its new private key sealed`]
+  const obtained = await obtainAndRecord(store, {name: request.name, domains: sans, email: account.value.email, directory, trust, secretFile: request.secretFile, account, replace: true})
+  return {name: request.name, domains: sans, directory, dryRun: false, plan, ...obtained}
+}
+
+/**
+ * Orders a certificate for `domains` with the stored account (or a new one), answering its
+ * challenges from etcd, then records the account if new (or its changed contact) and the
+ * certificate, its key sealed: nothing is written before the CA has issued.
+ */
+async function obtainAndRecord(
+  store: EtcdStore,
+  o: {name: string; domains: string[]; email: string; directory: string; trust?: string; secretFile?: string; account?: Versioned<StoredAcmeAccount>; replace?: boolean},
+): Promise<Pick<AcmeIssueResult, 'account' | 'certificate'>> {
+  const {directory, domains, email, account: stored} = o
+  const accountKey = store.keys.acmeAccount(acmeAccountId(directory))
+  const secret = readClusterSecret(o.secretFile ?? adminTlsPaths(store.keys.cluster).secret)
+  configureHttp(o.trust)
   const account = stored ? {key: await openSealedKey(stored.value.sealedKey, secret, accountKey), url: stored.value.url} : {key: newKey()}
   const client = new acme.Client({
     directoryUrl: directory,
@@ -155,7 +207,7 @@ export async function issueAcmeCertificate(store: EtcdStore, request: AcmeIssueR
     backoffMin: settings.certs.acme.pollMinMs,
     backoffMax: settings.certs.acme.pollMaxMs,
   })
-  await checkDirectory(directory, trust)
+  await checkDirectory(directory, o.trust)
   const termsOfService = await acmeStep('read the directory', directory, () => client.getTermsOfServiceUrl())
   if (!stored) await acmeStep('create the account', directory, () => client.createAccount({termsOfServiceAgreed: true, contact: [`mailto:${email}`]}))
   else if (stored.value.email !== email) await acmeStep('update the account contact', directory, () => client.updateAccount({contact: [`mailto:${email}`]}))
@@ -174,28 +226,24 @@ export async function issueAcmeCertificate(store: EtcdStore, request: AcmeIssueR
 
   // The account is recorded with its first certificate (a failed order leaves no trace in etcd);
   // a changed contact is recorded as the CA now has it.
-  const record: StoredAcmeAccount = stored
-    ? {...stored.value, email}
-    : {directory, url: accountUrl, email, sealedKey: await sealPrivateKey(account.key, secret, accountKey), createdAt: new Date().toISOString()}
   if (!stored || stored.value.email !== email) {
+    const record: StoredAcmeAccount = stored
+      ? {...stored.value, email}
+      : {directory, url: accountUrl, email, sealedKey: await sealPrivateKey(account.key, secret, accountKey), createdAt: new Date().toISOString()}
     const txn = store.transaction()
     if (stored) txn.ifUnchanged(accountKey, stored.modRevision)
     else txn.ifAbsent(accountKey)
     // Lost to a concurrent issue that recorded its own account first: that one is kept, ours stays unused.
     await txn.put(accountKey, record).commit()
   }
-  const summary = await saveIssuedCertificate(store, name, issued, {
+  const summary = await saveIssuedCertificate(store, o.name, issued, {
     secret,
     keepKey: true,
+    replace: o.replace === true,
     source: {kind: 'acme', directory, account: accountUrl},
     chainPem: intermediates.map((p) => `${p.trimEnd()}\n`).join(''),
   })
   return {
-    name,
-    domains,
-    directory,
-    dryRun: false,
-    plan,
     account: {url: accountUrl, created: !stored, ...(termsOfService ? {termsOfService} : {})},
     certificate: {...summary, daysLeft: Math.floor((Date.parse(summary.notAfter) - Date.now()) / DAY_MS)},
   }
