@@ -19,7 +19,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx of each frontend proxies that path here, so whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
+--acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
 
 --http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics) and the web dashboard at / (live through /events): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
 
@@ -34,8 +34,8 @@ Events are logged to stderr as JSON lines.`
     },
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
     {
-      command: '<%= config.bin %> <%= command.id %> --acme-http 127.0.0.1:8402',
-      description: 'Answer ACME HTTP-01 challenges from etcd on 127.0.0.1:8402, where nginx proxies /.well-known/acme-challenge/.',
+      command: `<%= config.bin %> <%= command.id %> --acme-http 127.0.0.1:${settings.frontend.acmePort}`,
+      description: `On a frontend: answer ACME HTTP-01 challenges from etcd on 127.0.0.1:${settings.frontend.acmePort}, where its nginx proxies /.well-known/acme-challenge/.`,
     },
   ]
   static flags = {

@@ -249,7 +249,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
       [['app.xcluster.test', 'acme', true]],
     )
     const table = await cli('cert', 'list')
-    assert.match(table.stdout, new RegExp(`^app\\.xcluster\\.test\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\d+\\s+sealed\\s+acme 127\\.0\\.0\\.1:${ports.acme}$`, 'm'))
+    assert.match(table.stdout, new RegExp(`^app\\.xcluster\\.test\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\d+\\s+ok\\s+sealed\\s+acme 127\\.0\\.0\\.1:${ports.acme}$`, 'm'))
     const again = await issue('api.xcluster.test', '--email', EMAIL, '--directory', directory(), '--ca-file', tlsCa())
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, /^Issued api\.xcluster\.test by CN=Pebble Intermediate CA \S+ \(serial [0-9a-f]+\) for api\.xcluster\.test, valid until \S+ \(\d+ days\); its key is sealed in etcd\.$/m)
@@ -335,6 +335,25 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
       assert.match(refused.stderr, /Try this:/)
       assert.deepEqual(await etcdState(), state)
     }
+  })
+
+  it('the cluster CA leaves an ACME certificate to its CA: cert renew refuses it, renew --all skips it, cert revoke refuses it', async () => {
+    const state = await etcdState()
+    const renew = await cli('cert', 'renew', 'app.xcluster.test')
+    assert.equal(renew.code, 3, renew.stderr)
+    assert.match(renew.stderr, /Error \[CERT_FROM_ACME\]: The certificate "app\.xcluster\.test" was issued by the ACME CA at https:\/\/127\.0\.0\.1:\d+\/dir, not the cluster CA/)
+    assert.match(renew.stderr, /Try this: Renew it from that CA: xcluster cert acme renew app\.xcluster\.test/)
+    const all = await cli('cert', 'renew', '--all', '--before', '100000d', '--dry-run', '--json')
+    assert.equal(all.code, 0, all.stderr)
+    assert.deepEqual(
+      all.json<{certificates: {name: string; action: string; reason?: string}[]}>().certificates.map((c) => [c.name, c.action, c.reason]),
+      ['api.xcluster.test', 'app.xcluster.test'].map((n) => [n, 'skipped', `from an ACME CA: xcluster cert acme renew ${n} renews it`]),
+    )
+    const revoke = await cli('cert', 'revoke', 'app.xcluster.test', '--yes')
+    assert.equal(revoke.code, 3, revoke.stderr)
+    assert.match(revoke.stderr, /Error \[CERT_FROM_ACME\]: .*the cluster CA's CRL cannot revoke it/)
+    assert.match(revoke.stderr, /Try this: .*xcluster cert acme renew app\.xcluster\.test/)
+    assert.deepEqual(await etcdState(), state)
   })
 
   it('--dry-run changes nothing and calls no CA: it says what it would do', async () => {

@@ -23,7 +23,7 @@ import type {EtcdStore, Versioned} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import {certificateInfo, type IssuedCertificate} from './authority.js'
-import type {CertificateView} from './operator.js'
+import {certificateView, type CertificateView} from './operator.js'
 import {adminTlsPaths} from './paths.js'
 import {PrivateKey} from './private-key.js'
 import {openSealedKey, sealPrivateKey, type SealedKey} from './sealed.js'
@@ -65,7 +65,6 @@ export interface StoredAcmeAccount {
   createdAt: string
 }
 
-const DAY_MS = 86_400_000
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const EMAIL_LOCAL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$/
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EPIPE'])
@@ -245,7 +244,7 @@ async function obtainAndRecord(
   })
   return {
     account: {url: accountUrl, created: !stored, ...(termsOfService ? {termsOfService} : {})},
-    certificate: {...summary, daysLeft: Math.floor((Date.parse(summary.notAfter) - Date.now()) / DAY_MS)},
+    certificate: certificateView(summary),
   }
 }
 

@@ -46,6 +46,9 @@ const view = (s: StoredCertificateSummary, now = Date.now()): CertificateView =>
   return {...s, daysLeft: Math.floor(left / DAY_MS), status}
 }
 
+/** A stored certificate's facts with its days left and status, as cert list shows them. */
+export const certificateView = view
+
 /** Issues NAME from the cluster CA and records it (its key sealed); refused with nothing written when the name is taken or the request is bad. */
 export async function issueNamedCertificate(store: EtcdStore, request: IssueRequest): Promise<IssueResult> {
   store.keys.issuedCert(request.name)
