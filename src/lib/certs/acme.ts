@@ -180,7 +180,16 @@ export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewR
     )
   }
   const plan = [`use the ACME account ${account.value.url} at ${directory}`, `order a new certificate for ${sans.join(', ')}`, `replace "${request.name}" with it, its new private key sealed`]
-  const obtained = await obtainAndRecord(store, {name: request.name, domains: sans, email: account.value.email, directory, trust, secretFile: request.secretFile, account, replace: true})
+  const obtained = await obtainAndRecord(store, {
+    name: request.name,
+    domains: sans,
+    email: account.value.email,
+    directory,
+    trust,
+    secretFile: request.secretFile,
+    account,
+    replacing: existing.modRevision,
+  })
   return {name: request.name, domains: sans, directory, dryRun: false, plan, ...obtained}
 }
 
@@ -191,7 +200,7 @@ export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewR
  */
 async function obtainAndRecord(
   store: EtcdStore,
-  o: {name: string; domains: string[]; email: string; directory: string; trust?: string; secretFile?: string; account?: Versioned<StoredAcmeAccount>; replace?: boolean},
+  o: {name: string; domains: string[]; email: string; directory: string; trust?: string; secretFile?: string; account?: Versioned<StoredAcmeAccount>; replacing?: string},
 ): Promise<Pick<AcmeIssueResult, 'account' | 'certificate'>> {
   const {directory, domains, email, account: stored} = o
   const accountKey = store.keys.acmeAccount(acmeAccountId(directory))
@@ -238,7 +247,8 @@ async function obtainAndRecord(
   const summary = await saveIssuedCertificate(store, o.name, issued, {
     secret,
     keepKey: true,
-    replace: o.replace === true,
+    // A renewal replaces the record only if it is still the one read before the order (its revision: `replacing`).
+    ...(o.replacing === undefined ? {} : {replace: true, expectedRevision: o.replacing}),
     source: {kind: 'acme', directory, account: accountUrl},
     chainPem: intermediates.map((p) => `${p.trimEnd()}\n`).join(''),
   })
