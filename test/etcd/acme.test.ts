@@ -19,7 +19,11 @@ import type {AcmeIssueResult, StoredAcmeAccount} from '../../src/lib/certs/acme.
 import type {CertificateView} from '../../src/lib/certs/operator.js'
 import {adminTlsPaths} from '../../src/lib/certs/paths.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
-import {loadIssuedCertificate} from '../../src/lib/certs/store.js'
+import {loadIssuedCertificate, saveCa} from '../../src/lib/certs/store.js'
+import {createCa} from '../../src/lib/certs/authority.js'
+import {readFrontendState} from '../../src/lib/frontend/registry.js'
+import {certPaths, defaultLayout} from '../../src/lib/frontend/render.js'
+import {frontendFiles} from '../../src/lib/frontend/sync.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster, type CliResult} from '../helpers/cli.js'
 import {specBase} from '../helpers/election-harness.js'
@@ -356,6 +360,24 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     assert.deepEqual(await etcdState(), state)
   })
 
+  it('frontend sync gives a frontend an ACME certificate with its intermediates after it, as nginx must send them', async () => {
+    await saveCa(store, await createCa({cluster: 'xcluster'}), secret)
+    const node = await store.getJson<Record<string, unknown>>(store.keys.node('f1'))
+    await store.put(store.keys.node('f1'), {...node!.value, state: 'ready'})
+    const exposed = await cli('frontend', 'expose', 'app', '--to', '10.0.0.80:8080', '--port', '443', '--cert', 'app.xcluster.test')
+    assert.equal(exposed.code, 0, exposed.stderr)
+    const files = await frontendFiles(store, await readFrontendState(store), 'f1', () => secret)
+    const served = files.find((f) => f.path === certPaths(defaultLayout().tlsDir, 'app.xcluster.test').cert)!
+    const pems = served.content.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+    assert.equal(pems.length, 2, 'the certificate, then Pebble’s intermediate')
+    writeFileSync(join(dir, 'served.pem'), served.content)
+    // openssl verify checks the first certificate of the file, with the rest of it as the chain: what a browser gets.
+    const fullchain = join(dir, 'served.pem')
+    assert.equal(openssl('verify', '-CAfile', join(dir, 'root.pem'), '-untrusted', fullchain, fullchain).trim(), `${fullchain}: OK`)
+    const listed = await cli('frontend', 'list', '--json')
+    assert.doesNotMatch(listed.stdout, /BEGIN CERTIFICATE/, 'no chain in the listing')
+  })
+
   it('--dry-run changes nothing and calls no CA: it says what it would do', async () => {
     const before = await etcdState()
     const r = await issue('new.xcluster.test', '--email', EMAIL, '--directory', directory(), '--dry-run')
@@ -382,7 +404,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     assert.ok(outputs.length > 20)
     for (const text of [...outputs, serveLog]) assert.doesNotMatch(text, /PRIVATE KEY/)
     const values = await etcdState()
-    assert.equal(values.filter((v) => v.includes('"sealedKey"')).length, 3, 'two certificates and the account, their keys sealed')
+    assert.equal(values.filter((v) => v.includes('"sealedKey"')).length, 4, 'two certificates, the account and the cluster CA, their keys sealed')
     for (const v of values) assert.doesNotMatch(v, /PRIVATE KEY/)
   })
 })

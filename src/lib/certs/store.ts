@@ -111,15 +111,15 @@ export async function saveIssuedCertificate(
   return summary(record)
 }
 
-/** An issued certificate with its key opened (the key must have been kept). */
-export async function loadIssuedCertificate(store: EtcdStore, name: string, secret: ClusterSecret): Promise<IssuedCertificate> {
+/** An issued certificate with its key opened (the key must have been kept), and its issuer's intermediates if recorded (ACME). */
+export async function loadIssuedCertificate(store: EtcdStore, name: string, secret: ClusterSecret): Promise<IssuedCertificate & {chainPem?: string}> {
   const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, 'List them with xcluster cert list.')
-  const {sealedKey, name: _name, storedAt: _at, certPem} = stored.value
+  const {sealedKey, name: _name, storedAt: _at, certPem, chainPem} = stored.value
   if (!sealedKey)
     throw preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key.`, 'Its key lives only on the host it was issued for; issue a new certificate if it is lost.')
   const key = await openSealedKey(sealedKey, secret, store.keys.issuedCert(name))
-  return {...certificateInfo(certPem), certPem, key}
+  return {...certificateInfo(certPem), certPem, key, ...(chainPem ? {chainPem} : {})}
 }
 
 /** Every stored certificate's public facts (never a key, sealed or not). */
