@@ -36,6 +36,8 @@ export const TEST_PACKAGES: readonly string[] = [
   'ansible',
   // ansible-lint on the shipped playbooks (test/unit/ansible-playbooks.test.ts).
   'ansible-lint',
+  // pebble and pebble-challtestsrv: a real ACME CA on loopback for cert acme issue (test/etcd/acme.test.ts).
+  'pebble',
   // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
   'chromium',
 ]

@@ -21,6 +21,8 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token.
 
+--acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
+
 --http ADDR serves a read-only health API (GET /health, /status, /nodes, /leaders, /leader/SERVICE, /metrics) and the web dashboard at / (live through /events): /leader/SERVICE is 200 only while this node leads SERVICE, for load balancers and keepalived track scripts. It speaks HTTPS with --http-cert/--http-key, or on a core node with its server certificate (${nodeTlsFiles.serverCert}); plain HTTP otherwise.
 
 Events are logged to stderr as JSON lines.`
@@ -34,6 +36,10 @@ Events are logged to stderr as JSON lines.`
     },
     {command: '<%= config.bin %> <%= command.id %> --dhcp --interface eth0 --provision', description: "A core node's daemons as bootstrap sets them up: DHCP, enlistment and auto-provisioning."},
     {command: '<%= config.bin %> <%= command.id %> --certs', description: 'Renew certificates and the CRL while this node leads the certs election.'},
+    {
+      command: `<%= config.bin %> <%= command.id %> --acme-http 127.0.0.1:${settings.frontend.acmePort}`,
+      description: `On a frontend: answer ACME HTTP-01 challenges from etcd on 127.0.0.1:${settings.frontend.acmePort}, where its nginx proxies /.well-known/acme-challenge/.`,
+    },
   ]
   static flags = {
     elect: Flags.string({summary: "A service (from the spec's services:) to campaign for; repeatable.", multiple: true}),
@@ -49,6 +55,7 @@ Events are logged to stderr as JSON lines.`
     }),
     'secret-file': Flags.file({summary: `The cluster secret for --provision and --certs (default ${nodeTlsFiles.secret}).`, exists: true}),
     http: Flags.string({summary: 'Serve the read-only health API, Prometheus /metrics and the web dashboard on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
+    'acme-http': Flags.string({summary: 'Answer ACME HTTP-01 challenges from etcd on this address (HOST:PORT, [IPv6]:PORT or :PORT), for cert acme issue.'}),
     'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
     'http-key': Flags.file({summary: "The health API's TLS key (PEM).", exists: true, dependsOn: ['http', 'http-cert']}),
     unknown: Flags.string({summary: 'What an unknown MAC gets: a short lease from the discovery range, or nothing.', options: ['discover', 'ignore'], default: 'discover'}),
@@ -59,10 +66,11 @@ Events are logged to stderr as JSON lines.`
     const secretPath = this.flags['secret-file'] ?? nodeTlsFiles.secret
     // Computed here, not as the flag's default: the manifest would bake in the build machine's name.
     const node = this.flags.node ?? hostname().split('.')[0]
-    if (elect.length === 0 && !dhcp && !provision && !certs && this.flags.http === undefined)
-      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --certs, --elect SERVICE or --http ADDR.')
+    if (elect.length === 0 && !dhcp && !provision && !certs && this.flags.http === undefined && this.flags['acme-http'] === undefined)
+      throw usageError('Nothing to serve.', 'Name a daemon: --dhcp --interface eth0, --provision, --certs, --elect SERVICE, --http ADDR or --acme-http ADDR.')
     if (dhcp && !this.flags.interface) throw usageError('--dhcp needs --interface.', 'Name the interface on the cluster network, e.g. --interface eth0.')
     const http = this.flags.http === undefined ? undefined : {address: parseListenAddress(this.flags.http), tls: healthApiTls({certFile: this.flags['http-cert'], keyFile: this.flags['http-key']})}
+    const acmeHttp = this.flags['acme-http'] === undefined ? undefined : {address: parseListenAddress(this.flags['acme-http'])}
     const stop = new Promise<string>((resolve) => {
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal))
     })
@@ -76,6 +84,7 @@ Events are logged to stderr as JSON lines.`
         ...(provision ? {provision: {secretPath, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
         ...(certs ? {certs: {secretPath}} : {}),
         ...(http ? {http} : {}),
+        ...(acmeHttp ? {acmeHttp} : {}),
       },
       stop,
       log,

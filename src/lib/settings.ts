@@ -406,6 +406,24 @@ export const settings = {
     nodeDir: '/etc/xcluster/pki',
     /** Where the admin host keeps them, per cluster, under the operator's home (XCLUSTER_PKI_DIR overrides). */
     adminDir: '.config/xcluster',
+    /** ACME (RFC 8555) issuance: `xcluster cert acme issue` and the HTTP-01 responder. */
+    acme: {
+      /** Let's Encrypt production; --directory names another CA (staging, Pebble in the tests). */
+      directory: 'https://acme-v02.api.letsencrypt.org/directory',
+      /** A key authorization lives in etcd this long at most, even if the issuing process dies. */
+      challengeTtlSeconds: 600,
+      /** One HTTP call to the CA; a CA that does not answer in this time is a failure, not a wait. */
+      requestTimeoutMs: 20_000,
+      /** Calls refused by the network or answered 5xx/429 are retried this often, 1 s, 2 s... apart. */
+      retryAttempts: 2,
+      retryDelaySeconds: 1,
+      /** Polling an authorization, challenge or order until valid: backoff from min to max, this many polls. */
+      pollMinMs: 500,
+      pollMaxMs: 10_000,
+      pollAttempts: 12,
+      /** The responder's answer to one GET; etcd slower than this is a 503 (the CA retries). */
+      responderTimeoutMs: 5_000,
+    },
   },
   /** What a node must offer before it is provisioned (src/lib/phases/preflight.ts). */
   preflight: {

@@ -130,9 +130,9 @@ describe('xcluster cert: issue, list, show, revoke, renew and the CRL from the c
     )
     const table = await cli('cert', 'list')
     assert.equal(table.code, 0)
-    assert.match(table.stdout, /^NAME\s+SANS\s+PROFILE\s+NOT AFTER\s+DAYS LEFT\s+STATUS\s+KEY$/m)
+    assert.match(table.stdout, /^NAME\s+SANS\s+PROFILE\s+NOT AFTER\s+DAYS LEFT\s+STATUS\s+KEY\s+FROM$/m)
     // 29 of 30 days left: not yet in its last third, so not due.
-    assert.match(table.stdout, /^web\s+www\.example\.org,10\.0\.0\.80\s+server\s+\S+\s+29\s+ok\s+sealed$/m)
+    assert.match(table.stdout, /^web\s+www\.example\.org,10\.0\.0\.80\s+server\s+\S+\s+29\s+ok\s+sealed\s+cluster CA$/m)
   })
 
   it('cert show: the facts and the PEM of the file written, never the key', async () => {

@@ -37,6 +37,7 @@ const NEW_SPEC = '/tmp/xct-dry-run-never-written.yaml'
 
 /** How to run each command that declares --dry-run: arguments that make it plan a real change. */
 const INVOCATIONS: Record<string, string[][]> = {
+  'cert:acme:issue': [['app.example.org', 'www.example.org', '--email', 'ops@example.org']],
   // Nothing is stored here: what it would renew, and that the rest stays, is checked in test/etcd/cert.test.ts.
   'cert:renew': [['--all']],
   'config:apply': [['-f', 'changed.yaml']],

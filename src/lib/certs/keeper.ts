@@ -98,7 +98,8 @@ export class CertKeeper {
     const {store, node, log} = this.options
     const fence = leaderFence(store.keys, settings.certs.keeperService, token)
     const now = Date.now()
-    const certs = (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).filter((c) => !c.value.revoked && c.value.sealedKey)
+    // The cluster CA's own certificates: an ACME one is renewed at its CA (cert acme renew).
+    const certs = (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).filter((c) => !c.value.revoked && c.value.sealedKey && !c.value.source)
     const due = certs.filter((c) => renewalAt(c.value) <= now)
     const crl = await readCrl(store)
     const crlAt = crl ? Date.parse(crl.nextUpdate) - (settings.certs.crlDays * DAY_MS) / 2 : Number.POSITIVE_INFINITY

@@ -46,6 +46,9 @@ const view = (s: StoredCertificateSummary, now = Date.now()): CertificateView =>
   return {...s, daysLeft: Math.floor(left / DAY_MS), status}
 }
 
+/** A stored certificate's facts with its days left and status, as cert list shows them. */
+export const certificateView = view
+
 /** Issues NAME from the cluster CA and records it (its key sealed); refused with nothing written when the name is taken or the request is bad. */
 export async function issueNamedCertificate(store: EtcdStore, request: IssueRequest): Promise<IssueResult> {
   store.keys.issuedCert(request.name)
@@ -97,10 +100,14 @@ export async function listCertificates(store: EtcdStore): Promise<CertificateVie
   return (await listIssuedCertificates(store)).map((s) => view(s, now)).sort((a, b) => a.notAfter.localeCompare(b.notAfter) || a.name.localeCompare(b.name))
 }
 
-/** One certificate's facts and PEM (public), and the CA's; never its key. */
-export async function showCertificate(store: EtcdStore, name: string): Promise<CertificateView & {certPem: string; caPem: string}> {
+/**
+ * One certificate's facts and PEM (public), and what it chains to: the cluster CA's certificate,
+ * or for one from an ACME CA the intermediates that CA sent (`chainPem`); never its key.
+ */
+export async function showCertificate(store: EtcdStore, name: string): Promise<CertificateView & {certPem: string; caPem?: string; chainPem?: string}> {
   const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, `List them: ${commandLine(['cert', 'list'])}`)
-  const {sealedKey, certPem, ...rest} = stored.value
-  return {...view({...rest, hasKey: sealedKey !== undefined}), certPem, caPem: await loadCaCertificate(store)}
+  const {sealedKey, certPem, chainPem, ...rest} = stored.value
+  const chain = rest.source ? {chainPem: chainPem ?? ''} : {caPem: await loadCaCertificate(store)}
+  return {...view({...rest, hasKey: sealedKey !== undefined}), certPem, ...chain}
 }

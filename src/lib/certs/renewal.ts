@@ -63,12 +63,14 @@ export async function renewCertificates(store: EtcdStore, request: RenewRequest,
     const found = byName.get(name)
     if (!found) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, `List them: ${commandLine(['cert', 'list'])}`)
     if (!found.value.sealedKey) throw noKey(name)
+    if (found.value.source) throw fromAcme(name, found.value.source.directory)
   }
   const chosen = request.all ? stored.map((v) => v.value).sort((a, b) => a.notAfter.localeCompare(b.notAfter)) : request.names.map((n) => (byName.get(n) as (typeof stored)[number]).value)
   const plan: RenewedCertificate[] = chosen.map((c) => {
     const base = {name: c.name, oldSerial: c.serial, oldNotAfter: c.notAfter}
     if (request.all) {
       if (c.revoked) return {...base, action: 'skipped', reason: `revoked at ${c.revoked.at}: renew it by name to replace it`}
+      if (c.source) return {...base, action: 'skipped', reason: `from an ACME CA: ${commandLine(['cert', 'acme', 'renew', c.name])} renews it`}
       if (!c.sealedKey) return {...base, action: 'skipped', reason: 'its key lives on its host only: provisioning renews it there'}
       if (!renewalDue(c, now.getTime(), request.beforeMs)) return {...base, action: 'skipped', reason: 'not due'}
     }
@@ -128,6 +130,14 @@ async function crlDue(store: EtcdStore, now: Date): Promise<boolean> {
   const crl = await readCrl(store)
   return crl !== undefined && Date.parse(crl.nextUpdate) - now.getTime() < (settings.certs.crlDays * DAY_MS) / 2
 }
+
+/** A certificate from an ACME CA is renewed by that CA (cert acme renew), never reissued by the cluster CA. */
+export const fromAcme = (name: string, directory: string) =>
+  preconditionError(
+    'CERT_FROM_ACME',
+    `The certificate "${name}" was issued by the ACME CA at ${directory}, not the cluster CA.`,
+    `Renew it from that CA: ${commandLine(['cert', 'acme', 'renew', name])}`,
+  )
 
 const noKey = (name: string) =>
   preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key: it lives only on the host it was issued for.`, 'The next provisioning of its host renews it there.')

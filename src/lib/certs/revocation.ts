@@ -35,6 +35,14 @@ export async function revokeCertificate(store: EtcdStore, name: string, reason: 
   const stored = await store.getJson<StoredCertificate>(k.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, `List them: ${commandLine(['cert', 'list'])}`)
   const cert = stored.value
+  // The cluster CA's CRL speaks only for what the cluster CA signed.
+  if (cert.source) {
+    throw preconditionError(
+      'CERT_FROM_ACME',
+      `The certificate "${name}" was issued by the ACME CA at ${cert.source.directory}: the cluster CA's CRL cannot revoke it.`,
+      `Replace it (the old one stays valid until it expires; xcluster does not revoke at an ACME CA yet): ${commandLine(['cert', 'acme', 'renew', name])}`,
+    )
+  }
   if (cert.revoked) {
     throw preconditionError(
       'CERT_REVOKED',

@@ -12,11 +12,22 @@ export interface StoredCa extends CertificateInfo {
   storedAt: string
 }
 
+/** Who issued a certificate: absent for the cluster CA; an ACME CA by its directory and our account there. */
+export interface CertificateSource {
+  kind: 'acme'
+  directory: string
+  account: string
+}
+
 /** An issued certificate as stored in etcd; `sealedKey` only when its key is kept. */
 export interface StoredCertificate extends CertificateInfo {
   name: string
   certPem: string
   sealedKey?: SealedKey
+  /** Set for a certificate from outside the cluster CA (ACME). */
+  source?: CertificateSource
+  /** The intermediates its issuer sent (ACME), PEM: what a TLS server sends after the certificate. */
+  chainPem?: string
   storedAt: string
   /** Set by `cert revoke`; a renewal replaces the record without it. */
   revoked?: {at: string; reason: string}
@@ -25,7 +36,7 @@ export interface StoredCertificate extends CertificateInfo {
 }
 
 /** What may be shown of a stored certificate (`cert list`, --json): no key, sealed or not. */
-export type StoredCertificateSummary = Omit<StoredCertificate, 'sealedKey' | 'certPem'> & {hasKey: boolean}
+export type StoredCertificateSummary = Omit<StoredCertificate, 'sealedKey' | 'certPem' | 'chainPem'> & {hasKey: boolean}
 
 /**
  * Stores the CA, create-only: the same CA again changes nothing (`stored: false`); a different
@@ -81,6 +92,9 @@ export async function saveIssuedCertificate(
     fence?: (txn: Transaction) => void
     /** Who renewed it (the certs leader: its node and token), kept on the record. */
     renewedBy?: {node: string; token: string}
+    /** Where it came from when not the cluster CA (ACME), and the issuer's intermediates. */
+    source?: CertificateSource
+    chainPem?: string
   } = {},
 ): Promise<StoredCertificateSummary> {
   const key = store.keys.issuedCert(name)
@@ -91,6 +105,8 @@ export async function saveIssuedCertificate(
     ...info,
     certPem,
     ...(options.keepKey && options.secret ? {sealedKey: await sealPrivateKey(privateKey, options.secret, key)} : {}),
+    ...(options.source ? {source: options.source} : {}),
+    ...(options.chainPem ? {chainPem: options.chainPem} : {}),
     storedAt: new Date().toISOString(),
     ...(options.renewedBy ? {renewedBy: options.renewedBy} : {}),
   }
@@ -112,15 +128,15 @@ export async function saveIssuedCertificate(
   return summary(record)
 }
 
-/** An issued certificate with its key opened (the key must have been kept). */
-export async function loadIssuedCertificate(store: EtcdStore, name: string, secret: ClusterSecret): Promise<IssuedCertificate> {
+/** An issued certificate with its key opened (the key must have been kept), and its issuer's intermediates if recorded (ACME). */
+export async function loadIssuedCertificate(store: EtcdStore, name: string, secret: ClusterSecret): Promise<IssuedCertificate & {chainPem?: string}> {
   const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, 'List them with xcluster cert list.')
-  const {sealedKey, name: _name, storedAt: _at, certPem} = stored.value
+  const {sealedKey, name: _name, storedAt: _at, certPem, chainPem} = stored.value
   if (!sealedKey)
     throw preconditionError('CERT_NO_KEY', `The certificate "${name}" was stored without its private key.`, 'Its key lives only on the host it was issued for; issue a new certificate if it is lost.')
   const key = await openSealedKey(sealedKey, secret, store.keys.issuedCert(name))
-  return {...certificateInfo(certPem), certPem, key}
+  return {...certificateInfo(certPem), certPem, key, ...(chainPem ? {chainPem} : {})}
 }
 
 /** Every stored certificate's public facts (never a key, sealed or not). */
@@ -129,7 +145,7 @@ export async function listIssuedCertificates(store: EtcdStore): Promise<StoredCe
 }
 
 function summary(record: StoredCertificate): StoredCertificateSummary {
-  const {sealedKey, certPem: _pem, ...rest} = record
+  const {sealedKey, certPem: _pem, chainPem: _chain, ...rest} = record
   return {...rest, hasKey: sealedKey !== undefined}
 }
 

@@ -28,6 +28,10 @@
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
  *   /xcluster/<cluster>/certs/revoked/<serial>  revoked serials: name, when, why (what the CRL lists)
  *   /xcluster/<cluster>/certs/crl               the CA-signed revocation list (PEM) and its number
+ *   /xcluster/<cluster>/certs/acme/accounts/<id>       an ACME account per directory (<id>: digest of its URL),
+ *                                                      its key sealed; written once its first certificate is issued
+ *   /xcluster/<cluster>/certs/acme/challenges/<token>  an HTTP-01 key authorization while its order runs (leased,
+ *                                                      10 min); what every serve --acme-http answers from
  *   /xcluster/<cluster>/frontends/<name>        a public endpoint (`frontend expose`): target, public port,
  *                                               certificate name, tunnel port and its Rathole token
  */
@@ -39,6 +43,7 @@ export type DhcpStateKey =
   {kind: 'spec'} | {kind: 'node'; name: string} | {kind: 'mac'; mac: string} | {kind: 'lease'; ip: string} | {kind: 'leaseByMac'; mac: string} | {kind: 'discovered'; mac: string}
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/
+export const ACME_TOKEN = /^[A-Za-z0-9_-]{1,256}$/
 
 /** A name that cannot be part of a key is the operator's input to fix: a usage error. */
 function segment(kind: string, value: string): string {
@@ -286,6 +291,31 @@ export class KeySchema {
 
   issuedCert(name: string): string {
     return `${this.issuedCertsPrefix()}${segment('certificate name', name)}`
+  }
+
+  acmeAccountsPrefix(): string {
+    return `${this.certsPrefix()}acme/accounts/`
+  }
+
+  /** `id` is a digest of the directory URL (src/lib/certs/acme.ts): one account per ACME CA. */
+  acmeAccount(id: string): string {
+    return `${this.acmeAccountsPrefix()}${segment('ACME account id', id)}`
+  }
+
+  acmeChallengesPrefix(): string {
+    return `${this.certsPrefix()}acme/challenges/`
+  }
+
+  /** An ACME token is base64url (RFC 8555 section 8.3): upper-case letters too, unlike other segments. */
+  acmeChallenge(token: string): string {
+    if (!ACME_TOKEN.test(token)) {
+      throw new XclusterError(`Invalid ACME challenge token: ${JSON.stringify(token)}.`, {
+        code: 'NAME_INVALID',
+        exit: ExitStatus.usage,
+        suggestion: 'A token is 1 to 256 base64url characters (A-Z, a-z, 0-9, _ and -).',
+      })
+    }
+    return `${this.acmeChallengesPrefix()}${token}`
   }
 
   revokedCertsPrefix(): string {

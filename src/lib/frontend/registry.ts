@@ -171,7 +171,7 @@ async function requireCertificate(store: EtcdStore, name: string): Promise<Store
       `Issue it first: ${commandLine(['cert', 'issue', name, '--san', 'www.example.org'])} (or see ${commandLine(['cert', 'list'])})`,
     )
   }
-  const {sealedKey, certPem: _pem, ...rest} = stored.value
+  const {sealedKey, certPem: _pem, chainPem: _chain, ...rest} = stored.value
   if (!sealedKey) {
     throw preconditionError(
       'CERT_NO_KEY',

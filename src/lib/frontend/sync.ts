@@ -71,7 +71,8 @@ export async function frontendFiles(store: EtcdStore, state: FrontendState, node
   for (const name of certs) {
     const issued = await loadIssuedCertificate(store, name, secret())
     const paths = certPaths(layout.tlsDir, name)
-    files.push({path: paths.cert, mode: 0o644, secret: false, content: issued.certPem}, {path: paths.key, mode: 0o600, secret: true, content: issued.key.exportPem()})
+    // nginx sends what ssl_certificate holds: an ACME certificate's intermediates must follow it (the CA's root is in browsers, they are not).
+    files.push({path: paths.cert, mode: 0o644, secret: false, content: issued.certPem + (issued.chainPem ?? '')}, {path: paths.key, mode: 0o600, secret: true, content: issued.key.exportPem()})
   }
   return files
 }

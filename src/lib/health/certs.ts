@@ -21,6 +21,8 @@ export interface CertificateExpiry {
   notBefore: string
   notAfter: string
   revoked: boolean
+  /** From an ACME CA: renewed with cert acme renew, not cert renew. */
+  acme?: boolean
 }
 
 export interface CertificateState {
@@ -43,7 +45,7 @@ export function certificateState(keys: KeySchema, kvs: readonly StoredKv[]): Cer
       state.crl = {number: crl.number, nextUpdate: crl.nextUpdate}
     } else if (kv.key.startsWith(keys.issuedCertsPrefix())) {
       const c = value as StoredCertificate
-      state.certificates.push({name: c.name, serial: c.serial, notBefore: c.notBefore, notAfter: c.notAfter, revoked: c.revoked !== undefined})
+      state.certificates.push({name: c.name, serial: c.serial, notBefore: c.notBefore, notAfter: c.notAfter, revoked: c.revoked !== undefined, ...(c.source ? {acme: true} : {})})
     }
   }
   return state
@@ -76,7 +78,7 @@ export function certificateChecks(state: CertificateState, now = Date.now()): He
       name: `cert:${c.name}`,
       status,
       observed: `certificate ${c.name} (serial ${c.serial}) ${describe(c.notAfter, daysLeft(c.notAfter, now))}`,
-      ...(status === 'ok' ? {} : {next: commandLine(['cert', 'renew', c.name])}),
+      ...(status === 'ok' ? {} : {next: commandLine(c.acme ? ['cert', 'acme', 'renew', c.name] : ['cert', 'renew', c.name])}),
     })
   }
   if (state.crl) {

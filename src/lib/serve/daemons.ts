@@ -1,3 +1,4 @@
+import {startAcmeResponder} from '../certs/acme-responder.js'
 import type {CampaignStatus} from '../election/campaign.js'
 import {ElectionDaemon, resolveServices} from '../election/daemon.js'
 import {instanceScope} from '../election/instance.js'
@@ -28,6 +29,8 @@ export interface ServeOptions {
   certs?: {secretPath: string}
   /** Serve the read-only health API (src/lib/health/http-api.ts) here; HTTPS with `tls`. */
   http?: {address: ListenAddress; tls?: {certFile: string; keyFile: string}}
+  /** Answer ACME HTTP-01 challenges from etcd here (src/lib/certs/acme-responder.ts), for the frontends' nginx. */
+  acmeHttp?: {address: ListenAddress}
 }
 
 export interface ServeResult {
@@ -108,7 +111,12 @@ export async function serve(store: EtcdStore, options: ServeOptions, stop: Promi
     // so a load balancer sees 503 from /leader while the services stop, not a refused connection.
     const api = options.http ? await startHealthApi({...options.http, store, leaderOf: leaders.leaderOf, log: (event, details) => log('http', event, details)}) : undefined
     try {
-      return await serveLocked(store, spec, services, options, stop, log, leaders)
+      const acme = options.acmeHttp ? await startAcmeResponder({...options.acmeHttp, store, log: (event, details) => log('acme', event, details)}) : undefined
+      try {
+        return await serveLocked(store, spec, services, options, stop, log, leaders)
+      } finally {
+        await acme?.close()
+      }
     } finally {
       await api?.close()
     }
