@@ -1,6 +1,7 @@
 import {hostname} from 'node:os'
 
 import {Flags} from '@oclif/core'
+import {existsSync} from 'node:fs'
 
 import {EtcdCommand} from '../etcd-command.js'
 import {nodeTlsFiles} from '../lib/certs/paths.js'
@@ -19,7 +20,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token.
+--certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does.
 
 --acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
 
@@ -82,7 +83,7 @@ Events are logged to stderr as JSON lines.`
         elect,
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
         ...(provision ? {provision: {secretPath, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
-        ...(certs ? {certs: {secretPath}} : {}),
+        ...(certs ? {certs: {secretPath, ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {})}} : {}),
         ...(http ? {http} : {}),
         ...(acmeHttp ? {acmeHttp} : {}),
       },

@@ -9,18 +9,20 @@
 import assert from 'node:assert/strict'
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {createCa, issueCertificate} from '../../src/lib/certs/authority.js'
+import {createCa, issueCertificate, type CertificateAuthority} from '../../src/lib/certs/authority.js'
 import type {CertificateView} from '../../src/lib/certs/operator.js'
 import {adminTlsPaths} from '../../src/lib/certs/paths.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
-import {saveCa, type StoredCertificate} from '../../src/lib/certs/store.js'
+import {saveCa, saveIssuedCertificate, type StoredCertificate} from '../../src/lib/certs/store.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {FrontendSyncResult} from '../../src/lib/frontend/sync.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
+import {settings} from '../../src/lib/settings.js'
 import {ROOT, xcluster, type CliResult} from '../helpers/cli.js'
+import {Daemon, until} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {startSandboxHost, type SandboxHost} from '../helpers/sandbox-host.js'
 import {requireTool} from '../helpers/tools.js'
@@ -36,6 +38,8 @@ let store: EtcdStore
 let host: SandboxHost
 let dir: string
 let pki: string
+let secret: ClusterSecret
+let ca: CertificateAuthority
 const outputs: string[] = []
 
 /** The CLI inside the sandbox's namespaces (where f1's address answers), against the test etcd. */
@@ -90,9 +94,10 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
     dir = mkdtempSync(join('/dev/shm', 'xct-fsync-spec-'))
     pki = mkdtempSync(join('/dev/shm', 'xct-fsync-pki-'))
     process.env.XCLUSTER_PKI_DIR = pki
-    const secret = ClusterSecret.generate()
+    secret = ClusterSecret.generate()
     writeClusterSecret(adminTlsPaths('xcluster').secret, secret)
-    await saveCa(store, await createCa({cluster: 'xcluster'}), secret)
+    ca = await createCa({cluster: 'xcluster'})
+    await saveCa(store, ca, secret)
     const spec = readFileSync(join(ROOT, 'templates', 'xcluster.yaml'), 'utf8')
       .replace('key: ~/.ssh/id_ed25519', `key: ${host.clientKeyPath}`)
       .replace(/(\{name: f1, mac: "[^"]+")(, ip: [0-9.]+)?\}/, `$1, ip: ${F1}}`)
@@ -108,6 +113,7 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
   })
 
   after(async () => {
+    await Daemon.killAll()
     await store?.close()
     await host?.stop()
     await etcd?.stop()
@@ -207,6 +213,40 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
       assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, message)
       assert.deepEqual([await store.snapshot(), host.snapshot()], before)
+    }
+  })
+
+  it('serve --certs on a core node (the cluster SSH key at hand): the certs leader renews a due certificate and puts it on the frontend, no operator involved', async () => {
+    // The sandbox doubles as a core node: the cluster's SSH key where bootstrap puts it.
+    const keyPath = settings.bootstrap.nodeClusterKey
+    const placed = inSandbox(['sh', '-c', `mkdir -p ${dirname(keyPath)} && cp ${host.clientKeyPath} ${keyPath} && chmod 600 ${keyPath}`])
+    assert.equal(placed.status, 0, placed.stderr)
+    // www falls due: a one-hour certificate in the last third of its life.
+    const stored = (await store.getJson<StoredCertificate>(store.keys.issuedCert('www')))!.value
+    const life = 3_600_000
+    const due = await issueCertificate(ca, {commonName: 'www', sans: stored.sans, profile: 'server', days: life / 86_400_000, now: new Date(Date.now() - life + 60_000)})
+    await saveIssuedCertificate(store, 'www', due, {secret, keepKey: true, replace: true})
+    const served = servedSerial()
+    const daemon = new Daemon('s1', [], etcd.unixEndpoint!, undefined, host.wrap, {}, ['--certs', '--secret-file', adminTlsPaths('xcluster').secret]).start()
+    try {
+      const renewed = await until(
+        'www renewed by the certs leader',
+        async () => {
+          const now = (await store.getJson<StoredCertificate>(store.keys.issuedCert('www')))!.value
+          return now.renewedBy?.node === 's1' ? now : undefined
+        },
+        30_000,
+        200,
+      )
+      assert.notEqual(renewed.serial, due.serial)
+      await until('nginx serving the renewed certificate', () => servedSerial() === renewed.serial, 30_000, 250)
+      assert.notEqual(renewed.serial, served)
+      assert.ok(
+        daemon.events.some((e) => e.event === 'frontends-synced'),
+        JSON.stringify(daemon.events.map((e) => e.event)),
+      )
+    } finally {
+      await daemon.stop('SIGTERM')
     }
   })
 

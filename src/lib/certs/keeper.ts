@@ -4,11 +4,16 @@
  * past half its life, each write one transaction fenced by its token, so a deposed leader (paused,
  * partitioned) can renew nothing even if it wakes up believing it still leads.
  *
+ * With the cluster's SSH key it also keeps the frontends in step: after a renewal, an endpoint's
+ * change or its own election, it runs `frontend sync` (which changes only what differs).
+ *
  * No polling: it sleeps until the next certificate falls due (at most an hour, so a clock that
  * jumped is noticed) and wakes at once when a certificate changes in etcd.
  */
 import {settlesWithin} from '../clock.js'
 import {leaderFence} from '../election/fence.js'
+import {XclusterError} from '../errors.js'
+import {syncFrontends} from '../frontend/sync.js'
 import type {EtcdStore} from '../etcd/store.js'
 import type {PrefixWatch} from '../etcd/watch.js'
 import {settings} from '../settings.js'
@@ -28,6 +33,8 @@ export interface CertKeeperOptions {
   log: (event: string, details: Record<string, unknown>) => void
   /** Where the renewals write (default: the operator identity minted from the CA). */
   adminStore?: () => Promise<EtcdStore>
+  /** The cluster's SSH key (core nodes): with it, the frontends get what changed (frontend sync). */
+  sshKeyPath?: string
 }
 
 export class CertKeeper {
@@ -36,6 +43,9 @@ export class CertKeeper {
   private running?: Promise<void>
   private again = false
   private watch?: PrefixWatch
+  private frontendWatch?: PrefixWatch
+  /** The frontends may lag etcd: a certificate they serve was renewed, or an endpoint changed. */
+  private syncPending = false
   private readonly admin: MintedAdmin
 
   constructor(private readonly options: CertKeeperOptions) {
@@ -44,8 +54,16 @@ export class CertKeeper {
 
   start(token: string): void {
     this.token = token
+    const {store} = this.options
+    // A new leader syncs once: its predecessor may have renewed and not synced.
+    this.syncPending = this.options.sshKeyPath !== undefined
     const wake = () => this.schedule(0)
-    this.watch = this.options.store.watchPrefix(this.options.store.keys.certsPrefix(), {onPut: wake, onDelete: wake, onReset: wake})
+    const changed = () => {
+      this.syncPending = this.options.sshKeyPath !== undefined
+      wake()
+    }
+    this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: wake, onDelete: wake, onReset: wake})
+    this.frontendWatch = store.watchPrefix(store.keys.frontendsPrefix(), {onPut: changed, onDelete: changed, onReset: changed})
     this.schedule(0)
   }
 
@@ -53,9 +71,9 @@ export class CertKeeper {
   stop(): void {
     this.token = undefined
     clearTimeout(this.timer)
-    const watch = this.watch
+    for (const watch of [this.watch, this.frontendWatch]) void watch?.cancel().catch(() => undefined)
     this.watch = undefined
-    void watch?.cancel().catch(() => undefined)
+    this.frontendWatch = undefined
   }
 
   async close(): Promise<void> {
@@ -104,7 +122,7 @@ export class CertKeeper {
     const crl = await readCrl(store)
     const crlAt = crl ? Date.parse(crl.nextUpdate) - (settings.certs.crlDays * DAY_MS) / 2 : Number.POSITIVE_INFINITY
     let next = Math.min(crlAt <= now ? Number.POSITIVE_INFINITY : crlAt, ...certs.filter((c) => renewalAt(c.value) > now).map((c) => renewalAt(c.value)))
-    if (due.length === 0 && crlAt > now) return next
+    if (due.length === 0 && crlAt > now) return this.syncPending ? Math.min(next, await this.syncFrontends(token)) : next
     const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
     const secret = readClusterSecret(this.options.secretPath)
     const ca = await loadCa(store, secret)
@@ -113,6 +131,7 @@ export class CertKeeper {
       try {
         const renewed = await renewStoredCertificate(admin, cert, ca, secret, {fence, renewedBy: {node, token}})
         log('cert-renewed', {name: cert.value.name, oldSerial: cert.value.serial, serial: renewed.serial, notAfter: renewed.notAfter, token})
+        this.syncPending = this.options.sshKeyPath !== undefined
       } catch (err) {
         log('cert-renew-refused', {name: cert.value.name, token, error: String((err as Error)?.message ?? err)})
         next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
@@ -127,6 +146,38 @@ export class CertKeeper {
         next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
       }
     }
-    return next
+    return this.syncPending ? Math.min(next, await this.syncFrontends(token)) : next
+  }
+
+  /**
+   * Puts what changed onto every ready frontend (src/lib/frontend/sync.ts: compare first, nginx -t
+   * before any reload). Resolves when to try again: never after a sync that went through.
+   */
+  private async syncFrontends(token: string): Promise<number> {
+    const {store, log} = this.options
+    if (this.token !== token || !this.options.sshKeyPath) return Number.POSITIVE_INFINITY
+    this.syncPending = false
+    try {
+      const endpoints = await store.listJson<unknown>(store.keys.frontendsPrefix())
+      if (endpoints.length === 0) return Number.POSITIVE_INFINITY
+      const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
+      const result = await syncFrontends(admin, [], {
+        keyPath: this.options.sshKeyPath,
+        acceptNewHostKey: false,
+        dryRun: false,
+        progress: 'silent',
+        concurrency: settings.taskConcurrency,
+        args: ['frontend', 'sync'],
+        secret: () => readClusterSecret(this.options.secretPath),
+      })
+      log('frontends-synced', {nodes: result.nodes.filter((n) => n.changed.length > 0).map((n) => n.node), run: result.run.runId, token})
+      return Number.POSITIVE_INFINITY
+    } catch (err) {
+      // No frontend ready yet is no failure: there is nothing to serve.
+      if (err instanceof XclusterError && err.code === 'FRONTEND_NONE_READY') return Number.POSITIVE_INFINITY
+      this.syncPending = true
+      log('frontend-sync-failed', {token, error: String((err as Error)?.message ?? err)})
+      return Date.now() + settings.certs.keeperRetryMs
+    }
   }
 }

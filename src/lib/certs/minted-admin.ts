@@ -20,6 +20,8 @@ export class MintedAdmin {
   ) {}
 
   async store(): Promise<EtcdStore> {
+    // An etcd without client certificates has no identities (nor RBAC): the serve connection writes as anyone would.
+    if (!this.serveStore.connection.cert) return this.serveStore
     if (this.minted && this.minted.until > Date.now()) return this.minted.store
     await this.close()
     const ca = await loadCa(this.serveStore, readClusterSecret(this.secretPath))
