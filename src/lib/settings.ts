@@ -317,6 +317,8 @@ export const settings = {
       cacheMs: 1000,
       /** A request (headers and body) must arrive within this, or its connection is closed. */
       requestTimeoutMs: 10_000,
+      /** The TLS certificate and key files are checked this often; a renewed pair is used without a restart. */
+      tlsReloadPollMs: 1000,
     },
     /** The web dashboard of `serve --http` at / and its live stream /events (src/lib/health/dashboard.ts). */
     dashboard: {

@@ -14,9 +14,10 @@
  * stampede of probes is one read; /leader/SERVICE never reads etcd: the in-process campaign
  * knows whether it is a safe leader, and asking etcd would only be slower and less exact.
  */
-import {existsSync, readFileSync} from 'node:fs'
+import {X509Certificate} from 'node:crypto'
+import {existsSync, readFileSync, unwatchFile, watchFile} from 'node:fs'
 import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import {createServer as createHttpsServer} from 'node:https'
+import {createServer as createHttpsServer, type Server as HttpsServer} from 'node:https'
 import {isIP} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
@@ -197,6 +198,34 @@ async function loadTls(tls: NonNullable<HealthApiOptions['tls']>): Promise<{cert
   }
 }
 
+/**
+ * A renewed certificate is picked up without a restart: the files are polled (a rename over them,
+ * as an atomic write does, is seen too) and a pair that loads is swapped in for new connections.
+ * A pair that does not (a key not yet written beside its new certificate, a mismatch) leaves the
+ * one in use, and is tried again at the next change.
+ */
+function reloadTlsOnChange(server: HttpsServer, tls: NonNullable<HealthApiOptions['tls']>, log: (event: string, details: Record<string, unknown>) => void): () => void {
+  let current = ''
+  const reload = () => {
+    try {
+      const pair = {cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile)}
+      const fingerprint = new X509Certificate(pair.cert).fingerprint256
+      if (fingerprint === current) return
+      server.setSecureContext(pair)
+      if (current) log('http-tls-reloaded', {cert: tls.certFile, fingerprint})
+      current = fingerprint
+    } catch (err) {
+      log('http-tls-reload-failed', {cert: tls.certFile, error: String((err as Error)?.message ?? err)})
+    }
+  }
+  reload()
+  const every = {interval: settings.health.http.tlsReloadPollMs, persistent: false}
+  for (const file of [tls.certFile, tls.keyFile]) watchFile(file, every, reload)
+  return () => {
+    for (const file of [tls.certFile, tls.keyFile]) unwatchFile(file, reload)
+  }
+}
+
 export async function startHealthApi(options: HealthApiOptions): Promise<HealthApi> {
   const {store, leaderOf} = options
   const log = options.log ?? (() => {})
@@ -320,10 +349,12 @@ export async function startHealthApi(options: HealthApiOptions): Promise<HealthA
   const shown = host === '' ? 'localhost' : isIP(host) === 6 ? `[${host}]` : host
   const url = `${tls ? 'https' : 'http'}://${shown}:${port}`
   log('http-listening', {address: host || '*', port, tls: Boolean(tls), url})
+  const stopReloading = options.tls ? reloadTlsOnChange(server as HttpsServer, options.tls, log) : () => undefined
   return {
     port,
     url,
     async close() {
+      stopReloading()
       await dashboard.close()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
