@@ -121,6 +121,7 @@ export async function readFrontendState(store: EtcdStore): Promise<FrontendState
     nodes,
     certSans: Object.fromEntries(Object.values(certs).map((c) => [c.name, c.sans])),
     serviceVips: Object.fromEntries((spec?.services ?? []).map((s) => [s.name, s.vip])),
+    ...(spec?.network.adminVip ? {acmeAnswerer: spec.network.adminVip} : {}),
   }
 }
 

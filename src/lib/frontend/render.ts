@@ -56,6 +56,11 @@ export interface FrontendState {
   certSans: Record<string, string[]>
   /** Each spec service's VIP: a service target is reached there. */
   serviceVips: Record<string, string | undefined>
+  /**
+   * Where ACME HTTP-01 challenges are answered: the admin VIP, where the core nodes' `serve
+   * --acme-http` answers from etcd (a frontend holds no etcd credentials). Loopback without one.
+   */
+  acmeAnswerer?: string
 }
 
 export interface RenderedFile {
@@ -98,7 +103,8 @@ export function renderNginxSite(state: FrontendState, layout: FrontendLayout = d
       plain: e.cert === undefined,
     }
   })
-  return renderTemplate('frontend/nginx-site.conf', {httpListen: listen(layout, layout.httpPort), acmePort: layout.acmePort, tlsDir: layout.tlsDir, endpoints})
+  const acmeUpstream = `${state.acmeAnswerer ?? '127.0.0.1'}:${layout.acmePort}`
+  return renderTemplate('frontend/nginx-site.conf', {httpListen: listen(layout, layout.httpPort), acmeUpstream, tlsDir: layout.tlsDir, endpoints})
 }
 
 /** The Rathole server of a frontend node. */

@@ -51,7 +51,7 @@ export const serveUnitPhase: Phase<NodeHost, BootstrapContext> = {
       etcd: ctx.bootstrap.endpoints.join(','),
       cluster: ctx.bootstrap.cluster,
       elect: electedHere(ctx, host.name),
-      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface, '--provision', '--certs', '--http', `:${settings.serveUnit.httpPort}`],
+      extraArgs: ['--dhcp', '--interface', settings.keepalived.interface, '--provision', '--certs', '--http', `:${settings.serveUnit.httpPort}`, '--acme-http', `:${settings.frontend.acmePort}`],
       tls: true,
     })
     const envChanged = await ensureFile(ctx, host, ssh, {path: settings.serveUnit.envFile, content: env, mode: 0o640})
