@@ -154,12 +154,11 @@ export class CertKeeper {
    * before any reload). Resolves when to try again: never after a sync that went through.
    */
   private async syncFrontends(token: string): Promise<number> {
-    const {store, log} = this.options
+    const {log} = this.options
     if (this.token !== token || !this.options.sshKeyPath) return Number.POSITIVE_INFINITY
     this.syncPending = false
     try {
-      const endpoints = await store.listJson<unknown>(store.keys.frontendsPrefix())
-      if (endpoints.length === 0) return Number.POSITIVE_INFINITY
+      // With no endpoint left too: the last one unexposed must go from the frontends.
       const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
       const result = await syncFrontends(admin, [], {
         keyPath: this.options.sshKeyPath,

@@ -174,36 +174,23 @@ async function serveLocked(store: EtcdStore, spec: ClusterSpec, services: Servic
     })
     services.push(service)
   }
-  let provisioner: AutoProvisioner | undefined
-  if (options.provision) {
-    const service = inProcessService(spec, settings.enlistment.provisionService, options.node)
-    const running = new AutoProvisioner({store, node: options.node, ...options.provision, log: (event, details) => log(service.name, event, details)})
-    provisioner = running
+  /** A leader-only worker of serve's own (started with its token, stopped when leadership ends), campaigning for `name`. */
+  const leaderWorker = <W extends {start(token: string): void; stop(): void}>(name: string, make: (log: (event: string, details: Record<string, unknown>) => void) => W): W => {
+    const service = inProcessService(spec, name, options.node)
+    const worker = make((event, details) => log(service.name, event, details))
     inProcess[service.name] = {
       async start(token) {
-        running.start(token)
+        worker.start(token)
       },
       async stop() {
-        running.stop()
+        worker.stop()
       },
     }
     services.push(service)
+    return worker
   }
-  let keeper: CertKeeper | undefined
-  if (options.certs) {
-    const service = inProcessService(spec, settings.certs.keeperService, options.node)
-    const running = new CertKeeper({store, node: options.node, ...options.certs, log: (event, details) => log(service.name, event, details)})
-    keeper = running
-    inProcess[service.name] = {
-      async start(token) {
-        running.start(token)
-      },
-      async stop() {
-        running.stop()
-      },
-    }
-    services.push(service)
-  }
+  const provisioner = options.provision ? leaderWorker(settings.enlistment.provisionService, (l) => new AutoProvisioner({store, node: options.node, ...options.provision!, log: l})) : undefined
+  const keeper = options.certs ? leaderWorker(settings.certs.keeperService, (l) => new CertKeeper({store, node: options.node, ...options.certs!, log: l})) : undefined
   daemon = new ElectionDaemon(store, options.node, services, (service) => (event, details) => log(service, event, details), inProcess)
   leaders.daemon = daemon
   daemon.start()
