@@ -117,7 +117,7 @@ describe('frontend rendering: Rathole TOML against its schema, nginx site', () =
   it('the nginx site: TLS from the certificate files, server names from its DNS SANs, a proxy to each tunnel port, ACME challenges to the answerer', () => {
     const site = renderNginxSite(state())
     const {tlsDir, acmePort, httpPort} = settings.frontend
-    assert.match(site, new RegExp(`listen ${httpPort};\\n    server_name _;\\n\\n    location /.well-known/acme-challenge/ \\{\\n        proxy_pass http://10\\.0\\.0\\.254:${acmePort};`))
+    assert.match(site, new RegExp(`listen ${httpPort};\\n    server_name ~\\.;\\n\\n    location /.well-known/acme-challenge/ \\{\\n        proxy_pass http://10\\.0\\.0\\.254:${acmePort};`))
     assert.match(renderNginxSite({...state(), acmeAnswerer: undefined}), new RegExp(`proxy_pass http://127\\.0\\.0\\.1:${acmePort};`), 'loopback without an admin VIP')
     assert.ok(site.includes(`listen 443 ssl;\n    ssl_certificate ${tlsDir}/certs/shop.crt;\n    ssl_certificate_key ${tlsDir}/private/shop.key;`))
     assert.ok(site.includes('server_name shop.example.org www.shop.example.org;'), 'IP SANs are no server names')
