@@ -62,7 +62,9 @@ export class CertKeeper {
       this.syncPending = this.options.sshKeyPath !== undefined
       wake()
     }
-    this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: wake, onDelete: wake, onReset: wake})
+    // A certificate replaced by anyone (cert renew, cert acme renew) may be one a frontend serves.
+    const certChanged = (key: string) => (key.startsWith(store.keys.issuedCertsPrefix()) ? changed() : wake())
+    this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: (kv) => certChanged(kv.key), onDelete: certChanged, onReset: changed})
     this.frontendWatch = store.watchPrefix(store.keys.frontendsPrefix(), {onPut: changed, onDelete: changed, onReset: changed})
     this.schedule(0)
   }
