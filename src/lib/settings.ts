@@ -377,6 +377,8 @@ export const settings = {
     leafDays: 365,
     /** A certificate with less than this left is replaced by the next provisioning run. */
     renewBeforeDays: 30,
+    /** `cert ca rotate`: how long a restarted etcd member may take to be healthy again. */
+    rotateMemberTimeoutMs: 60_000,
     /** `health` warns about a certificate (or the CRL) with less than this many days left, and fails below the second. */
     expiryWarnDays: 30,
     expiryFailDays: 7,

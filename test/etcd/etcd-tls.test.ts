@@ -18,7 +18,7 @@ import {parse as parseYaml} from 'yaml'
 import {identity} from '../../src/lib/certs/identities.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {issueCertificate} from '../../src/lib/certs/authority.js'
-import {listIssuedCertificates, loadCa, loadCaCertificate, loadIssuedCertificate, saveCa, saveIssuedCertificate} from '../../src/lib/certs/store.js'
+import {listIssuedCertificates, loadCa, loadTrustBundle, loadIssuedCertificate, saveCa, saveIssuedCertificate} from '../../src/lib/certs/store.js'
 import {LeaseAllocator} from '../../src/lib/dhcp/allocator.js'
 import {configureAccess, describeChange, type AccessPlan} from '../../src/lib/etcd/access.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
@@ -415,7 +415,7 @@ describe('the CA in etcd, and no private key anywhere in clear', {concurrency: f
     await assert.rejects(loadIssuedCertificate(admin, 'etcd-server-s9', ClusterSecret.generate()), refusedWith('SECRET_MISMATCH'))
     await assert.rejects(saveIssuedCertificate(admin, 'etcd-server-s9', server), refusedWith('CERT_EXISTS'))
     const serve = await storeAs(identity.serve('s1'))
-    assert.equal(await loadCaCertificate(serve), pki.ca.certPem, 'every identity can read the CA certificate it trusts')
+    assert.equal(await loadTrustBundle(serve), pki.ca.certPem, 'every identity can read the CA certificate it trusts')
     await assert.rejects(loadCa(serve, ClusterSecret.generate()), refusedWith('SECRET_MISMATCH'), 'a serve daemon may read the sealed key, not open it')
   })
 

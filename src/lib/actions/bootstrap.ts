@@ -6,6 +6,7 @@ import {packageSettings} from '../admin-services/packages.js'
 import {BootstrapContext, type BootstrapRole} from '../bootstrap/context.js'
 import {nodeClusterKeyPath} from '../bootstrap/cluster-key.js'
 import {bootstrapPlan} from '../bootstrap/plan.js'
+import {trustBundle} from '../certs/authority.js'
 import {loadCa} from '../certs/store.js'
 import {issueClientCertificate} from '../certs/cluster-pki.js'
 import {identity} from '../certs/identities.js'
@@ -154,7 +155,7 @@ export async function continueBootstrap(serveStore: EtcdStore, request: Bootstra
   const admin = await issueClientCertificate(ca, identity.admin, settings.certs.rootClientDays)
   const dir = `${settings.election.runDir}/bootstrap-${process.pid}`
   const files = {ca: `${dir}/ca.crt`, cert: `${dir}/admin.crt`, key: `${dir}/admin.key`}
-  writePrivateFile(files.ca, ca.certPem)
+  writePrivateFile(files.ca, trustBundle(ca))
   writePrivateFile(files.cert, admin.certPem)
   writePrivateFile(files.key, admin.key.exportPem())
   const store = new EtcdStore({endpoints: plan.endpoints, cluster: plan.cluster, ...files})

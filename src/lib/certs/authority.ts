@@ -20,7 +20,15 @@ export interface CertificateAuthority {
   cluster: string
   certPem: string
   key: PrivateKey
+  /**
+   * Every CA certificate the cluster trusts now, this one first (PEM): during `cert ca rotate` the
+   * retiring CA too. What a trust file gets; absent means this CA alone.
+   */
+  trustPem?: string
 }
+
+/** What a trust file (ca.crt) holds for `ca`: every CA the cluster trusts now. */
+export const trustBundle = (ca: CertificateAuthority): string => ca.trustPem ?? ca.certPem
 
 export interface CreateCaOptions {
   cluster: string

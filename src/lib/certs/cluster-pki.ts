@@ -4,7 +4,7 @@ import {join} from 'node:path'
 
 import {usageError} from '../errors.js'
 import {settings} from '../settings.js'
-import {issueCertificate, type CertificateAuthority, type IssuedCertificate} from './authority.js'
+import {issueCertificate, trustBundle, type CertificateAuthority, type IssuedCertificate} from './authority.js'
 import {identity, MEMBER_CN_PREFIX} from './identities.js'
 import {adminTlsPaths, nodeTlsFiles} from './paths.js'
 import {writePrivateFile} from './secret.js'
@@ -89,7 +89,7 @@ export async function mintClientFiles(ca: CertificateAuthority, commonName: stri
   const dir = join(process.env.XDG_RUNTIME_DIR || tmpdir(), settings.bootstrap.mintedDirName, `${process.pid}-${commonName}`)
   mkdirSync(dir, {recursive: true, mode: 0o700})
   const files = {ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key'), dir}
-  writePrivateFile(files.ca, ca.certPem)
+  writePrivateFile(files.ca, trustBundle(ca))
   writePrivateFile(files.cert, issued.certPem)
   writePrivateFile(files.key, issued.key.exportPem())
   return files

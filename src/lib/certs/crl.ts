@@ -59,6 +59,12 @@ export async function signCrl(ca: CertificateAuthority, revocations: readonly Re
   return {number, thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString(), pem}
 }
 
+/** Whether the CA's key signed this CRL (after a CA rotation the stored one may be the old CA's). */
+export async function crlSignedBy(crlPem: string, ca: Pick<CertificateAuthority, 'certPem'>): Promise<boolean> {
+  const crl = new x509.X509Crl(crlPem.replaceAll('X509 CRL-----', 'CRL-----'))
+  return crl.verify({publicKey: new x509.X509Certificate(ca.certPem).publicKey})
+}
+
 /** A non-negative integer as DER (the CRL number's value). */
 function derInteger(value: number): Uint8Array<ArrayBuffer> {
   let hex = value.toString(16)

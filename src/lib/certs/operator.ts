@@ -10,14 +10,15 @@ import {join} from 'node:path'
 import {preconditionError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
-import {issueCertificate, type CertificateProfile} from './authority.js'
+import {issueCertificate, trustBundle, type CertificateProfile} from './authority.js'
+import {readCaRotation, type CaRotationState} from './ca-rotation.js'
 import {DAY_MS, msLeft, renewalDue} from './expiry.js'
 import {adminTlsPaths} from './paths.js'
 import {renewCertificates, type RenewRequest, type RenewResult} from './renewal.js'
 import {readCrl, refreshCrl, revokeCertificate, type RevokeResult, type StoredCrl} from './revocation.js'
 import type {RevocationReason} from './crl.js'
 import {readClusterSecret, writePrivateFile, type ClusterSecret} from './secret.js'
-import {listIssuedCertificates, loadCa, loadCaCertificate, saveIssuedCertificate, type StoredCertificate, type StoredCertificateSummary} from './store.js'
+import {listIssuedCertificates, loadCa, loadTrustBundle, saveIssuedCertificate, type StoredCertificate, type StoredCertificateSummary} from './store.js'
 
 export interface IssueRequest {
   name: string
@@ -66,7 +67,7 @@ export async function issueNamedCertificate(store: EtcdStore, request: IssueRequ
   const files = {cert: join(request.outDir, `${request.name}.crt`), key: join(request.outDir, `${request.name}.key`), ca: join(request.outDir, 'ca.crt')}
   writePrivateFile(files.key, issued.key.exportPem())
   writeFileSync(files.cert, issued.certPem, {mode: 0o644})
-  writeFileSync(files.ca, ca.certPem, {mode: 0o644})
+  writeFileSync(files.ca, trustBundle(ca), {mode: 0o644})
   return {certificate: view(summary), files}
 }
 
@@ -108,6 +109,14 @@ export async function showCertificate(store: EtcdStore, name: string): Promise<C
   const stored = await store.getJson<StoredCertificate>(store.keys.issuedCert(name))
   if (!stored) throw preconditionError('CERT_MISSING', `No certificate named "${name}" in etcd.`, `List them: ${commandLine(['cert', 'list'])}`)
   const {sealedKey, certPem, chainPem, ...rest} = stored.value
-  const chain = rest.source ? {chainPem: chainPem ?? ''} : {caPem: await loadCaCertificate(store)}
+  const chain = rest.source ? {chainPem: chainPem ?? ''} : {caPem: await loadTrustBundle(store)}
   return {...view({...rest, hasKey: sealedKey !== undefined}), certPem, ...chain}
+}
+
+/** `cert ca show`: the CAs and what the retiring one still signs, with the trust bundle (public). */
+export type CaView = CaRotationState & {bundlePem: string}
+
+export async function showCa(store: EtcdStore): Promise<CaView> {
+  const [state, bundlePem] = await Promise.all([readCaRotation(store), loadTrustBundle(store)])
+  return {...state, bundlePem}
 }

@@ -56,19 +56,31 @@ export async function saveCa(store: EtcdStore, ca: CertificateAuthority, secret:
   throw caExists(now?.value)
 }
 
-/** The CA with its key opened by the cluster secret. */
+/** The CA with its key opened by the cluster secret, and the trust bundle of the moment. */
 export async function loadCa(store: EtcdStore, secret: ClusterSecret): Promise<CertificateAuthority> {
-  const stored = await readStoredCa(store)
+  const [stored, previous] = await Promise.all([readStoredCa(store), readPreviousCa(store)])
   const key = await openSealedKey(stored.sealedKey, secret, store.keys.certAuthority())
-  return caFromPem(store.keys.cluster, stored.certPem, key.exportPem())
+  return {...caFromPem(store.keys.cluster, stored.certPem, key.exportPem()), trustPem: joinPems(stored.certPem, previous?.certPem)}
 }
 
-/** The CA certificate alone (what every node trusts); no secret needed. */
-export async function loadCaCertificate(store: EtcdStore): Promise<string> {
-  return (await readStoredCa(store)).certPem
+/** What every node trusts: the CA's certificate, and during a rotation the retiring CA's after it; no secret needed. */
+export async function loadTrustBundle(store: EtcdStore): Promise<string> {
+  const [stored, previous] = await Promise.all([readStoredCa(store), readPreviousCa(store)])
+  return joinPems(stored.certPem, previous?.certPem)
 }
 
-async function readStoredCa(store: EtcdStore): Promise<StoredCa> {
+/** The CA a rotation is retiring (`cert ca rotate` until `--finish`), if one is. */
+export async function readPreviousCa(store: EtcdStore): Promise<StoredCa | undefined> {
+  return (await store.getJson<StoredCa>(store.keys.previousCertAuthority()))?.value
+}
+
+const joinPems = (...pems: (string | undefined)[]): string =>
+  pems
+    .filter((p): p is string => p !== undefined)
+    .map((p) => (p.endsWith('\n') ? p : `${p}\n`))
+    .join('')
+
+export async function readStoredCa(store: EtcdStore): Promise<StoredCa> {
   const stored = await store.getJson<StoredCa>(store.keys.certAuthority())
   if (!stored) throw preconditionError('CA_MISSING', `Cluster "${store.keys.cluster}" has no CA in etcd.`, 'Create it with the cluster (xcluster bootstrap), or check --cluster and --etcd.')
   return stored.value

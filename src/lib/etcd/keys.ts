@@ -25,6 +25,7 @@
  *   /xcluster/<cluster>/checkpoints/<id>/<phase>/<host>   finished steps of a run (--resume)
  *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
  *   /xcluster/<cluster>/certs/ca                the cluster CA: certificate, key sealed (never in clear)
+ *   /xcluster/<cluster>/certs/ca-previous       during `cert ca rotate`: the CA being retired, still trusted
  *   /xcluster/<cluster>/certs/issued/<name>     issued certificates: certificate, key sealed if kept
  *   /xcluster/<cluster>/certs/revoked/<serial>  revoked serials: name, when, why (what the CRL lists)
  *   /xcluster/<cluster>/certs/crl               the CA-signed revocation list (PEM) and its number
@@ -283,6 +284,11 @@ export class KeySchema {
   /** The cluster CA: its certificate and its private key sealed under the cluster secret. */
   certAuthority(): string {
     return `${this.certsPrefix()}ca`
+  }
+
+  /** The CA a rotation retires: trusted beside the new one until `cert ca rotate --finish`. */
+  previousCertAuthority(): string {
+    return `${this.certsPrefix()}ca-previous`
   }
 
   issuedCertsPrefix(): string {

@@ -14,7 +14,7 @@ import {createHash} from 'node:crypto'
 import {posix} from 'node:path'
 
 import {runOnNodes, type NodeActionOptions} from '../actions/node-run.js'
-import {loadCaCertificate, loadIssuedCertificate} from '../certs/store.js'
+import {loadTrustBundle, loadIssuedCertificate} from '../certs/store.js'
 import type {ClusterSecret} from '../certs/secret.js'
 import {ExitStatus, preconditionError, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
@@ -63,7 +63,7 @@ export async function frontendFiles(store: EtcdStore, state: FrontendState, node
   const rathole = config.files.find((f) => f.name === 'rathole-server.toml')
   if (!site || !rathole) throw new Error(`frontendFiles: ${node} is not a frontend node`)
   const files: FrontendFile[] = [
-    {path: posix.join(layout.tlsDir, 'ca.crt'), mode: 0o644, secret: false, content: await loadCaCertificate(store)},
+    {path: posix.join(layout.tlsDir, 'ca.crt'), mode: 0o644, secret: false, content: await loadTrustBundle(store)},
     {path: settings.frontend.nginxSite, mode: 0o644, secret: false, content: site.content},
     {path: settings.frontend.ratholeServerConfig, mode: 0o600, secret: true, content: rathole.content},
   ]

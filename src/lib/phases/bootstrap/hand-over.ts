@@ -1,6 +1,6 @@
 import type {BootstrapContext} from '../../bootstrap/context.js'
 import {issueClientCertificate} from '../../certs/cluster-pki.js'
-import {certificateInfo, issuedBy} from '../../certs/authority.js'
+import {certificateInfo, issuedBy, trustBundle} from '../../certs/authority.js'
 import {identity} from '../../certs/identities.js'
 import {adminTlsPaths, nodeTlsFiles} from '../../certs/paths.js'
 import {writeAdminCredentials} from '../../certs/cluster-pki.js'
@@ -25,7 +25,7 @@ async function ensureAdminCredentials(ctx: BootstrapContext): Promise<void> {
     if (info.commonName === identity.admin && Date.parse(info.notAfter) > Date.now() + settings.certs.renewBeforeDays * 86_400_000 && (await issuedBy(ca, pem))) return
   }
   await ctx.wet(ctx.seed, `write the operator's etcd client certificate (${identity.admin}) to ${paths.cert}`, async () => {
-    writeAdminCredentials(ctx.bootstrap.cluster, ca.certPem, await issueClientCertificate(ca, identity.admin))
+    writeAdminCredentials(ctx.bootstrap.cluster, trustBundle(ca), await issueClientCertificate(ca, identity.admin))
   })
 }
 

@@ -2,15 +2,12 @@ import {existsSync, readFileSync} from 'node:fs'
 
 import type {BootstrapContext} from '../../bootstrap/context.js'
 import {adminClusterKeyPath, nodeClusterKeyPath} from '../../bootstrap/cluster-key.js'
-import {certificateInfo, issuedBy, type CertificateAuthority} from '../../certs/authority.js'
-import {coreNodeTlsFiles, issueClientCertificate, issueMemberCertificates} from '../../certs/cluster-pki.js'
-import {identity} from '../../certs/identities.js'
 import {nodeTlsFiles} from '../../certs/paths.js'
 import {settings} from '../../settings.js'
-import {shellQuote, type SshHost} from '../../ssh/index.js'
 import type {Phase} from '../../tasks/phase.js'
 import type {NodeHost} from '../context.js'
 import {ensureFile} from '../ensure-file.js'
+import {installNodeTls, nodeTlsState} from '../node-tls.js'
 import {provisionedHosts} from './hosts.js'
 
 /**
@@ -29,13 +26,9 @@ export const pkiPhase: Phase<NodeHost, BootstrapContext> = {
     const ca = await ctx.ca(ctx.role === 'admin')
     const ssh = await ctx.ssh(host)
     const ip = host.ip as string
-    if (!(await certificatesValid(ssh, ca, host.name, ip))) {
-      const member = await issueMemberCertificates(ca, {name: host.name, ip})
-      const serve = await issueClientCertificate(ca, identity.serve(host.name))
-      await ctx.wet(host, `install the cluster CA and ${host.name}'s etcd peer, server and serve certificates in ${settings.certs.nodeDir}`, async () => {
-        await ssh.run(`install -d -m 0700 ${shellQuote(settings.certs.nodeDir)}`, {sudo: true})
-        for (const file of coreNodeTlsFiles(ca.certPem, member, serve)) await ssh.upload(file.read(), file.path, {mode: file.mode})
-      })
+    const state = await nodeTlsState(ssh, ca, host.name, ip)
+    if (state !== 'current') {
+      await ctx.wet(host, `install the cluster CA and ${host.name}'s etcd peer, server and serve certificates in ${settings.certs.nodeDir}`, () => installNodeTls(ssh, ca, host.name, ip))
     }
     const secret = ctx.secret(ctx.role === 'admin')
     await ensureFile(ctx, host, ssh, {path: nodeTlsFiles.secret, content: `${secret.exportBytes().toString('base64url')}\n`, mode: 0o600})
@@ -47,29 +40,4 @@ export const pkiPhase: Phase<NodeHost, BootstrapContext> = {
       ctx.plan.set(host.name, [...(ctx.plan.get(host.name) ?? []), `install the cluster SSH key at ${nodeClusterKeyPath}`])
     }
   },
-}
-
-/** Whether the node's certificates are this CA's, for this node and address, and not due for renewal. */
-async function certificatesValid(ssh: SshHost, ca: CertificateAuthority, name: string, ip: string): Promise<boolean> {
-  const f = nodeTlsFiles
-  const listing = await ssh.exec(
-    `cat ${[f.ca, f.peerCert, f.serverCert, f.clientCert].map(shellQuote).join(' ')} && test -s ${shellQuote(f.peerKey)} -a -s ${shellQuote(f.serverKey)} -a -s ${shellQuote(f.clientKey)}`,
-    {sudo: true},
-  )
-  if (listing.code !== 0) return false
-  const pems = listing.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []
-  if (pems.length !== 4) return false
-  const [caPem, peer, server, client] = pems as [string, string, string, string]
-  if (certificateInfo(caPem).fingerprint !== certificateInfo(ca.certPem).fingerprint) return false
-  const renewBy = Date.now() + settings.certs.renewBeforeDays * 86_400_000
-  for (const [pem, cn, sans] of [
-    [peer, identity.etcdPeer, [name, ip]],
-    [server, identity.etcdServer(name), [name, ip]],
-    [client, identity.serve(name), []],
-  ] as const) {
-    const info = certificateInfo(pem)
-    if (info.commonName !== cn || !sans.every((s) => info.sans.includes(s)) || Date.parse(info.notAfter) < renewBy) return false
-    if (!(await issuedBy(ca, pem))) return false
-  }
-  return true
 }
