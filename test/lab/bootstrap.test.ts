@@ -317,6 +317,19 @@ describe('bootstrap from bare machines', {concurrency: false}, () => {
     assert.match(human.stdout, /No changes/)
   })
 
+  it('a re-run restarts serve where it runs a release older than the one switched to, and nowhere else', async () => {
+    // As a crash between the switch and the restart leaves it (or a re-run with a new build): s2's
+    // `current` link changed after its serve started.
+    const servePid = (n: string) => inNode(n, `systemctl show -p MainPID --value ${settings.serveUnit.name}`).trim()
+    const before = Object.fromEntries(CORE.map((n) => [n, servePid(n)]))
+    inNode('s2', 'touch -h /opt/xcluster/current')
+    const run = ok(await bootstrap(...specArgs(), '--json'), 'bootstrap again').json<{run: RunSummary}>().run
+    assert.deepEqual(run.plan, {s2: [`restart ${settings.serveUnit.name} (it runs the release before the one switched to)`]})
+    assert.notEqual(servePid('s2'), before.s2, "s2's serve was restarted")
+    assert.deepEqual([servePid('s1'), servePid('s3')], [before.s1, before.s3], 'the others were left running')
+    assert.equal(inNode('s2', `systemctl is-active ${settings.serveUnit.name}`).trim(), 'active')
+  })
+
   it(
     "s4, c1 and f1 get typed addresses from the cluster's DHCP leader and enlist their host keys with it; s4 and c1 are added with those keys pinned, f1 by the cluster itself (autoProvision)",
     {timeout: 400_000},

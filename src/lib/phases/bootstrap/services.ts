@@ -9,18 +9,20 @@ import {shellQuote, type SshHost} from '../../ssh/index.js'
 import type {Phase} from '../../tasks/phase.js'
 import type {NodeHost} from '../context.js'
 import {ensureFile} from '../ensure-file.js'
+import {unitsStartedBefore} from '../unit-age.js'
+import {installLayout} from '../../release/layout.js'
 import {coreHosts, corePart} from './hosts.js'
 
 /**
  * Makes a systemd unit enabled and running, restarting it when its configuration changed in this
  * run (or starting it when it is not running); a unit already as wanted is left alone.
  */
-async function ensureUnit(ctx: BootstrapContext, host: NodeHost, ssh: SshHost, unit: string, changed: boolean): Promise<void> {
+async function ensureUnit(ctx: BootstrapContext, host: NodeHost, ssh: SshHost, unit: string, changed: boolean, why = 'its configuration changed'): Promise<void> {
   const enabled = (await ssh.systemctl('is-enabled', unit)).stdout.trim() === 'enabled'
   const active = (await ssh.systemctl('is-active', unit)).stdout.trim() === 'active'
   if (!enabled) await ctx.wet(host, `enable ${unit}`, () => ssh.run(`systemctl enable ${unit}`, {sudo: true}))
   if (!active) await ctx.wet(host, `start ${unit}`, () => ssh.run(`systemctl start ${unit}`, {sudo: true}))
-  else if (changed) await ctx.wet(host, `restart ${unit} (its configuration changed)`, () => ssh.run(`systemctl restart ${unit}`, {sudo: true}))
+  else if (changed) await ctx.wet(host, `restart ${unit} (${why})`, () => ssh.run(`systemctl restart ${unit}`, {sudo: true}))
 }
 
 /** Writes a unit file; reloads systemd when it changed. Returns whether it changed. */
@@ -56,7 +58,10 @@ export const serveUnitPhase: Phase<NodeHost, BootstrapContext> = {
     })
     const envChanged = await ensureFile(ctx, host, ssh, {path: settings.serveUnit.envFile, content: env, mode: 0o640})
     const unitChanged = await ensureUnitFile(ctx, host, ssh, settings.serveUnit.name, renderServeUnit())
-    await ensureUnit(ctx, host, ssh, settings.serveUnit.name, envChanged || unitChanged)
+    // A release switched since serve started (a re-run with a new build) leaves it running the old one.
+    const oldRelease = (await unitsStartedBefore(ssh, installLayout().current, [settings.serveUnit.name])).length > 0
+    const why = envChanged || unitChanged ? 'its configuration changed' : 'it runs the release before the one switched to'
+    await ensureUnit(ctx, host, ssh, settings.serveUnit.name, envChanged || unitChanged || oldRelease, why)
   },
 }
 
