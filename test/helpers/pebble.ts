@@ -22,6 +22,8 @@ export interface PebbleOptions {
   httpPort: number
   /** Issued certificates' validity in seconds (Pebble's certificateValidityPeriod; default its own, years). */
   validitySeconds?: number
+  /** How often (percent) a new order reuses a valid authorization instead of validating again (PEBBLE_AUTHZREUSE; Pebble's default 50). */
+  authzReusePercent?: number
 }
 
 export interface Pebble {
@@ -113,7 +115,10 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   writeFileSync(join(dir, 'pebble.json'), JSON.stringify(config))
   assert.equal(process.env.PEBBLE_VA_ALWAYS_VALID, undefined, 'validation is real')
   // No artificial validation delays; validation itself is real.
-  start('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${ports.dns}`], {PEBBLE_VA_NOSLEEP: '1'})
+  start('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${ports.dns}`], {
+    PEBBLE_VA_NOSLEEP: '1',
+    ...(options.authzReusePercent === undefined ? {} : {PEBBLE_AUTHZREUSE: String(options.authzReusePercent)}),
+  })
 
   const get = (url: string): Promise<{status: number; body: string}> =>
     new Promise((resolve, reject) => {
