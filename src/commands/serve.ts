@@ -8,7 +8,7 @@ import {nodeTlsFiles} from '../lib/certs/paths.js'
 import {usageError} from '../lib/errors.js'
 import {healthApiTls, parseListenAddress} from '../lib/health/http-api.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
-import {settings} from '../lib/settings.js'
+import {env, settings} from '../lib/settings.js'
 
 export default class Serve extends EtcdCommand<typeof Serve> {
   static summary = "Run this node's xcluster daemons: leader election for singleton services, the DHCP/PXE server and the health API."
@@ -20,7 +20,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does.
+--certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate as it falls due (30 days before its end, or the last third of a short-lived one's life), the cluster CA's as cert renew does and an ACME CA's as cert acme renew does (its challenges answered by serve --acme-http; a failed order is tried again after ${settings.certs.keeperRetryMs / 60_000} min, then twice as long each time up to ${settings.certs.keeperAcmeRetryMaxMs / 3_600_000} h), and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does.
 
 --acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
 
@@ -55,6 +55,11 @@ Events are logged to stderr as JSON lines.`
       summary: `Renew certificates and the CRL as they fall due while this node leads the certs election (reads the cluster secret, ${nodeTlsFiles.secret}).`,
     }),
     'secret-file': Flags.file({summary: `The cluster secret for --provision and --certs (default ${nodeTlsFiles.secret}).`, exists: true}),
+    'acme-ca-file': Flags.file({
+      summary: "With --certs: also trust this CA (PEM) for ACME directories' HTTPS when renewing, as cert acme renew --ca-file (a test CA's).",
+      env: env.acmeCaFile,
+      exists: true,
+    }),
     http: Flags.string({summary: 'Serve the read-only health API, Prometheus /metrics and the web dashboard on this address (HOST:PORT, [IPv6]:PORT or :PORT).'}),
     'acme-http': Flags.string({summary: 'Answer ACME HTTP-01 challenges from etcd on this address (HOST:PORT, [IPv6]:PORT or :PORT), for cert acme issue.'}),
     'http-cert': Flags.file({summary: "The health API's TLS certificate (PEM; default on a core node: its server certificate).", exists: true, dependsOn: ['http', 'http-key']}),
@@ -83,7 +88,15 @@ Events are logged to stderr as JSON lines.`
         elect,
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
         ...(provision ? {provision: {secretPath, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
-        ...(certs ? {certs: {secretPath, ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {})}} : {}),
+        ...(certs
+          ? {
+              certs: {
+                secretPath,
+                ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {}),
+                ...(this.flags['acme-ca-file'] ? {acmeCaFile: this.flags['acme-ca-file']} : {}),
+              },
+            }
+          : {}),
         ...(http ? {http} : {}),
         ...(acmeHttp ? {acmeHttp} : {}),
       },

@@ -392,6 +392,13 @@ export const settings = {
     /** A renewal that failed is tried again after this; the keeper never sleeps longer than the second. */
     keeperRetryMs: 60_000,
     keeperMaxSleepMs: 3_600_000,
+    /**
+     * A failed ACME renewal waits keeperRetryMs, doubling per failure up to this, before its next
+     * order: Let's Encrypt allows 5 failed validations per account and name an hour (and few
+     * orders), so retrying every minute would lock the account out until long after the cause
+     * (DNS, a frontend down) is fixed. Days of margin remain: renewal starts 30 days before the end.
+     */
+    keeperAcmeRetryMaxMs: 3_600_000,
     /** A root client certificate is minted for one RBAC run and never stored: an hour is plenty. */
     rootClientDays: 1 / 24,
     /** notBefore is backdated this much so a node whose clock lags a little still accepts a new certificate. */
@@ -609,5 +616,7 @@ export const env = {
   /** Where --native keeps the admin host's services (default settings.adminServices.stateDir). */
   adminStateDir: 'XCLUSTER_ADMIN_STATE_DIR',
   pkiDir: 'XCLUSTER_PKI_DIR',
+  /** A CA (PEM) to trust for ACME directories beside the system's (a test CA's): cert acme --ca-file, serve --acme-ca-file. */
+  acmeCaFile: 'XCLUSTER_ACME_CA_FILE',
   cacheDir: 'XCLUSTER_CACHE_DIR',
 } as const

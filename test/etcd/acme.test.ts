@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {request as httpRequest, type IncomingMessage} from 'node:http'
-import {request as httpsRequest} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -28,7 +27,7 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster, type CliResult} from '../helpers/cli.js'
 import {specBase} from '../helpers/election-harness.js'
 import {freePort, startEtcd, type TestEtcd} from '../helpers/etcd.js'
-import {requireTool} from '../helpers/tools.js'
+import {startPebble, type Pebble} from '../helpers/pebble.js'
 
 const DOMAINS = ['app.xcluster.test', 'www.xcluster.test']
 const EMAIL = 'ops@xcluster.test'
@@ -38,13 +37,13 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
   let store: EtcdStore
   let dir: string
   let secret: ClusterSecret
-  const ports = {dns: 0, acme: 0, management: 0, challtestManagement: 0, http01: 0, tlsAlpn: 0}
-  const children: ChildProcess[] = []
+  const ports = {http01: 0}
+  let pebble: Pebble | undefined
   let serve: ChildProcess | undefined
   let serveLog = ''
   const outputs: string[] = []
-  const directory = () => `https://127.0.0.1:${ports.acme}/dir`
-  const tlsCa = () => join(dir, 'tls-ca.crt')
+  const directory = () => pebble!.directory
+  const tlsCa = () => pebble!.tlsCaFile
   const cli = async (...args: string[]): Promise<CliResult> => {
     const r = await xcluster([...args, '--etcd', etcd.endpoint], {env: {XCLUSTER_PKI_DIR: join(dir, 'pki')}})
     outputs.push(r.stdout, r.stderr)
@@ -58,7 +57,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     return res.kvs.map((kv) => `${kv.key.toString()}=${kv.value.toString()}@${kv.mod_revision}`)
   }
   const challengeKeys = async () => Object.keys(await store.snapshot()).filter((k) => k.startsWith(store.keys.acmeChallengesPrefix()))
-  /** GET over HTTPS trusting only the test CA (Pebble's API), or plain HTTP (the responder). */
+  /** GET over plain HTTP (the responder). */
   const get = (url: string): Promise<{status: number; body: string}> =>
     new Promise((resolve, reject) => {
       const done = (res: IncomingMessage) => {
@@ -66,7 +65,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
         res.on('data', (d) => (body += d))
         res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
       }
-      const req = url.startsWith('https:') ? httpsRequest(url, {ca: readFileSync(tlsCa())}, done) : httpRequest(url, done)
+      const req = httpRequest(url, done)
       req.on('error', reject)
       req.setTimeout(2000, () => req.destroy(new Error(`timeout: ${url}`)))
       req.end()
@@ -79,22 +78,8 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  const start = (command: string, args: string[], env: Record<string, string> = {}) => {
-    const child = spawn(command, args, {cwd: dir, env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-    let log = ''
-    child.stdout!.on('data', (d) => (log += d))
-    child.stderr!.on('data', (d) => (log += d))
-    child.on('exit', (code) => {
-      if (code !== null && code !== 0 && !child.killed) process.stderr.write(`${command} exited ${code}:\n${log}\n`)
-    })
-    children.push(child)
-    return child
-  }
 
   before(async () => {
-    requireTool('openssl', 'openssl')
-    requireTool('pebble', 'pebble')
-    requireTool('pebble-challtestsrv', 'pebble')
     dir = mkdtempSync(join(tmpdir(), 'xct-acme-'))
     for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort()
     etcd = await startEtcd()
@@ -107,69 +92,12 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     const applied = await cli('config', 'apply', '-f', join(dir, 'spec.yaml'), '--yes')
     assert.equal(applied.code, 0, applied.stderr)
 
-    // Pebble's HTTPS (API and management): a test CA of our own and a certificate for 127.0.0.1.
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-    openssl('req', '-x509', ...ec, '-keyout', join(dir, 'tls-ca.key'), '-out', tlsCa(), '-days', '1', '-subj', '/CN=xcluster test Pebble TLS CA')
-    openssl('req', ...ec, '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.csr'), '-subj', '/CN=localhost')
-    writeFileSync(join(dir, 'tls.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      join(dir, 'tls.csr'),
-      '-CA',
-      tlsCa(),
-      '-CAkey',
-      join(dir, 'tls-ca.key'),
-      '-CAcreateserial',
-      '-out',
-      join(dir, 'tls.crt'),
-      '-days',
-      '1',
-      '-extfile',
-      join(dir, 'tls.ext'),
-    )
-
-    // DNS on loopback only, every name 127.0.0.1, no AAAA; its challenge servers off.
-    start('pebble-challtestsrv', [
-      '-defaultIPv4',
-      '127.0.0.1',
-      '-defaultIPv6',
-      '',
-      '-dns01',
-      `127.0.0.1:${ports.dns}`,
-      '-http01',
-      '',
-      '-https01',
-      '',
-      '-tlsalpn01',
-      '',
-      '-management',
-      `127.0.0.1:${ports.challtestManagement}`,
-    ])
-    const config = {
-      pebble: {
-        listenAddress: `127.0.0.1:${ports.acme}`,
-        managementListenAddress: `127.0.0.1:${ports.management}`,
-        certificate: join(dir, 'tls.crt'),
-        privateKey: join(dir, 'tls.key'),
-        // Where Pebble's VA fetches HTTP-01 tokens: the address DNS gave, this port (the responder's).
-        httpPort: ports.http01,
-        tlsPort: ports.tlsAlpn,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-      },
-    }
-    writeFileSync(join(dir, 'pebble.json'), JSON.stringify(config))
-    // No artificial validation delays; validation itself is real (PEBBLE_VA_ALWAYS_VALID is not set).
-    const env = {PEBBLE_VA_NOSLEEP: '1'}
-    assert.equal(process.env.PEBBLE_VA_ALWAYS_VALID, undefined)
-    start('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${ports.dns}`], env)
-    await until('Pebble', async () => (await get(directory())).status === 200)
+    pebble = await startPebble({dir, address: '127.0.0.1', httpPort: ports.http01})
   })
 
   after(async () => {
-    for (const child of [serve, ...children]) if (child && child.exitCode === null) child.kill('SIGTERM')
+    if (serve && serve.exitCode === null) serve.kill('SIGTERM')
+    await pebble?.stop()
     await store?.close()
     await etcd?.stop()
     if (dir) rmSync(dir, {recursive: true, force: true})
@@ -218,7 +146,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
     assert.deepEqual(await challengeKeys(), [])
 
     const shown = (await cli('cert', 'show', 'app.xcluster.test', '--json')).json<{certPem: string; chainPem: string}>()
-    const [root, intermediate] = [(await get(`https://127.0.0.1:${ports.management}/roots/0`)).body, (await get(`https://127.0.0.1:${ports.management}/intermediates/0`)).body]
+    const [root, intermediate] = [(await pebble!.management('/roots/0')).body, (await pebble!.management('/intermediates/0')).body]
     writeFileSync(join(dir, 'root.pem'), root)
     writeFileSync(join(dir, 'intermediate.pem'), intermediate)
     writeFileSync(join(dir, 'cert.pem'), shown.certPem)
@@ -253,7 +181,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
       [['app.xcluster.test', 'acme', true]],
     )
     const table = await cli('cert', 'list')
-    assert.match(table.stdout, new RegExp(`^app\\.xcluster\\.test\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\d+\\s+ok\\s+sealed\\s+acme 127\\.0\\.0\\.1:${ports.acme}$`, 'm'))
+    assert.match(table.stdout, new RegExp(`^app\\.xcluster\\.test\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\d+\\s+ok\\s+sealed\\s+acme 127\\.0\\.0\\.1:${new URL(directory()).port}$`, 'm'))
     const again = await issue('api.xcluster.test', '--email', EMAIL, '--directory', directory(), '--ca-file', tlsCa())
     assert.equal(again.code, 0, again.stderr)
     assert.match(again.stdout, /^Issued api\.xcluster\.test by CN=Pebble Intermediate CA \S+ \(serial [0-9a-f]+\) for api\.xcluster\.test, valid until \S+ \(\d+ days\); its key is sealed in etcd\.$/m)
@@ -290,7 +218,7 @@ describe('xcluster cert acme issue: HTTP-01 against a real Pebble, answered from
         /--ca-file/,
       ],
       [
-        ['new.xcluster.test', '--email', EMAIL, '--directory', `https://127.0.0.1:${ports.management}/roots/0`, '--ca-file', tlsCa()],
+        ['new.xcluster.test', '--email', EMAIL, '--directory', `https://127.0.0.1:${pebble!.managementPort}/roots/0`, '--ca-file', tlsCa()],
         3,
         /Error \[ACME_DIRECTORY_INVALID\]: \S+ is not an ACME directory \(HTTP 200, without newNonce, newAccount and newOrder\)/,
         /--directory https:/,

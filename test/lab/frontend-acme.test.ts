@@ -10,9 +10,8 @@
  * answer.
  */
 import assert from 'node:assert/strict'
-import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {request as httpsRequest} from 'node:https'
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -21,34 +20,26 @@ import type {AcmeIssueResult} from '../../src/lib/certs/acme.js'
 import type {StoredCertificate} from '../../src/lib/certs/store.js'
 import {leasedAddress} from '../../src/lib/dhcp/leases.js'
 import type {NodeRecord} from '../../src/lib/nodes/record.js'
-import {freePort} from '../helpers/etcd.js'
 import {admin, clusterStore, lab, ok, waitUntil} from '../helpers/lab.js'
-import {requireTool} from '../helpers/tools.js'
+import {startPebble, type Pebble} from '../helpers/pebble.js'
 
 const state = lab()
 const store = clusterStore(state)
 const DOMAIN = 'shop.lab.test'
 const PORT = 9443
-const ports = {dns: 0, acme: 0, management: 0, challtestManagement: 0, tlsAlpn: 0}
-const children: ChildProcess[] = []
+let pebble: Pebble | undefined
 let dir: string
 let f1: string
 
-const directory = () => `https://127.0.0.1:${ports.acme}/dir`
-const tlsCa = () => join(dir, 'tls-ca.crt')
-const openssl = (...args: string[]) => execFileSync('openssl', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+const directory = () => pebble!.directory
+const tlsCa = () => pebble!.tlsCaFile
 
-/** Pebble's management API (HTTPS, trusting only the test CA made for it). */
-const management = (path: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const req = httpsRequest(`https://127.0.0.1:${ports.management}${path}`, {ca: readFileSync(tlsCa())}, (res) => {
-      let body = ''
-      res.on('data', (d) => (body += d))
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${path}: ${res.statusCode}`))))
-    })
-    req.on('error', reject)
-    req.end()
-  })
+/** Pebble's management API (HTTPS, trusting only the test CA made for it): the body of a 200. */
+async function management(path: string): Promise<string> {
+  const r = await pebble!.management(path)
+  if (r.status !== 200) throw new Error(`${path}: ${r.status}`)
+  return r.body
+}
 
 /** What f1 presents on the endpoint's port, verified against Pebble's root only: its serial. */
 function served(): string | undefined {
@@ -62,87 +53,22 @@ function served(): string | undefined {
 
 const record = async () => (await store.getJson<StoredCertificate>(store.keys.issuedCert(DOMAIN)))?.value
 
-function start(command: string, args: string[], env: Record<string, string> = {}): void {
-  const child = spawn(command, args, {cwd: dir, env: {...process.env, ...env}, stdio: ['ignore', 'ignore', 'ignore']})
-  children.push(child)
-}
-
 describe('ACME in the lab: Pebble validates through f1’s nginx and the core nodes’ responder; f1 serves what it issued', {concurrency: false}, () => {
   before(async () => {
-    requireTool('pebble', 'pebble')
-    requireTool('pebble-challtestsrv', 'pebble')
     dir = mkdtempSync(join(tmpdir(), 'xct-lab-acme-'))
     const node = (await store.getJson<NodeRecord>(store.keys.node('f1')))!.value
     assert.equal(node.state, 'ready', 'f1 is a ready frontend')
     f1 = (await leasedAddress(store, node.mac))!
-    for (const name of Object.keys(ports) as (keyof typeof ports)[]) ports[name] = await freePort()
     // The site (port 80 passing ACME challenges to the admin VIP) on f1, before any endpoint.
     ok(await admin(['frontend', 'sync']), 'frontend sync')
 
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-    openssl('req', '-x509', ...ec, '-keyout', join(dir, 'tls-ca.key'), '-out', tlsCa(), '-days', '1', '-subj', '/CN=xcluster lab Pebble TLS CA')
-    openssl('req', ...ec, '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.csr'), '-subj', '/CN=localhost')
-    writeFileSync(join(dir, 'tls.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      join(dir, 'tls.csr'),
-      '-CA',
-      tlsCa(),
-      '-CAkey',
-      join(dir, 'tls-ca.key'),
-      '-CAcreateserial',
-      '-out',
-      join(dir, 'tls.crt'),
-      '-days',
-      '1',
-      '-extfile',
-      join(dir, 'tls.ext'),
-    )
-    // Every name resolves to f1; the test server's own challenge listeners off.
-    start('pebble-challtestsrv', [
-      '-defaultIPv4',
-      f1,
-      '-defaultIPv6',
-      '',
-      '-dns01',
-      `127.0.0.1:${ports.dns}`,
-      '-http01',
-      '',
-      '-https01',
-      '',
-      '-tlsalpn01',
-      '',
-      '-management',
-      `127.0.0.1:${ports.challtestManagement}`,
-    ])
-    const config = {
-      pebble: {
-        listenAddress: `127.0.0.1:${ports.acme}`,
-        managementListenAddress: `127.0.0.1:${ports.management}`,
-        certificate: join(dir, 'tls.crt'),
-        privateKey: join(dir, 'tls.key'),
-        // HTTP-01 at port 80 of the address DNS gave: f1's nginx.
-        httpPort: 80,
-        tlsPort: ports.tlsAlpn,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-      },
-    }
-    writeFileSync(join(dir, 'pebble.json'), JSON.stringify(config))
-    assert.equal(process.env.PEBBLE_VA_ALWAYS_VALID, undefined, 'validation is real')
-    start('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${ports.dns}`], {PEBBLE_VA_NOSLEEP: '1'})
-    await waitUntil(
-      async () => (await management('/roots/0').catch(() => '')).includes('BEGIN CERTIFICATE'),
-      20_000,
-      () => 'Pebble did not start',
-    )
+    // Every name resolves to f1; HTTP-01 at port 80 of f1: its nginx.
+    pebble = await startPebble({dir, address: f1, httpPort: 80})
     writeFileSync(join(dir, 'root.pem'), await management('/roots/0'))
   })
 
   after(async () => {
-    for (const child of children) child.kill('SIGTERM')
+    await pebble?.stop()
     await admin(['frontend', 'unexpose', 'shop', '--yes']).catch(() => undefined)
     await store.close()
     if (dir) rmSync(dir, {recursive: true, force: true})

@@ -5,8 +5,10 @@ import {describe, it} from 'node:test'
 import {createCa, issueCertificate} from '../../src/lib/certs/authority.js'
 import {signCrl} from '../../src/lib/certs/crl.js'
 import {DAY_MS, expiryStatus, renewalDue} from '../../src/lib/certs/expiry.js'
+import {acmeRetryDelayMs} from '../../src/lib/certs/keeper.js'
 import {parseThreshold} from '../../src/lib/certs/renewal.js'
 import {x509} from '../../src/lib/certs/x509.js'
+import {settings} from '../../src/lib/settings.js'
 import {certificateChecks, type CertificateState} from '../../src/lib/health/certs.js'
 
 const NOW = Date.parse('2027-01-01T00:00:00Z')
@@ -14,6 +16,14 @@ const NOW = Date.parse('2027-01-01T00:00:00Z')
 const validity = (life: number, left: number) => ({notBefore: new Date(NOW + (left - life) * DAY_MS).toISOString(), notAfter: new Date(NOW + left * DAY_MS).toISOString()})
 
 describe('certificate expiry', () => {
+  it('a failed ACME renewal waits keeperRetryMs, then twice as long each time, never more than an hour', () => {
+    assert.equal(settings.certs.keeperRetryMs, 60_000)
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 8, 50].map((failures) => acmeRetryDelayMs(failures) / 60_000),
+      [1, 2, 4, 8, 16, 32, 60, 60, 60],
+    )
+  })
+
   it('a year-long certificate: due and warned under 30 days, failed under 7, failed once expired', () => {
     assert.deepEqual(
       [40, 29, 8, 6.9, -1].map((left) => [renewalDue(validity(365, left), NOW), expiryStatus(validity(365, left), NOW)]),

@@ -19,7 +19,7 @@ import {rootCertificates} from 'node:tls'
 import * as acme from 'acme-client'
 
 import {preconditionError, usageError, XclusterError} from '../errors.js'
-import type {EtcdStore, Versioned} from '../etcd/store.js'
+import type {EtcdStore, Transaction, Versioned} from '../etcd/store.js'
 import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import {certificateInfo, type IssuedCertificate} from './authority.js'
@@ -150,6 +150,12 @@ export interface AcmeRenewRequest {
   name: string
   caFile?: string
   secretFile?: string
+  /** Renew only the record read at this revision (the one the certs leader found due): CERT_CHANGED before any order otherwise. */
+  expectedRevision?: string
+  /** The certs leader's fencing compare (src/lib/election/fence.ts): the record is replaced only while it leads. */
+  fence?: (txn: Transaction) => void
+  /** Who renewed it (the certs leader: its node and token), kept on the record. */
+  renewedBy?: {node: string; token: string}
 }
 
 /**
@@ -168,6 +174,10 @@ export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewR
       `The certificate "${request.name}" was issued by the cluster CA, not an ACME CA.`,
       `Issue a new one from the cluster CA under another name: ${commandLine(['cert', 'issue', '--help'])}`,
     )
+  }
+  // Another renewal got there first: ordering again would only spend the CA's rate limits.
+  if (request.expectedRevision !== undefined && existing.modRevision !== request.expectedRevision) {
+    throw preconditionError('CERT_CHANGED', `The certificate "${request.name}" changed before it was renewed.`, `See it now: ${commandLine(['cert', 'show', request.name])}`)
   }
   const directory = source.directory
   const trust = request.caFile === undefined ? undefined : readTrust(request.caFile)
@@ -189,6 +199,8 @@ export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewR
     secretFile: request.secretFile,
     account,
     replacing: existing.modRevision,
+    ...(request.fence ? {fence: request.fence} : {}),
+    ...(request.renewedBy ? {renewedBy: request.renewedBy} : {}),
   })
   return {name: request.name, domains: sans, directory, dryRun: false, plan, ...obtained}
 }
@@ -200,7 +212,18 @@ export async function renewAcmeCertificate(store: EtcdStore, request: AcmeRenewR
  */
 async function obtainAndRecord(
   store: EtcdStore,
-  o: {name: string; domains: string[]; email: string; directory: string; trust?: string; secretFile?: string; account?: Versioned<StoredAcmeAccount>; replacing?: string},
+  o: {
+    name: string
+    domains: string[]
+    email: string
+    directory: string
+    trust?: string
+    secretFile?: string
+    account?: Versioned<StoredAcmeAccount>
+    replacing?: string
+    fence?: (txn: Transaction) => void
+    renewedBy?: {node: string; token: string}
+  },
 ): Promise<Pick<AcmeIssueResult, 'account' | 'certificate'>> {
   const {directory, domains, email, account: stored} = o
   const accountKey = store.keys.acmeAccount(acmeAccountId(directory))
@@ -249,6 +272,8 @@ async function obtainAndRecord(
     keepKey: true,
     // A renewal replaces the record only if it is still the one read before the order (its revision: `replacing`).
     ...(o.replacing === undefined ? {} : {replace: true, expectedRevision: o.replacing}),
+    ...(o.fence ? {fence: o.fence} : {}),
+    ...(o.renewedBy ? {renewedBy: o.renewedBy} : {}),
     source: {kind: 'acme', directory, account: accountUrl},
     chainPem: intermediates.map((p) => `${p.trimEnd()}\n`).join(''),
   })

@@ -1,8 +1,11 @@
 /**
  * The elected `certs` service of `xcluster serve --certs` on the core nodes: while it leads, it
- * renews every certificate whose renewal is due (src/lib/certs/expiry.ts) and signs a fresh CRL
- * past half its life, each write one transaction fenced by its token, so a deposed leader (paused,
- * partitioned) can renew nothing even if it wakes up believing it still leads.
+ * renews every certificate whose renewal is due (src/lib/certs/expiry.ts), the cluster CA's as
+ * `cert renew` does and an ACME CA's as `cert acme renew` does (a new order, its challenges
+ * answered from etcd by serve --acme-http), and signs a fresh CRL past half its life, each write
+ * one transaction fenced by its token, so a deposed leader (paused, partitioned) can renew nothing
+ * even if it wakes up believing it still leads. A failed ACME order is retried later and later
+ * (settings.certs.keeperAcmeRetryMaxMs says why).
  *
  * With the cluster's SSH key it also keeps the frontends in step: after a renewal, an endpoint's
  * change or its own election, it runs `frontend sync` (which changes only what differs).
@@ -14,15 +17,17 @@ import {settlesWithin} from '../clock.js'
 import {leaderFence} from '../election/fence.js'
 import {XclusterError} from '../errors.js'
 import {syncFrontends} from '../frontend/sync.js'
-import type {EtcdStore} from '../etcd/store.js'
+import type {EtcdStore, Transaction, Versioned} from '../etcd/store.js'
 import type {PrefixWatch} from '../etcd/watch.js'
 import {settings} from '../settings.js'
+import {renewAcmeCertificate} from './acme.js'
+import type {CertificateAuthority} from './authority.js'
 import {DAY_MS, renewalAt} from './expiry.js'
 import {MintedAdmin} from './minted-admin.js'
 import {renewStoredCertificate} from './renewal.js'
 import {readCrl, refreshCrl} from './revocation.js'
 import {readClusterSecret} from './secret.js'
-import {loadCa, type StoredCertificate} from './store.js'
+import {loadCa, type StoredCertificate, type StoredCertificateSummary} from './store.js'
 
 export interface CertKeeperOptions {
   /** The cluster as this node's serve identity: it reads; certificates are written as the operator. */
@@ -35,6 +40,18 @@ export interface CertKeeperOptions {
   adminStore?: () => Promise<EtcdStore>
   /** The cluster's SSH key (core nodes): with it, the frontends get what changed (frontend sync). */
   sshKeyPath?: string
+  /** A CA (PEM) to trust for ACME directories' HTTPS beside the system's, as cert acme renew's --ca-file (a test CA). */
+  acmeCaFile?: string
+}
+
+/** A failed ACME renewal's wait before the next order: keeperRetryMs, doubling per failure, up to keeperAcmeRetryMaxMs. */
+export const acmeRetryDelayMs = (failures: number): number => Math.min(settings.certs.keeperRetryMs * 2 ** Math.max(0, failures - 1), settings.certs.keeperAcmeRetryMaxMs)
+
+/** An ACME certificate whose renewal failed: how often, and when to order again, for the record as it was then. */
+interface AcmeFailure {
+  modRevision: string
+  failures: number
+  retryAt: number
 }
 
 export class CertKeeper {
@@ -47,6 +64,8 @@ export class CertKeeper {
   /** The frontends may lag etcd: a certificate they serve was renewed, or an endpoint changed. */
   private syncPending = false
   private readonly admin: MintedAdmin
+  /** By certificate name; forgotten once the record changes (renewed by anyone) or a renewal succeeds. */
+  private readonly acmeFailures = new Map<string, AcmeFailure>()
 
   constructor(private readonly options: CertKeeperOptions) {
     this.admin = new MintedAdmin(options.store, options.secretPath)
@@ -63,7 +82,12 @@ export class CertKeeper {
       wake()
     }
     // A certificate replaced by anyone (cert renew, cert acme renew) may be one a frontend serves.
-    const certChanged = (key: string) => (key.startsWith(store.keys.issuedCertsPrefix()) ? changed() : wake())
+    // ACME challenges (written and deleted by every order, its own too) change nothing it keeps.
+    const certChanged = (key: string) => {
+      if (key.startsWith(store.keys.acmeChallengesPrefix())) return
+      if (key.startsWith(store.keys.issuedCertsPrefix())) changed()
+      else wake()
+    }
     this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: (kv) => certChanged(kv.key), onDelete: certChanged, onReset: changed})
     this.frontendWatch = store.watchPrefix(store.keys.frontendsPrefix(), {onPut: changed, onDelete: changed, onReset: changed})
     this.schedule(0)
@@ -118,25 +142,39 @@ export class CertKeeper {
     const {store, node, log} = this.options
     const fence = leaderFence(store.keys, settings.certs.keeperService, token)
     const now = Date.now()
-    // The cluster CA's own certificates: an ACME one is renewed at its CA (cert acme renew).
-    const certs = (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).filter((c) => !c.value.revoked && c.value.sealedKey && !c.value.source)
-    const due = certs.filter((c) => renewalAt(c.value) <= now)
+    const certs = (await store.listJson<StoredCertificate>(store.keys.issuedCertsPrefix())).filter((c) => !c.value.revoked && c.value.sealedKey)
+    for (const [name, failure] of this.acmeFailures) if (certs.find((c) => c.value.name === name)?.modRevision !== failure.modRevision) this.acmeFailures.delete(name)
+    // Each one's time, computed once: when due, or for a failed ACME one not before its retry.
+    const scheduled = certs.map((cert) => ({cert, at: Math.max(renewalAt(cert.value), this.acmeFailures.get(cert.value.name)?.retryAt ?? 0)}))
+    const due = scheduled.filter((s) => s.at <= now).map((s) => s.cert)
     const crl = await readCrl(store)
     const crlAt = crl ? Date.parse(crl.nextUpdate) - (settings.certs.crlDays * DAY_MS) / 2 : Number.POSITIVE_INFINITY
-    let next = Math.min(crlAt <= now ? Number.POSITIVE_INFINITY : crlAt, ...certs.filter((c) => renewalAt(c.value) > now).map((c) => renewalAt(c.value)))
+    let next = Math.min(crlAt <= now ? Number.POSITIVE_INFINITY : crlAt, ...scheduled.filter((s) => s.at > now).map((s) => s.at))
     if (due.length === 0 && crlAt > now) return this.syncPending ? Math.min(next, await this.syncFrontends(token)) : next
     const admin = await (this.options.adminStore ?? (() => this.admin.store()))()
     const secret = readClusterSecret(this.options.secretPath)
-    const ca = await loadCa(store, secret)
+    // The cluster CA's key is opened only when one of its certificates is due.
+    let ca: CertificateAuthority | undefined
+    const clusterCa = async () => (ca ??= await loadCa(store, secret))
     for (const cert of due) {
       if (this.token !== token) break
+      const {name, serial: oldSerial, source} = cert.value
       try {
-        const renewed = await renewStoredCertificate(admin, cert, ca, secret, {fence, renewedBy: {node, token}})
-        log('cert-renewed', {name: cert.value.name, oldSerial: cert.value.serial, serial: renewed.serial, notAfter: renewed.notAfter, token})
+        const renewed = source ? await this.renewFromAcme(admin, cert, fence, token) : await renewStoredCertificate(admin, cert, await clusterCa(), secret, {fence, renewedBy: {node, token}})
+        log('cert-renewed', {name, oldSerial, serial: renewed.serial, notAfter: renewed.notAfter, token, ...(source ? {directory: source.directory} : {})})
         this.syncPending = this.options.sshKeyPath !== undefined
       } catch (err) {
-        log('cert-renew-refused', {name: cert.value.name, token, error: String((err as Error)?.message ?? err)})
-        next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
+        const error = String((err as Error)?.message ?? err)
+        if (!source) {
+          log('cert-renew-refused', {name, token, error})
+          next = Math.min(next, Date.now() + settings.certs.keeperRetryMs)
+          continue
+        }
+        const failures = (this.acmeFailures.get(name)?.failures ?? 0) + 1
+        const retryAt = Date.now() + acmeRetryDelayMs(failures)
+        this.acmeFailures.set(name, {modRevision: cert.modRevision, failures, retryAt})
+        log('cert-renew-refused', {name, token, error, directory: source.directory, failures, retryAt: new Date(retryAt).toISOString()})
+        next = Math.min(next, retryAt)
       }
     }
     if (crlAt <= now && this.token === token) {
@@ -149,6 +187,25 @@ export class CertKeeper {
       }
     }
     return this.syncPending ? Math.min(next, await this.syncFrontends(token)) : next
+  }
+
+  /**
+   * Orders a new certificate from the ACME CA that issued this one, with its account, as
+   * `cert acme renew` does: replaced only if the record is still the one found due, and only
+   * while this leader leads (the fence); stamped with its node and token.
+   */
+  private async renewFromAcme(admin: EtcdStore, cert: Versioned<StoredCertificate>, fence: (txn: Transaction) => void, token: string): Promise<StoredCertificateSummary> {
+    const {node, secretPath, acmeCaFile} = this.options
+    const renewed = await renewAcmeCertificate(admin, {
+      name: cert.value.name,
+      secretFile: secretPath,
+      ...(acmeCaFile === undefined ? {} : {caFile: acmeCaFile}),
+      expectedRevision: cert.modRevision,
+      fence,
+      renewedBy: {node, token},
+    })
+    this.acmeFailures.delete(cert.value.name)
+    return renewed.certificate!
   }
 
   /**

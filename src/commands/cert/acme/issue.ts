@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {EtcdCommand} from '../../../etcd-command.js'
 import {dryRunFlag} from '../../../flags.js'
 import {issueAcmeCertificate, type AcmeIssueResult} from '../../../lib/certs/acme.js'
-import {settings} from '../../../lib/settings.js'
+import {env, settings} from '../../../lib/settings.js'
 
 export default class CertAcmeIssue extends EtcdCommand<typeof CertAcmeIssue> {
   static summary = 'Obtain a certificate from an ACME CA (Let’s Encrypt by default) over HTTP-01, and record it in etcd with its key sealed.'
@@ -26,7 +26,7 @@ export default class CertAcmeIssue extends EtcdCommand<typeof CertAcmeIssue> {
     email: Flags.string({summary: 'The contact the CA may write to about the account.', required: true}),
     directory: Flags.string({summary: 'The ACME directory URL.', default: settings.certs.acme.directory}),
     name: Flags.string({summary: 'The certificate name in etcd (default: the first DOMAIN).'}),
-    'ca-file': Flags.file({summary: "Also trust this CA (PEM) for the directory's HTTPS, e.g. a test CA's.", exists: true}),
+    'ca-file': Flags.file({summary: "Also trust this CA (PEM) for the directory's HTTPS, e.g. a test CA's.", env: env.acmeCaFile, exists: true}),
     'secret-file': Flags.file({summary: "The cluster secret (default: the admin host's, beside the operator's credentials).", exists: true}),
     ...dryRunFlag,
   }

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {EtcdCommand} from '../../../etcd-command.js'
 import {renewAcmeCertificate, type AcmeIssueResult} from '../../../lib/certs/acme.js'
+import {env} from '../../../lib/settings.js'
 
 export default class CertAcmeRenew extends EtcdCommand<typeof CertAcmeRenew> {
   static summary = 'Obtain a new certificate for a stored ACME certificate (same names, same CA and account) and replace it in etcd.'
@@ -12,7 +13,7 @@ export default class CertAcmeRenew extends EtcdCommand<typeof CertAcmeRenew> {
   ]
   static args = {name: Args.string({description: 'The certificate name in etcd (see cert list).', required: true})}
   static flags = {
-    'ca-file': Flags.file({summary: "Also trust this CA (PEM) for the directory's HTTPS, e.g. a test CA's.", exists: true}),
+    'ca-file': Flags.file({summary: "Also trust this CA (PEM) for the directory's HTTPS, e.g. a test CA's.", env: env.acmeCaFile, exists: true}),
     'secret-file': Flags.file({summary: "The cluster secret (default: the admin host's, beside the operator's credentials).", exists: true}),
   }
 
