@@ -8,7 +8,8 @@ import {nodeTlsFiles} from '../lib/certs/paths.js'
 import {usageError} from '../lib/errors.js'
 import {healthApiTls, parseListenAddress} from '../lib/health/http-api.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
-import {settings} from '../lib/settings.js'
+import {ratholeClientDir} from '../lib/frontend/rathole-clients.js'
+import {env, settings} from '../lib/settings.js'
 
 export default class Serve extends EtcdCommand<typeof Serve> {
   static summary = "Run this node's xcluster daemons: leader election for singleton services, the DHCP/PXE server and the health API."
@@ -20,7 +21,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does.
+--certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate of the cluster CA as it falls due (30 days before its end, or the last third of a short-lived one's life) and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does. While it leads it also keeps one Rathole client config per ready frontend (0600, they hold tokens) in ${settings.frontend.ratholeClientDir} (env ${env.ratholeClientDir}), rendered again when an endpoint or a node changes and removed when it stops leading; nothing runs Rathole yet.
 
 --acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
 
@@ -83,7 +84,7 @@ Events are logged to stderr as JSON lines.`
         elect,
         ...(dhcp ? {dhcp: {interface: this.flags.interface!, address: this.flags.address, unknown: this.flags.unknown as 'discover' | 'ignore'}} : {}),
         ...(provision ? {provision: {secretPath, sshKeyPath: settings.bootstrap.nodeClusterKey}} : {}),
-        ...(certs ? {certs: {secretPath, ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {})}} : {}),
+        ...(certs ? {certs: {secretPath, ratholeClientDir: ratholeClientDir(), ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {})}} : {}),
         ...(http ? {http} : {}),
         ...(acmeHttp ? {acmeHttp} : {}),
       },
