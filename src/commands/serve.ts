@@ -8,6 +8,7 @@ import {nodeTlsFiles} from '../lib/certs/paths.js'
 import {usageError} from '../lib/errors.js'
 import {healthApiTls, parseListenAddress} from '../lib/health/http-api.js'
 import {serve, type ServeResult} from '../lib/serve/daemons.js'
+import {ratholeClientDir} from '../lib/frontend/rathole-clients.js'
 import {env, settings} from '../lib/settings.js'
 
 export default class Serve extends EtcdCommand<typeof Serve> {
@@ -20,7 +21,7 @@ export default class Serve extends EtcdCommand<typeof Serve> {
 
 --provision (core nodes: it needs the cluster secret and SSH key) campaigns for the provision service: when the spec says autoProvision: true, the leader provisions every registered node that has enlisted, as node add would, with its enlisted host keys pinned.
 
---certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate as it falls due (30 days before its end, or the last third of a short-lived one's life), the cluster CA's as cert renew does and an ACME CA's as cert acme renew does (its challenges answered by serve --acme-http; a failed order is tried again after ${settings.certs.keeperRetryMs / 60_000} min, then twice as long each time up to ${settings.certs.keeperAcmeRetryMaxMs / 3_600_000} h), and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does.
+--certs (core nodes: it needs the cluster secret) campaigns for the certs service: the leader renews each certificate as it falls due (30 days before its end, or the last third of a short-lived one's life), the cluster CA's as cert renew does and an ACME CA's as cert acme renew does (its challenges answered by serve --acme-http; a failed order is tried again after ${settings.certs.keeperRetryMs / 60_000} min, then twice as long each time up to ${settings.certs.keeperAcmeRetryMaxMs / 3_600_000} h), and signs a fresh CRL past half its life, every write fenced by its token; with the cluster's SSH key (${settings.bootstrap.nodeClusterKey}) it then puts what changed on the frontends, as frontend sync does. While it leads it also keeps one Rathole client config per ready frontend (0600, they hold tokens) in ${settings.frontend.ratholeClientDir} (env ${env.ratholeClientDir}), rendered again when an endpoint or a node changes and removed when it stops leading; nothing runs Rathole yet.
 
 --acme-http ADDR answers ACME HTTP-01 challenges (GET /.well-known/acme-challenge/TOKEN) from etcd, for xcluster cert acme issue: the nginx site of each frontend (xcluster frontend render) proxies that path to 127.0.0.1:${settings.frontend.acmePort}, so with --acme-http 127.0.0.1:${settings.frontend.acmePort} there, whichever frontend the CA reaches answers. Plain HTTP, as HTTP-01 is.
 
@@ -92,6 +93,7 @@ Events are logged to stderr as JSON lines.`
           ? {
               certs: {
                 secretPath,
+                ratholeClientDir: ratholeClientDir(),
                 ...(existsSync(settings.bootstrap.nodeClusterKey) ? {sshKeyPath: settings.bootstrap.nodeClusterKey} : {}),
                 ...(this.flags['acme-ca-file'] ? {acmeCaFile: this.flags['acme-ca-file']} : {}),
               },

@@ -597,6 +597,11 @@ export const settings = {
     /** Where `frontend sync` puts the rendered site (Debian's nginx.conf includes conf.d/*.conf) and the Rathole server's config. */
     nginxSite: '/etc/nginx/conf.d/xcluster-frontends.conf',
     ratholeServerConfig: '/etc/xcluster/frontend/rathole-server.toml',
+    /**
+     * Where the core node leading `certs` keeps one Rathole client config per serving frontend
+     * (src/lib/frontend/rathole-clients.ts); env XCLUSTER_RATHOLE_CLIENT_DIR overrides it.
+     */
+    ratholeClientDir: '/etc/xcluster/frontend/clients',
     /** nginx -t, with the new files in place, gets this long before they are put back. */
     nginxTestTimeoutMs: 30_000,
   },
@@ -613,6 +618,8 @@ export const env = {
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
   runDir: 'XCLUSTER_RUN_DIR',
+  /** Where serve --certs, while it leads, writes the Rathole clients' configs (default settings.frontend.ratholeClientDir). */
+  ratholeClientDir: 'XCLUSTER_RATHOLE_CLIENT_DIR',
   /** Where --native keeps the admin host's services (default settings.adminServices.stateDir). */
   adminStateDir: 'XCLUSTER_ADMIN_STATE_DIR',
   pkiDir: 'XCLUSTER_PKI_DIR',

@@ -17,10 +17,10 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
-import {createCa} from '../../src/lib/certs/authority.js'
+import {createCa, issueCertificate, type CertificateAuthority} from '../../src/lib/certs/authority.js'
 import {adminTlsPaths} from '../../src/lib/certs/paths.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
-import {saveCa} from '../../src/lib/certs/store.js'
+import {saveCa, saveIssuedCertificate} from '../../src/lib/certs/store.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {FrontendRecord} from '../../src/lib/frontend/endpoint.js'
 import {readFrontendState, type ExposeResult, type FrontendView, type RenderResult} from '../../src/lib/frontend/registry.js'
@@ -39,6 +39,8 @@ describe('xcluster frontend: expose, list, render and unexpose; the nginx site s
   let store: EtcdStore
   let dir: string
   let nginxBin: string
+  let ca: CertificateAuthority
+  let secret: ClusterSecret
   const outputs: string[] = []
   const cli = async (...args: string[]): Promise<CliResult> => {
     const r = await xcluster([...args, '--etcd', etcd.endpoint], {env: {XCLUSTER_PKI_DIR: join(dir, 'pki')}})
@@ -66,9 +68,10 @@ describe('xcluster frontend: expose, list, render and unexpose; the nginx site s
     const f1 = (await store.getJson<NodeRecord>(store.keys.node('f1')))!.value
     await store.put(store.keys.node('f1'), {...f1, state: 'ready'})
     process.env.XCLUSTER_PKI_DIR = join(dir, 'pki')
-    const secret = ClusterSecret.generate()
+    secret = ClusterSecret.generate()
     writeClusterSecret(adminTlsPaths('xcluster').secret, secret)
-    await saveCa(store, await createCa({cluster: 'xcluster'}), secret)
+    ca = await createCa({cluster: 'xcluster'})
+    await saveCa(store, ca, secret)
     const issued = await cli('cert', 'issue', 'shop', '--san', 'shop.test', '--days', '20', '--out', join(dir, 'certs'))
     assert.equal(issued.code, 0, issued.stderr)
   })
@@ -88,7 +91,8 @@ describe('xcluster frontend: expose, list, render and unexpose; the nginx site s
       {to: frontend.to, target: frontend.target, port: frontend.port, cert: frontend.cert, tunnelPort: frontend.tunnelPort, servedBy: frontend.servedBy},
       {to: 'web:8080', target: {kind: 'service', service: 'web', port: 8080}, port: 8443, cert: 'shop', tunnelPort: settings.frontend.tunnelPorts.first, servedBy: [{node: 'f1', ip: '10.0.0.71'}]},
     )
-    assert.deepEqual({status: frontend.certificate?.status, daysLeft: frontend.certificate?.daysLeft}, {status: 'expiring', daysLeft: 19})
+    // A 20-day certificate falls due in the last third of its life (about 6.7 days), not under a fixed 30 days.
+    assert.deepEqual({status: frontend.certificate?.status, daysLeft: frontend.certificate?.daysLeft}, {status: 'ok', daysLeft: 19})
     const stored = (await store.getJson<FrontendRecord>(store.keys.frontend('shop')))!.value
     assert.match(stored.token, /^[\w-]{43}$/)
     assert.ok(!('token' in frontend))
@@ -130,7 +134,26 @@ describe('xcluster frontend: expose, list, render and unexpose; the nginx site s
     }
   })
 
-  it('frontend list: endpoints with target, port, certificate days left and status, serving nodes; never a token', async () => {
+  it('frontend list: endpoints with target, port, certificate days left and status (expiring once its renewal is due, as cert list says), serving nodes; never a token', async () => {
+    // A 30-day certificate issued 25 days ago: 5 days left, inside its renewal window (its last
+    // third, 10 days), as cert list calls it due. Listed beside shop's (19 days of 20: not due).
+    const issued = await issueCertificate(ca, {commonName: 'legacy', sans: ['legacy.test'], profile: 'server', days: 30, now: new Date(Date.now() - 25 * 86_400_000)})
+    await saveIssuedCertificate(store, 'legacy', issued, {secret, keepKey: true})
+    const certList = await cli('cert', 'list', '--json')
+    assert.equal(certList.code, 0, certList.stderr)
+    assert.deepEqual(
+      certList
+        .json<{name: string; status: string}[]>()
+        .map((c) => [c.name, c.status])
+        .sort(),
+      [
+        ['legacy', 'due'],
+        ['shop', 'ok'],
+      ],
+    )
+    const exposed = await cli('frontend', 'expose', 'legacy', '--to', '10.0.0.52:8080', '--port', '9443', '--cert', 'legacy')
+    assert.equal(exposed.code, 0, exposed.stderr)
+
     const r = await cli('frontend', 'list', '--json')
     assert.equal(r.code, 0, r.stderr)
     const listed = r.json<FrontendView[]>()
@@ -138,14 +161,18 @@ describe('xcluster frontend: expose, list, render and unexpose; the nginx site s
       listed.map((f) => [f.name, f.to, f.port, f.cert ?? null, f.certificate?.daysLeft ?? null, f.certificate?.status ?? null, f.servedBy.map((n) => n.node)]),
       [
         ['api', '10.0.0.51:9000', 9080, null, null, null, ['f1']],
-        ['shop', 'web:8080', 8443, 'shop', 19, 'expiring', ['f1']],
+        ['legacy', '10.0.0.52:8080', 9443, 'legacy', 4, 'expiring', ['f1']],
+        ['shop', 'web:8080', 8443, 'shop', 19, 'ok', ['f1']],
       ],
     )
     assert.doesNotMatch(r.stdout, /token/i)
     const table = await cli('frontend', 'list')
     assert.match(table.stdout, /^NAME\s+TO\s+PORT\s+CERT\s+DAYS LEFT\s+CERT STATUS\s+SERVED BY$/m)
-    assert.match(table.stdout, /^shop\s+web:8080\s+8443\s+shop\s+19\s+expiring\s+f1$/m)
+    assert.match(table.stdout, /^shop\s+web:8080\s+8443\s+shop\s+19\s+ok\s+f1$/m)
+    assert.match(table.stdout, /^legacy\s+10\.0\.0\.52:8080\s+9443\s+legacy\s+4\s+expiring\s+f1$/m)
     assert.match(table.stdout, /^api\s+10\.0\.0\.51:9000\s+9080\s+-\s+-\s+-\s+f1$/m)
+    const removed = await cli('frontend', 'unexpose', 'legacy', '--yes')
+    assert.equal(removed.code, 0, removed.stderr)
   })
 
   it("frontend render: printed with tokens redacted; --out writes a core node's Rathole client (0600) whose TOML fits Rathole's schema and holds the server's tokens", async () => {

@@ -86,7 +86,8 @@ export class Daemon {
   start(): this {
     const argv = [...this.wrap, process.execPath, BIN, 'serve', '--node', this.node, ...this.services.flatMap((s) => ['--elect', s]), ...this.args]
     this.proc = spawn(argv[0] as string, argv.slice(1), {
-      env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), NO_COLOR: '1', ...this.env},
+      // The Rathole clients' configs of serve --certs stay in the test's run dir unless a test says where.
+      env: {...process.env, XCLUSTER_ETCD: this.etcd, XCLUSTER_RUN_DIR: daemonRunDir(), XCLUSTER_RATHOLE_CLIENT_DIR: join(daemonRunDir(), 'rathole-clients', this.node), NO_COLOR: '1', ...this.env},
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let buffer = ''

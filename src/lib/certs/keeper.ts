@@ -8,7 +8,9 @@
  * (settings.certs.keeperAcmeRetryMaxMs says why).
  *
  * With the cluster's SSH key it also keeps the frontends in step: after a renewal, an endpoint's
- * change or its own election, it runs `frontend sync` (which changes only what differs).
+ * change or its own election, it runs `frontend sync` (which changes only what differs). And it
+ * keeps the Rathole clients' configs on this node (src/lib/frontend/rathole-clients.ts), rendered
+ * again whenever an endpoint or a node changes, and removed when it stops leading.
  *
  * No polling: it sleeps until the next certificate falls due (at most an hour, so a clock that
  * jumped is noticed) and wakes at once when a certificate changes in etcd.
@@ -16,6 +18,8 @@
 import {settlesWithin} from '../clock.js'
 import {leaderFence} from '../election/fence.js'
 import {XclusterError} from '../errors.js'
+import {RatholeClientConfigs} from '../frontend/rathole-clients.js'
+import {readFrontendState} from '../frontend/registry.js'
 import {syncFrontends} from '../frontend/sync.js'
 import type {EtcdStore, Transaction, Versioned} from '../etcd/store.js'
 import type {PrefixWatch} from '../etcd/watch.js'
@@ -42,6 +46,8 @@ export interface CertKeeperOptions {
   sshKeyPath?: string
   /** A CA (PEM) to trust for ACME directories' HTTPS beside the system's, as cert acme renew's --ca-file (a test CA). */
   acmeCaFile?: string
+  /** Where, while it leads, it keeps the Rathole clients' configs (core nodes; none without it). */
+  ratholeClientDir?: string
 }
 
 /** A failed ACME renewal's wait before the next order: keeperRetryMs, doubling per failure, up to keeperAcmeRetryMaxMs. */
@@ -61,14 +67,23 @@ export class CertKeeper {
   private again = false
   private watch?: PrefixWatch
   private frontendWatch?: PrefixWatch
+  private nodeWatch?: PrefixWatch
   /** The frontends may lag etcd: a certificate they serve was renewed, or an endpoint changed. */
   private syncPending = false
+  /** The Rathole clients' configs may lag etcd: an endpoint or a node (a frontend ready or gone) changed. */
+  private clientsPending = false
   private readonly admin: MintedAdmin
   /** By certificate name; forgotten once the record changes (renewed by anyone) or a renewal succeeds. */
   private readonly acmeFailures = new Map<string, AcmeFailure>()
+  private readonly clients?: RatholeClientConfigs
 
   constructor(private readonly options: CertKeeperOptions) {
     this.admin = new MintedAdmin(options.store, options.secretPath)
+    if (options.ratholeClientDir) {
+      this.clients = new RatholeClientConfigs(options.ratholeClientDir)
+      // Leading nothing yet: configs left by a run killed while it led are stale.
+      this.removeClients()
+    }
   }
 
   start(token: string): void {
@@ -77,29 +92,45 @@ export class CertKeeper {
     // A new leader syncs once: its predecessor may have renewed and not synced.
     this.syncPending = this.options.sshKeyPath !== undefined
     const wake = () => this.schedule(0)
-    const changed = () => {
-      this.syncPending = this.options.sshKeyPath !== undefined
+    this.clientsPending = this.clients !== undefined
+    const clientsChanged = () => {
+      this.clientsPending = this.clients !== undefined
       wake()
     }
-    // A certificate replaced by anyone (cert renew, cert acme renew) may be one a frontend serves.
+    const changed = () => {
+      this.syncPending = this.options.sshKeyPath !== undefined
+      clientsChanged()
+    }
+    // A certificate replaced by anyone (cert renew, cert acme renew) may be one a frontend serves;
+    // a CA rotation changes the trust file every frontend holds.
     // ACME challenges (written and deleted by every order, its own too) change nothing it keeps.
+    const k = store.keys
     const certChanged = (key: string) => {
-      if (key.startsWith(store.keys.acmeChallengesPrefix())) return
-      if (key.startsWith(store.keys.issuedCertsPrefix())) changed()
+      if (key.startsWith(k.acmeChallengesPrefix())) return
+      if (key.startsWith(k.issuedCertsPrefix()) || key === k.certAuthority() || key === k.previousCertAuthority()) changed()
       else wake()
     }
     this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: (kv) => certChanged(kv.key), onDelete: certChanged, onReset: changed})
     this.frontendWatch = store.watchPrefix(store.keys.frontendsPrefix(), {onPut: changed, onDelete: changed, onReset: changed})
+    // A frontend becoming ready (or leaving) adds (or drops) a client.
+    if (this.clients) this.nodeWatch = store.watchPrefix(store.keys.nodesPrefix(), {onPut: clientsChanged, onDelete: clientsChanged, onReset: clientsChanged})
     this.schedule(0)
   }
 
-  /** Renews nothing more from now on; a write in flight is fenced by the token it carries. */
+  /**
+   * Renews nothing more from now on; a write in flight is fenced by the token it carries. The
+   * Rathole clients' configs go at once: the election calls this before this node's lease could
+   * run out, so they are gone before a successor writes its own, and two core nodes never hold
+   * them at once (Rathole would drop one node's control channel for the other's, back and forth).
+   */
   stop(): void {
     this.token = undefined
     clearTimeout(this.timer)
-    for (const watch of [this.watch, this.frontendWatch]) void watch?.cancel().catch(() => undefined)
+    for (const watch of [this.watch, this.frontendWatch, this.nodeWatch]) void watch?.cancel().catch(() => undefined)
     this.watch = undefined
     this.frontendWatch = undefined
+    this.nodeWatch = undefined
+    this.removeClients()
   }
 
   async close(): Promise<void> {
@@ -135,10 +166,16 @@ export class CertKeeper {
     this.timer.unref()
   }
 
-  /** Renews what is due; resolves when to look next. */
+  /** Writes the Rathole clients' configs if they lag, renews what is due; resolves when to look next. */
   private async tick(): Promise<number> {
     const token = this.token
     if (token === undefined) return Number.POSITIVE_INFINITY
+    const clientsAt = this.clientsPending ? await this.writeClients(token) : Number.POSITIVE_INFINITY
+    return Math.min(clientsAt, await this.renewDue(token))
+  }
+
+  /** Renews what is due (and syncs the frontends if they lag); resolves when to look next. */
+  private async renewDue(token: string): Promise<number> {
     const {store, node, log} = this.options
     const fence = leaderFence(store.keys, settings.certs.keeperService, token)
     const now = Date.now()
@@ -187,6 +224,35 @@ export class CertKeeper {
       }
     }
     return this.syncPending ? Math.min(next, await this.syncFrontends(token)) : next
+  }
+
+  /** Renders the Rathole clients' configs from etcd into this node's directory; resolves when to try again. */
+  private async writeClients(token: string): Promise<number> {
+    const {store, log} = this.options
+    this.clientsPending = false
+    try {
+      const state = await readFrontendState(store)
+      // Checked after the read and followed by synchronous writes only, so a stop() that came
+      // meanwhile (and removed the files) is never undone.
+      if (this.token !== token || !this.clients) return Number.POSITIVE_INFINITY
+      const change = this.clients.update(state)
+      if (change.written.length > 0 || change.removed.length > 0) log('rathole-clients-written', {dir: this.clients.dir, ...change, token})
+      return Number.POSITIVE_INFINITY
+    } catch (err) {
+      this.clientsPending = true
+      log('rathole-clients-failed', {token, error: String((err as Error)?.message ?? err)})
+      return Date.now() + settings.certs.keeperRetryMs
+    }
+  }
+
+  private removeClients(): void {
+    if (!this.clients) return
+    try {
+      const removed = this.clients.removeAll()
+      if (removed.length > 0) this.options.log('rathole-clients-removed', {dir: this.clients.dir, removed})
+    } catch (err) {
+      this.options.log('rathole-clients-remove-failed', {dir: this.clients.dir, error: String((err as Error)?.message ?? err)})
+    }
   }
 
   /**

@@ -7,6 +7,7 @@
 import {existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {DAY_MS, msLeft, renewalDue} from '../certs/expiry.js'
 import {writePrivateFile} from '../certs/secret.js'
 import type {StoredCertificate, StoredCertificateSummary} from '../certs/store.js'
 import {listIssuedCertificates} from '../certs/store.js'
@@ -27,7 +28,10 @@ export interface ExposeRequest {
   cert?: string
 }
 
-/** An endpoint's certificate as list shows it: `missing` when it was deleted since. */
+/**
+ * An endpoint's certificate as list shows it: `expiring` once its renewal is due (the rule of cert
+ * list and health, src/lib/certs/expiry.ts), `missing` when it was deleted since.
+ */
 export interface CertificateStatus {
   name: string
   notAfter?: string
@@ -48,7 +52,6 @@ export interface ExposeResult {
   dryRun: boolean
 }
 
-const DAY_MS = 86_400_000
 /** Attempts when another endpoint was added between our read and our write (a tunnel port may have gone). */
 const EXPOSE_ATTEMPTS = 3
 
@@ -197,9 +200,9 @@ async function frontendNodes(store: EtcdStore): Promise<FrontendNode[]> {
 
 function certificateStatus(name: string, cert: StoredCertificateSummary | undefined, now = Date.now()): CertificateStatus {
   if (!cert) return {name, status: 'missing'}
-  const daysLeft = Math.floor((Date.parse(cert.notAfter) - now) / DAY_MS)
-  const status = Date.parse(cert.notAfter) <= now ? 'expired' : daysLeft < settings.certs.renewBeforeDays ? 'expiring' : 'ok'
-  return {name, notAfter: cert.notAfter, daysLeft, status}
+  const left = msLeft(cert, now)
+  const status = left <= 0 ? 'expired' : renewalDue(cert, now) ? 'expiring' : 'ok'
+  return {name, notAfter: cert.notAfter, daysLeft: Math.floor(left / DAY_MS), status}
 }
 
 function viewOf(record: FrontendRecord, certs: Record<string, StoredCertificateSummary>, nodes: FrontendNode[]): FrontendView {

@@ -120,6 +120,17 @@ export function renderRatholeClient(frontend: FrontendNode, state: FrontendState
   return renderTemplate('frontend/rathole-client.toml', {frontend: frontend.name, remoteAddr: `${frontend.ip}:${layout.ratholePort}`, services})
 }
 
+/** The name of the Rathole client config that serves every endpoint through FRONTEND. */
+export const ratholeClientFileName = (frontend: string): string => `rathole-client-${frontend}.toml`
+
+/** Whether a file name is one ratholeClientFileName gives. */
+export const isRatholeClientFileName = (name: string): boolean => /^rathole-client-[a-z0-9._-]+\.toml$/.test(name)
+
+/** A core node's Rathole clients: one per serving frontend, by the frontend's name. */
+export function renderRatholeClients(state: FrontendState, layout: FrontendLayout = defaultLayout(), options: {redact: boolean} = {redact: true}): RenderedFile[] {
+  return byName(servingFrontends(state.nodes)).map((f) => ({name: ratholeClientFileName(f.name), content: renderRatholeClient(f, state, layout, options), secret: true}))
+}
+
 /** Every file NODE gets: a frontend its nginx site and Rathole server, a core node one client per serving frontend. */
 export function renderNodeConfig(state: FrontendState, nodeName: string, layout: FrontendLayout = defaultLayout(), options: {redact: boolean} = {redact: true}): NodeFrontendConfig {
   const node = state.nodes.find((n) => n.name === nodeName)
@@ -135,8 +146,7 @@ export function renderNodeConfig(state: FrontendState, nodeName: string, layout:
     }
   }
   if (node.type === 'core') {
-    const files = byName(servingFrontends(state.nodes)).map((f) => ({name: `rathole-client-${f.name}.toml`, content: renderRatholeClient(f, state, layout, options), secret: true}))
-    return {node: node.name, type: 'core', files}
+    return {node: node.name, type: 'core', files: renderRatholeClients(state, layout, options)}
   }
   throw preconditionError(
     'FRONTEND_NOT_FOR_NODE',

@@ -3,16 +3,13 @@
  * (revoked ones aside), the CA itself and the CRL, judged by the time they have left, from the
  * records in etcd (read with the rest of the snapshot: no extra round trip).
  */
-import type {StoredKv} from '../etcd/store.js'
 import type {KeySchema} from '../etcd/keys.js'
 import type {StoredCrl} from '../certs/revocation.js'
 import type {StoredCa, StoredCertificate} from '../certs/store.js'
-import {expiryStatus} from '../certs/expiry.js'
+import {DAY_MS, expiryStatus, msLeft} from '../certs/expiry.js'
 import {commandLine} from '../output/command-line.js'
 import {settings} from '../settings.js'
 import type {HealthCheck} from './types.js'
-
-const DAY_MS = 86_400_000
 
 /** What the checks need of a certificate: never its key. */
 export interface CertificateExpiry {
@@ -31,19 +28,21 @@ export interface CertificateState {
   crl?: {number: number; nextUpdate: string}
 }
 
-/** Sorts the keys under `certs/` into the CA, the certificates and the CRL (sealed keys dropped on the way). */
-export function certificateState(keys: KeySchema, kvs: readonly StoredKv[]): CertificateState {
+/**
+ * Sorts the records under `certs/`, as the snapshot decoded them (undefined: not JSON, skipped),
+ * into the CA, the certificates and the CRL (sealed keys dropped on the way).
+ */
+export function certificateState(keys: KeySchema, records: readonly {key: string; value: unknown}[]): CertificateState {
   const state: CertificateState = {certificates: []}
-  for (const kv of kvs) {
-    const value = parse(kv)
+  for (const {key, value} of records) {
     if (!value) continue
-    if (kv.key === keys.certAuthority()) {
+    if (key === keys.certAuthority()) {
       const ca = value as StoredCa
       state.ca = {subject: ca.subject, notBefore: ca.notBefore, notAfter: ca.notAfter}
-    } else if (kv.key === keys.certRevocationList()) {
+    } else if (key === keys.certRevocationList()) {
       const crl = value as StoredCrl
       state.crl = {number: crl.number, nextUpdate: crl.nextUpdate}
-    } else if (kv.key.startsWith(keys.issuedCertsPrefix())) {
+    } else if (key.startsWith(keys.issuedCertsPrefix())) {
       const c = value as StoredCertificate
       state.certificates.push({name: c.name, serial: c.serial, notBefore: c.notBefore, notAfter: c.notAfter, revoked: c.revoked !== undefined, ...(c.source ? {acme: true} : {})})
     }
@@ -51,7 +50,7 @@ export function certificateState(keys: KeySchema, kvs: readonly StoredKv[]): Cer
   return state
 }
 
-export const daysLeft = (notAfter: string, now: number): number => (Date.parse(notAfter) - now) / DAY_MS
+export const daysLeft = (notAfter: string, now: number): number => msLeft({notAfter}, now) / DAY_MS
 
 /**
  * A check per live certificate (`cert:NAME`) and the CA (`cert:ca`): warn under expiryWarnDays
@@ -92,12 +91,4 @@ export function certificateChecks(state: CertificateState, now = Date.now()): He
     })
   }
   return checks
-}
-
-function parse(kv: StoredKv): unknown {
-  try {
-    return JSON.parse(kv.value.toString())
-  } catch {
-    return undefined
-  }
 }

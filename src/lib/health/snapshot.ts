@@ -49,7 +49,10 @@ export async function readClusterSnapshot(store: EtcdStore, options: {hostKeys?:
     leases: rows<Lease>(leases),
     runs: rows<RunRecord>(runs),
     hostKeys,
-    certificates: certificateState(k, certs),
+    certificates: certificateState(
+      k,
+      certs.map((kv) => ({key: kv.key, value: parse<unknown>(kv)})),
+    ),
   }
 }
 

@@ -25,8 +25,12 @@ export interface ServeOptions {
   dhcp?: {interface: string; address?: string; unknown: 'discover' | 'ignore'}
   /** Provision enlisted nodes (spec autoProvision) while this node leads the `provision` election. */
   provision?: {secretPath: string; sshKeyPath: string}
-  /** Renew due certificates (the cluster CA's and ACME ones) and the CRL, and sync the frontends (with the SSH key), while this node leads the `certs` election. */
-  certs?: {secretPath: string; sshKeyPath?: string; acmeCaFile?: string}
+  /**
+   * Renew due certificates (the cluster CA's and ACME ones) and the CRL, sync the frontends (with
+   * the SSH key) and keep the Rathole clients' configs in `ratholeClientDir`, while this node leads
+   * the `certs` election.
+   */
+  certs?: {secretPath: string; sshKeyPath?: string; acmeCaFile?: string; ratholeClientDir?: string}
   /** Serve the read-only health API (src/lib/health/http-api.ts) here; HTTPS with `tls`. */
   http?: {address: ListenAddress; tls?: {certFile: string; keyFile: string}}
   /** Answer ACME HTTP-01 challenges from etcd here (src/lib/certs/acme-responder.ts), for the frontends' nginx. */
