@@ -20,6 +20,7 @@ import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {loadCa, saveCa, saveIssuedCertificate, type StoredCertificate} from '../../src/lib/certs/store.js'
 import type {StoredCrl} from '../../src/lib/certs/revocation.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
+import type {HealthReport} from '../../src/lib/health/types.js'
 import {xcluster, type CliResult} from '../helpers/cli.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {requireTool} from '../helpers/tools.js'
@@ -115,6 +116,10 @@ describe('xcluster cert ca rotate: a new CA beside the old one, then the old one
     )
     const bundle = await cli('cert', 'ca', 'show', '--bundle')
     assert.equal(bundle.stdout, newCaPem + oldCaPem)
+    const caCheck = (await cli('health', '--json')).json<HealthReport>().checks.find((c) => c.name === 'cert:ca')
+    assert.equal(caCheck?.status, 'warn', 'health warns while the old CA is still trusted')
+    assert.match(caCheck?.observed ?? '', /rotation is under way/)
+    assert.equal(caCheck?.next, 'xcluster cert ca rotate --finish')
   })
 
   it('running it again carries the same rotation on: no third CA, nothing reissued twice', async () => {
@@ -144,6 +149,8 @@ describe('xcluster cert ca rotate: a new CA beside the old one, then the old one
     assert.equal(result.ca.previous, undefined)
     assert.equal(await store.getJson(store.keys.previousCertAuthority()), undefined)
     assert.equal((await cli('cert', 'ca', 'show', '--bundle')).stdout, await currentCaPem(), 'the new CA alone is trusted')
+    const caCheck = (await cli('health', '--json')).json<HealthReport>().checks.find((c) => c.name === 'cert:ca')
+    assert.equal(caCheck?.status, 'ok', caCheck?.observed)
   })
 
   it('refuses what makes no sense, changing nothing: --finish with no rotation, --days with --finish', async () => {

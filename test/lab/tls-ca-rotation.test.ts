@@ -60,6 +60,9 @@ function presented(ip: string, port: number): string {
 /** Whether OpenSSL verifies `pem` against exactly `caPem`. */
 const verifies = (pem: string, caPem: string): boolean => spawnSync('openssl', ['verify', '-CAfile', file('trust.pem', caPem), file('leaf.pem', pem)]).status === 0
 
+/** What the frontend f1 trusts: the certs leader puts the trust bundle there when the CA changes. */
+const f1Trust = () => inNode('f1', `cat ${settings.frontend.tlsDir}/ca.crt 2>/dev/null || true`)
+
 const pids = (unit: string) => CORE.map((n) => inNode(n, `systemctl show -p MainPID --value ${unit}`).trim())
 const trustFiles = () => CORE.map((n) => inNode(n, 'cat /etc/xcluster/pki/ca.crt'))
 const rotate = async (...args: string[]) => ok(await admin(['cert', 'ca', 'rotate', '--json', ...args]), `cert ca rotate ${args.join(' ')}`).json<CaRotateResult>()
@@ -131,6 +134,11 @@ describe('cert ca rotate in the lab: a new CA for etcd and serve, one core node 
     assert.equal(health.code, 0, health.out)
     await leadersBack()
     ok(await admin(['node', 'list']), 'node list')
+    await waitUntil(
+      () => f1Trust() === trust,
+      60_000,
+      () => `f1 does not trust both CAs: ${f1Trust().slice(0, 80)}`,
+    )
   })
 
   it('running it again changes nothing and restarts nothing', async () => {
@@ -155,6 +163,11 @@ describe('cert ca rotate in the lab: a new CA for etcd and serve, one core node 
     assert.equal(health.code, 0, health.out)
     await leadersBack()
     ok(await admin(['node', 'list']), 'node list')
+    await waitUntil(
+      () => f1Trust() === newCa,
+      60_000,
+      () => `f1 does not trust the new CA alone: ${f1Trust().slice(0, 80)}`,
+    )
     const again = await admin(['cert', 'ca', 'rotate', '--finish', '--yes'])
     assert.equal(again.code, 3)
     assert.match(again.stderr, /No CA rotation is under way/)

@@ -24,6 +24,8 @@ export interface CertificateExpiry {
 
 export interface CertificateState {
   ca?: {subject: string; notBefore: string; notAfter: string}
+  /** The CA a rotation retires, still trusted until `cert ca rotate --finish`. */
+  previousCa?: {fingerprint: string}
   certificates: CertificateExpiry[]
   crl?: {number: number; nextUpdate: string}
 }
@@ -39,6 +41,8 @@ export function certificateState(keys: KeySchema, records: readonly {key: string
     if (key === keys.certAuthority()) {
       const ca = value as StoredCa
       state.ca = {subject: ca.subject, notBefore: ca.notBefore, notAfter: ca.notAfter}
+    } else if (key === keys.previousCertAuthority()) {
+      state.previousCa = {fingerprint: (value as StoredCa).fingerprint}
     } else if (key === keys.certRevocationList()) {
       const crl = value as StoredCrl
       state.crl = {number: crl.number, nextUpdate: crl.nextUpdate}
@@ -62,12 +66,15 @@ export function certificateChecks(state: CertificateState, now = Date.now()): He
   const checks: HealthCheck[] = []
   const describe = (notAfter: string, left: number) => (left < 0 ? `expired at ${notAfter}` : `valid until ${notAfter} (${Math.floor(left)} days left)`)
   if (state.ca) {
-    const status = expiryStatus(state.ca, now)
+    const expiry = expiryStatus(state.ca, now)
+    // An unfinished rotation still trusts the old CA: a warning until someone finishes it.
+    const status = state.previousCa && expiry === 'ok' ? 'warn' : expiry
+    const rotating = state.previousCa ? `; a rotation is under way, the CA it replaces (sha256 ${state.previousCa.fingerprint}) is still trusted` : ''
     checks.push({
       name: 'cert:ca',
       status,
-      observed: `the cluster CA ${describe(state.ca.notAfter, daysLeft(state.ca.notAfter, now))}`,
-      ...(status === 'ok' ? {} : {next: 'Rotate the cluster CA before it ends: every certificate must then be reissued under the new one.'}),
+      observed: `the cluster CA ${describe(state.ca.notAfter, daysLeft(state.ca.notAfter, now))}${rotating}`,
+      ...(status === 'ok' ? {} : {next: commandLine(state.previousCa ? ['cert', 'ca', 'rotate', '--finish'] : ['cert', 'ca', 'rotate'])}),
     })
   }
   for (const c of state.certificates) {
