@@ -32,6 +32,9 @@ const PORT = 8443
 const TLS_DIR = '/etc/xcluster/tls'
 const SITE = '/etc/nginx/conf.d/xcluster-frontends.conf'
 const RATHOLE = '/etc/xcluster/frontend/rathole-server.toml'
+/** The mutual-TLS endpoint's public port, and where its clients' certificates are written (inside the sandbox). */
+const API_PORT = 9443
+const CLIENTS = '/root/xct-clients'
 
 let etcd: TestEtcd
 let store: EtcdStore
@@ -79,6 +82,17 @@ function nodeFiles(): string {
     `cd / && for f in ${TLS_DIR}/ca.crt ${TLS_DIR}/certs/www.crt ${TLS_DIR}/private/www.key ${SITE} ${RATHOLE}; do echo "$f $(stat -c '%a %U:%G' $f) $(sha256sum < $f)"; done`,
   ])
   assert.equal(r.status, 0, r.stderr)
+  return r.stdout
+}
+
+/** What the mutual-TLS endpoint answers a request over a connection with CLIENT's certificate, or none. */
+function apiAnswer(client?: string): string {
+  const auth = client ? `-cert ${CLIENTS}/${client}.crt -key ${CLIENTS}/${client}.key` : ''
+  const r = inSandbox([
+    'sh',
+    '-c',
+    `printf 'GET / HTTP/1.0\\r\\nHost: api.example.org\\r\\n\\r\\n' | openssl s_client -connect ${F1}:${API_PORT} -servername api.example.org -CAfile ${TLS_DIR}/ca.crt ${auth} -quiet 2>/dev/null`,
+  ])
   return r.stdout
 }
 
@@ -216,6 +230,28 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
     }
   })
 
+  it('--client-auth: nginx serves a client holding a certificate of the cluster CA, and refuses it by the CRL once it is revoked and synced', async () => {
+    assert.equal(inSandbox(['mkdir', '-p', CLIENTS]).status, 0)
+    await ok(['cert', 'issue', 'api', '--san', 'api.example.org', '--days', '30'])
+    for (const client of ['alice', 'bob']) await ok(['cert', 'issue', client, '--profile', 'client', '--out', CLIENTS])
+    const refused = await cli(['frontend', 'expose', 'nocert', '--to', '10.0.0.99:8082', '--port', '9444', '--client-auth'])
+    assert.equal(refused.code, 2, refused.stderr)
+    assert.match(refused.stderr, /--client-auth needs --cert/)
+    await ok(['frontend', 'expose', 'api', '--to', '10.0.0.99:8081', '--port', String(API_PORT), '--cert', 'api', '--client-auth'])
+    await ok(['frontend', 'sync'])
+    // Let in, nginx proxies to the tunnel, where nothing listens: its own 502.
+    assert.match(apiAnswer('alice'), /^HTTP\/1\.1 502/)
+    assert.match(apiAnswer(), /^HTTP\/1\.1 400[\s\S]*No required SSL certificate was sent/)
+    assert.doesNotMatch(inSandbox(['cat', SITE]).stdout, /ssl_crl/, 'nothing revoked yet: no CRL to check')
+
+    await ok(['cert', 'revoke', 'alice', '--yes'])
+    const sync = await ok(['frontend', 'sync', '--json'])
+    assert.deepEqual(sync.json<FrontendSyncResult>().nodes[0]?.changed.sort(), [SITE, `${TLS_DIR}/crl.pem`].sort())
+    assert.match(inSandbox(['cat', SITE]).stdout, new RegExp(`ssl_crl ${TLS_DIR}/crl.pem;`))
+    assert.match(apiAnswer('alice'), /^HTTP\/1\.1 400[\s\S]*The SSL certificate error/, 'the revoked client is refused')
+    assert.match(apiAnswer('bob'), /^HTTP\/1\.1 502/, 'another client still gets through')
+  })
+
   it('serve --certs on a core node (the cluster SSH key at hand): the certs leader renews a due certificate and puts it on the frontend, no operator involved', async () => {
     // The sandbox doubles as a core node: the cluster's SSH key where bootstrap puts it.
     const keyPath = settings.bootstrap.nodeClusterKey
@@ -245,6 +281,9 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
         daemon.events.some((e) => e.event === 'frontends-synced'),
         JSON.stringify(daemon.events.map((e) => e.event)),
       )
+      // A revocation reaches the frontends with nobody syncing: the leader puts the new CRL there.
+      await ok(['cert', 'revoke', 'bob', '--yes'])
+      await until('nginx refusing bob by the CRL', () => /^HTTP\/1\.1 400[\s\S]*The SSL certificate error/.test(apiAnswer('bob')), 30_000, 250)
     } finally {
       await daemon.stop('SIGTERM')
     }

@@ -102,12 +102,12 @@ export class CertKeeper {
       clientsChanged()
     }
     // A certificate replaced by anyone (cert renew, cert acme renew) may be one a frontend serves;
-    // a CA rotation changes the trust file every frontend holds.
+    // a CA rotation changes the trust file every frontend holds, a revocation the CRL they check clients with.
     // ACME challenges (written and deleted by every order, its own too) change nothing it keeps.
     const k = store.keys
     const certChanged = (key: string) => {
       if (key.startsWith(k.acmeChallengesPrefix())) return
-      if (key.startsWith(k.issuedCertsPrefix()) || key === k.certAuthority() || key === k.previousCertAuthority()) changed()
+      if (key.startsWith(k.issuedCertsPrefix()) || key === k.certAuthority() || key === k.previousCertAuthority() || key === k.certRevocationList()) changed()
       else wake()
     }
     this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: (kv) => certChanged(kv.key), onDelete: certChanged, onReset: changed})

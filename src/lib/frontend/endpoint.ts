@@ -19,6 +19,8 @@ export interface FrontendRecord {
   port: number
   /** A certificate stored by `cert issue` (`certs/issued/<cert>`): TLS on `port`; plain HTTP without. */
   cert?: string
+  /** Clients must present a certificate of the cluster CA that its CRL does not list (mutual TLS). */
+  clientAuth?: boolean
   /** The loopback port on each frontend where the Rathole server hands the tunnel to nginx. */
   tunnelPort: number
   token: string

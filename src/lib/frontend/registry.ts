@@ -11,6 +11,7 @@ import {DAY_MS, msLeft, renewalDue} from '../certs/expiry.js'
 import {writePrivateFile} from '../certs/secret.js'
 import type {StoredCertificate, StoredCertificateSummary} from '../certs/store.js'
 import {listIssuedCertificates} from '../certs/store.js'
+import {readCrl} from '../certs/revocation.js'
 import {preconditionError, usageError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {nodeSummaries} from '../nodes/summary.js'
@@ -26,6 +27,8 @@ export interface ExposeRequest {
   to: string
   port: number
   cert?: string
+  /** Require client certificates of the cluster CA (needs `cert`). */
+  clientAuth?: boolean
 }
 
 /**
@@ -62,6 +65,12 @@ export async function exposeFrontend(store: EtcdStore, request: ExposeRequest, o
   const to = parseTarget(request.to)
   const spec = await readStoredSpecIfAny(store)
   const target = resolveTarget(to, spec?.services ?? [])
+  if (request.clientAuth && request.cert === undefined) {
+    throw usageError(
+      '--client-auth needs --cert: client certificates are checked during a TLS handshake.',
+      `Give the endpoint a certificate: ${commandLine(['frontend', 'expose', request.name, '--to', request.to, '--port', String(request.port), '--cert', 'NAME', '--client-auth'])}`,
+    )
+  }
   const certificate = request.cert === undefined ? undefined : await requireCertificate(store, request.cert)
   for (let attempt = 1; ; attempt++) {
     const prefix = store.keys.frontendsPrefix()
@@ -83,7 +92,16 @@ export async function exposeFrontend(store: EtcdStore, request: ExposeRequest, o
       const {first, last} = settings.frontend.tunnelPorts
       throw preconditionError('FRONTEND_TUNNELS_FULL', `Every tunnel port (${first}-${last}) is taken.`, 'Unexpose an endpoint no longer needed.')
     }
-    const record: FrontendRecord = {name: request.name, target, port, ...(certificate ? {cert: certificate.name} : {}), tunnelPort, token: newToken(), createdAt: new Date().toISOString()}
+    const record: FrontendRecord = {
+      name: request.name,
+      target,
+      port,
+      ...(certificate ? {cert: certificate.name} : {}),
+      ...(request.clientAuth ? {clientAuth: true} : {}),
+      tunnelPort,
+      token: newToken(),
+      createdAt: new Date().toISOString(),
+    }
     const nodes = await frontendNodes(store)
     const view = viewOf(record, certificate ? {[certificate.name]: certificate} : {}, nodes)
     if (options.dryRun) return {frontend: view, dryRun: true}
@@ -118,13 +136,20 @@ export async function listFrontends(store: EtcdStore): Promise<FrontendView[]> {
 
 /** What the render module needs: endpoints (with their tokens), nodes, certificate SANs, service VIPs. */
 export async function readFrontendState(store: EtcdStore): Promise<FrontendState> {
-  const [records, certs, nodes, spec] = await Promise.all([store.listJson<FrontendRecord>(store.keys.frontendsPrefix()), certificatesByName(store), frontendNodes(store), readStoredSpecIfAny(store)])
+  const [records, certs, nodes, spec, crl] = await Promise.all([
+    store.listJson<FrontendRecord>(store.keys.frontendsPrefix()),
+    certificatesByName(store),
+    frontendNodes(store),
+    readStoredSpecIfAny(store),
+    readCrl(store),
+  ])
   return {
     endpoints: records.map((r) => r.value),
     nodes,
     certSans: Object.fromEntries(Object.values(certs).map((c) => [c.name, c.sans])),
     serviceVips: Object.fromEntries((spec?.services ?? []).map((s) => [s.name, s.vip])),
     ...(spec?.network.adminVip ? {acmeAnswerer: spec.network.adminVip} : {}),
+    ...(crl ? {crl: true} : {}),
   }
 }
 

@@ -61,6 +61,8 @@ export interface FrontendState {
    * --acme-http` answers from etcd (a frontend holds no etcd credentials). Loopback without one.
    */
   acmeAnswerer?: string
+  /** Whether the cluster CA has signed a CRL (certs/crl): nginx checks client certificates against it. */
+  crl?: boolean
 }
 
 export interface RenderedFile {
@@ -82,6 +84,12 @@ export const REDACTED = '<redacted>'
 
 export const certPaths = (tlsDir: string, cert: string) => ({cert: `${tlsDir}/certs/${cert}.crt`, key: `${tlsDir}/private/${cert}.key`})
 
+/** The cluster's trust file and CRL on a frontend: what nginx verifies client certificates with. */
+export const trustPaths = (tlsDir: string) => ({ca: `${tlsDir}/ca.crt`, crl: `${tlsDir}/crl.pem`})
+
+/** Whether the frontends need the CRL: an endpoint checks client certificates, and one has been signed. */
+export const needsCrl = (state: FrontendState): boolean => state.crl === true && state.endpoints.some((e) => e.clientAuth)
+
 /** The frontends that serve the endpoints: ready, with an address. */
 export const servingFrontends = (nodes: FrontendNode[]): FrontendNode[] => nodes.filter((n) => n.type === 'frontend' && n.state === 'ready' && n.ip !== undefined)
 
@@ -101,6 +109,9 @@ export function renderNginxSite(state: FrontendState, layout: FrontendLayout = d
       serverNames: dnsNames.length > 0 ? dnsNames.join(' ') : '_',
       tls: e.cert ? certPaths(layout.tlsDir, e.cert) : undefined,
       plain: e.cert === undefined,
+      clientAuth: e.cert && e.clientAuth ? trustPaths(layout.tlsDir).ca : undefined,
+      // Without a CRL nothing was ever revoked: nginx needs none to check against.
+      crl: e.cert && e.clientAuth && state.crl ? trustPaths(layout.tlsDir).crl : undefined,
     }
   })
   const acmeUpstream = `${state.acmeAnswerer ?? '127.0.0.1'}:${layout.acmePort}`

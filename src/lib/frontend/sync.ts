@@ -14,6 +14,7 @@ import {createHash} from 'node:crypto'
 import {posix} from 'node:path'
 
 import {runOnNodes, type NodeActionOptions} from '../actions/node-run.js'
+import {readCrl} from '../certs/revocation.js'
 import {loadTrustBundle, loadIssuedCertificate} from '../certs/store.js'
 import type {ClusterSecret} from '../certs/secret.js'
 import {ExitStatus, preconditionError, XclusterError} from '../errors.js'
@@ -27,7 +28,7 @@ import {shellQuote} from '../ssh/shell.js'
 import type {Phase} from '../tasks/phase.js'
 import {assertRunSucceeded, type RunSummary} from '../tasks/runner.js'
 import {readFrontendState} from './registry.js'
-import {certPaths, defaultLayout, renderNodeConfig, servingFrontends, type FrontendState} from './render.js'
+import {certPaths, defaultLayout, needsCrl, renderNodeConfig, servingFrontends, trustPaths, type FrontendState} from './render.js'
 
 /** One file a frontend gets; `content` never leaves this module (keys, tokens). */
 export interface FrontendFile {
@@ -63,10 +64,15 @@ export async function frontendFiles(store: EtcdStore, state: FrontendState, node
   const rathole = config.files.find((f) => f.name === 'rathole-server.toml')
   if (!site || !rathole) throw new Error(`frontendFiles: ${node} is not a frontend node`)
   const files: FrontendFile[] = [
-    {path: posix.join(layout.tlsDir, 'ca.crt'), mode: 0o644, secret: false, content: await loadTrustBundle(store)},
+    {path: trustPaths(layout.tlsDir).ca, mode: 0o644, secret: false, content: await loadTrustBundle(store)},
     {path: settings.frontend.nginxSite, mode: 0o644, secret: false, content: site.content},
     {path: settings.frontend.ratholeServerConfig, mode: 0o600, secret: true, content: rathole.content},
   ]
+  if (needsCrl(state)) {
+    const crl = await readCrl(store)
+    // Read again after the state: a CRL cannot be unsigned, so it is there.
+    if (crl) files.push({path: trustPaths(layout.tlsDir).crl, mode: 0o644, secret: false, content: crl.pem})
+  }
   const certs = [...new Set(state.endpoints.flatMap((e) => (e.cert ? [e.cert] : [])))].sort()
   for (const name of certs) {
     const issued = await loadIssuedCertificate(store, name, secret())
