@@ -19,7 +19,6 @@ import type {AcmeIssueResult} from '../../src/lib/certs/acme.js'
 import {CertKeeper} from '../../src/lib/certs/keeper.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {loadIssuedCertificate, saveCa, type StoredCertificate} from '../../src/lib/certs/store.js'
-import type {LeaderRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {PrefixWatch} from '../../src/lib/etcd/watch.js'
 import {settings} from '../../src/lib/settings.js'
@@ -27,7 +26,7 @@ import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {xcluster} from '../helpers/cli.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
-import {Daemon, until} from '../helpers/election-harness.js'
+import {Daemon, electionLeader, until} from '../helpers/election-harness.js'
 import {freePort, startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {startPebble, type Pebble} from '../helpers/pebble.js'
 import {createTestPki, type TestPki} from '../helpers/pki.js'
@@ -52,10 +51,7 @@ describe('serve --certs: the certs leader renews ACME certificates as they fall 
   const writes: StoredCertificate[] = []
   const keepers = new Map<string, Daemon>()
 
-  const leader = async () => {
-    const held = await store.getJson<LeaderRecord>(store.keys.electionLeader(SERVICE))
-    return held ? {node: held.value.node, token: held.createRevision} : undefined
-  }
+  const leader = () => electionLeader(store, SERVICE)
   /** The record as etcd holds it: its bytes and revision. */
   const raw = async () => {
     const res = await store.call('read', (c) => c.kv.range({key: Buffer.from(store.keys.issuedCert(DOMAIN))}))

@@ -16,14 +16,13 @@ import {issueCertificate} from '../../src/lib/certs/authority.js'
 import {CertKeeper} from '../../src/lib/certs/keeper.js'
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {loadIssuedCertificate, saveCa, saveIssuedCertificate, type StoredCertificate} from '../../src/lib/certs/store.js'
-import type {LeaderRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {PrefixWatch} from '../../src/lib/etcd/watch.js'
 import {settings} from '../../src/lib/settings.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
-import {Daemon, sleep, until} from '../helpers/election-harness.js'
+import {Daemon, electionLeader, sleep, until} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {createTestPki, type TestPki} from '../helpers/pki.js'
 
@@ -43,10 +42,7 @@ describe('serve --certs: the elected certs leader renews certificates as they fa
   const writes: StoredCertificate[] = []
   const daemons = new Map<string, Daemon>()
 
-  const leader = async () => {
-    const held = await store.getJson<LeaderRecord>(store.keys.electionLeader(SERVICE))
-    return held ? {node: held.value.node, token: held.createRevision} : undefined
-  }
+  const leader = () => electionLeader(store, SERVICE)
   const writesOf = (name: string) => writes.filter((w) => w.name === name)
 
   /** A one-hour certificate whose renewal falls due `inMs` from now (the last third of its life, counted from its backdated start). */

@@ -17,7 +17,6 @@ import {parse} from 'smol-toml'
 
 import {ClusterSecret, writeClusterSecret} from '../../src/lib/certs/secret.js'
 import {saveCa} from '../../src/lib/certs/store.js'
-import type {LeaderRecord} from '../../src/lib/election/records.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {FrontendRecord} from '../../src/lib/frontend/endpoint.js'
 import {exposeFrontend, planUnexpose, readFrontendState} from '../../src/lib/frontend/registry.js'
@@ -27,7 +26,7 @@ import {settings} from '../../src/lib/settings.js'
 import {applyPlan, planApply} from '../../src/lib/spec/apply.js'
 import {parseSpec} from '../../src/lib/spec/parse.js'
 import {testSpecYaml} from '../helpers/dhcp.js'
-import {Daemon, until} from '../helpers/election-harness.js'
+import {Daemon, electionLeader, until} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
 import {createTestPki, type TestPki} from '../helpers/pki.js'
 
@@ -50,10 +49,7 @@ describe('serve --certs: the certs leader keeps the Rathole clients, one per rea
   const clientDir = (node: string) => join(dir, 'clients', node)
   const filesIn = (node: string) => (existsSync(clientDir(node)) ? readdirSync(clientDir(node)).sort() : [])
 
-  const leader = async () => {
-    const held = await store.getJson<LeaderRecord>(store.keys.electionLeader(SERVICE))
-    return held ? {node: held.value.node, token: held.createRevision} : undefined
-  }
+  const leader = () => electionLeader(store, SERVICE)
   const setState = async (node: string, state: NodeState) => {
     const record = (await store.getJson<NodeRecord>(store.keys.node(node)))!.value
     await store.put(store.keys.node(node), {...record, state})

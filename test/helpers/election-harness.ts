@@ -3,6 +3,9 @@ import {appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync} fr
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
+import type {LeaderRecord} from '../../src/lib/election/records.js'
+import type {EtcdStore} from '../../src/lib/etcd/store.js'
+
 import {BIN} from './cli.js'
 import {raftTerm} from './etcd-cluster.js'
 
@@ -192,4 +195,10 @@ export async function onStableEtcd<T>(endpoints: string[], trial: () => Promise<
     console.log('# etcd elected a new raft leader during the trial (leases extended): trying again')
     await again(result)
   }
+}
+
+/** Who leads SERVICE as etcd records it: the node and its fencing token (the leader key's create revision). */
+export async function electionLeader(store: EtcdStore, service: string): Promise<{node: string; token: string} | undefined> {
+  const held = await store.getJson<LeaderRecord>(store.keys.electionLeader(service))
+  return held ? {node: held.value.node, token: held.createRevision} : undefined
 }
