@@ -102,13 +102,19 @@ async function finishRotation(store: EtcdStore, options: CaRotateOptions): Promi
   const ca = await loadCa(store, secret)
   const operator: string[] = []
   if (!options.dryRun) operator.push(...(await reissueOperatorCertificate(store, ca)))
-  // The new CA alone: what every trust file holds once the rotation is over.
-  const narrowed: CertificateAuthority = {...ca, trustPem: ca.certPem}
-  const run = await runOnCoreNodes(store, [reissuedCheckPhase(ca), trustPhase(narrowed)], options)
-  if (options.dryRun) return {step: 'would finish', ca: before, reissued: [], operator, run}
-  operator.push(...writeOperatorTrust(store, narrowed))
-  await endCaRotation(store)
-  return {step: 'finished', ca: await readCaRotation(store), reissued: [], operator, run}
+  // A certificate of the old CA, reissued just now, is about to be refused: go on with the new one.
+  const cluster = operator.length > 0 ? new EtcdStore(store.connection) : store
+  try {
+    // The new CA alone: what every trust file holds once the rotation is over.
+    const narrowed: CertificateAuthority = {...ca, trustPem: ca.certPem}
+    const run = await runOnCoreNodes(cluster, [reissuedCheckPhase(ca), trustPhase(narrowed)], options)
+    if (options.dryRun) return {step: 'would finish', ca: before, reissued: [], operator, run}
+    operator.push(...writeOperatorTrust(cluster, narrowed))
+    await endCaRotation(cluster)
+    return {step: 'finished', ca: await readCaRotation(cluster), reissued: [], operator, run}
+  } finally {
+    if (cluster !== store) await cluster.close()
+  }
 }
 
 async function plannedCa(store: EtcdStore, secret: ClusterSecret, days?: number): Promise<CertificateAuthority> {
