@@ -248,7 +248,8 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
     const sync = await ok(['frontend', 'sync', '--json'])
     assert.deepEqual(sync.json<FrontendSyncResult>().nodes[0]?.changed.sort(), [SITE, `${TLS_DIR}/crl.pem`].sort())
     assert.match(inSandbox(['cat', SITE]).stdout, new RegExp(`ssl_crl ${TLS_DIR}/crl.pem;`))
-    assert.match(apiAnswer('alice'), /^HTTP\/1\.1 400[\s\S]*The SSL certificate error/, 'the revoked client is refused')
+    // A reload is graceful: the workers of the old configuration answer until the new ones take over.
+    await until('nginx refusing the revoked client', () => /^HTTP\/1\.1 400[\s\S]*The SSL certificate error/.test(apiAnswer('alice')), 10_000, 100)
     assert.match(apiAnswer('bob'), /^HTTP\/1\.1 502/, 'another client still gets through')
   })
 
@@ -284,6 +285,13 @@ describe('xcluster frontend sync: certificates and the site onto a frontend over
       // A revocation reaches the frontends with nobody syncing: the leader puts the new CRL there.
       await ok(['cert', 'revoke', 'bob', '--yes'])
       await until('nginx refusing bob by the CRL', () => /^HTTP\/1\.1 400[\s\S]*The SSL certificate error/.test(apiAnswer('bob')), 30_000, 250)
+      // A frontend that becomes ready gets its site from the leader, nobody syncing: f1 as if new.
+      const site = inSandbox(['cat', SITE]).stdout
+      assert.equal(inSandbox(['rm', SITE]).status, 0)
+      const f1 = (await store.getJson<NodeRecord>(store.keys.node('f1')))!.value
+      await store.put(store.keys.node('f1'), {...f1, state: 'drained'})
+      await store.put(store.keys.node('f1'), {...f1, state: 'ready'})
+      await until('f1 given its site again', () => inSandbox(['cat', SITE]).stdout === site, 30_000, 250)
     } finally {
       await daemon.stop('SIGTERM')
     }

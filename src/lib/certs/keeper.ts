@@ -23,6 +23,7 @@ import {readFrontendState} from '../frontend/registry.js'
 import {syncFrontends} from '../frontend/sync.js'
 import type {EtcdStore, Transaction, Versioned} from '../etcd/store.js'
 import type {PrefixWatch} from '../etcd/watch.js'
+import type {NodeRecord} from '../nodes/record.js'
 import {settings} from '../settings.js'
 import {renewAcmeCertificate} from './acme.js'
 import type {CertificateAuthority} from './authority.js'
@@ -59,6 +60,9 @@ interface AcmeFailure {
   failures: number
   retryAt: number
 }
+
+/** Whether a node record, as the watch decoded it, is a frontend's. */
+const isFrontendRecord = (value: unknown): boolean => (value as Partial<NodeRecord> | undefined)?.type === 'frontend'
 
 export class CertKeeper {
   private token?: string
@@ -112,8 +116,10 @@ export class CertKeeper {
     }
     this.watch = store.watchPrefix(store.keys.certsPrefix(), {onPut: (kv) => certChanged(kv.key), onDelete: certChanged, onReset: changed})
     this.frontendWatch = store.watchPrefix(store.keys.frontendsPrefix(), {onPut: changed, onDelete: changed, onReset: changed})
-    // A frontend becoming ready (or leaving) adds (or drops) a client.
-    if (this.clients) this.nodeWatch = store.watchPrefix(store.keys.nodesPrefix(), {onPut: clientsChanged, onDelete: clientsChanged, onReset: clientsChanged})
+    // A frontend becoming ready (or leaving) adds (or drops) a client, and one that becomes ready
+    // gets its site, certificates and Rathole server (a sync compares first: one round trip).
+    const nodeChanged = (kv: {value: unknown}) => (isFrontendRecord(kv.value) ? changed() : clientsChanged())
+    if (this.clients || this.options.sshKeyPath) this.nodeWatch = store.watchPrefix(store.keys.nodesPrefix(), {onPut: nodeChanged, onDelete: changed, onReset: changed})
     this.schedule(0)
   }
 
