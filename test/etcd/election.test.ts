@@ -18,7 +18,7 @@ import {settings} from '../../src/lib/settings.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {etcdLeaderIndex, startEtcdCluster, waitHealthy, type EtcdCluster} from '../helpers/etcd-cluster.js'
-import {InstanceMonitor, instanceServiceYaml, monoMs} from '../helpers/instance-monitor.js'
+import {describeOverlap, InstanceMonitor, instanceServiceYaml, monoMs} from '../helpers/instance-monitor.js'
 
 const TTL = 2
 const NODES = ['s1', 's2', 's3']
@@ -48,10 +48,7 @@ async function leaderOf(service: string, group: Daemon[]) {
 /** No two instances of the service were ever alive at once. */
 function assertNoOverlap(service: string): void {
   const overlaps = monitor.overlaps(service)
-  assert.deepEqual(
-    overlaps.map((o) => `${o.a.node}/${o.a.token} and ${o.b.node}/${o.b.token} overlapped ${o.ms.toFixed(1)} ms`),
-    [],
-  )
+  assert.deepEqual(overlaps.map(describeOverlap), [])
   assert.deepEqual(monitor.staleWrites(service), [], "a deposed leader's write was applied")
 }
 

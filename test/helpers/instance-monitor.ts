@@ -25,6 +25,8 @@ export interface InstanceLife {
    * filesystem (lab nodes); there the dated start and death are compared.
    */
   exclusive?: boolean
+  /** Who held the lock when it was not exclusive (test/helpers/instance-start.sh), or why flock failed. */
+  lockHolder?: string
 }
 
 export interface InstanceWrite {
@@ -42,6 +44,10 @@ export interface Overlap {
   b: InstanceLife
   ms: number
 }
+
+/** One overlap in words: who was alive how long after whose start, and who held the lock. */
+export const describeOverlap = (o: Overlap): string =>
+  `${o.a.node} (token ${o.a.token}, pid ${o.a.pid}) was alive ${o.ms.toFixed(1)} ms after ${o.b.node} (token ${o.b.token}) started${o.b.lockHolder ? `; the lock was held by: ${o.b.lockHolder}` : ''}`
 
 /**
  * What a user of the elected service would see, measured outside the daemons: every instance
@@ -89,13 +95,22 @@ export class InstanceMonitor {
     let life: InstanceLife | undefined
     createInterface({input: socket}).on('line', (line) => {
       const message = JSON.parse(line) as {
-        hello?: {service: string; node: string; token: string; pid: number; startedNs: string; exclusive?: boolean}
+        hello?: {service: string; node: string; token: string; pid: number; startedNs: string; exclusive?: boolean; lockHolder?: string}
         write?: {seq: number; applied: boolean; revision: string}
         bye?: unknown
       }
       if (message.hello) {
         const h = message.hello
-        life = {service: h.service, node: h.node, token: h.token, pid: h.pid, start: Number(BigInt(h.startedNs)) / 1e6, graceful: false, ...(h.exclusive === undefined ? {} : {exclusive: h.exclusive})}
+        life = {
+          service: h.service,
+          node: h.node,
+          token: h.token,
+          pid: h.pid,
+          start: Number(BigInt(h.startedNs)) / 1e6,
+          graceful: false,
+          ...(h.exclusive === undefined ? {} : {exclusive: h.exclusive}),
+          ...(h.lockHolder ? {lockHolder: h.lockHolder} : {}),
+        }
         this.lives.push(life)
       } else if (message.write && life) {
         this.writes.push({service: life.service, node: life.node, token: life.token, seq: message.write.seq, applied: message.write.applied, revision: BigInt(message.write.revision)})
@@ -194,9 +209,8 @@ export function instanceServiceYaml(
   // Where every instance runs on this host, the start command takes the service's lock (fd 9,
   // inherited by the instance, released when it dies) and tells the instance whether it got it.
   const output = `</dev/null >>${dir}/${name}-$XCLUSTER_NODE.out 2>&1 &`
-  const start = options.on
-    ? `${node} ${script} ${args} ${output}`
-    : `(exec 9>>${dir}/${name}.lock; if flock -n 9; then export XCT_EXCLUSIVE=1; else export XCT_EXCLUSIVE=0; fi; exec ${node} ${script} ${args}) ${output}`
+  const locked = new URL('./instance-start.sh', import.meta.url).pathname
+  const start = options.on ? `${node} ${script} ${args} ${output}` : `${locked} ${dir}/${name}.lock ${node} ${script} ${args} ${output}`
   // Dead includes a zombie: this host's PID 1 may never reap the orphan.
   // stopAfterSeconds: a stop that takes its time (a database's checkpoint) before it ends the instance.
   const wait = options.stopAfterSeconds ? `sleep ${options.stopAfterSeconds}; ` : ''

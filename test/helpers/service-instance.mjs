@@ -9,7 +9,7 @@
 // MONITOR is a Unix socket path, or tcp://HOST:PORT (an instance on a lab node reports to the
 // test on the admin host).
 // Environment (from serve): XCLUSTER_SERVICE, XCLUSTER_NODE, XCLUSTER_TOKEN, XCLUSTER_ETCD; from
-// the start command: XCT_EXCLUSIVE.
+// the start command (instance-start.sh): XCT_EXCLUSIVE, XCT_LOCK_HOLDER.
 const startedNs = process.hrtime.bigint()
 
 import {writeFileSync} from 'node:fs'
@@ -23,7 +23,8 @@ const tcp = /^tcp:\/\/([^:]+):(\d+)$/.exec(socketPath)
 // XCT_EXCLUSIVE: whether the start command got the service's lock (flock, held by this process
 // until the kernel closes its files at its death); unset where instances share no filesystem.
 const exclusive = process.env.XCT_EXCLUSIVE === undefined ? undefined : process.env.XCT_EXCLUSIVE === '1'
-const hello = {hello: {service, node, token, pid: process.pid, startedNs: String(startedNs), exclusive}}
+const lockHolder = process.env.XCT_LOCK_HOLDER
+const hello = {hello: {service, node, token, pid: process.pid, startedNs: String(startedNs), exclusive, lockHolder}}
 
 // Connects to the monitor, again and again for up to 10 s when it refuses (a busy host's listen
 // backlog can be full): an instance the monitor never heard of would look like no instance at all.
