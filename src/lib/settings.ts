@@ -269,6 +269,11 @@ export const settings = {
      * stop command's time after a demotion.
      */
     guardianKillFraction: 0.5,
+    /**
+     * How long a restarted serve waits for its dead predecessor's instances to die after SIGKILL
+     * before it gives up on revoking the predecessor's lease (as the guardian waits, 5 s).
+     */
+    instanceKillWaitMs: 5000,
     /** The local safety check and state machine tick. */
     tickMs: 50,
     /** History entries kept per service. */

@@ -16,6 +16,7 @@ import {EtcdStore} from '../../src/lib/etcd/store.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, daemonRunDir, sleep, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
+import {freeze, killPending} from '../helpers/freezer.js'
 import {InstanceMonitor, instanceServiceYaml, monoMs} from '../helpers/instance-monitor.js'
 import {TcpProxy} from '../helpers/tcp-proxy.js'
 import {requireTool} from '../helpers/tools.js'
@@ -34,6 +35,7 @@ let etcdctl: string
 const daemons: Daemon[] = []
 const proxies: TcpProxy[] = []
 const orphans: number[] = []
+const thaws: (() => void)[] = []
 
 function start(node: string, service: string, endpoint = etcd.endpoint): Daemon {
   const daemon = new Daemon(node, [service], endpoint, join(dir, `${service}-${node}.err`)).start()
@@ -70,6 +72,7 @@ after(async () => {
 describe('serve after a crash its guardian did not survive, and after a compaction', {concurrency: false}, () => {
   afterEach(async () => {
     await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL')))
+    for (const thaw of thaws.splice(0)) thaw()
     for (const pid of orphans.splice(0)) if (processAlive(pid)) process.kill(pid, 'SIGKILL')
     await Promise.all(proxies.splice(0).map((p) => p.stop()))
   })
@@ -93,8 +96,17 @@ describe('serve after a crash its guardian did not survive, and after a compacti
     assert.ok(processAlive(old.pid), 'the instance outlived its serve and its guardian')
     assert.equal(monitor.lives.filter((l) => l.service === 'restart').length, 1, 'the dead lease still holds the seat')
 
+    // Frozen in the kernel (a cgroup v1 freezer) for a while after the restarted serve SIGKILLs
+    // it: a kill is only queued, and a process on a busy host dies when it next runs. Until it
+    // is dead it holds what the service holds, so the lease must not be revoked before.
+    const frozen = freeze(old.pid, `xct-serve-restart-${process.pid}`)
+    thaws.push(frozen.thaw)
     const restartedAt = monoMs()
     const again = start('s1', 'restart')
+    await until('the restarted serve to SIGKILL the orphan', () => killPending(old.pid), 15_000, 5)
+    await sleep(1500)
+    assert.equal(monitor.startedAfter('restart', restartedAt), undefined, 'a new instance started while the orphan, killed but not yet dead, was alive')
+    frozen.thaw()
     let oldDiedAt: number | undefined
     const next = await until(
       'a new instance',

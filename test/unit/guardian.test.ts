@@ -15,6 +15,7 @@ import {uptimeCentiseconds} from '../../src/lib/clock.js'
 import {GUARDIAN_BIN, Guardian, type GuardianOptions} from '../../src/lib/election/guardian.js'
 import {processAlive} from '../../src/lib/election/instance.js'
 import {sleep, until} from '../helpers/election-harness.js'
+import {freeze, killPending} from '../helpers/freezer.js'
 
 let dir: string
 let n = 0
@@ -148,6 +149,30 @@ describe('the instance guardian', () => {
     assert.equal(reported, false, 'reported killed while the instance was still there')
     writeFileSync(flag, '')
     assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
+  })
+
+  it('reports the kill only once every process of the instance is dead, one in its group without the marker too', async () => {
+    // Its environment lacks the marker (as a dying process's reads empty once its memory is
+    // released), and it is frozen, so its SIGKILL stays pending: only the group tells it is there.
+    const hidden = join(dir, 'hidden.pid')
+    const {guardian} = launch({extra: `env -u XCLUSTER_INSTANCE sleep 600 & echo $! > ${hidden}`})
+    await guardian.next()
+    const pid = pidOf(hidden)
+    const frozen = freeze(pid, `xct-guardian-${process.pid}`)
+    try {
+      const ended = new Promise((resolve) => guardian.onEnd(resolve))
+      let reported = false
+      void ended.then(() => (reported = true))
+      ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+      await until('the SIGKILL sent', () => killPending(pid), 2000)
+      await sleep(400)
+      assert.equal(reported, false, 'reported killed while a process of the instance was still alive')
+      frozen.thaw()
+      assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
+      assert.equal(processAlive(pid), false)
+    } finally {
+      frozen.thaw()
+    }
   })
 
   it('a failed start is aborted: the instance killed, the stop command run', async () => {

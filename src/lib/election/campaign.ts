@@ -229,8 +229,14 @@ export class Campaign {
    * host is left to expire.
    */
   private async cleanUpPredecessor(): Promise<void> {
-    const killed = killInstances(this.scope, this.service.name)
+    const {killed, lingering} = await killInstances(this.scope, this.service.name)
     if (this.service.unit) await stopUnitIfActive(this.service.unit)
+    if (lingering.length > 0) {
+      // Still alive after SIGKILL (stuck in the kernel): the lease is left to run out, never
+      // revoked under a live instance; a peer takes over after the TTL, as if this node were gone.
+      this.log('predecessor-lingering', {killed, lingering})
+      return
+    }
     const key = this.store.keys.electionCandidate(this.service.name, this.node)
     const {reads} = await this.store.transaction().get(key).commitAt()
     const kv = reads[0]?.[0]

@@ -60,22 +60,76 @@ export function instanceProcesses(scope: InstanceScope, service: string): {guard
   return found
 }
 
+/** What a kill of a dead predecessor's instances left: how many it killed, and any still alive. */
+export interface InstancesKilled {
+  killed: number
+  /** Processes still alive (not yet zombies) when the wait ran out: stuck in the kernel. */
+  lingering: number[]
+}
+
 /**
- * Kills whatever a previous serve left of `service`'s instances: guardians first (so none acts
- * on what follows), then every marked process. Returns how many processes were killed.
+ * Kills whatever a previous serve left of `service`'s instances (guardians first, so none acts
+ * on what follows, then every marked process and its process group) and returns once they are
+ * all dead. SIGKILL is only queued when kill() returns: a process dies when it next runs, which
+ * on a busy host (or in a frozen cgroup) may be long after, and until its files are closed it
+ * still holds what the service holds (a lock, a port, a mapped image). A process whose exit has
+ * begun shows no environment any more, so the wait follows the pids and groups it killed, not
+ * the markers. Gives up after `timeoutMs`, naming what is still alive.
  */
-export function killInstances(scope: InstanceScope, service: string): number {
-  const {guardians, instances} = instanceProcesses(scope, service)
-  let killed = 0
-  for (const pid of [...guardians, ...instances]) {
-    try {
-      process.kill(pid, 'SIGKILL')
-      killed++
-    } catch {
-      // already gone
+export async function killInstances(scope: InstanceScope, service: string, timeoutMs: number = settings.election.instanceKillWaitMs): Promise<InstancesKilled> {
+  const killed = new Set<number>()
+  const groups = new Set<number>()
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const {guardians, instances} = instanceProcesses(scope, service)
+    for (const pid of [...guardians, ...instances]) {
+      if (signal(pid, 'SIGKILL')) killed.add(pid)
     }
+    // An instance runs in a session of its own: its group holds what forked without the marker.
+    for (const pid of instances) {
+      const group = processStat(pid)?.pgrp
+      if (group !== undefined && group > 1) groups.add(group)
+    }
+    for (const group of groups) signal(-group, 'SIGKILL')
+    const lingering = liveProcesses(killed, groups)
+    if (lingering.length === 0 && guardians.length + instances.length === 0) return {killed: killed.size, lingering}
+    if (Date.now() >= deadline) return {killed: killed.size, lingering}
+    await new Promise((resolve) => setTimeout(resolve, 5))
   }
-  return killed
+}
+
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig)
+    return true
+  } catch {
+    return false // already gone
+  }
+}
+
+/** A process's state letter and process group, from /proc (undefined when it is gone). */
+function processStat(pid: number): {state: string; pgrp: number} | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    // The command name (in parentheses) may hold spaces: fields are counted after its end.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return {state: state as string, pgrp: Number(pgrp)}
+  } catch {
+    return undefined
+  }
+}
+
+/** Processes not yet dead (zombies count as dead: their files are closed) among `pids` or in `groups`. */
+function liveProcesses(pids: Set<number>, groups: Set<number>): number[] {
+  const live: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid)) continue
+    if (!pids.has(pid) && groups.size === 0) continue
+    const stat = processStat(pid)
+    if (stat && stat.state !== 'Z' && (pids.has(pid) || groups.has(stat.pgrp))) live.push(pid)
+  }
+  return live
 }
 
 /** This boot's id: a candidate record from an earlier boot cannot name a process of this one. */
@@ -89,12 +143,8 @@ export function bootId(): string {
 
 /** Whether `pid` is a live process (a zombie counts as dead). */
 export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return false
-  }
+  const stat = processStat(pid)
+  return stat !== undefined && stat.state !== 'Z'
 }
 
 /**
