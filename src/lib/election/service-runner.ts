@@ -83,9 +83,14 @@ export class ServiceRunner {
       const image = this.service.rbdImage
       let fence: RbdFenceRecord | undefined
       if (image) {
+        const notLeading = () => new Error(`token ${token} no longer leads ${this.service.name}: the fence was not recorded`)
         const fenced = await timed(async () => {
+          // Claimed in etcd first: a leadership already replaced is refused before it blocklists
+          // anyone (a newer leader's client holds an "auto" lock that carries no token to compare).
+          const claim: RbdFenceRecord = {image, node: this.node, token, blocklisted: [], brokenLocks: [], at: new Date().toISOString(), holder: null}
+          if (!(await this.recordFence(claim))) throw notLeading()
           fence = {...(await fenceRbdImage(this.rbd, image, this.node, token)), holder: null}
-          if (!(await this.recordFence(fence))) throw new Error(`token ${token} no longer leads ${this.service.name}: the fence was not recorded`)
+          if (!(await this.recordFence(fence))) throw notLeading()
         })
         this.log('rbd-fenced', {
           token,
