@@ -83,7 +83,18 @@ export const settings = {
     drainPollMs: 1000,
     /** The rbd CLI election daemons and checks use (env XCLUSTER_RBD; MicroCeph: microceph.rbd). */
     rbd: 'rbd',
+    /** The ceph CLI the fencing leader blocklists with (env XCLUSTER_CEPH; MicroCeph: microceph.ceph). */
+    ceph: 'ceph',
     commandTimeoutMs: 10_000,
+    /**
+     * How long a fenced client stays blocklisted. A client paused longer than this could write
+     * again when it wakes, so it is far beyond any pause a machine survives (its guardian kills
+     * the instance as soon as it runs again, long before).
+     */
+    blocklistSeconds: 7 * 24 * 3600,
+    /** After a start, how long serve waits for the service's client to take the image's exclusive lock, to record it. */
+    holderWaitMs: 10_000,
+    holderPollMs: 100,
   },
   /** `xcluster update`: the rolling update. */
   update: {
@@ -622,6 +633,7 @@ export const env = {
   lanInterface: 'XCLUSTER_LAN_INTERFACE',
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
+  ceph: 'XCLUSTER_CEPH',
   runDir: 'XCLUSTER_RUN_DIR',
   /** Where serve --certs, while it leads, writes the Rathole clients' configs (default settings.frontend.ratholeClientDir). */
   ratholeClientDir: 'XCLUSTER_RATHOLE_CLIENT_DIR',

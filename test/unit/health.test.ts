@@ -215,7 +215,7 @@ describe('clock checks', () => {
 })
 
 describe('election checks', () => {
-  const service = (name: string, leader: string | null) => ({service: name, leader, token: leader ? '7' : null, believers: leader ? [leader] : [], vipHolders: null, rbdHolders: null})
+  const service = (name: string, leader: string | null) => ({service: name, leader, token: leader ? '7' : null, believers: leader ? [leader] : [], vipHolders: null, rbdHolders: null, rbdFence: null})
   const result = {ok: true, services: [service('postgres', 's1'), service('qdrant', null), service('removed', null), service('stray', 's2')], disagreements: []}
 
   it('a declared service without a leader fails; one taken out of the spec, led by nobody, is history and not checked', () => {

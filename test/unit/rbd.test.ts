@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
 import {localRbdHolders, RbdCli, rbdLockHolder, rbdLockId} from '../../src/lib/ceph/rbd.js'
+import {attributeRbdHolders} from '../../src/lib/election/split-brain.js'
 
 describe('RBD lock holders', () => {
   it('reads node and token from an xcluster lock id, and nothing from a foreign one', () => {
@@ -14,5 +15,27 @@ describe('RBD lock holders', () => {
   it('are "not checked" (null) on a host without the rbd CLI, but an rbd that fails is an error', async () => {
     assert.equal(await localRbdHolders(new RbdCli('/nonexistent/rbd'))('rbd/pg'), null)
     await assert.rejects(localRbdHolders(new RbdCli('/bin/false'))('rbd/pg'), /\/bin\/false lock ls rbd\/pg/)
+  })
+
+  it("names the leadership behind librbd's own lock only when the leader's fence record names that very client", () => {
+    const managed = rbdLockHolder({id: 'auto 140400199210320', locker: 'client.4116', address: '127.0.0.1:0/3949584233'})
+    const fence = {image: 'rbd/pg', node: 's2', token: '12', blocklisted: ['127.0.0.1:0/1'], brokenLocks: [], at: '', holder: {locker: 'client.4116', address: '127.0.0.1:0/3949584233'}}
+    assert.deepEqual(
+      attributeRbdHolders([managed], fence).map((h) => [h.node, h.token]),
+      [['s2', '12']],
+    )
+    // Another client (a fenced one, or one xcluster did not start) stays unnamed: check reports it.
+    assert.deepEqual(
+      attributeRbdHolders([managed], {...fence, holder: {locker: 'client.9', address: '127.0.0.1:0/9'}}).map((h) => h.node),
+      [null],
+    )
+    assert.deepEqual(
+      attributeRbdHolders([managed], {...fence, holder: null}).map((h) => h.node),
+      [null],
+    )
+    assert.deepEqual(
+      attributeRbdHolders([managed], undefined).map((h) => h.node),
+      [null],
+    )
   })
 })

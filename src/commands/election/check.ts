@@ -51,7 +51,8 @@ export default class ElectionCheck extends EtcdCommand<typeof ElectionCheck> {
         {header: 'token', get: (s) => s.token},
         {header: 'believed by', get: (s) => s.believers.join(',') || null},
         {header: 'vip on', get: (s) => s.vipHolders?.join(',')},
-        {header: 'rbd lock', get: (s) => s.rbdHolders?.map((h) => (h.node ? `${h.node}:${h.token}` : h.lock)).join(',')},
+        // The real holder: the client's address, and whose leadership it is when the fence record names it.
+        {header: 'rbd lock', get: (s) => s.rbdHolders?.map((h) => `${h.locker}@${h.address}${h.node ? ` (${h.node}:${h.token})` : ''}`).join(',')},
       ],
       result.services,
     )

@@ -10,6 +10,11 @@ export interface RbdLock {
   address: string
 }
 
+/** A client that has the image open, as `rbd status` prints it (a mapping, a librbd process). */
+export interface RbdWatcher {
+  address: string
+}
+
 /** Who holds a lock taken by an election daemon: the lock id carries the node and its token. */
 export interface RbdLockHolder {
   node: string | null
@@ -19,7 +24,10 @@ export interface RbdLockHolder {
 
 const LOCK_ID = /^xcluster:([a-z0-9-]+):(\d+)$/
 
-/** The lock id a leader takes: newer tokens may break older ones (see ServiceRunner). */
+/** librbd's own exclusive lock (a mapping's, a librbd writer's): its id is `auto <handle>`. */
+export const isManagedLock = (lock: RbdLock): boolean => lock.id.startsWith('auto ')
+
+/** The advisory lock id older releases took as leader: still read, so such a lock is fenced like any. */
 export const rbdLockId = (node: string, token: string): string => `xcluster:${node}:${token}`
 
 export function rbdLockHolder(lock: RbdLock): RbdLockHolder {
@@ -39,7 +47,23 @@ export class RbdCli {
   constructor(
     private readonly bin: string = process.env[env.rbd] || settings.ceph.rbd,
     private readonly timeoutMs: number = settings.ceph.commandTimeoutMs,
+    private readonly cephBin: string = process.env[env.ceph] || settings.ceph.ceph,
   ) {}
+
+  /** The clients that have the image open (each one's watch on the image header). */
+  async watchers(image: string): Promise<RbdWatcher[]> {
+    const out = await this.call(['status', image, '--format', 'json'])
+    const parsed = JSON.parse(out || '{}') as {watchers?: {address: string}[]}
+    return (parsed.watchers ?? []).map((w) => ({address: w.address}))
+  }
+
+  /**
+   * Blocklists a client (Pacific's `ceph osd blocklist add`): the OSDs refuse its every operation
+   * from then on, so a client that is paused, not dead, cannot write once it wakes.
+   */
+  async blocklist(address: string, seconds: number): Promise<void> {
+    await this.call(['osd', 'blocklist', 'add', address, String(seconds)], this.cephBin)
+  }
 
   async locks(image: string): Promise<RbdLock[]> {
     const out = await this.call(['lock', 'ls', image, '--format', 'json'])
@@ -56,39 +80,56 @@ export class RbdCli {
     await this.call(['lock', 'rm', image, lock.id, lock.locker])
   }
 
-  private call(args: string[]): Promise<string> {
+  private call(args: string[], bin: string = this.bin): Promise<string> {
     return new Promise((resolve, reject) => {
-      execFile(this.bin, args, {timeout: this.timeoutMs, encoding: 'utf8'}, (err, stdout, stderr) => {
+      execFile(bin, args, {timeout: this.timeoutMs, encoding: 'utf8'}, (err, stdout, stderr) => {
         // The cause keeps the spawn error's code: ENOENT means there is no rbd CLI on this host.
-        if (err) reject(new Error(`${this.bin} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop()}`, {cause: err}))
+        if (err) reject(new Error(`${bin} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop()}`, {cause: err}))
         else resolve(stdout)
       })
     })
   }
 }
 
-/**
- * Takes the image's lock for this leadership. A lock of an older leadership is broken: its token
- * proves that leadership ended (it stopped before its lease could expire). A lock of a newer
- * leadership, or one not taken by xcluster, is left alone and the start fails.
- */
-export async function takeRbdLock(rbd: RbdCli, image: string, node: string, token: string): Promise<void> {
-  const mine = rbdLockId(node, token)
-  for (const lock of await rbd.locks(image)) {
-    if (lock.id === mine) return
-    const holder = rbdLockHolder(lock)
-    if (holder.token === null)
-      throw new Error(`${image} is locked by ${lock.locker} (${lock.address}) with lock "${lock.id}", which xcluster did not take; remove it with rbd lock rm if that client is gone`)
-    if (BigInt(holder.token) > BigInt(token)) throw new Error(`${image} is locked by a newer leadership (${holder.node}, token ${holder.token})`)
-    await rbd.remove(image, lock)
-  }
-  await rbd.add(image, mine)
+/** What a new leader did to take an image over: recorded in etcd under its token (RbdFenceRecord). */
+export interface RbdFence {
+  image: string
+  node: string
+  token: string
+  /** Client addresses blocklisted: every other lock owner and watcher of the image. */
+  blocklisted: string[]
+  /** Locks broken after their owners were blocklisted. */
+  brokenLocks: RbdLock[]
+  at: string
 }
 
-/** Releases this leadership's lock if it still holds it (a newer leader may have broken it). */
-export async function releaseRbdLock(rbd: RbdCli, image: string, node: string, token: string): Promise<void> {
-  const mine = rbdLockId(node, token)
-  for (const lock of await rbd.locks(image)) if (lock.id === mine) await rbd.remove(image, lock)
+/**
+ * Fences an image before a new leadership starts its service on it. Breaking a lock alone stops
+ * nobody: its owner (a paused leader's mapping) keeps writing when it wakes. So every client that
+ * holds or has the image open is blocklisted first (the OSDs then refuse its writes), and only
+ * then are the locks broken, so the service's own client can take the exclusive lock.
+ * Clients of this very leadership (its own advisory lock) are left alone; a lock of a newer
+ * leadership means this one is stale: nothing is touched and the start fails.
+ */
+export async function fenceRbdImage(rbd: RbdCli, image: string, node: string, token: string, blocklistSeconds: number = settings.ceph.blocklistSeconds): Promise<RbdFence> {
+  const locks = await rbd.locks(image)
+  const own = new Set<string>()
+  const others: RbdLock[] = []
+  for (const lock of locks) {
+    const holder = rbdLockHolder(lock)
+    if (holder.token !== null && BigInt(holder.token) > BigInt(token)) throw new Error(`${image} is locked by a newer leadership (${holder.node}, token ${holder.token})`)
+    if (holder.token === token && holder.node === node) own.add(lock.address)
+    else others.push(lock)
+  }
+  const addresses = [...new Set([...others.map((l) => l.address), ...(await rbd.watchers(image)).map((w) => w.address)])].filter((a) => !own.has(a))
+  for (const address of addresses) await rbd.blocklist(address, blocklistSeconds)
+  for (const lock of others) await rbd.remove(image, lock)
+  return {image, node, token, blocklisted: addresses, brokenLocks: others, at: new Date().toISOString()}
+}
+
+/** The client holding the image's exclusive lock now (the service's own, once it started), if any. */
+export async function managedLockHolder(rbd: RbdCli, image: string): Promise<RbdLock | undefined> {
+  return (await rbd.locks(image)).find(isManagedLock)
 }
 
 /**

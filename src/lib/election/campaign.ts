@@ -73,7 +73,9 @@ export class Campaign {
     private readonly log: CampaignLog = () => {},
     inProcess?: InProcessService,
   ) {
-    this.runner = new ServiceRunner(service, node, scope, inProcess, log)
+    this.runner = new ServiceRunner(service, node, scope, inProcess, log, (record) =>
+      guardedWrite(store, service.name, record.token, [{kind: 'put', key: store.keys.electionFence(service.name), value: record}]),
+    )
     this.runner.onLost((token, report) => void this.instanceLost(token, report))
     this.marginMs = safetyMarginMs(service.ttl)
   }
@@ -385,7 +387,7 @@ export class Campaign {
     const lease = this.lease as LeaseKeeper
     const generation = this.generation
     this.instanceLease = lease
-    const outcome = await this.runner.start(token, {deadlineCs: this.guardianDeadlineCs(lease), leaseId: lease.id})
+    const outcome = await this.runner.start(token, {deadlineCs: () => this.guardianDeadlineCs(lease), leaseId: lease.id})
     this.log(outcome.ok ? 'started' : 'start-failed', {token, ms: outcome.ms, ...(outcome.ok ? {} : {code: outcome.code, output: outcome.output})})
     if (!outcome.ok) this.instanceLease = undefined
     if (generation !== this.generation) {

@@ -54,3 +54,19 @@ export interface HandoverRequest {
   requestedAt: string
   timeoutMs: number
 }
+
+/**
+ * What a leader did to fence its service's RBD image before starting it (RbdFence), written under
+ * its token in a transaction compared against its leader key: a deposed leader records nothing.
+ * `holder` is the service's own client once it took the image's exclusive lock (null until then):
+ * how `election check` tells the leader's lock from anyone else's.
+ */
+export interface RbdFenceRecord {
+  image: string
+  node: string
+  token: string
+  blocklisted: string[]
+  brokenLocks: {id: string; locker: string; address: string}[]
+  at: string
+  holder: {locker: string; address: string} | null
+}

@@ -1,11 +1,12 @@
 import {closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {RbdCli, releaseRbdLock, takeRbdLock} from '../ceph/rbd.js'
+import {fenceRbdImage, managedLockHolder, RbdCli} from '../ceph/rbd.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
 import {Guardian, type GuardianReport} from './guardian.js'
 import {instanceId, type InstanceScope} from './instance.js'
+import type {RbdFenceRecord} from './records.js'
 
 export interface CommandOutcome {
   ok: boolean
@@ -24,10 +25,16 @@ export interface InProcessService {
   stop(token: string | null): Promise<void>
 }
 
+/** Writes the fence record under its token; false when that token no longer leads (nothing written). */
+export type RecordFence = (record: RbdFenceRecord) => Promise<boolean>
+
 /** How a start is bounded: the guardian's first deadline and the lease it frees if serve dies. */
 export interface StartGuard {
-  /** Boot time (centiseconds) by which the instance must be dead unless serve moves it. */
-  deadlineCs: number
+  /**
+   * Boot time (centiseconds) by which the instance must be dead unless serve moves it: asked for
+   * at launch, since fencing an RBD image first can take seconds of the lease.
+   */
+  deadlineCs: () => number
   /** serve's lease id (decimal, as etcd3 gives it). */
   leaseId: string
 }
@@ -55,6 +62,7 @@ export class ServiceRunner {
     private readonly inProcess?: InProcessService,
     /** Where the instance's lifecycle is told (the guardian's pid, how each instance ended). */
     private readonly log: (event: string, details: Record<string, unknown>) => void = () => {},
+    private readonly recordFence: RecordFence = async () => false,
   ) {}
 
   /** Told when an instance ends without being asked to (the guardian killed it, or died itself). */
@@ -71,16 +79,31 @@ export class ServiceRunner {
   start(token: string, guard: StartGuard): Promise<CommandOutcome> {
     return this.serial(async () => {
       const started = Date.now()
-      // The image's lock first: the service never runs on data another leadership still holds.
+      // The image is fenced first: the service never runs while another client can still write it.
       const image = this.service.rbdImage
+      let fence: RbdFenceRecord | undefined
       if (image) {
-        const locked = await timed(() => takeRbdLock(this.rbd, image, this.node, token))
-        if (!locked.ok) return {...locked, output: `could not lock ${image}: ${locked.output}`}
+        const notLeading = () => new Error(`token ${token} no longer leads ${this.service.name}: the fence was not recorded`)
+        const fenced = await timed(async () => {
+          // Claimed in etcd first: a leadership already replaced is refused before it blocklists
+          // anyone (a newer leader's client holds an "auto" lock that carries no token to compare).
+          const claim: RbdFenceRecord = {image, node: this.node, token, blocklisted: [], brokenLocks: [], at: new Date().toISOString(), holder: null}
+          if (!(await this.recordFence(claim))) throw notLeading()
+          fence = {...(await fenceRbdImage(this.rbd, image, this.node, token)), holder: null}
+          if (!(await this.recordFence(fence))) throw notLeading()
+        })
+        this.log('rbd-fenced', {
+          token,
+          image,
+          ok: fenced.ok,
+          ...(fence ? {blocklisted: fence.blocklisted, brokenLocks: fence.brokenLocks.map((l) => l.id)} : {}),
+          ...(fenced.ok ? {} : {output: fenced.output}),
+        })
+        if (!fenced.ok) return {...fenced, output: `could not fence ${image}: ${fenced.output}`}
       }
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).start(token))
         this.running = outcome.ok
-        if (!outcome.ok) await this.releaseLock(token)
         return outcome
       }
       const guardian = this.launch(token, guard)
@@ -95,13 +118,14 @@ export class ServiceRunner {
           this.running = false
           this.lostListener?.(token, report)
         })
+        if (fence) void this.recordHolder(fence, guardian)
         return {ok: true, code: 0, ms: Date.now() - started, output: ''}
       }
-      // Failed, timed out, or killed while starting: the whole instance goes, then the lock.
-      const ended = await guardian.abort()
+      // Failed, timed out, or killed while starting: the whole instance goes. Whatever lock its
+      // client took is never freed here: the next leader's fence breaks it, after a blocklist.
+      await guardian.abort()
       this.guardian = undefined
       this.running = false
-      if (ended.kind !== 'exited') await this.releaseLock(token)
       const why = first === undefined ? `timed out after ${settings.election.startTimeoutMs} ms` : describe(first)
       return {ok: false, code: first?.kind === 'started' ? first.code : null, ms: Date.now() - started, output: `start ${why}${this.outputTail()}`}
     })
@@ -115,7 +139,6 @@ export class ServiceRunner {
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).stop(token))
         this.running = false
-        if (token) await this.releaseLock(token)
         return outcome
       }
       const guardian = this.guardian as Guardian
@@ -133,9 +156,9 @@ export class ServiceRunner {
       this.stopping = undefined
       this.log('instance-ended', {token, guardian: guardian.pid, report: ended, ms: Date.now() - started})
       this.running = false
-      // Gone for sure (stopped or killed by the guardian): the next leader may have the image.
-      // A guardian that died leaves the instance unknown: the lock stays, to be broken by a successor.
-      if (token && ended.kind !== 'exited') await this.releaseLock(token)
+      // The image's lock is the service's own client's: a clean stop (unmap) releases it. serve
+      // never frees it: after a failed stop, a kill or a lost guardian the client may still be
+      // alive (or its lock stale), and only the next leader's blocklist makes that safe.
       const ok = ended.kind === 'stopped' && ended.code === 0
       return {ok, code: ended.kind === 'stopped' ? ended.code : null, ms: Date.now() - started, output: ok ? '' : `stop ${describe(ended)}${this.outputTail()}`}
     })
@@ -156,7 +179,7 @@ export class ServiceRunner {
             gone: `case "$(systemctl show -p ActiveState --value ${quoted})" in inactive|failed) exit 0 ;; *) exit 1 ;; esac`,
           }
         : {}),
-      deadlineCs: guard.deadlineCs,
+      deadlineCs: guard.deadlineCs(),
       logFile: this.logFile(),
       leaseHex: BigInt(guard.leaseId).toString(16),
       env: {XCLUSTER_SERVICE: this.service.name, XCLUSTER_NODE: this.node, XCLUSTER_TOKEN: token, ...this.scope.etcdctlEnv},
@@ -183,11 +206,23 @@ export class ServiceRunner {
     return text ? `: ${text}` : ''
   }
 
-  /** After the instance is gone: frees the image for the next leader at once. */
-  private async releaseLock(token: string): Promise<void> {
-    const image = this.service.rbdImage
-    if (!image) return
-    await timed(() => releaseRbdLock(this.rbd, image, this.node, token))
+  /**
+   * Records which client holds the image once the started service took its exclusive lock, so
+   * `election check` can tell the leader's lock from anyone else's. Best effort, in the
+   * background: a service that never locks is reported by the check as not holding the image.
+   */
+  private async recordHolder(fence: RbdFenceRecord, guardian: Guardian): Promise<void> {
+    const broken = new Set(fence.brokenLocks.map((l) => `${l.id}|${l.address}`))
+    const deadline = Date.now() + settings.ceph.holderWaitMs
+    while (Date.now() < deadline && this.guardian === guardian) {
+      const lock = await managedLockHolder(this.rbd, fence.image).catch(() => undefined)
+      if (lock && !broken.has(`${lock.id}|${lock.address}`)) {
+        const recorded = await this.recordFence({...fence, holder: {locker: lock.locker, address: lock.address}}).catch(() => false)
+        this.log('rbd-holder', {token: fence.token, image: fence.image, locker: lock.locker, address: lock.address, recorded})
+        return
+      }
+      await new Promise((r) => setTimeout(r, settings.ceph.holderPollMs))
+    }
   }
 
   private serial<R>(fn: () => Promise<R>): Promise<R> {

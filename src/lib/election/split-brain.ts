@@ -1,8 +1,9 @@
 /** Split-brain detection: every daemon's view against etcd, the VIP holder and the RBD lock holder. */
-import type {RbdLockHolder} from '../ceph/rbd.js'
+import {isManagedLock, type RbdLockHolder} from '../ceph/rbd.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {settings} from '../settings.js'
 import type {ClusterSpec, ServiceSpec} from '../spec/types.js'
+import type {RbdFenceRecord} from './records.js'
 import {listElections, type ElectionState} from './state.js'
 
 export type VipHolders = (address: string) => Promise<string[]>
@@ -24,7 +25,10 @@ export interface CheckResult {
     token: string | null
     believers: string[]
     vipHolders: string[] | null
-    rbdHolders: {node: string | null; token: string | null; lock: string}[] | null
+    /** Who holds the image's locks: the client (locker, address) and, when it is a leadership's, its node and token. */
+    rbdHolders: {node: string | null; token: string | null; lock: string; locker: string; address: string}[] | null
+    /** The latest fence of the image: which leadership, what it blocklisted, the client it recorded as its own. */
+    rbdFence: {token: string; node: string; blocklisted: string[]; holder: string | null} | null
   }[]
   disagreements: Disagreement[]
 }
@@ -71,10 +75,31 @@ function disagreements(state: ElectionState, service: ServiceSpec | undefined, v
   return out
 }
 
+/**
+ * Names the leadership behind each lock: librbd's own lock (`auto ...`, the service's mapping) is
+ * the leader's when its client is the one the leader's fence record names; an old advisory lock
+ * carries node and token in its id.
+ */
+export function attributeRbdHolders(holders: RbdLockHolder[], fence: RbdFenceRecord | undefined): RbdLockHolder[] {
+  return holders.map((h) =>
+    isManagedLock(h.lock) && fence?.holder && fence.holder.address === h.lock.address && fence.holder.locker === h.lock.locker ? {...h, node: fence.node, token: fence.token} : h,
+  )
+}
+
+/**
+ * The image's locks with the leadership behind each named, from the fence record of the service
+ * the spec gives that image (`ceph lock list`): the same attribution `election check` makes.
+ */
+export async function attributeImageLocks(store: EtcdStore, spec: ClusterSpec | undefined, image: string, holders: RbdLockHolder[]): Promise<RbdLockHolder[]> {
+  const service = spec?.services?.find((s) => s.rbdImage === image)
+  if (!service) return holders
+  return attributeRbdHolders(holders, (await store.getJson<RbdFenceRecord>(store.keys.electionFence(service.name)))?.value)
+}
+
 /** The image's lock must be held by the leader's current leadership, and by nobody else. */
 function rbdDisagreements(state: ElectionState, image: string, holders: RbdLockHolder[]): Disagreement[] {
   const s = state.service
-  const who = (h: RbdLockHolder) => (h.node ? `${h.node} (token ${h.token})` : `${h.lock.locker} (lock "${h.lock.id}")`)
+  const who = (h: RbdLockHolder) => (h.node ? `${h.node} (token ${h.token})` : `${h.lock.locker} at ${h.lock.address} (lock "${h.lock.id}")`)
   const nodes = (hs: RbdLockHolder[]) => hs.map((h) => h.node ?? h.lock.locker)
   if (holders.length > 1) {
     return [{service: s, kind: 'rbd-lock-several', nodes: nodes(holders), message: `${image} of ${s} is locked by ${holders.map(who).join(' and ')} at once`}]
@@ -127,8 +152,10 @@ export async function sampleElections(
       states.map(async (state) => {
         const service = spec?.services?.find((x) => x.name === state.service)
         const holders = service?.vip && vipHolders ? await vipHolders(service.vip) : null
-        const locks = service?.rbdImage && rbdHolders ? await rbdHolders(service.rbdImage) : null
-        return {state, holders, locks, found: disagreements(state, service, holders, locks)}
+        const fence = service?.rbdImage ? (await store.getJson<RbdFenceRecord>(store.keys.electionFence(state.service)))?.value : undefined
+        const raw = service?.rbdImage && rbdHolders ? await rbdHolders(service.rbdImage) : null
+        const locks = raw ? attributeRbdHolders(raw, fence) : null
+        return {state, holders, locks, fence, found: disagreements(state, service, holders, locks)}
       }),
     )
   }
@@ -141,16 +168,17 @@ export async function sampleElections(
   return {result: summarize(second, found), states: second.map((r) => r.state)}
 }
 
-function summarize(rows: {state: ElectionState; holders: string[] | null; locks: RbdLockHolder[] | null}[], found: Disagreement[]): CheckResult {
+function summarize(rows: {state: ElectionState; holders: string[] | null; locks: RbdLockHolder[] | null; fence: RbdFenceRecord | undefined}[], found: Disagreement[]): CheckResult {
   return {
     ok: found.length === 0,
-    services: rows.map(({state, holders, locks}) => ({
+    services: rows.map(({state, holders, locks, fence}) => ({
       service: state.service,
       leader: state.leader,
       token: state.token,
       believers: state.views.filter((v) => v.believesLeader).map((v) => v.node),
       vipHolders: holders,
-      rbdHolders: locks?.map((h) => ({node: h.node, token: h.token, lock: h.lock.id})) ?? null,
+      rbdHolders: locks?.map((h) => ({node: h.node, token: h.token, lock: h.lock.id, locker: h.lock.locker, address: h.lock.address})) ?? null,
+      rbdFence: fence ? {token: fence.token, node: fence.node, blocklisted: fence.blocklisted, holder: fence.holder?.address ?? null} : null,
     })),
     disagreements: found,
   }

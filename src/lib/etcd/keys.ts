@@ -21,6 +21,8 @@
  *   /xcluster/<cluster>/election/<service>/views/<node>        each daemon's view (leased)
  *   /xcluster/<cluster>/election/<service>/history/<token>-<e> leadership changes (bounded)
  *   /xcluster/<cluster>/election/<service>/handover            resign / transfer request
+ *   /xcluster/<cluster>/election/<service>/fence               the leader's fence of its rbdImage: image, token,
+ *                                                              blocklisted addresses, broken locks, the lock holder
  *   /xcluster/<cluster>/runs/<id>               task-list runs (audit record)
  *   /xcluster/<cluster>/checkpoints/<id>/<phase>/<host>   finished steps of a run (--resume)
  *   /xcluster/<cluster>/run-locks/<id>          held (leased) while a process runs the run
@@ -247,6 +249,11 @@ export class KeySchema {
   /** A pending resign or transfer request addressed to the leader holding `token`. */
   electionHandover(service: string): string {
     return `${this.electionPrefix(service)}handover`
+  }
+
+  /** What the latest leader did to fence its service's RBD image (written under its token). */
+  electionFence(service: string): string {
+    return `${this.electionPrefix(service)}fence`
   }
 
   runsPrefix(): string {
