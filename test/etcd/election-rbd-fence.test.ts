@@ -7,10 +7,12 @@
  * the old writer, breaks its lock) and starts its own writer; then the old writer resumes first,
  * before its guardian can kill it (the worst order), and its next write must fail. The image read
  * back must hold no record of the old leadership written after the successor's first one.
+ * The trials run in groups side by side (one service, image and pair of daemons each), as the
+ * election checker does, so the 50 the issue asks for fit the suite.
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -24,13 +26,12 @@ import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
 import {type TestEtcd} from '../helpers/etcd.js'
 import {latestWriter, readRecords, writerLines, writerPid, writeWriterScripts} from '../helpers/rbd-writer.js'
 
-const IMAGE = 'rbd/data'
 /**
- * The issue asks for 50 trials: they passed (XCT_FENCE_TRIALS=50, 355 s, 0 stale writes), but one
- * trial takes ~7 s on this shared 2-core machine (the 2 s TTL, the fence's blocklist, a writer's
- * start), so the suite runs 40 (~5 min).
+ * The issue asks for 50 trials. One takes ~7 s on this shared 2-core machine (the 2 s TTL, the
+ * fence's blocklist calls, a writer's start), mostly waiting: three groups run side by side.
  */
-const TRIALS = Number(process.env.XCT_FENCE_TRIALS ?? 40)
+const TRIALS = Number(process.env.XCT_FENCE_TRIALS ?? 50)
+const GROUPS = Number(process.env.XCT_FENCE_GROUPS ?? 3)
 const NODES = ['s1', 's2']
 /**
  * What this test proves is safety, not latency: a takeover is the TTL, a fence of several ceph/rbd
@@ -75,17 +76,28 @@ const alive = (pid: number): boolean => {
   }
 }
 
+/** One elected service on its own image, with its own daemons, scripts and writer log. */
+interface Group {
+  service: string
+  image: string
+  dir: string
+  daemons: Map<string, Daemon>
+}
+
+const writerLog = (g: Group) => join(g.dir, 'writer.log')
+const lines = (g: Group) => writerLines(writerLog(g))
+const current = (g: Group) => latestWriter(writerLog(g))
+
 describe('a fence that holds: the successor blocklists the old leader’s own Ceph client', {concurrency: false}, () => {
   let ceph: TestCeph
   let etcd: TestEtcd
   let dir: string
   let env: Record<string, string>
-  const daemons = new Map<string, Daemon>()
+  const groups: Group[] = []
   const rbd = new RbdCli()
-  const writerLog = () => join(dir, 'writer.log')
-  const lines = () => writerLines(writerLog())
-  const current = () => latestWriter(writerLog())
   const cli = (args: string[]) => xcluster(args, {env})
+  /** The group the tests after the trials use. */
+  const main = () => groups[0] as Group
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'xct-election-rbd-fence-'))
@@ -93,22 +105,31 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
     ceph.ceph(['osd', 'pool', 'create', 'rbd', '8', '8'])
     ceph.ceph(['osd', 'pool', 'application', 'enable', 'rbd', 'rbd'])
     process.env.CEPH_CONF = ceph.conf // for the daemons, the CLI and RbdCli here
-    execFileSync('rbd', ['create', '--size', '64', IMAGE])
     etcd = await startEtcdRetrying()
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}
-    const {start, stop} = writeWriterScripts(dir, ceph.conf, IMAGE, writerLog())
+    let services = ''
+    for (let g = 0; g < GROUPS; g++) {
+      const group: Group = {service: `db${g}`, image: `rbd/data${g}`, dir: join(dir, `db${g}`), daemons: new Map()}
+      mkdirSync(group.dir)
+      execFileSync('rbd', ['create', '--size', '64', group.image])
+      const {start, stop} = writeWriterScripts(group.dir, ceph.conf, group.image, writerLog(group))
+      services += `  - {name: ${group.service}, ttl: 2, rbdImage: ${group.image}, start: 'sh ${start}', stop: 'sh ${stop}'}\n`
+      groups.push(group)
+    }
     const file = join(dir, 'spec.yaml')
-    writeSpec(file, specBase(ROOT), `  - {name: db, ttl: 2, rbdImage: ${IMAGE}, start: 'sh ${start}', stop: 'sh ${stop}'}\n`)
+    writeSpec(file, specBase(ROOT), services)
     const applied = await cli(['config', 'apply', '-f', file, '--yes'])
     assert.equal(applied.code, 0, applied.stderr)
-    for (const n of NODES) daemons.set(n, new Daemon(n, ['db'], etcd.endpoint, join(dir, `${n}.err`)).start())
+    for (const g of groups) for (const n of NODES) g.daemons.set(n, new Daemon(n, [g.service], etcd.endpoint, join(g.dir, `${n}.err`)).start())
   })
 
   after(async () => {
-    for (const d of daemons.values()) signal(tree(d.proc.pid as number), 'SIGCONT')
+    for (const g of groups) for (const d of g.daemons.values()) signal(tree(d.proc.pid as number), 'SIGCONT')
     await Daemon.killAll()
     // Writers outlive a SIGKILLed serve only until their guardian kills them; make sure.
-    for (const f of existsSync(dir ?? '') ? readdirSync(dir).filter((x) => x.endsWith('.pid')) : []) signal([Number(readFileSync(join(dir, f), 'utf8'))], 'SIGKILL')
+    for (const g of groups) {
+      for (const f of existsSync(g.dir) ? readdirSync(g.dir).filter((x) => x.endsWith('.pid')) : []) signal([Number(readFileSync(join(g.dir, f), 'utf8'))], 'SIGKILL')
+    }
     await etcd?.stop()
     await ceph?.stop()
     delete process.env.CEPH_CONF
@@ -116,68 +137,92 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
     if (!process.env.XCT_KEEP_DIR) rmSync(dir, {recursive: true, force: true})
   })
 
+  /** One trial: the group's leader frozen whole, its writer fenced by the successor; the stale records found. */
+  async function trial(g: Group, n: number): Promise<number> {
+    const old = await until(
+      `${g.service}: the leader writing`,
+      () => {
+        const c = current(g)
+        return c && c.wrote >= 3 ? c : undefined
+      },
+      20_000,
+    )
+    const oldWriter = writerPid(g.dir, old.node, old.token)
+    const oldDaemon = g.daemons.get(old.node) as Daemon
+    // Frozen as a paused machine: serve, its guardian and the writer (in a session of its own).
+    const frozen = [oldWriter, ...tree(oldDaemon.proc.pid as number)]
+    signal(frozen, 'SIGSTOP')
+    const next = await until(
+      `${g.service}: the successor writing`,
+      () => {
+        const c = current(g)
+        return c && c.token !== old.token && c.wrote >= 3 ? c : undefined
+      },
+      SUCCESSOR_TIMEOUT_MS,
+    )
+    assert.notEqual(next.node, old.node)
+    assert.ok(BigInt(next.token) > BigInt(old.token))
+    const successor = g.daemons.get(next.node) as Daemon
+    // Fenced by the successor under a newer token (a start that then failed leaves a later token nothing to fence).
+    const fences = successor.events.filter((e) => e.event === 'rbd-fenced' && BigInt(e.token as string) > BigInt(old.token) && e.ok === true)
+    assert.ok(
+      fences.some((f) => (f.blocklisted as string[]).includes(old.address)),
+      `${g.service}: ${next.node}'s fences after token ${old.token} blocklisted ${JSON.stringify(fences.map((f) => f.blocklisted))}, not the old writer ${old.address}`,
+    )
+    // The worst order: the old writer wakes before its guardian could kill it.
+    signal([oldWriter], 'SIGCONT')
+    const failure = await until(`${g.service}: the old writer to fail its next write`, () => lines(g).find((l) => l.startsWith(`failed ${old.node} ${old.token} `)), 15_000)
+    assert.match(failure, /ConnectionShutdown|Blocklist|errno 108/i)
+    await until(`${g.service}: the old writer to exit`, () => !alive(oldWriter), 5_000)
+    signal(frozen, 'SIGCONT')
+    const records = readRecords(ceph.conf, g.image)
+    const firstOfNext = records.filter((r) => r.token === next.token).reduce((min, r) => (r.ns < min ? r.ns : min), BigInt(Number.MAX_SAFE_INTEGER) * 1000n)
+    const late = records.filter((r) => r.token === old.token && r.ns >= firstOfNext)
+    assert.deepEqual(late, [], `${g.service} trial ${n}: records of token ${old.token} written after token ${next.token}'s first`)
+    // The woken serve has demoted itself and runs as a follower again before the next trial.
+    await until(`${g.service}: ${old.node} back as a follower`, () => oldDaemon.events.some((e) => e.receivedAt > 0 && e.event === 'demoted' && e.token === old.token) || undefined, 15_000).catch(
+      () => undefined,
+    )
+    return late.length
+  }
+
   it(`${TRIALS} trials: a frozen leader's writer is fenced; 0 stale writes after the successor's first`, async () => {
-    const first = await until('a writer holding the image', () => current(), 20_000)
+    const started = Date.now()
+    let done = 0
     let stale = 0
-    for (let trial = 1; trial <= TRIALS; trial++) {
-      const old = await until(
-        'the leader writing',
-        () => {
-          const c = current()
-          return c && c.wrote >= 3 ? c : undefined
-        },
-        20_000,
-      )
-      const oldWriter = writerPid(dir, old.node, old.token)
-      const oldDaemon = daemons.get(old.node) as Daemon
-      // Frozen as a paused machine: serve, its guardian and the writer (in a session of its own).
-      const frozen = [oldWriter, ...tree(oldDaemon.proc.pid as number)]
-      signal(frozen, 'SIGSTOP')
-      const next = await until(
-        'the successor writing',
-        () => {
-          const c = current()
-          return c && c.token !== old.token && c.wrote >= 3 ? c : undefined
-        },
-        SUCCESSOR_TIMEOUT_MS,
-      )
-      assert.notEqual(next.node, old.node)
-      assert.ok(BigInt(next.token) > BigInt(old.token))
-      const successor = daemons.get(next.node) as Daemon
-      // Fenced by the successor under a newer token (a start that then failed leaves a later token nothing to fence).
-      const fences = successor.events.filter((e) => e.event === 'rbd-fenced' && BigInt(e.token as string) > BigInt(old.token) && e.ok === true)
-      assert.ok(
-        fences.some((f) => (f.blocklisted as string[]).includes(old.address)),
-        `${next.node}'s fences after token ${old.token} blocklisted ${JSON.stringify(fences.map((f) => f.blocklisted))}, not the old writer ${old.address}`,
-      )
-      // The worst order: the old writer wakes before its guardian could kill it.
-      signal([oldWriter], 'SIGCONT')
-      const failure = await until('the old writer to fail its next write', () => lines().find((l) => l.startsWith(`failed ${old.node} ${old.token} `)), 15_000)
-      assert.match(failure, /ConnectionShutdown|Blocklist|errno 108/i)
-      await until('the old writer to exit', () => !alive(oldWriter), 5_000)
-      signal(frozen, 'SIGCONT')
-      const records = readRecords(ceph.conf, IMAGE)
-      const firstOfNext = records.filter((r) => r.token === next.token).reduce((min, r) => (r.ns < min ? r.ns : min), BigInt(Number.MAX_SAFE_INTEGER) * 1000n)
-      const late = records.filter((r) => r.token === old.token && r.ns >= firstOfNext)
-      stale += late.length
-      assert.deepEqual(late, [], `trial ${trial}: records of token ${old.token} written after token ${next.token}'s first`)
-      // The woken serve has demoted itself and runs as a follower again before the next trial.
-      await until(`${old.node} back as a follower`, () => oldDaemon.events.some((e) => e.receivedAt > 0 && e.event === 'demoted' && e.token === old.token) || undefined, 15_000).catch(() => undefined)
-    }
-    console.log(`# ${TRIALS} trials (first leader ${first.node}), stale writes: ${stale}`)
+    let failed: unknown
+    // Every group's loop ends (the first failure ends them all) before the daemons are stopped.
+    const outcomes = await Promise.allSettled(
+      groups.map(async (g) => {
+        await until(`${g.service}: a writer holding the image`, () => current(g), 20_000)
+        try {
+          while (done < TRIALS && failed === undefined) {
+            const n = ++done
+            stale += await trial(g, n)
+          }
+        } catch (err) {
+          failed ??= err
+          throw err
+        }
+      }),
+    )
+    const rejected = outcomes.find((o) => o.status === 'rejected')
+    if (rejected) throw failed ?? rejected.reason
+    console.log(`# ${done} trials in ${GROUPS} groups side by side, ${((Date.now() - started) / 1000).toFixed(0)} s: stale writes ${stale}`)
+    assert.ok(done >= TRIALS)
     assert.equal(stale, 0)
   })
 
   it('the fence record in etcd names the blocklisted writer and the successor token; check shows the real holder beside the leader', async () => {
-    const old = await until('the leader writing', () => current(), 10_000)
-    const oldWriter = writerPid(dir, old.node, old.token)
-    const frozen = [oldWriter, ...tree((daemons.get(old.node) as Daemon).proc.pid as number)]
+    const old = await until('the leader writing', () => current(main()), 10_000)
+    const oldWriter = writerPid(main().dir, old.node, old.token)
+    const frozen = [oldWriter, ...tree((main().daemons.get(old.node) as Daemon).proc.pid as number)]
     signal(frozen, 'SIGSTOP')
     try {
       const next = await until(
         'the successor writing',
         () => {
-          const c = current()
+          const c = current(main())
           return c && c.token !== old.token && c.wrote > 0 ? c : undefined
         },
         SUCCESSOR_TIMEOUT_MS,
@@ -187,7 +232,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
         'check to name the holder',
         async () => {
           const r = await cli(['election', 'check', '--json', '--no-vips'])
-          const row = r.json<CheckResult>().services.find((s) => s.service === 'db')
+          const row = r.json<CheckResult>().services.find((s) => s.service === main().service)
           return row?.rbdFence?.holder === next.address ? row : undefined
         },
         20_000,
@@ -207,7 +252,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
       signal(frozen, 'SIGCONT')
     }
     assert.ok(
-      lines().some((l) => l.startsWith(`failed ${old.node} ${old.token} `)),
+      lines(main()).some((l) => l.startsWith(`failed ${old.node} ${old.token} `)),
       'the old writer failed its next write',
     )
     const agreed = await until(
@@ -223,27 +268,27 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
   })
 
   it('a failed stop leaves the lock to the successor, who blocklists its client and breaks it', async () => {
-    const old = await until('the leader writing', () => current(), 10_000)
+    const old = await until('the leader writing', () => current(main()), 10_000)
     const to = NODES.find((n) => n !== old.node) as string
-    writeFileSync(join(dir, 'fail-stop'), '')
+    writeFileSync(join(main().dir, 'fail-stop'), '')
     try {
-      const res = await cli(['election', 'transfer', 'db', '--to', to, '--yes'])
+      const res = await cli(['election', 'transfer', main().service, '--to', to, '--yes'])
       assert.equal(res.code, 0, res.stderr)
       const next = await until(
         'the new leader writing',
         () => {
-          const c = current()
+          const c = current(main())
           return c && c.token !== old.token ? c : undefined
         },
         20_000,
       )
-      const fenced = (daemons.get(next.node) as Daemon).events.find((e) => e.event === 'rbd-fenced' && e.token === next.token)
+      const fenced = (main().daemons.get(next.node) as Daemon).events.find((e) => e.event === 'rbd-fenced' && e.token === next.token)
       assert.ok(fenced)
       // The stop failed; the guardian then killed the writer: its lock stayed, and was broken under a blocklist.
       assert.ok((fenced.blocklisted as string[]).includes(old.address), JSON.stringify(fenced))
       assert.equal((fenced.brokenLocks as string[]).length, 1, JSON.stringify(fenced))
     } finally {
-      rmSync(join(dir, 'fail-stop'), {force: true})
+      rmSync(join(main().dir, 'fail-stop'), {force: true})
     }
   })
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {localRbdHolders, RbdCli, rbdLockHolder, rbdLockId} from '../../src/lib/ceph/rbd.js'
+import {fenceRbdImage, localRbdHolders, RbdCli, rbdLockHolder, rbdLockId, type RbdLock, type RbdWatcher} from '../../src/lib/ceph/rbd.js'
 import {attributeRbdHolders} from '../../src/lib/election/split-brain.js'
 
 describe('RBD lock holders', () => {
@@ -37,5 +37,27 @@ describe('RBD lock holders', () => {
       attributeRbdHolders([managed], undefined).map((h) => h.node),
       [null],
     )
+  })
+
+  it('a fence asks again before each blocklist whether its token still leads, and stops there when it does not', async () => {
+    const calls: string[] = []
+    // A recording fake of the rbd/ceph CLIs: two foreign clients hold and watch the image.
+    const rbd = {
+      locks: async (): Promise<RbdLock[]> => [{id: 'auto 1', locker: 'client.1', address: '10.0.0.1:0/1'}],
+      watchers: async (): Promise<RbdWatcher[]> => [{address: '10.0.0.1:0/1'}, {address: '10.0.0.2:0/2'}],
+      blocklist: async (address: string) => void calls.push(`blocklist ${address}`),
+      remove: async (_image: string, lock: RbdLock) => void calls.push(`break ${lock.id}`),
+    } as unknown as RbdCli
+    let answers = [true, false]
+    await assert.rejects(
+      fenceRbdImage(rbd, 'rbd/pg', 's1', '7', async () => answers.shift() ?? false),
+      /token 7 no longer leads: rbd\/pg was not fenced \(10\.0\.0\.2:0\/2 left alone\)/,
+    )
+    assert.deepEqual(calls, ['blocklist 10.0.0.1:0/1'], 'nothing after the token stopped leading, no lock broken')
+    calls.length = 0
+    answers = [true, true]
+    const fence = await fenceRbdImage(rbd, 'rbd/pg', 's1', '7', async () => answers.shift() ?? false)
+    assert.deepEqual(calls, ['blocklist 10.0.0.1:0/1', 'blocklist 10.0.0.2:0/2', 'break auto 1'])
+    assert.deepEqual(fence.blocklisted, ['10.0.0.1:0/1', '10.0.0.2:0/2'])
   })
 })

@@ -110,8 +110,17 @@ export interface RbdFence {
  * then are the locks broken, so the service's own client can take the exclusive lock.
  * Clients of this very leadership (its own advisory lock) are left alone; a lock of a newer
  * leadership means this one is stale: nothing is touched and the start fails.
+ * `stillLeads` is asked again before each blocklist: a leadership paused after its claim may
+ * wake up replaced, with its list holding its successor's client.
  */
-export async function fenceRbdImage(rbd: RbdCli, image: string, node: string, token: string, blocklistSeconds: number = settings.ceph.blocklistSeconds): Promise<RbdFence> {
+export async function fenceRbdImage(
+  rbd: RbdCli,
+  image: string,
+  node: string,
+  token: string,
+  stillLeads: () => Promise<boolean> = async () => true,
+  blocklistSeconds: number = settings.ceph.blocklistSeconds,
+): Promise<RbdFence> {
   const locks = await rbd.locks(image)
   const own = new Set<string>()
   const others: RbdLock[] = []
@@ -122,7 +131,10 @@ export async function fenceRbdImage(rbd: RbdCli, image: string, node: string, to
     else others.push(lock)
   }
   const addresses = [...new Set([...others.map((l) => l.address), ...(await rbd.watchers(image)).map((w) => w.address)])].filter((a) => !own.has(a))
-  for (const address of addresses) await rbd.blocklist(address, blocklistSeconds)
+  for (const address of addresses) {
+    if (!(await stillLeads())) throw new Error(`token ${token} no longer leads: ${image} was not fenced (${address} left alone)`)
+    await rbd.blocklist(address, blocklistSeconds)
+  }
   for (const lock of others) await rbd.remove(image, lock)
   return {image, node, token, blocklisted: addresses, brokenLocks: others, at: new Date().toISOString()}
 }

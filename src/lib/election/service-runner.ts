@@ -89,7 +89,8 @@ export class ServiceRunner {
           // anyone (a newer leader's client holds an "auto" lock that carries no token to compare).
           const claim: RbdFenceRecord = {image, node: this.node, token, blocklisted: [], brokenLocks: [], at: new Date().toISOString(), holder: null}
           if (!(await this.recordFence(claim))) throw notLeading()
-          fence = {...(await fenceRbdImage(this.rbd, image, this.node, token)), holder: null}
+          // The claim is written again before each blocklist: refused once this token no longer leads.
+          fence = {...(await fenceRbdImage(this.rbd, image, this.node, token, () => this.recordFence(claim))), holder: null}
           if (!(await this.recordFence(fence))) throw notLeading()
         })
         this.log('rbd-fenced', {

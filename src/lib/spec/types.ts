@@ -65,8 +65,9 @@ export interface ServiceSpec {
   /** An address that must follow the leader (checked by `election check`). */
   vip?: string
   /**
-   * An RBD image (`pool/image`) only the leader may use: its daemon takes the image's lock
-   * (`xcluster:<node>:<token>`) before starting the service and frees it after stopping.
+   * An RBD image (`pool/image`) only the leader may use: before starting the service its daemon
+   * fences the image (blocklists every other client, breaks their locks, records it under its
+   * token); the service's own client (its mapping) holds librbd's exclusive lock.
    */
   rbdImage?: string
 }
