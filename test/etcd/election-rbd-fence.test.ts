@@ -21,7 +21,7 @@ import {fenceRbdImage, RbdCli} from '../../src/lib/ceph/rbd.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {CheckResult} from '../../src/lib/election/split-brain.js'
-import {startCeph, type TestCeph} from '../helpers/ceph.js'
+import {startRbdCeph, type TestCeph} from '../helpers/ceph.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
@@ -103,10 +103,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'xct-election-rbd-fence-'))
-    ceph = await startCeph({osdHosts: ['s4']})
-    ceph.ceph(['osd', 'pool', 'create', 'rbd', '8', '8'])
-    ceph.ceph(['osd', 'pool', 'application', 'enable', 'rbd', 'rbd'])
-    process.env.CEPH_CONF = ceph.conf // for the daemons, the CLI and RbdCli here
+    ceph = await startRbdCeph()
     etcd = await startEtcdRetrying()
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}
     let services = ''

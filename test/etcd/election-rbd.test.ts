@@ -17,7 +17,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {RbdCli} from '../../src/lib/ceph/rbd.js'
 import type {CheckResult} from '../../src/lib/election/split-brain.js'
-import {startCeph, type TestCeph} from '../helpers/ceph.js'
+import {startRbdCeph, type TestCeph} from '../helpers/ceph.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcdRetrying} from '../helpers/etcd-cluster.js'
@@ -59,10 +59,7 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'xct-election-rbd-'))
-    ceph = await startCeph({osdHosts: ['s4']})
-    ceph.ceph(['osd', 'pool', 'create', 'rbd', '8', '8'])
-    ceph.ceph(['osd', 'pool', 'application', 'enable', 'rbd', 'rbd'])
-    process.env.CEPH_CONF = ceph.conf // for the daemons, the CLI and RbdCli here
+    ceph = await startRbdCeph()
     execFileSync('rbd', ['create', '--size', '16', IMAGE])
     etcd = await startEtcdRetrying()
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}

@@ -148,3 +148,16 @@ keyring = ${dir}/osd.$id/keyring
     stop,
   }
 }
+
+/**
+ * A one-OSD Ceph with an `rbd` pool, made the cluster of this process and its children
+ * (CEPH_CONF: the serve daemons, the CLI, RbdCli): the elections' RBD tests. The caller deletes
+ * CEPH_CONF when it stops the cluster.
+ */
+export async function startRbdCeph(): Promise<TestCeph> {
+  const ceph = await startCeph({osdHosts: ['s4']})
+  ceph.ceph(['osd', 'pool', 'create', 'rbd', '8', '8'])
+  ceph.ceph(['osd', 'pool', 'application', 'enable', 'rbd', 'rbd'])
+  process.env.CEPH_CONF = ceph.conf
+  return ceph
+}
