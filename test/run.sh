@@ -32,11 +32,11 @@ status=0
 codes=()
 #    Guards so a hang can only fail the run, never stall it: a test may take 10 minutes at most,
 #    a file whose tests are done exits even if a leaked handle would keep it alive, and the
-#    whole run is cut off after 60 minutes (CI allows 90).
+#    whole run is cut off after 70 minutes (CI allows 90, and installing, the lab and the teardown take ~5).
 guards=(--test-timeout=600000 --test-force-exit)
-timeout --kill-after=30s 60m ip netns exec xc-admin node --import tsx --test --test-concurrency=1 "${guards[@]}" "${files[@]}" | tee "$out/main.tap" || { codes=("${PIPESTATUS[@]}"); status=1; }
+timeout --kill-after=30s 70m ip netns exec xc-admin node --import tsx --test --test-concurrency=1 "${guards[@]}" "${files[@]}" | tee "$out/main.tap" || { codes=("${PIPESTATUS[@]}"); status=1; }
 if [ "${codes[0]:-0}" = 124 ]; then
-  echo "# fail 1 (the run was cut off after 60 minutes: a test hung; see the last test above)" | tee -a "$out/main.tap"
+  echo "# fail 1 (the run was cut off after 70 minutes: a test hung; see the last test above)" | tee -a "$out/main.tap"
 fi
 # 2. The teardown test takes the lab down and checks nothing is left. It runs in the root
 #    namespace: `lab down` kills whatever still runs inside the lab's namespaces.
