@@ -17,7 +17,7 @@
  */
 import {existsSync, readFileSync} from 'node:fs'
 
-import {certificateInfo, createCa, issuedBy, trustBundle, type CertificateAuthority} from '../certs/authority.js'
+import {certificateInfo, createCa, issuedBy, pemCertificates, trustBundle, type CertificateAuthority} from '../certs/authority.js'
 import {beginCaRotation, endCaRotation, readCaRotation, reissueFromPreviousCa, staleRefusal, type CaRotationState} from '../certs/ca-rotation.js'
 import {issueClientCertificate} from '../certs/cluster-pki.js'
 import {nodeTlsFiles} from '../certs/paths.js'
@@ -143,7 +143,7 @@ function trustPhase(ca: CertificateAuthority): Phase<NodeHost, NodeRunContext> {
       const now = await ssh.exec(`cat ${shellQuote(nodeTlsFiles.ca)}`, {sudo: true})
       const written = now.code === 0 && now.stdout === trustBundle(ca)
       if (!written) {
-        const fingerprints = (trustBundle(ca).match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((p) => certificateInfo(p).fingerprint.slice(0, 23))
+        const fingerprints = pemCertificates(trustBundle(ca)).map((p) => certificateInfo(p).fingerprint.slice(0, 23))
         await ctx.wet(host, `write ${nodeTlsFiles.ca} trusting ${fingerprints.join(' and ')}`, () => installNodeTrust(ssh, ca))
       }
       // A run that stopped between the write and a restart left a process reading the old file.

@@ -169,6 +169,11 @@ export async function issueCertificate(ca: CertificateAuthority, request: Certif
   return {...certificateInfo(certPem), certPem, key: await exportKey(keys.privateKey)}
 }
 
+const CERTIFICATE_PEM = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g
+
+/** Each PEM certificate in a text (a bundle, several files read at once), in order. */
+export const pemCertificates = (text: string): string[] => text.match(CERTIFICATE_PEM) ?? []
+
 /** The public facts of a PEM certificate. */
 export function certificateInfo(certPem: string): CertificateInfo {
   const node = new NodeCertificate(certPem)

@@ -3,14 +3,12 @@
  * trust file holding exactly the CAs trusted now, and the etcd member's peer and server pairs and
  * the serve identity issued by the current CA. Shared by bootstrap's pki phase and `cert ca rotate`.
  */
-import {certificateInfo, issuedBy, trustBundle, type CertificateAuthority} from '../certs/authority.js'
+import {certificateInfo, issuedBy, pemCertificates, trustBundle, type CertificateAuthority} from '../certs/authority.js'
 import {coreNodeTlsFiles, issueClientCertificate, issueMemberCertificates} from '../certs/cluster-pki.js'
 import {identity} from '../certs/identities.js'
 import {nodeTlsFiles} from '../certs/paths.js'
 import {settings} from '../settings.js'
 import {shellQuote, type SshHost} from '../ssh/index.js'
-
-const PEM = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g
 
 /** What a node's files lack: nothing, only the trust file, or its certificates (which a new trust file goes with). */
 export type NodeTlsState = 'current' | 'trust' | 'certificates'
@@ -25,7 +23,7 @@ export async function nodeTlsState(ssh: SshHost, ca: CertificateAuthority, name:
   )
   if (listing.code !== 0) return 'certificates'
   const [leaves = '', trust = ''] = listing.stdout.split('#trust\n')
-  const pems = leaves.match(PEM) ?? []
+  const pems = pemCertificates(leaves)
   if (pems.length !== 3) return 'certificates'
   const renewBy = Date.now() + settings.certs.renewBeforeDays * 86_400_000
   const wanted = [
