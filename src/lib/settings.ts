@@ -84,6 +84,9 @@ export const settings = {
     /** The rbd CLI election daemons and checks use (env XCLUSTER_RBD; MicroCeph: microceph.rbd). */
     rbd: 'rbd',
     commandTimeoutMs: 10_000,
+    /** `ceph bootstrap` / `ceph join`: how long the monitors may take to form a quorum with an active manager. */
+    formTimeoutMs: 180_000,
+    formPollMs: 2000,
   },
   /** `xcluster update`: the rolling update. */
   update: {
