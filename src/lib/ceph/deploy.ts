@@ -52,10 +52,7 @@ const q = shellQuote
 
 /** The admin keyring of a new cluster, made on the node (its key never leaves it here). */
 export function adminKeyringLines(): string[] {
-  return [
-    `ceph-authtool --create-keyring ${ADMIN_KEYRING} --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mds 'allow *' --cap mgr 'allow *'`,
-    `chmod 600 ${ADMIN_KEYRING}`,
-  ]
+  return [`ceph-authtool --create-keyring ${ADMIN_KEYRING} --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mds 'allow *' --cap mgr 'allow *'`, `chmod 600 ${ADMIN_KEYRING}`]
 }
 
 /** The key `ceph-volume` creates OSDs with (`ceph disk add`), made on the node. */

@@ -105,15 +105,16 @@ export async function joinCeph(store: EtcdStore, name: string, options: NodeActi
     throw preconditionError('CEPH_NOT_BOOTSTRAPPED', `There is no Ceph cluster to join ${name} to: Ceph was not bootstrapped.`, `Bootstrap it first: ${commandLine(['ceph', 'bootstrap'])}`)
   }
   checkBackend(record, backend)
-  const members = record.mons.filter((m) => m !== name)
-  if (members.length === 0) {
+  // The node that bootstrapped is checked by bootstrap; a joined node's join runs again as a check.
+  if (record.mons[0] === name) {
     throw preconditionError(
       'CEPH_ALREADY_MEMBER',
-      `${name} is the Ceph cluster's only monitor (it bootstrapped it): there is nothing to join it to.`,
-      `Check it again with ${commandLine(['ceph', 'bootstrap'])}, or join another node: ${commandLine(['ceph', 'join', 'NODE'])}`,
+      `${name} bootstrapped the Ceph cluster: it is a member already, with nothing to join.`,
+      `Check it again with ${commandLine(['ceph', 'bootstrap'])}, or join another core or storage node: ${commandLine(['ceph', 'join', 'NODE'])}`,
       {fsid: record.fsid, mons: record.mons},
     )
   }
+  const members = record.mons.filter((m) => m !== name)
   const mons = [...members, name]
   const plan: FormPlan = {backend, node: name, mons, record, fsid: record.fsid, source: members[0]}
   const phases = [connectPhase, packagesPhase(plan), identityPhase(plan), monPhase(plan), mgrPhase(plan), monHostPhase(plan), quorumPhase(plan), recordPhase(plan)]
@@ -253,7 +254,11 @@ function identityPhase(plan: FormPlan): Phase<NodeHost, NodeRunContext> {
         for (const path of [ADMIN_KEYRING, BOOTSTRAP_OSD_KEYRING]) {
           const read = await sourceSsh.exec(`cat ${path}`, {sudo: true})
           if (read.code !== 0) {
-            throw preconditionError('CEPH_MEMBER_INCOMPLETE', `${plan.source} has no ${path}: it cannot hand the cluster's keys to ${plan.node}.`, `Check it with ${commandLine(['ceph', 'bootstrap'])}`)
+            throw preconditionError(
+              'CEPH_MEMBER_INCOMPLETE',
+              `${plan.source} has no ${path}: it cannot hand the cluster's keys to ${plan.node}.`,
+              `Check it with ${commandLine(['ceph', 'bootstrap'])}`,
+            )
           }
           await ensureFile(ctx, host, ssh, {path, content: read.stdout, mode: 0o600})
         }
