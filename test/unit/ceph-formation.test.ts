@@ -60,12 +60,13 @@ describe('ceph bootstrap and join: the lines they run', () => {
     assert.equal(confFsid('[global]\nmon_host = x\n'), undefined)
   })
 
-  it('formed: every named monitor in quorum, no other in the monmap, and an active manager', () => {
+  it('formed: every named monitor in quorum, no other in the monmap, an active manager and a standby beside each other monitor', () => {
     const q = parseQuorum({fsid: FSID, quorum_names: ['s2', 's1'], monmap: {num_mons: 2}, mgrmap: {available: true, num_standbys: 1}})
     assert.deepEqual(q, {fsid: FSID, quorum: ['s1', 's2'], mons: 2, mgrAvailable: true, mgrStandbys: 1})
     assert.equal(formed(q, ['s1', 's2']), true)
     assert.equal(formed(q, ['s1', 's2', 's3']), false)
     assert.equal(formed({...q, mgrAvailable: false}, ['s1', 's2']), false)
+    assert.equal(formed({...q, mgrStandbys: 0}, ['s1', 's2']), false, "the new node's manager has not registered yet")
     assert.equal(formed({...q, quorum: ['s1']}, ['s1', 's2']), false)
   })
 })

@@ -147,5 +147,8 @@ export function parseQuorum(raw: CephQuorumJson): CephQuorum {
   }
 }
 
-/** Whether every named monitor is in quorum, none other is missing, and a manager is active. */
-export const formed = (q: CephQuorum, mons: readonly string[]): boolean => q.mgrAvailable && q.mons === mons.length && mons.every((m) => q.quorum.includes(m))
+/**
+ * Whether the monmap holds exactly the named monitors, all in quorum, and the manager beside each
+ * is up: one active, the others standing by (a new standby registers a moment after it starts).
+ */
+export const formed = (q: CephQuorum, mons: readonly string[]): boolean => q.mgrAvailable && q.mgrStandbys + 1 >= mons.length && q.mons === mons.length && mons.every((m) => q.quorum.includes(m))

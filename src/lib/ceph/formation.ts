@@ -115,7 +115,8 @@ export async function joinCeph(store: EtcdStore, name: string, options: NodeActi
     )
   }
   const members = record.mons.filter((m) => m !== name)
-  const mons = [...members, name]
+  // The record's order, the node last when new: a re-run must render the same mon_host.
+  const mons = record.mons.includes(name) ? record.mons : [...record.mons, name]
   const plan: FormPlan = {backend, node: name, mons, record, fsid: record.fsid, source: members[0]}
   const phases = [connectPhase, packagesPhase(plan), identityPhase(plan), monPhase(plan), mgrPhase(plan), monHostPhase(plan), quorumPhase(plan), recordPhase(plan)]
   const {summary} = await runOnNodes(store, 'ceph join', [name, ...members], phases, options)
@@ -320,7 +321,7 @@ function monHostPhase(plan: FormPlan): Phase<NodeHost, NodeRunContext> {
 function quorumPhase(plan: FormPlan): Phase<NodeHost, NodeRunContext> {
   return {
     id: 'ceph-quorum',
-    title: `Wait for monitors ${plan.mons.join(', ')} in quorum and a manager`,
+    title: `Wait for monitors ${plan.mons.join(', ')} in quorum, and their managers`,
     hosts: onlyNode(plan),
     readOnly: true,
     async run(ctx, host) {
