@@ -95,6 +95,9 @@ export const settings = {
     /** After a start, how long serve waits for the service's client to take the image's exclusive lock, to record it. */
     holderWaitMs: 10_000,
     holderPollMs: 100,
+    /** `ceph bootstrap` / `ceph join`: how long the monitors may take to form a quorum with an active manager. */
+    formTimeoutMs: 180_000,
+    formPollMs: 2000,
   },
   /** `xcluster update`: the rolling update. */
   update: {

@@ -76,9 +76,16 @@ const INVOCATIONS: Record<string, string[][]> = {
 const STOPPED_BY_PREFLIGHT = new Set(['node:add'])
 /**
  * Checked where what they need runs: bootstrap needs three systemd hosts and the admin host's own
- * services (the lab); frontend sync a CA, certificates and nginx on the node (its own test).
+ * services (the lab), and so do ceph bootstrap and ceph join; frontend sync a CA, certificates and nginx on the node (its own test).
  */
-const CHECKED_IN: Record<string, string> = {bootstrap: 'test/lab/bootstrap.test.ts', 'cert:ca:rotate': 'test/lab/tls-ca-rotation.test.ts', 'frontend:sync': 'test/ssh/frontend-sync.test.ts'}
+const CHECKED_IN: Record<string, string> = {
+  bootstrap: 'test/lab/bootstrap.test.ts',
+  'cert:ca:rotate': 'test/lab/tls-ca-rotation.test.ts',
+  'frontend:sync': 'test/ssh/frontend-sync.test.ts',
+  // They install and start Ceph on systemd hosts, through the package cache: the lab.
+  'ceph:bootstrap': 'test/lab/ceph.test.ts',
+  'ceph:join': 'test/lab/ceph.test.ts',
+}
 /** Need a real Ceph on the node they ask (the sandbox has none): their dry runs are checked against one there. */
 const WITH_CEPH = 'test/ssh/ceph-admin.test.ts'
 const CEPH_CHANGES = ['ceph:disk:add', 'ceph:image:create', 'ceph:image:resize', 'ceph:image:rm', 'ceph:pool:create', 'ceph:pool:set']

@@ -95,6 +95,8 @@ const PACIFIC_STATUS = {
   },
   election_epoch: 3,
   quorum_names: ['a'],
+  monmap: {epoch: 1, num_mons: 1},
+  mgrmap: {available: true, num_standbys: 0},
   osdmap: {epoch: 21, num_osds: 3, num_up_osds: 2, osd_up_since: 1700000000, num_in_osds: 3, osd_in_since: 1700000000, num_remapped_pgs: 0},
   pgmap: {
     pgs_by_state: [
@@ -117,6 +119,8 @@ describe('ceph -s parsing', () => {
       node: 's4',
       fsid: PACIFIC_STATUS.fsid,
       health: {status: 'HEALTH_WARN', checks: [{name: 'OSD_DOWN', severity: 'HEALTH_WARN', summary: '1 osds down', muted: false}]},
+      mons: {total: 1, inQuorum: ['a']},
+      mgr: {available: true, standbys: 0},
       osds: {total: 3, up: 2, in: 3},
       pgs: {
         total: 32,

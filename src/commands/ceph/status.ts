@@ -15,6 +15,7 @@ export default class CephStatusCommand extends CephCommand<typeof CephStatusComm
     const status = await cephStatus(await this.ceph())
     this.say(`health: ${status.health.status} (asked ${status.node})`)
     for (const check of status.health.checks) this.say(`  ${check.severity} ${check.name}: ${check.summary}${check.muted ? ' (muted)' : ''}`)
+    this.say(`mons: ${status.mons.inQuorum.join(', ') || 'none'} in quorum, of ${status.mons.total}; mgr: ${status.mgr.available ? 'active' : 'none active'}, ${status.mgr.standbys} standby`)
     this.say(`osds: ${status.osds.up} up, ${status.osds.in} in, of ${status.osds.total}`)
     this.say(`pgs: ${status.pgs.total} (${status.pgs.byState.map((s) => `${s.count} ${s.state}`).join(', ') || 'none'}) in ${status.pools} pools, ${status.objects} objects`)
     this.say(`usage: ${humanSize(status.usage.usedBytes)} used, ${humanSize(status.usage.availBytes)} available, of ${humanSize(status.usage.totalBytes)}`)

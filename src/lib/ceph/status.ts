@@ -4,6 +4,9 @@ import type {CephCli} from './cli.js'
 /** What `ceph -s --format json` prints, in the parts xcluster reads (Pacific 16.2). */
 export interface CephStatusJson {
   fsid?: string
+  quorum_names?: string[]
+  monmap?: {num_mons?: number}
+  mgrmap?: {available?: boolean; num_standbys?: number}
   health?: {status?: string; checks?: Record<string, {severity?: string; summary?: {message?: string; count?: number}; muted?: boolean}>}
   /** Pacific and later: flat; Nautilus and Octopus nested it once more under `osdmap`. */
   osdmap?: OsdMapJson & {osdmap?: OsdMapJson}
@@ -32,6 +35,10 @@ export interface CephStatus {
   node: string
   fsid: string
   health: {status: CephHealth; checks: {name: string; severity: string; summary: string; muted: boolean}[]}
+  /** The monitors: how many the monmap has, and which are in quorum (by name, sorted). */
+  mons: {total: number; inQuorum: string[]}
+  /** Whether a manager is active, and how many stand by. */
+  mgr: {available: boolean; standbys: number}
   osds: {total: number; up: number; in: number}
   pgs: {total: number; byState: {state: string; count: number}[]}
   pools: number
@@ -57,6 +64,8 @@ export function parseCephStatus(raw: CephStatusJson, node: string): CephStatus {
       status: status as CephHealth,
       checks: Object.entries(raw.health?.checks ?? {}).map(([name, c]) => ({name, severity: c.severity ?? '', summary: c.summary?.message ?? '', muted: c.muted === true})),
     },
+    mons: {total: raw.monmap?.num_mons ?? 0, inQuorum: [...(raw.quorum_names ?? [])].sort()},
+    mgr: {available: raw.mgrmap?.available === true, standbys: raw.mgrmap?.num_standbys ?? 0},
     osds: {total: osdmap.num_osds ?? 0, up: osdmap.num_up_osds ?? 0, in: osdmap.num_in_osds ?? 0},
     pgs: {total: pgmap.num_pgs ?? byState.reduce((n, s) => n + s.count, 0), byState},
     pools: pgmap.num_pools ?? 0,

@@ -37,6 +37,8 @@
  *                                                      10 min); what every serve --acme-http answers from
  *   /xcluster/<cluster>/frontends/<name>        a public endpoint (`frontend expose`): target, public port,
  *                                               certificate name, tunnel port and its Rathole token
+ *   /xcluster/<cluster>/ceph/cluster            the Ceph cluster xcluster formed (`ceph bootstrap`, `ceph join`):
+ *                                               backend, fsid, monitor nodes; no key (keyrings stay on the nodes)
  */
 import {ExitStatus, XclusterError} from '../errors.js'
 
@@ -350,5 +352,10 @@ export class KeySchema {
 
   frontend(name: string): string {
     return `${this.frontendsPrefix()}${segment('frontend name', name)}`
+  }
+
+  /** The Ceph cluster `ceph bootstrap` formed and the nodes `ceph join` added to it. */
+  cephCluster(): string {
+    return `${this.prefix}ceph/cluster`
   }
 }
