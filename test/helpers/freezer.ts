@@ -4,14 +4,32 @@
  * host (or stuck in the kernel) dies only when it next runs.
  */
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
-const FREEZER = '/sys/fs/cgroup/freezer'
+/**
+ * Where the cgroup v1 freezer hierarchy is mounted in this mount namespace. `ip netns exec` (the
+ * suite runs in the lab's admin namespace) remounts /sys without the cgroup mounts: there the
+ * same hierarchy is mounted again, on a directory of its own (it lives as long as the namespace).
+ */
+function freezerRoot(): string {
+  // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - TYPE SOURCE SUPEROPTIONS"
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [mount, fs = ''] = line.split(' - ')
+    const [type, , superOptions = ''] = fs.split(' ')
+    if (type === 'cgroup' && superOptions.split(',').includes('freezer')) return mount?.split(' ')[4] as string
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'xct-freezer-'))
+  execFileSync('mount', ['-t', 'cgroup', '-o', 'freezer', 'xct-freezer', dir])
+  return dir
+}
 
 /** Freezes `pid` (all its threads) in a freezer cgroup of that name; thaw() lets it run and removes the group. */
 export function freeze(pid: number, name: string): {thaw(): void} {
-  const cgroup = `${FREEZER}/${name}`
-  mkdirSync(cgroup, {recursive: true})
+  const root = freezerRoot()
+  const cgroup = `${root}/${name}`
+  mkdirSync(cgroup)
   writeFileSync(`${cgroup}/cgroup.procs`, String(pid))
   writeFileSync(`${cgroup}/freezer.state`, 'FROZEN')
   const thaw = () => {
@@ -21,7 +39,7 @@ export function freeze(pid: number, name: string): {thaw(): void} {
     for (let tries = 0; ; tries++) {
       for (const p of readFileSync(`${cgroup}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
         try {
-          writeFileSync(`${FREEZER}/cgroup.procs`, p)
+          writeFileSync(`${root}/cgroup.procs`, p)
         } catch {
           // exiting: it leaves the group by itself
         }
