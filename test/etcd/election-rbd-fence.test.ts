@@ -7,8 +7,8 @@
  * the old writer, breaks its lock) and starts its own writer; then the old writer resumes first,
  * before its guardian can kill it (the worst order), and its next write must fail. The image read
  * back must hold no record of the old leadership written after the successor's first one.
- * The trials run in groups side by side (one service, image and pair of daemons each), as the
- * election checker does, so the 50 the issue asks for fit the suite.
+ * The trials can run in groups side by side (one service, image and pair of daemons each), as the
+ * election checker does; the suite runs one group (see GROUPS).
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
@@ -30,10 +30,13 @@ import {latestWriter, readRecords, writerLines, writerPid, writeWriterScripts} f
 
 /**
  * The issue asks for 50 trials. One takes ~7 s on this shared 2-core machine (the 2 s TTL, the
- * fence's blocklist calls, a writer's start), mostly waiting: three groups run side by side.
+ * fence's blocklist calls, a writer's start), mostly waiting. Three groups side by side took
+ * 156-172 s, but twice the loopback Ceph then stopped answering every client for minutes (each
+ * `rbd lock ls` and `ceph osd blocklist add` timed out, in all groups at once), not understood
+ * yet: the suite runs one group (XCT_FENCE_GROUPS=3 for more).
  */
 const TRIALS = Number(process.env.XCT_FENCE_TRIALS ?? 50)
-const GROUPS = Number(process.env.XCT_FENCE_GROUPS ?? 3)
+const GROUPS = Number(process.env.XCT_FENCE_GROUPS ?? 1)
 const NODES = ['s1', 's2']
 /**
  * What this test proves is safety, not latency: a takeover is the TTL, a fence of several ceph/rbd
