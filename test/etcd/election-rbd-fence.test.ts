@@ -19,6 +19,7 @@ import {after, before, describe, it} from 'node:test'
 
 import {fenceRbdImage, RbdCli} from '../../src/lib/ceph/rbd.js'
 import {guardedWrite} from '../../src/lib/election/fence.js'
+import {processAlive} from '../../src/lib/election/instance.js'
 import {EtcdStore} from '../../src/lib/etcd/store.js'
 import type {CheckResult} from '../../src/lib/election/split-brain.js'
 import {startRbdCeph, type TestCeph} from '../helpers/ceph.js'
@@ -69,15 +70,6 @@ const signal = (pids: number[], sig: NodeJS.Signals) => {
     } catch {
       // already gone
     }
-  }
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
-  } catch {
-    return false
   }
 }
 
@@ -179,7 +171,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
     signal([oldWriter], 'SIGCONT')
     const failure = await until(`${g.service}: the old writer to fail its next write`, () => lines(g).find((l) => l.startsWith(`failed ${old.node} ${old.token} `)), 15_000)
     assert.match(failure, /ConnectionShutdown|Blocklist|errno 108/i)
-    await until(`${g.service}: the old writer to exit`, () => !alive(oldWriter), 5_000)
+    await until(`${g.service}: the old writer to exit`, () => !processAlive(oldWriter), 5_000)
     signal(frozen, 'SIGCONT')
     const records = readRecords(ceph.conf, g.image)
     const firstOfNext = records.filter((r) => r.token === next.token).reduce((min, r) => (r.ns < min ? r.ns : min), BigInt(Number.MAX_SAFE_INTEGER) * 1000n)
@@ -254,7 +246,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
       )
     } finally {
       signal([oldWriter], 'SIGCONT')
-      await until('the old writer to exit', () => !alive(oldWriter), 15_000).catch(() => undefined)
+      await until('the old writer to exit', () => !processAlive(oldWriter), 15_000).catch(() => undefined)
       signal(frozen, 'SIGCONT')
     }
     assert.ok(
