@@ -20,6 +20,9 @@ export const TEST_PACKAGES: readonly string[] = [
   'ceph-mgr',
   'ceph-osd',
   'ceph-common',
+  // The librbd writer of the RBD fence tests (test/helpers/rbd-writer.py), run by Debian's python3.
+  'python3-rados',
+  'python3-rbd',
   // ceph disk add's LVM preparation on loop devices, and what it refuses (test/ssh/ceph-admin.test.ts).
   'lvm2',
   'e2fsprogs',
