@@ -64,6 +64,10 @@ mon warn on pool no redundancy = false
 mon data avail crit = 0
 mon data avail warn = 0
 auth allow insecure global id reclaim = false
+[client]
+# One socket per client process, as Ceph's default is: a shared one owned by a frozen client (a
+# paused leader's rbd call) made every new client wait ~10 s for that owner to answer.
+admin socket = ${dir}/run/$cluster-$name.$pid.$cctid.asok
 [mon]
 mon data = ${dir}/mon.$id
 [mgr]
