@@ -32,9 +32,9 @@ import {latestWriter, readRecords, writerLines, writerPid, writeWriterScripts} f
 /**
  * The issue asks for 50 trials. One takes ~7 s on this shared 2-core machine (the 2 s TTL, the
  * fence's blocklist calls, a writer's start), mostly waiting. Three groups side by side took
- * 156-172 s, but twice the loopback Ceph then stopped answering every client for minutes (each
- * `rbd lock ls` and `ceph osd blocklist add` timed out, in all groups at once), not understood
- * yet: the suite runs one group (XCT_FENCE_GROUPS=3 for more).
+ * 156-172 s; runs where every `rbd` call then timed out were the test Ceph's shared client admin
+ * socket (now one per client, test/helpers/ceph.ts), but three groups were not run again since:
+ * the suite runs one (XCT_FENCE_GROUPS=3 for more).
  */
 const TRIALS = Number(process.env.XCT_FENCE_TRIALS ?? 50)
 const GROUPS = Number(process.env.XCT_FENCE_GROUPS ?? 1)
