@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {checkDevicePath, diskCommands, diskRefusal, parseDeviceFacts, type DeviceFacts} from '../../src/lib/ceph/disks.js'
+import {checkDevicePath, diskCommands, diskRefusal, loopCommands, parseDeviceFacts, parseLoopSpec, scriptLine, type DeviceFacts} from '../../src/lib/ceph/disks.js'
 import {XclusterError} from '../../src/lib/errors.js'
 
 const VG = 'ceph-s4-sdb'
@@ -75,5 +75,37 @@ describe('ceph disk add: what a device holds, and what may be done to it', () =>
   it('a device is named by its path', () => {
     assert.doesNotThrow(() => checkDevicePath('/dev/disk/by-id/wwn-0x5000c500a1b2c3d4'))
     for (const bad of ['sdb', '/dev/', '/dev/../etc/passwd', '/dev/sdb; reboot', '/tmp/x']) assert.throws(() => checkDevicePath(bad), /is not a device path/)
+  })
+
+  it("loop,SIZE[,COUNT]: MicroCeph's own spec, sizes with M, G or T of at least 1G, 1 to 16 OSDs; a path is no loop spec", () => {
+    assert.deepEqual(parseLoopSpec('loop,4G'), {size: '4G', bytes: 4 * 1024 ** 3, count: 1})
+    assert.deepEqual(parseLoopSpec('loop,2048M,3'), {size: '2048M', bytes: 2 * 1024 ** 3, count: 3})
+    assert.deepEqual(parseLoopSpec('loop,1T,2'), {size: '1T', bytes: 1024 ** 4, count: 2})
+    assert.equal(parseLoopSpec('/dev/sdb'), undefined)
+    for (const bad of ['loop,', 'loop,4', 'loop,4g', 'loop,512M', 'loop,4G,0', 'loop,4G,17', 'loop,4G,x', 'loop,4G;reboot', 'loop,-4G']) {
+      assert.throws(
+        () => parseLoopSpec(bad),
+        (e: unknown) => e instanceof XclusterError && e.message.includes('is not a loop spec') && /loop,4G or loop,8G,3/.test(e.suggestion ?? ''),
+        bad,
+      )
+    }
+  })
+
+  it("loop OSDs: MicroCeph's one documented `disk add loop,SIZE,N`; Debian's Ceph one script per OSD, ceph-volume's steps with a file for the block", () => {
+    const spec = parseLoopSpec('loop,4G,2')!
+    // https://documentation.ubuntu.com/microceph/stable/snap/reference/commands/disk/: "The
+    // specification for loop files is of the form loop,<size>,<nr>" (e.g. loop,8G,3).
+    assert.deepEqual(loopCommands('microceph', spec, ['u1', 'u2']), ['microceph disk add loop,4G,2'])
+    const scripts = loopCommands('ceph', spec, ['11111111-1111-1111-1111-111111111111', '22222222-2222-2222-2222-222222222222'])
+    assert.equal(scripts.length, 2)
+    const [first] = scripts
+    assert.match(first!, /^uuid=11111111-1111-1111-1111-111111111111$/m)
+    assert.match(first!, /^set -eu$/m)
+    assert.match(first!, /osd new "\$uuid" -i -\)$/m)
+    assert.match(first!, /--bluestore-block-create true --bluestore-block-size 4294967296 /)
+    assert.match(first!, /^systemctl enable --now "ceph-osd@\$id"$/m)
+    // No key is ever an argument the plan shows: it is made on the node, in a shell variable.
+    assert.doesNotMatch(scriptLine(first!), /#|set -eu/)
+    assert.match(scriptLine(first!), /^uuid=1111.*; keyring=\/var\/lib\/ceph\/bootstrap-osd\/ceph\.keyring; secret=\$\(ceph-authtool --gen-print-key\); /)
   })
 })

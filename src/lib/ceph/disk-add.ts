@@ -6,6 +6,7 @@
  */
 import {runOnNodes, type NodeActionOptions} from '../actions/node-run.js'
 import {ExitStatus, XclusterError} from '../errors.js'
+import {commandLine} from '../output/command-line.js'
 import type {EtcdStore} from '../etcd/store.js'
 import {connectPhase} from '../phases/connect.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
@@ -13,7 +14,25 @@ import type {SshHost} from '../ssh/index.js'
 import {shellQuote} from '../ssh/shell.js'
 import type {Phase} from '../tasks/phase.js'
 import {assertRunSucceeded, type RunSummary} from '../tasks/runner.js'
-import {checkDevicePath, diskCommands, OSD_LV, diskRefusal, inspectCommand, osdVolumeGroup, parseDeviceFacts, type DeviceFacts} from './disks.js'
+import {randomUUID} from 'node:crypto'
+
+import {humanSize} from './input.js'
+import {settings} from '../settings.js'
+import {
+  checkDevicePath,
+  diskCommands,
+  OSD_LV,
+  diskRefusal,
+  inspectCommand,
+  loopCommands,
+  loopFileDir,
+  osdVolumeGroup,
+  parseDeviceFacts,
+  parseLoopSpec,
+  scriptLine,
+  type DeviceFacts,
+  type LoopSpec,
+} from './disks.js'
 
 export interface DiskAddOptions extends NodeActionOptions {
   /** Destroy what the device holds (filesystem, partition table, LVM metadata). */
@@ -22,16 +41,22 @@ export interface DiskAddOptions extends NodeActionOptions {
 
 export interface DiskAddResult {
   node: string
+  /** The device's path, or the loop spec (loop,4G). */
   device: string
-  volumeGroup: string
+  /** The VG made on the device (absent for loop OSDs). */
+  volumeGroup?: string
   /** What the device held before (absent when the run stopped before reading it). */
   before?: DeviceFacts
   /** The new OSD's id, where the backend's tools say it (ceph-volume). */
   osd?: number
+  /** The loop OSDs made (Debian's Ceph: the ids its script printed). */
+  osds?: number[]
   run: RunSummary
 }
 
 export async function addDisk(store: EtcdStore, node: string, device: string, options: DiskAddOptions): Promise<DiskAddResult> {
+  const loop = parseLoopSpec(device)
+  if (loop) return addLoopOsds(store, node, loop, options)
   checkDevicePath(device)
   const volumeGroup = osdVolumeGroup(node, device)
   const found = new Map<string, DeviceFacts>()
@@ -42,14 +67,7 @@ export async function addDisk(store: EtcdStore, node: string, device: string, op
     title: `Check that ${device} may become an OSD`,
     readOnly: true,
     async run(ctx, host) {
-      const cli = await ctx.ceph(host)
-      if (!(await cli.present())) {
-        throw new XclusterError(`${host.name} runs no Ceph of the spec's backend (${cli.backend}): there is no cluster to add an OSD to.`, {
-          code: 'CEPH_NOT_ON_NODE',
-          exit: ExitStatus.precondition,
-          suggestion: `Join ${host.name} to the Ceph cluster first (${cli.backend === 'microceph' ? 'microceph cluster join' : "Debian's ceph-osd and /etc/ceph/ceph.conf with the bootstrap-osd keyring"}), or check the spec's ceph.backend.`,
-        })
-      }
+      await requireCephOn(ctx, host)
       const ssh = await ctx.ssh(host)
       const res = await ssh.exec(inspectCommand(device, volumeGroup), {sudo: true})
       if (res.code !== 0) {
@@ -100,6 +118,68 @@ export async function addDisk(store: EtcdStore, node: string, device: string, op
   assertRunSucceeded(summary)
   const before = found.get(node)
   return {node, device, volumeGroup, ...(before ? {before} : {}), ...(osd === undefined ? {} : {osd}), run: summary}
+}
+
+/** The backend's Ceph on the node, or a refusal that says how to get it there. */
+async function requireCephOn(ctx: NodeRunContext, host: NodeHost): Promise<void> {
+  const cli = await ctx.ceph(host)
+  if (await cli.present()) return
+  throw new XclusterError(`${host.name} runs no Ceph of the spec's backend (${cli.backend}): there is no cluster to add an OSD to.`, {
+    code: 'CEPH_NOT_ON_NODE',
+    exit: ExitStatus.precondition,
+    suggestion: `Join ${host.name} to the Ceph cluster first: ${commandLine(['ceph', 'join', host.name])}`,
+  })
+}
+
+/**
+ * `ceph disk add NODE loop,SIZE[,N]`: N file-backed OSDs. Read-only first (the node's Ceph, room
+ * for the files where the backend keeps them), then one OSD at a time; each new OSD is a new
+ * uuid, so a re-run adds more, as MicroCeph's own `disk add loop,...` does.
+ */
+async function addLoopOsds(store: EtcdStore, node: string, spec: LoopSpec, options: DiskAddOptions): Promise<DiskAddResult> {
+  const osds: number[] = []
+  const inspect: Phase<NodeHost, NodeRunContext> = {
+    id: 'inspect-space',
+    title: `Check that ${node} has room for ${spec.count} OSD file(s) of ${spec.size}`,
+    readOnly: true,
+    async run(ctx, host) {
+      await requireCephOn(ctx, host)
+      const dir = loopFileDir((await ctx.ceph(host)).backend)
+      const res = await (await ctx.ssh(host)).exec(`df -B1 --output=avail ${shellQuote(dir)} | tail -n 1`, {sudo: true})
+      const avail = Number(res.stdout.trim())
+      if (res.code !== 0 || !Number.isFinite(avail)) throw new Error(`Cannot read the free space of ${dir} on ${host.name}: ${(res.stderr || res.stdout).trim()}`)
+      const needed = spec.bytes * spec.count
+      if (avail < needed) {
+        throw new XclusterError(`${host.name} has ${humanSize(avail)} free in ${dir}; ${spec.count} OSD file(s) of ${spec.size} need ${humanSize(needed)}.`, {
+          code: 'CEPH_NO_ROOM',
+          exit: ExitStatus.precondition,
+          suggestion: `Ask for less, or add a disk of the node instead: ${commandLine(['ceph', 'disk', 'add', host.name, 'DEVICE'])}`,
+          details: {node: host.name, availBytes: avail, neededBytes: needed},
+        })
+      }
+    },
+  }
+  const add: Phase<NodeHost, NodeRunContext> = {
+    id: 'add-osd',
+    title: `Create ${spec.count} file-backed OSD(s) of ${spec.size}`,
+    async run(ctx, host) {
+      const ssh = await ctx.ssh(host)
+      const {backend} = await ctx.ceph(host)
+      const uuids = Array.from({length: spec.count}, () => randomUUID())
+      for (const script of loopCommands(backend, spec, uuids)) {
+        if (backend === 'microceph') {
+          await ctx.wet(host, script, () => ssh.run(script, {sudo: true, timeoutMs: settings.ceph.formTimeoutMs}))
+          continue
+        }
+        const res = await ctx.wet(host, scriptLine(script), () => ssh.run('sh -s', {sudo: true, input: script, timeoutMs: settings.ceph.formTimeoutMs}))
+        const id = /^osd\.(\d+)$/m.exec(res?.stdout ?? '')?.[1]
+        if (id !== undefined) osds.push(Number(id))
+      }
+    },
+  }
+  const {summary} = await runOnNodes(store, 'ceph disk add', [node], [connectPhase, inspect, add], options)
+  assertRunSucceeded(summary)
+  return {node, device: `loop,${spec.size},${spec.count}`, osds, run: summary}
 }
 
 /** The OSD id ceph-volume has on the disk's LV, if any. */

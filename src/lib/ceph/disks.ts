@@ -8,8 +8,10 @@ import {basename} from 'node:path'
 
 import {ExitStatus, usageError, XclusterError} from '../errors.js'
 import {commandLine} from '../output/command-line.js'
+import {renderTemplate} from '../render/template.js'
 import {shellQuote} from '../ssh/shell.js'
 import type {CephBackend, CephCli} from './cli.js'
+import {BOOTSTRAP_OSD_KEYRING} from './deploy.js'
 
 /** The LV every OSD disk gets, in a VG named for its node and device. */
 export const OSD_LV = 'osd-block'
@@ -147,6 +149,65 @@ export function diskCommands(node: string, facts: DeviceFacts, backend: CephBack
   if (!facts.hasOsdVolume) prepare.push(`lvcreate -y -l 100%FREE -n ${OSD_LV} ${shellQuote(vg)}`)
   const addOsd = backend === 'microceph' ? `microceph disk add ${shellQuote(`/dev/${vg}/${OSD_LV}`)}` : `ceph-volume lvm create --bluestore --data ${shellQuote(`${vg}/${OSD_LV}`)}`
   return {prepare, addOsd}
+}
+
+/**
+ * `loop,SIZE[,N]`: N OSDs (default 1) whose BlueStore lives in a SIZE file on the node's root
+ * disk, for a node without a spare disk (a lab, a small test cluster). It is MicroCeph's own spec
+ * (`microceph disk add loop,8G,3`: size an integer with M, G or T), and Debian's Ceph gets the same
+ * from templates/ceph/osd-file.sh. One failure domain with the node's root disk: not for data
+ * that matters.
+ */
+export interface LoopSpec {
+  /** As given: 4G. */
+  size: string
+  bytes: number
+  count: number
+}
+
+const LOOP_SPEC = /^loop,(\d+)([MGT]),?(\d+)?$/
+/** BlueStore keeps its own metadata in the file too; below 1G an OSD fills with it. */
+export const MIN_LOOP_BYTES = 1024 ** 3
+export const MAX_LOOP_COUNT = 16
+
+/** The loop spec of a `disk add` argument, or undefined when it names a device (a path). */
+export function parseLoopSpec(value: string): LoopSpec | undefined {
+  if (!value.startsWith('loop,')) return undefined
+  const m = LOOP_SPEC.exec(value)
+  const bytes = m ? Number(m[1]) * 1024 ** ('KMGT'.indexOf(m[2]!) + 1) : Number.NaN
+  const count = m?.[3] === undefined ? 1 : Number(m[3])
+  if (!m || !Number.isSafeInteger(bytes) || bytes < MIN_LOOP_BYTES || count < 1 || count > MAX_LOOP_COUNT) {
+    throw usageError(
+      `${JSON.stringify(value)} is not a loop spec.`,
+      `Give loop,SIZE or loop,SIZE,COUNT: SIZE a whole number with M, G or T, at least 1G (1024M), and COUNT 1 to ${MAX_LOOP_COUNT}, e.g. loop,4G or loop,8G,3.`,
+      {spec: value},
+    )
+  }
+  return {size: `${m[1]}${m[2]}`, bytes, count}
+}
+
+/** Debian's Ceph: the file a loop OSD's BlueStore lives in (ceph-osd's default block path). */
+export const loopOsdFile = (id: number): string => `/var/lib/ceph/osd/ceph-${id}/block`
+
+/** Where the backend keeps its loop files: the free space there must hold them all. */
+export const loopFileDir = (backend: CephBackend): string => (backend === 'microceph' ? '/var/snap/microceph/common' : '/var/lib/ceph/osd')
+
+/**
+ * The lines that make the loop OSDs: MicroCeph's one `disk add`, or, for Debian's Ceph, the
+ * script per OSD (each with its own OSD uuid), run as root by `sh -s`.
+ */
+export function loopCommands(backend: CephBackend, spec: LoopSpec, uuids: readonly string[]): string[] {
+  if (backend === 'microceph') return [`microceph disk add loop,${spec.size},${spec.count}`]
+  return uuids.slice(0, spec.count).map((uuid) => renderTemplate('ceph/osd-file.sh', {uuid, bytes: spec.bytes, bootstrapKeyring: BOOTSTRAP_OSD_KEYRING}))
+}
+
+/** A script as the plan shows it: its commands, without comments, on one line. */
+export function scriptLine(script: string): string {
+  return script
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#') && l !== 'set -eu')
+    .join('; ')
 }
 
 /** One OSD and its disk, as `ceph disk list` shows it (host: its CRUSH host). */
