@@ -7,7 +7,7 @@ import {TaskCommand} from '../../task-command.js'
 
 export default class NodeUndrain extends TaskCommand<typeof NodeUndrain> {
   static summary = 'Return a drained node to service.'
-  static description = "Starts the node's stateful services again and marks it ready."
+  static description = "Starts the node's stateful services again, marks its Ceph OSDs in again (drain marked them out), and marks it ready."
   static examples = [{command: '<%= config.bin %> <%= command.id %> c1', description: 'Bring c1 back.'}]
   static args = {name: Args.string({description: 'Node name.', required: true})}
 

@@ -2,7 +2,7 @@ import {ExitStatus, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
 import type {NodeRecord} from '../nodes/record.js'
 import {NodeRegistry} from '../nodes/registry.js'
-import {cephOutPhase, cephPreflightPhase} from '../phases/ceph-out.js'
+import {cephInPhase, cephOutPhase, cephPreflightPhase} from '../phases/ceph-out.js'
 import {connectPhase} from '../phases/connect.js'
 import {handOverLeadershipsPhase, inspectHoldingsPhase, type Holdings} from '../phases/holdings.js'
 import type {NodeHost, NodeRunContext} from '../phases/context.js'
@@ -112,6 +112,7 @@ export async function undrainNode(store: EtcdStore, name: string, options: NodeA
   const {summary} = await runNodeAction(store, 'node undrain', [name], options, [
     connectPhase,
     startStatefulPhase,
+    cephInPhase,
     markStatePhase('mark-ready', 'Mark the node ready', ['drained', 'draining'], 'ready'),
   ])
   return summary

@@ -81,3 +81,22 @@ export const cephOutPhase: Phase<NodeHost, NodeRunContext> = {
     }
   },
 }
+
+/**
+ * Undrain: the node's OSDs that are out (drain marked them so) are marked in again, so Ceph moves
+ * data back onto them; nothing waits for that: the cluster stays available while it moves.
+ */
+export const cephInPhase: Phase<NodeHost, NodeRunContext> = {
+  id: 'ceph-in',
+  title: 'Take the node back into Ceph',
+  async run(ctx, host) {
+    const cli = await ctx.ceph(host)
+    const ids = await osdsOnNode(cli, host.name)
+    if (ids.length === 0) return
+    const dump = await cli.json<{osds: {osd: number; in: number}[]}>({tool: 'ceph', args: ['osd', 'dump']})
+    const out = dump.osds.filter((o) => ids.includes(o.osd) && o.in === 0).map((o) => String(o.osd))
+    if (out.length === 0) return
+    const mark = {tool: 'ceph' as const, args: ['osd', 'in', ...out]}
+    await ctx.wet(host, cli.line(mark), () => cli.run(mark))
+  },
+}
