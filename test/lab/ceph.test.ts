@@ -14,7 +14,9 @@ import {after, before, describe, it} from 'node:test'
 import type {CephFormResult} from '../../src/lib/ceph/formation.js'
 import type {CephClusterRecord} from '../../src/lib/ceph/membership.js'
 import type {CephStatus} from '../../src/lib/ceph/status.js'
-import {admin, clusterStore, inNode, lab, ok, onNode} from '../helpers/lab.js'
+import type {OsdDisk} from '../../src/lib/ceph/disks.js'
+import type {DiskAddResult} from '../../src/lib/ceph/disk-add.js'
+import {admin, clusterStore, inNode, lab, ok, onNode, waitUntil} from '../helpers/lab.js'
 
 const state = lab()
 const store = clusterStore(state)
@@ -40,6 +42,30 @@ function secretsOn(node: string): string[] {
 function assertNoSecret(output: string, secrets: string[], what: string): void {
   assert.ok(secrets.length >= 2, 'the keyrings hold keys')
   for (const s of secrets) assert.ok(!output.includes(s), `${what} printed a key`)
+}
+
+/** Ceph's own verdict and its checks, as `ceph health` answers on a node. */
+function healthOn(node: string): {status: string; checks: Record<string, {summary: {message: string}}>} {
+  return JSON.parse(inNode(node, 'ceph health --format json --connect-timeout 20'))
+}
+
+async function waitForHealthOk(what: string): Promise<void> {
+  await waitUntil(
+    () => healthOn('s1').status === 'HEALTH_OK',
+    180_000,
+    () => `${what}: ${JSON.stringify(healthOn('s1'))}\n${inNode('s1', 'ceph -s')}`,
+  )
+}
+
+/**
+ * The xcluster commands a refusal's "Try this" line names, as printed; those with a placeholder
+ * (NODE, DEVICE) are templates, not commands, and are left out.
+ */
+const nodeState = async (name = 's3') => ok(await admin(['node', 'show', name, '--json']), `node show ${name}`).json<{state: string}>()
+
+function suggestedCommands(stderr: string): string[][] {
+  const lines = [...stderr.matchAll(/Try this: ([^\]\n]*)/g)].map((m) => m[1]!)
+  return lines.flatMap((line) => [...line.matchAll(/xcluster ((?:[a-z0-9-][\w./=-]* ?)+)/g)].map((m) => m[1]!.trim().split(' ')).filter((argv) => argv.every((a) => !/^[A-Z]+$/.test(a))))
 }
 
 /** What a refusal must leave as it was: etcd's record, the runs journaled, Ceph's monmap. */
@@ -176,12 +202,117 @@ describe("ceph bootstrap and ceph join in the lab: Debian's Ceph formed over SSH
       [['join', 's1'], 3, /s1 bootstrapped the Ceph cluster/, /ceph bootstrap/],
       [['bootstrap', '--node', 's2'], 3, /already bootstrapped/, /ceph status/],
     ]
+    const suggested: string[][] = []
     for (const [args, code, message, next] of refusals) {
       const r = await admin(['ceph', ...args])
       assert.equal(r.code, code, `ceph ${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, message, args.join(' '))
       assert.match(r.stderr, new RegExp(`Try this: .*${next.source}`), args.join(' '))
+      suggested.push(...suggestedCommands(r.stderr))
     }
     assert.deepEqual(await unchanged(), before)
+    // Every command a refusal suggests runs as printed (here each reads, or re-checks and changes nothing).
+    assert.ok(suggested.length >= 3, JSON.stringify(suggested))
+    for (const argv of suggested) assert.doesNotMatch(ok(await admin(argv), `suggested: xcluster ${argv.join(' ')}`).stdout, /change\(s\) on/)
+  })
+
+  it('--dry-run of ceph disk add s1 loop,4G prints the OSD script and changes nothing; bad specs, no room: refused, nothing changed', async () => {
+    const r = ok(await admin(['ceph', 'disk', 'add', 's1', 'loop,4G', '--dry-run']), 'ceph disk add --dry-run')
+    assert.match(r.stdout, /ceph-osd --cluster ceph --osd-objectstore bluestore --mkfs -i "\$id" .* --bluestore-block-create true --bluestore-block-size 4294967296 /)
+    assert.match(r.stdout, /systemctl enable --now "ceph-osd@\$id"/)
+    assert.match(r.stdout, /Dry run: nothing was changed/)
+    assert.equal(inNode('s1', 'ceph osd ls --connect-timeout 20').trim(), '', 'no OSD')
+    const bad = await admin(['ceph', 'disk', 'add', 's1', 'loop,4X'])
+    assert.equal(bad.code, 2, bad.stderr)
+    assert.match(bad.stderr, /"loop,4X" is not a loop spec/)
+    const huge = await admin(['ceph', 'disk', 'add', 's1', 'loop,900T'])
+    assert.notEqual(huge.code, 0, huge.stderr)
+    assert.match(huge.stderr, /s1 has .* free in \/var\/lib\/ceph\/osd; 1 OSD file\(s\) of 900T need 900 TiB/)
+    assert.equal(inNode('s1', 'ceph osd ls --connect-timeout 20').trim(), '', 'no OSD')
+    assert.equal(inNode('s1', 'ls /var/lib/ceph/osd').trim(), '', 'no OSD directory')
+  })
+
+  it('ceph disk add loop,4G on s1, s2 and s3: an OSD each, in a 4 GiB file, run by systemd, up and in; disk list shows them; no key printed', async (t) => {
+    const secrets = secretsOn('s1')
+    for (const [i, node] of MONS.entries()) {
+      const started = Date.now()
+      const r = ok(await admin(['ceph', 'disk', 'add', node, 'loop,4G', '--json']), `ceph disk add ${node}`)
+      t.diagnostic(`ceph disk add ${node} loop,4G took ${Math.round((Date.now() - started) / 1000)} s`)
+      assertNoSecret(r.stdout + r.stderr, secrets, 'ceph disk add')
+      assert.deepEqual(r.json<DiskAddResult>().osds, [i])
+      assert.equal(inNode(node, `systemctl is-active ceph-osd@${i}; systemctl is-enabled ceph-osd@${i}`).trim(), 'active\nenabled', node)
+      // The bytes on the node's disk: a 4 GiB file, sparse, owned by ceph.
+      assert.equal(inNode(node, `stat -c '%s %U' /var/lib/ceph/osd/ceph-${i}/block`).trim(), `${4 * 1024 ** 3} ceph`, node)
+    }
+    await waitUntil(
+      () => {
+        const stat = JSON.parse(inNode('s3', 'ceph osd stat --format json --connect-timeout 20'))
+        return stat.num_osds === 3 && stat.num_up_osds === 3 && stat.num_in_osds === 3
+      },
+      120_000,
+      () => inNode('s3', 'ceph osd tree'),
+    )
+    const disks = ok(await admin(['ceph', 'disk', 'list', '--json']), 'ceph disk list').json<OsdDisk[]>()
+    assert.deepEqual(
+      disks.map((d) => ({osd: d.osd, host: d.host, objectstore: d.objectstore, up: d.up, in: d.in, gib: Math.round(d.sizeBytes / 1024 ** 3)})),
+      MONS.map((host, osd) => ({osd, host, objectstore: 'bluestore', up: true, in: true, gib: 4})),
+    )
+    assertNoSecret(JSON.stringify(await store.snapshot()), secrets, 'etcd')
+  })
+
+  it('a pool and an RBD image with exclusive-lock, data written to it; a pool larger than the OSDs and a name clash refused, nothing changed; HEALTH_OK', async () => {
+    ok(await admin(['ceph', 'pool', 'create', 'rbd', '--size', '2', '--min-size', '1', '--application', 'rbd']), 'ceph pool create rbd')
+    const tooBig = await admin(['ceph', 'pool', 'create', 'wide', '--size', '4'])
+    assert.notEqual(tooBig.code, 0, tooBig.stderr)
+    assert.match(tooBig.stderr, /Pool wide: size 4 needs 4 OSDs up, but only 3 of 3 are up; nothing was changed/)
+    assert.doesNotMatch(inNode('s1', 'ceph osd pool ls'), /^wide$/m)
+    ok(await admin(['ceph', 'image', 'create', 'rbd/pg', '--size', '1G']), 'ceph image create rbd/pg')
+    const clash = await admin(['ceph', 'image', 'create', 'rbd/pg', '--size', '2G'])
+    assert.notEqual(clash.code, 0, clash.stderr)
+    assert.match(clash.stderr, /An image named rbd\/pg exists already; nothing was changed/)
+    const info = ok(await admin(['ceph', 'image', 'info', 'rbd/pg', '--json']), 'ceph image info').json<{sizeBytes: number; features: string[]}>()
+    assert.equal(info.sizeBytes, 1024 ** 3, 'the clash did not resize it')
+    assert.ok(info.features.includes('exclusive-lock'), info.features.join(' '))
+    // Data on the image, so a drain has placement groups with objects to move.
+    inNode('s1', 'rbd bench --io-type write --io-size 4M --io-total 64M rbd/pg >/dev/null')
+    // The lab's nodes share the host's disk, which may be fuller than Ceph's 30% free warning
+    // allows; that is a fact of the lab machine, not of the cluster xcluster formed.
+    inNode('s1', 'ceph config set mon mon_data_avail_warn 5')
+    await waitForHealthOk('after the pool and the image')
+  })
+
+  it('node drain s3 refuses while a pool would lose a replica, its suggestion runs as printed; then drain moves the PGs off s3 and Ceph is HEALTH_OK; undrain takes s3 back in', async () => {
+    // Each pool that would keep fewer replicas than it asks for (the mgr's own pool asks for 3) is
+    // named in a refusal, with nothing changed; its suggestion, run as printed, lowers it.
+    let refusals = 0
+    for (;;) {
+      const refused = await admin(['node', 'drain', 's3', '--dry-run'])
+      if (refused.code === 0) break
+      refusals++
+      assert.ok(refusals <= 3, refused.stderr)
+      assert.match(refused.stderr, /Draining s3 would put Ceph data at risk: without its OSDs \(2\), pool \S+ /)
+      assert.equal((await nodeState()).state, 'ready')
+      assert.equal(JSON.parse(inNode('s1', 'ceph osd dump --format json')).osds.find((o: {osd: number}) => o.osd === 2).in, 1, 'osd.2 is still in')
+      const lower = suggestedCommands(refused.stderr).find((argv) => argv.slice(0, 3).join(' ') === 'ceph pool set')
+      assert.ok(lower, refused.stderr)
+      ok(await admin(lower), lower.join(' '))
+    }
+    assert.ok(refusals >= 1, 'the mgr pool of size 3 was refused once')
+
+    const drained = ok(await admin(['node', 'drain', 's3', '--json']), 'node drain s3').json<{holdings: {osds: number[]}}>()
+    assert.deepEqual(drained.holdings.osds, [2])
+    // Ceph's own view: osd.2 out, holding no placement group, every PG active+clean on s1 and s2.
+    const df = JSON.parse(inNode('s1', 'ceph osd df --format json')) as {nodes: {id: number; pgs: number; reweight: number}[]}
+    assert.deepEqual(
+      df.nodes.filter((n) => n.id === 2).map((n) => ({pgs: n.pgs, reweight: n.reweight})),
+      [{pgs: 0, reweight: 0}],
+    )
+    assert.ok(df.nodes.filter((n) => n.id !== 2).every((n) => n.pgs > 0))
+    await waitForHealthOk('after draining s3')
+
+    ok(await admin(['node', 'undrain', 's3']), 'node undrain s3')
+    assert.equal(JSON.parse(inNode('s1', 'ceph osd dump --format json')).osds.find((o: {osd: number}) => o.osd === 2).in, 1, 'osd.2 is in again')
+    await waitForHealthOk('after undraining s3')
+    assert.ok((JSON.parse(inNode('s1', 'ceph osd df --format json')) as {nodes: {id: number; pgs: number}[]}).nodes.find((n) => n.id === 2)!.pgs > 0, 'osd.2 holds PGs again')
   })
 })
