@@ -161,7 +161,9 @@ const noQuorum = (node: string, mons: readonly string[], why: string): XclusterE
 /** `ceph leave NODE`: runs a checked plan (planCephLeave) on the node, when reached, and the remaining monitors. */
 export async function leaveCeph(store: EtcdStore, plan: CephLeavePlan, options: CephLeaveOptions): Promise<CephLeaveResult> {
   const phases = [connectPhase, monRemovePhase(plan), unitsPhase(plan), storesPhase(plan), mgrKeyPhase(plan), monHostPhase(plan), quorumPhase(plan), recordPhase(plan)]
-  const {summary} = await runOnNodes(store, 'ceph leave', plan.reached ? [plan.node, ...plan.mons] : plan.mons, phases, options)
+  // Each step needs the one before it, on whichever host it ran (the node's monitor stops only once
+  // it is out of the monmap; the record changes only once every step is done): the first failure stops the run.
+  const {summary} = await runOnNodes(store, 'ceph leave', plan.reached ? [plan.node, ...plan.mons] : plan.mons, phases, {...options, stopAtFirstFailure: true})
   assertRunSucceeded(summary)
   return {node: plan.node, backend: plan.backend, fsid: plan.fsid, mons: plan.mons, ...(plan.quorum ? {quorum: plan.quorum} : {}), reached: plan.reached, run: summary}
 }
