@@ -40,7 +40,7 @@ import {
   type CephQuorum,
 } from './deploy.js'
 import {checkBackend, monsOf, readState, runLines, waitForQuorum, type CephFormResult} from './formation.js'
-import {recordMonLeft, type CephClusterRecord} from './membership.js'
+import {readCephCluster, recordMonLeft, type CephClusterRecord} from './membership.js'
 
 export interface CephLeaveOptions extends NodeActionOptions {
   /** Leave two monitors with one, or go on without the node's own steps when it cannot be reached. */
@@ -160,12 +160,17 @@ const noQuorum = (node: string, mons: readonly string[], why: string): XclusterE
 
 /** `ceph leave NODE`: runs a checked plan (planCephLeave) on the node, when reached, and the remaining monitors. */
 export async function leaveCeph(store: EtcdStore, plan: CephLeavePlan, options: CephLeaveOptions): Promise<CephLeaveResult> {
-  const phases = [connectPhase, monRemovePhase(plan), unitsPhase(plan), storesPhase(plan), mgrKeyPhase(plan), monHostPhase(plan), quorumPhase(plan), recordPhase(plan)]
+  const phases = leavePhases(plan)
   // Each step needs the one before it, on whichever host it ran (the node's monitor stops only once
   // it is out of the monmap; the record changes only once every step is done): the first failure stops the run.
   const {summary} = await runOnNodes(store, 'ceph leave', plan.reached ? [plan.node, ...plan.mons] : plan.mons, phases, {...options, stopAtFirstFailure: true})
   assertRunSucceeded(summary)
   return {node: plan.node, backend: plan.backend, fsid: plan.fsid, mons: plan.mons, ...(plan.quorum ? {quorum: plan.quorum} : {}), reached: plan.reached, run: summary}
+}
+
+/** The leave's steps in order: the monmap first, then the node, the member's key, every ceph.conf, the quorum, the record. */
+export function leavePhases(plan: CephLeavePlan): Phase<NodeHost, NodeRunContext>[] {
+  return [connectPhase, monRemovePhase(plan), unitsPhase(plan), storesPhase(plan), mgrKeyPhase(plan), monHostPhase(plan), quorumPhase(plan), recordPhase(plan)]
 }
 
 const onSource = (plan: CephLeavePlan) => (ctx: NodeRunContext) => ctx.hosts.filter((h) => h.name === plan.source)
@@ -280,6 +285,7 @@ function recordPhase(plan: CephLeavePlan): Phase<NodeHost, NodeRunContext> {
     title: `Take ${plan.node} out of the Ceph monitors in etcd`,
     hosts: onSource(plan),
     async run(ctx, host) {
+      if (!(await readCephCluster(ctx.store))?.mons.includes(plan.node)) return
       await ctx.wet(host, `remove ${plan.node} from the Ceph monitors in etcd`, () => recordMonLeft(ctx.store, plan.node))
     },
   }
