@@ -121,9 +121,10 @@ export async function planCephLeave(store: EtcdStore, node: string, options: Cep
   const {hosts} = await nodeHosts(store, spec, [node, source], options)
   const pool = new HostPool()
   try {
+    // An SSH failure to the member is its own error (with its own next step), not a lost quorum.
+    const cli = new CephCli(await pool.get(hosts[1]!.target), backend)
     let quorum: string[]
     try {
-      const cli = new CephCli(await pool.get(hosts[1]!.target), backend)
       quorum = (await cli.json<{quorum_names?: string[]}>({tool: 'ceph', args: ['quorum_status']})).quorum_names ?? []
     } catch (error) {
       throw noQuorum(node, mons, `${source} could not tell the quorum: ${(error as Error).message}`)
