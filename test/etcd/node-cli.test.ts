@@ -95,6 +95,22 @@ describe('node commands refuse bad input and change nothing', () => {
     assert.match(r.stderr, /node undrain/)
   })
 
+  it('remove refuses a node the Ceph record lists as a monitor, unless --force', async () => {
+    // s2 is drained (the test before): only its monitor stands in the way.
+    const fsid = '8d0e5c52-1f4e-4c34-9d4e-000000000001'
+    await store.put(store.keys.cephCluster(), {backend: 'ceph', fsid, mons: ['s1', 's2', 's3'], bootstrappedAt: '', updatedAt: ''})
+    try {
+      const r = await refusedUnchanged(['node', 'remove', 's2', '--yes'], 3, /NODE_RUNS_CEPH_MONITOR[\s\S]*s2 runs a Ceph monitor; take it out of Ceph first/)
+      assert.match(r.stderr, /Try this: xcluster ceph leave s2/)
+      const before = await store.snapshot()
+      const forced = await cli('node', 'remove', 's2', '--force', '--dry-run', '--json')
+      assert.equal(forced.code, 0, forced.stderr)
+      assert.deepEqual(await store.snapshot(), before, 'a dry run changes nothing')
+    } finally {
+      await store.delete(store.keys.cephCluster())
+    }
+  })
+
   it('remove --force frees the MAC and keeps the record with its history', async () => {
     const r = await cli('node', 'remove', 'c9', '--force', '--yes', '--json')
     assert.equal(r.code, 0, r.stderr)

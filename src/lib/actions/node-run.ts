@@ -75,6 +75,8 @@ export interface NodeActionOptions extends SshAccess {
   args: string[]
   /** `node drain --force`: drain even where Ceph could not keep every replica without the node. */
   force?: boolean
+  /** Once any host failed, no later phase starts on any host (steps on different hosts that depend on each other's order). */
+  stopAtFirstFailure?: boolean
 }
 
 /**
@@ -102,6 +104,7 @@ export async function runOnNodes(
       progress: options.progress,
       journal: new RunJournal(store),
       resume: options.resume,
+      stopAtFirstFailure: options.stopAtFirstFailure,
     })
     return {summary, ctx}
   } finally {

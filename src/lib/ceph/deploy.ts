@@ -102,10 +102,31 @@ export function mgrLines(name: string): string[] {
 export const enableLine = (unit: string): string => `systemctl enable --now ${q(unit)}`
 
 /**
+ * A monitor leaving (`ceph leave`), as "Adding/Removing Monitors" describes it, in the order a
+ * cluster of two can survive: out of the monmap first, while its monitor still answers (stopped
+ * first, one of two would be no majority and `mon remove` could not pass), then its units
+ * stopped and its stores deleted (a removed monitor's store must never start and come back with
+ * an old map), and its manager's key deleted.
+ */
+export const monRemoveLine = (name: string): string => `ceph mon remove ${q(name)}`
+export const disableLine = (units: readonly string[]): string => `systemctl disable --now ${units.map(q).join(' ')}`
+export const removeDirsLine = (dirs: readonly string[]): string => `rm -rf ${dirs.map(q).join(' ')}`
+export const mgrAuthDelLine = (name: string): string => `ceph auth del ${q(`mgr.${name}`)}`
+/** Whether the manager's key exists, its exit status only: the key itself stays on the node. */
+export const mgrAuthExistsLine = (name: string): string => `ceph auth get ${q(`mgr.${name}`)} >/dev/null 2>&1`
+
+/** What `ceph mon dump --format json` says of the monmap. */
+export interface CephMonmapJson {
+  mons?: {name?: string}[]
+}
+
+export const monmapNames = (raw: CephMonmapJson): string[] => (raw.mons ?? []).map((m) => m.name ?? '').filter((n) => n !== '')
+
+/**
  * MicroCeph's CLI, as documented:
  * https://documentation.ubuntu.com/microceph/latest/snap/reference/commands/cluster/
  * (`cluster bootstrap` with --mon-ip and --public-network, `cluster add <NAME>` printing the join
- * token, `cluster join <TOKEN>`, `cluster list`) and the install how-to,
+ * token, `cluster join <TOKEN>`, `cluster list`, `cluster remove <NAME>`) and the install how-to,
  * https://documentation.ubuntu.com/microcloud/latest/microceph/how-to/single-node
  * (`snap install microceph`, then `snap refresh --hold microceph`: no unplanned Ceph upgrade).
  */
@@ -117,8 +138,15 @@ export const microceph = {
   /** Run on a member: prints the token that lets `name` join (a secret: never shown). */
   add: (name: string): string => `microceph cluster add ${q(name)}`,
   join: (token: string): string => `microceph cluster join ${q(token)}`,
+  /** Run on a remaining member: takes the node out of the cluster, its monitor and manager with it. */
+  remove: (name: string): string => `microceph cluster remove ${q(name)}`,
   /** How a plan shows the join: the token is a secret. */
   joinShown: 'microceph cluster join <token from microceph cluster add>',
+}
+
+/** Whether `microceph cluster list` (a table, a row per member: `| NAME | ADDRESS | ROLE | ...`) names the node. */
+export function microcephListsMember(list: string, name: string): boolean {
+  return list.split('\n').some((row) => row.split('|')[1]?.trim() === name)
 }
 
 /** What `ceph -s --format json` says of the monitors and managers (Pacific 16.2). */

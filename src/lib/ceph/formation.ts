@@ -147,7 +147,7 @@ const result = (plan: FormPlan, run: RunSummary): CephFormResult => ({
   run,
 })
 
-async function readState(store: EtcdStore): Promise<{backend: CephBackend; nodes: NodeRecord[]; record?: CephClusterRecord}> {
+export async function readState(store: EtcdStore): Promise<{backend: CephBackend; nodes: NodeRecord[]; record?: CephClusterRecord}> {
   const spec = await readStoredSpec(store)
   const record = await readCephCluster(store)
   return {backend: spec.ceph?.backend ?? DEFAULT_CEPH_BACKEND, nodes: await new NodeRegistry(store).list(), ...(record ? {record} : {})}
@@ -175,7 +175,7 @@ function checkCephNode(nodes: readonly NodeRecord[], name: string, what: string)
   }
 }
 
-function checkBackend(record: CephClusterRecord, backend: CephBackend): void {
+export function checkBackend(record: CephClusterRecord, backend: CephBackend): void {
   if (record.backend === backend) return
   throw preconditionError(
     'CEPH_BACKEND_CHANGED',
@@ -188,7 +188,7 @@ function checkBackend(record: CephClusterRecord, backend: CephBackend): void {
 const onlyNode = (plan: FormPlan) => (ctx: NodeRunContext) => ctx.hosts.filter((h) => h.name === plan.node)
 
 /** Monitors with their addresses on the cluster LAN (fixed or leased). */
-function monsOf(ctx: NodeRunContext, names: readonly string[]): CephMon[] {
+export function monsOf(ctx: NodeRunContext, names: readonly string[]): CephMon[] {
   return names.map((name) => {
     const ip = ctx.cluster.find((n) => n.name === name)?.ip
     if (!ip) throw preconditionError('NODE_NO_ADDRESS', `${name} has no IPv4 address (fixed or leased): a Ceph monitor needs one.`, `See its record: ${commandLine(['node', 'show', name])}`)
@@ -199,7 +199,7 @@ function monsOf(ctx: NodeRunContext, names: readonly string[]): CephMon[] {
 const exists = async (ssh: SshHost, path: string): Promise<boolean> => (await ssh.exec(`test -s ${shellQuote(path)}`, {sudo: true})).code === 0
 
 /** Runs each line through the wet gate, as root, bounded like a Ceph call that may wait for the monitors. */
-async function runLines(ctx: NodeRunContext, host: NodeHost, ssh: SshHost, lines: readonly string[]): Promise<void> {
+export async function runLines(ctx: NodeRunContext, host: NodeHost, ssh: SshHost, lines: readonly string[]): Promise<void> {
   for (const line of lines) await ctx.wet(host, line, () => ssh.run(line, {sudo: true, timeoutMs: settings.ceph.formTimeoutMs}))
 }
 
@@ -327,33 +327,40 @@ function quorumPhase(plan: FormPlan): Phase<NodeHost, NodeRunContext> {
     async run(ctx, host) {
       // A dry run installed nothing: there is no Ceph to ask yet.
       if (ctx.dryRun) return
-      const cli = await ctx.ceph(host)
-      const deadline = Date.now() + settings.ceph.formTimeoutMs
-      let last = 'no answer yet'
-      for (;;) {
-        const res = await cli.exec({tool: 'ceph', args: ['-s', '--format', 'json']})
-        if (res.code === 0) {
-          const quorum = parseQuorum(JSON.parse(res.stdout) as CephQuorumJson)
-          if (formed(quorum, plan.mons)) {
-            plan.quorum = quorum
-            plan.fsid ??= quorum.fsid
-            return
-          }
-          last = `in quorum: ${quorum.quorum.join(', ') || 'none'} of ${quorum.mons} monitor(s); manager ${quorum.mgrAvailable ? 'active' : 'not active'}`
-        } else {
-          last = (res.stderr || res.stdout).trim().split('\n').pop() ?? `exit ${res.code}`
-        }
-        ctx.note(host, last)
-        if (Date.now() > deadline) {
-          throw new XclusterError(`Ceph on ${plan.node} did not form within ${settings.ceph.formTimeoutMs / 1000} s: ${last}.`, {
-            code: 'CEPH_NOT_FORMED',
-            exit: ExitStatus.failure,
-            suggestion: `See the monitors' logs there (journalctl -u ${monUnit(plan.node)}), then run the same command again: what is done stays done.`,
-          })
-        }
-        await new Promise((r) => setTimeout(r, settings.ceph.formPollMs))
-      }
+      const quorum = await waitForQuorum(ctx, host, plan.mons, `See the monitors' logs there (journalctl -u ${monUnit(plan.node)}), then run the same command again: what is done stays done.`)
+      plan.quorum = quorum
+      plan.fsid ??= quorum.fsid
     },
+  }
+}
+
+/**
+ * Asks `ceph -s` on the host until exactly these monitors are in quorum with a manager active
+ * and one standing by beside each other monitor (`formed`), up to settings.ceph.formTimeoutMs;
+ * then fails with CEPH_NOT_FORMED and `suggestion`. Shared by bootstrap, join and leave.
+ */
+export async function waitForQuorum(ctx: NodeRunContext, host: NodeHost, mons: readonly string[], suggestion: string): Promise<CephQuorum> {
+  const cli = await ctx.ceph(host)
+  const deadline = Date.now() + settings.ceph.formTimeoutMs
+  let last = 'no answer yet'
+  for (;;) {
+    const res = await cli.exec({tool: 'ceph', args: ['-s', '--format', 'json']})
+    if (res.code === 0) {
+      const quorum = parseQuorum(JSON.parse(res.stdout) as CephQuorumJson)
+      if (formed(quorum, mons)) return quorum
+      last = `in quorum: ${quorum.quorum.join(', ') || 'none'} of ${quorum.mons} monitor(s); manager ${quorum.mgrAvailable ? 'active' : 'not active'}`
+    } else {
+      last = (res.stderr || res.stdout).trim().split('\n').pop() ?? `exit ${res.code}`
+    }
+    ctx.note(host, last)
+    if (Date.now() > deadline) {
+      throw new XclusterError(`Ceph's monitors ${mons.join(', ')} did not form a quorum with their managers within ${settings.ceph.formTimeoutMs / 1000} s (asked on ${host.name}): ${last}.`, {
+        code: 'CEPH_NOT_FORMED',
+        exit: ExitStatus.failure,
+        suggestion,
+      })
+    }
+    await new Promise((r) => setTimeout(r, settings.ceph.formPollMs))
   }
 }
 

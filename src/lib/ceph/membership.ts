@@ -36,3 +36,14 @@ export async function recordMon(store: EtcdStore, node: string): Promise<boolean
     if (await store.transaction().ifUnchanged(current.key, current.modRevision).put(current.key, next).commit()) return true
   }
 }
+
+/** Takes a monitor node out (`ceph leave`), in one transaction against the record as read, like recordMon. Returns whether it wrote. */
+export async function recordMonLeft(store: EtcdStore, node: string): Promise<boolean> {
+  for (;;) {
+    const current = await store.getJson<CephClusterRecord>(store.keys.cephCluster())
+    if (!current) throw new Error('the Ceph cluster record vanished during the leave')
+    if (!current.value.mons.includes(node)) return false
+    const next: CephClusterRecord = {...current.value, mons: current.value.mons.filter((m) => m !== node), updatedAt: new Date().toISOString()}
+    if (await store.transaction().ifUnchanged(current.key, current.modRevision).put(current.key, next).commit()) return true
+  }
+}

@@ -1,5 +1,7 @@
-import {ExitStatus, XclusterError} from '../errors.js'
+import {readCephCluster} from '../ceph/membership.js'
+import {ExitStatus, preconditionError, XclusterError} from '../errors.js'
 import type {EtcdStore} from '../etcd/store.js'
+import {commandLine} from '../output/command-line.js'
 import {guardSpecPointer, readForWrite} from '../spec/fold.js'
 import {HISTORY_LIMIT} from './lifecycle.js'
 import type {NodeRecord} from './record.js'
@@ -50,6 +52,12 @@ export async function planRemoval(store: EtcdStore, name: string, options: {forc
       code: 'NODE_NOT_DRAINED',
       exit: ExitStatus.precondition,
       suggestion: `Drain it first: xcluster node drain ${name} (or remove it anyway with --force).`,
+    })
+  }
+  // Removed with its monitor, the node would still count in Ceph's monmap: one fewer for a majority.
+  if (!options.force && (await readCephCluster(store))?.mons.includes(name)) {
+    throw preconditionError('NODE_RUNS_CEPH_MONITOR', `${name} runs a Ceph monitor; take it out of Ceph first.`, `${commandLine(['ceph', 'leave', name])} (or remove it anyway with --force)`, {
+      node: name,
     })
   }
   const now = new Date().toISOString()
