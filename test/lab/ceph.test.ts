@@ -315,4 +315,37 @@ describe("ceph bootstrap and ceph join in the lab: Debian's Ceph formed over SSH
     await waitForHealthOk('after undraining s3')
     assert.ok((JSON.parse(inNode('s1', 'ceph osd df --format json')) as {nodes: {id: number; pgs: number}[]}).nodes.find((n) => n.id === 2)!.pgs > 0, 'osd.2 holds PGs again')
   })
+
+  it('ceph leave s3: --dry-run changes nothing; then mon.s3 is out of the monmap, its units and stores gone, every ceph.conf names s1 and s2, its OSD stays up; two to one refused; ceph join s3 brings it back', async () => {
+    const before = await unchanged()
+    const plan = ok(await admin(['ceph', 'leave', 's3', '--dry-run']), 'ceph leave s3 --dry-run')
+    for (const line of ['ceph mon remove s3', 'systemctl disable --now ceph-mon@s3 ceph-mgr@s3', 'ceph auth del mgr.s3', 'update /etc/ceph/ceph.conf', 'remove s3 from the Ceph monitors in etcd']) {
+      assert.ok(plan.stdout.includes(line), `the plan names: ${line}\n${plan.stdout}`)
+    }
+    assert.deepEqual(await unchanged(), before)
+    assert.equal(cephStatusOn('s1').monmap.num_mons, 3)
+
+    ok(await admin(['ceph', 'leave', 's3', '--yes']), 'ceph leave s3')
+    const status = cephStatusOn('s1')
+    assert.deepEqual([...status.quorum_names].sort(), ['s1', 's2'])
+    assert.equal(status.monmap.num_mons, 2)
+    assert.deepEqual((await record())!.mons, ['s1', 's2'])
+    assert.equal(inNode('s3', 'systemctl is-active ceph-mon@s3 ceph-mgr@s3 || true').trim(), 'inactive\ninactive')
+    assert.equal(inNode('s3', 'systemctl is-enabled ceph-mon@s3 ceph-mgr@s3 || true').trim(), 'disabled\ndisabled')
+    assert.notEqual((await onNode('s3', 'test -e /var/lib/ceph/mon/ceph-s3')).code, 0, "mon.s3's store is gone")
+    for (const node of MONS) assert.match(inNode(node, 'cat /etc/ceph/ceph.conf'), /^mon_host = \[v2:10\.0\.0\.2:3300,v1:10\.0\.0\.2:6789\],\[v2:10\.0\.0\.3:3300,v1:10\.0\.0\.3:6789\]$/m, node)
+    // s3 keeps its OSD, which finds the monitors that remain.
+    assert.equal(inNode('s3', 'systemctl is-active ceph-osd@2').trim(), 'active')
+    await waitForHealthOk('after ceph leave s3')
+
+    const refused = await admin(['ceph', 'leave', 's2', '--yes'])
+    assert.equal(refused.code, 3, refused.stderr)
+    assert.match(refused.stderr, /Taking s2 out would leave one Ceph monitor \(s1\)/)
+    assert.deepEqual((await record())!.mons, ['s1', 's2'])
+
+    ok(await admin(['ceph', 'join', 's3']), 'ceph join s3 again')
+    assert.deepEqual([...cephStatusOn('s3').quorum_names].sort(), MONS)
+    assert.deepEqual((await record())!.mons, MONS)
+    await waitForHealthOk('after ceph join s3 again')
+  })
 })
