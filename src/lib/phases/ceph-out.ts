@@ -1,3 +1,4 @@
+import type {CephCli} from '../ceph/cli.js'
 import {osdsOnNode} from '../ceph/osd.js'
 import {describeRisks, poolsAtRisk, readPlacement} from '../ceph/placement.js'
 import {ExitStatus, XclusterError} from '../errors.js'
@@ -52,8 +53,7 @@ export const cephOutPhase: Phase<NodeHost, NodeRunContext> = {
     const cli = await ctx.ceph(host)
     const ids = await osdsOnNode(cli, host.name)
     if (ids.length === 0) return
-    const dump = await cli.json<{osds: {osd: number; in: number}[]}>({tool: 'ceph', args: ['osd', 'dump']})
-    const stillIn = dump.osds.filter((o) => ids.includes(o.osd) && o.in === 1).map((o) => String(o.osd))
+    const stillIn = await osdsMarked(cli, ids, 'in')
     const out = {tool: 'ceph' as const, args: ['osd', 'out', ...stillIn]}
     if (stillIn.length > 0) await ctx.wet(host, cli.line(out), () => cli.run(out))
     if (ctx.dryRun) return
@@ -93,10 +93,15 @@ export const cephInPhase: Phase<NodeHost, NodeRunContext> = {
     const cli = await ctx.ceph(host)
     const ids = await osdsOnNode(cli, host.name)
     if (ids.length === 0) return
-    const dump = await cli.json<{osds: {osd: number; in: number}[]}>({tool: 'ceph', args: ['osd', 'dump']})
-    const out = dump.osds.filter((o) => ids.includes(o.osd) && o.in === 0).map((o) => String(o.osd))
+    const out = await osdsMarked(cli, ids, 'out')
     if (out.length === 0) return
     const mark = {tool: 'ceph' as const, args: ['osd', 'in', ...out]}
     await ctx.wet(host, cli.line(mark), () => cli.run(mark))
   },
+}
+
+/** Those of the OSDs that Ceph's map has in (or out) now, as ids for `ceph osd in|out`. */
+async function osdsMarked(cli: CephCli, ids: readonly number[], mark: 'in' | 'out'): Promise<string[]> {
+  const dump = await cli.json<{osds: {osd: number; in: number}[]}>({tool: 'ceph', args: ['osd', 'dump']})
+  return dump.osds.filter((o) => ids.includes(o.osd) && o.in === (mark === 'in' ? 1 : 0)).map((o) => String(o.osd))
 }
