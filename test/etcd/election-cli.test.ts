@@ -183,13 +183,18 @@ describe('a paused leader (event loop blocked past the TTL)', () => {
   it('its guardian kills the instance while it is frozen; woken, it refuses to act, and etcd refuses its token', async () => {
     const pidFile = join(dir, 'paused.pid')
     const spec = {name: 'inproc', ttl: 2, start: `sleep 600 & echo $! > ${pidFile}`, stop: `kill $(cat ${pidFile})`}
-    const campaign = new Campaign(store, spec, 'x', testScope('x'))
+    // What the campaign and the guardian said, for a failure's message (this once failed in CI
+    // with the instance already dead right after its start, and could not be reproduced).
+    const events: unknown[] = []
+    const scope = testScope('x')
+    const said = () => `campaign: ${JSON.stringify(events)}\nguardian log: ${existsSync(join(scope.runDir, 'inproc.log')) ? readFileSync(join(scope.runDir, 'inproc.log'), 'utf8') : '(none)'}`
+    const campaign = new Campaign(store, spec, 'x', scope, (event, fields) => void events.push({at: Date.now(), event, ...fields}))
     campaign.start()
     try {
       await until('the leader to start', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(), 5000)
       const token = campaign.status().token as string
       const pid = Number(readFileSync(pidFile, 'utf8'))
-      assert.ok(processAlive(pid))
+      assert.ok(processAlive(pid), `the instance (sleep, pid ${pid}) is dead right after its start\n${said()}`)
       assert.ok(await campaign.guardedWrite([{kind: 'put', key: `${store.keys.electionPrefix('inproc')}probe`, value: 1}]))
       // Block the whole thread, as SIGSTOP or a VM freeze would: no timer, no keepalive runs.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000)
