@@ -57,15 +57,15 @@ async function waitForHealthOk(what: string): Promise<void> {
   )
 }
 
+const nodeState = async (name = 's3') => ok(await admin(['node', 'show', name, '--json']), `node show ${name}`).json<{state: string}>()
+
 /**
  * The xcluster commands a refusal's "Try this" line names, as printed; those with a placeholder
  * (NODE, DEVICE) are templates, not commands, and are left out.
  */
-const nodeState = async (name = 's3') => ok(await admin(['node', 'show', name, '--json']), `node show ${name}`).json<{state: string}>()
-
 function suggestedCommands(stderr: string): string[][] {
   const lines = [...stderr.matchAll(/Try this: ([^\]\n]*)/g)].map((m) => m[1]!)
-  return lines.flatMap((line) => [...line.matchAll(/xcluster ((?:[a-z0-9-][\w./=-]* ?)+)/g)].map((m) => m[1]!.trim().split(' ')).filter((argv) => argv.every((a) => !/^[A-Z]+$/.test(a))))
+  return lines.flatMap((line) => [...line.matchAll(/xcluster ((?:[A-Za-z0-9-][\w./=-]* ?)+)/g)].map((m) => m[1]!.trim().split(' ')).filter((argv) => argv.every((a) => !/^[A-Z]+$/.test(a))))
 }
 
 /** What a refusal must leave as it was: etcd's record, the runs journaled, Ceph's monmap. */
