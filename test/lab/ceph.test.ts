@@ -312,8 +312,15 @@ describe("ceph bootstrap and ceph join in the lab: Debian's Ceph formed over SSH
 
     ok(await admin(['node', 'undrain', 's3']), 'node undrain s3')
     assert.equal(JSON.parse(inNode('s1', 'ceph osd dump --format json')).osds.find((o: {osd: number}) => o.osd === 2).in, 1, 'osd.2 is in again')
+    // Right after `osd in` Ceph still reports the old, clean mapping (HEALTH_OK, osd.2 empty) until
+    // peering catches up: wait for osd.2 to hold PGs again, then for HEALTH_OK.
+    const pgsOfOsd2 = () => (JSON.parse(inNode('s1', 'ceph osd df --format json')) as {nodes: {id: number; pgs: number}[]}).nodes.find((n) => n.id === 2)!.pgs
+    await waitUntil(
+      () => pgsOfOsd2() > 0,
+      120_000,
+      () => `osd.2 holds no PG after the undrain: ${inNode('s1', 'ceph osd df')}`,
+    )
     await waitForHealthOk('after undraining s3')
-    assert.ok((JSON.parse(inNode('s1', 'ceph osd df --format json')) as {nodes: {id: number; pgs: number}[]}).nodes.find((n) => n.id === 2)!.pgs > 0, 'osd.2 holds PGs again')
   })
 
   it('ceph leave s3: --dry-run changes nothing; then mon.s3 is out of the monmap, its units and stores gone, every ceph.conf names s1 and s2, its OSD stays up; two to one refused; ceph join s3 brings it back', async () => {
