@@ -95,6 +95,10 @@ export const settings = {
     /** After a start, how long serve waits for the service's client to take the image's exclusive lock, to record it. */
     holderWaitMs: 10_000,
     holderPollMs: 100,
+    /** Where the kernel lists its rbd driver once loaded (or built in): `rbdMap: auto` maps with krbd then. */
+    krbdSysfs: '/sys/bus/rbd',
+    /** udevd's control socket: without a running udevd, `rbd device map` is told not to wait for it (noudev). */
+    udevControl: '/run/udev/control',
     /** `ceph bootstrap` / `ceph join`: how long the monitors may take to form a quorum with an active manager. */
     formTimeoutMs: 180_000,
     formPollMs: 2000,

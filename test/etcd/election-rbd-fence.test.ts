@@ -107,7 +107,7 @@ describe('a fence that holds: the successor blocklists the old leader’s own Ce
       mkdirSync(group.dir)
       execFileSync('rbd', ['create', '--size', '64', group.image])
       const {start, stop} = writeWriterScripts(group.dir, ceph.conf, group.image, writerLog(group))
-      services += `  - {name: ${group.service}, ttl: 2, rbdImage: ${group.image}, start: 'sh ${start}', stop: 'sh ${stop}'}\n`
+      services += `  - {name: ${group.service}, ttl: 2, rbdImage: ${group.image}, rbdMap: none, start: 'sh ${start}', stop: 'sh ${stop}'}\n`
       groups.push(group)
     }
     const file = join(dir, 'spec.yaml')

@@ -65,7 +65,7 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
     env = {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}
     const file = join(dir, 'spec.yaml')
     const {start, stop} = writeWriterScripts(dir, ceph.conf, IMAGE, log())
-    pgService = `  - {name: pg, ttl: 2, rbdImage: ${IMAGE}, start: 'sh ${start}', stop: 'sh ${stop}'}\n`
+    pgService = `  - {name: pg, ttl: 2, rbdImage: ${IMAGE}, rbdMap: none, start: 'sh ${start}', stop: 'sh ${stop}'}\n`
     writeSpec(file, specBase(ROOT), pgService)
     const applied = await cli(['config', 'apply', '-f', file, '--yes'])
     assert.equal(applied.code, 0, applied.stderr)
@@ -163,7 +163,7 @@ describe('an RBD image lock that follows the leader of its service', {concurrenc
     execFileSync('rbd', ['create', '--size', '16', image])
     const attempts = join(dir, 'qd.attempts')
     // Only s1 may run qd, and its start always fails, after recording its token.
-    const qd = `  - {name: qd, ttl: 2, nodes: [s1], rbdImage: ${image}, start: 'echo "$XCLUSTER_TOKEN" >> ${attempts}; exit 1', stop: 'true'}\n`
+    const qd = `  - {name: qd, ttl: 2, nodes: [s1], rbdImage: ${image}, rbdMap: none, start: 'echo "$XCLUSTER_TOKEN" >> ${attempts}; exit 1', stop: 'true'}\n`
     const file = join(dir, 'spec-qd.yaml')
     writeSpec(file, specBase(ROOT), pgService + qd)
     const applied = await cli(['config', 'apply', '-f', file, '--yes'])

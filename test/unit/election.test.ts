@@ -82,6 +82,10 @@ describe('services: in the spec', () => {
     oneProblem(`${EXAMPLE}services: {a: 1}\n`, 'services', 'must be a list')
     oneProblem(withServices('  - {name: a, unit: u, rbdImage: postgres}\n'), 'services[0].rbdImage', 'not an RBD image name')
     oneProblem(withServices("  - {name: a, unit: u, rbdImage: 'rbd/pg; rm -rf /'}\n"), 'services[0].rbdImage', 'not an RBD image name')
+    oneProblem(withServices('  - {name: a, unit: u, rbdImage: rbd/pg, rbdMap: kernel}\n'), 'services[0].rbdMap', 'not a way to map an image')
+    oneProblem(withServices('  - {name: a, unit: u, rbdMap: krbd}\n'), 'services[0].rbdMap', 'there is no rbdImage')
+    assert.equal(valid(withServices('  - {name: a, unit: u, rbdImage: rbd/pg, rbdMap: nbd}\n')).services?.[0]?.rbdMap, 'nbd')
+    assert.equal(valid(withServices('  - {name: a, unit: u, rbdImage: rbd/pg}\n')).services?.[0]?.rbdMap, undefined)
   })
 })
 

@@ -1,6 +1,7 @@
 import {execFile} from 'node:child_process'
 
 import {env, settings} from '../settings.js'
+import {mapArgs, type MapDeviceType, parseMappings, type RbdMapping, unmapArgs, udevRunning} from './rbd-map.js'
 
 /** One advisory lock on an RBD image, as `rbd lock ls` prints it. */
 export interface RbdLock {
@@ -78,6 +79,20 @@ export class RbdCli {
 
   async remove(image: string, lock: RbdLock): Promise<void> {
     await this.call(['lock', 'rm', image, lock.id, lock.locker])
+  }
+
+  /** Maps the image with its exclusive lock held by the mapping (see mapArgs); the device's path. */
+  async map(image: string, type: MapDeviceType): Promise<string> {
+    return (await this.call(mapArgs(image, type, udevRunning()))).trim()
+  }
+
+  async unmap(mapping: RbdMapping, force = false): Promise<void> {
+    await this.call(unmapArgs(mapping.device, mapping.type, udevRunning(), force))
+  }
+
+  /** The images this host has mapped with the given driver. */
+  async mappings(type: MapDeviceType): Promise<RbdMapping[]> {
+    return parseMappings(await this.call(['device', 'list', '--device-type', type, '--format', 'json']), type)
   }
 
   private call(args: string[], bin: string = this.bin): Promise<string> {

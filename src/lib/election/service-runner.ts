@@ -2,6 +2,7 @@ import {closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFil
 import {join} from 'node:path'
 
 import {fenceRbdImage, managedLockHolder, RbdCli} from '../ceph/rbd.js'
+import {mapDeviceType, type MapDeviceType, type RbdMapping} from '../ceph/rbd-map.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
 import {Guardian, type GuardianReport} from './guardian.js'
@@ -54,6 +55,8 @@ export class ServiceRunner {
   /** The guardian of an instance being stopped: its deadline keeps moving while the lease lives. */
   private stopping?: Guardian
   private lostListener?: (token: string, report: GuardianReport) => void
+  /** The leader's mapping of rbdImage, from the start until a clean stop unmaps it. */
+  private mapping?: RbdMapping
 
   constructor(
     readonly service: ServiceSpec,
@@ -81,6 +84,8 @@ export class ServiceRunner {
       const started = Date.now()
       // The image is fenced first: the service never runs while another client can still write it.
       const image = this.service.rbdImage
+      // A mapping of an earlier leadership that ended without a clean stop is not this one's.
+      this.mapping = undefined
       let fence: RbdFenceRecord | undefined
       if (image) {
         const notLeading = () => new Error(`token ${token} no longer leads ${this.service.name}: the fence was not recorded`)
@@ -101,6 +106,16 @@ export class ServiceRunner {
           ...(fenced.ok ? {} : {output: fenced.output}),
         })
         if (!fenced.ok) return {...fenced, output: `could not fence ${image}: ${fenced.output}`}
+        const type = await mapDeviceType(this.service.rbdMap)
+        if (type) {
+          let mapping: RbdMapping | undefined
+          const mapped = await timed(async () => {
+            mapping = await this.mapImage(image, type, token)
+          })
+          this.log('rbd-mapped', {token, image, type, ok: mapped.ok, ...(mapping ? {device: mapping.device} : {output: mapped.output})})
+          if (!mapping) return {...mapped, output: `could not map ${image}: ${mapped.output}`}
+          this.mapping = mapping
+        }
       }
       if (this.inProcess) {
         const outcome = await timed(() => (this.inProcess as InProcessService).start(token))
@@ -157,12 +172,49 @@ export class ServiceRunner {
       this.stopping = undefined
       this.log('instance-ended', {token, guardian: guardian.pid, report: ended, ms: Date.now() - started})
       this.running = false
-      // The image's lock is the service's own client's: a clean stop (unmap) releases it. serve
-      // never frees it: after a failed stop, a kill or a lost guardian the client may still be
-      // alive (or its lock stale), and only the next leader's blocklist makes that safe.
+      // The image's lock is the leader's mapping's (or, with rbdMap: none, the service's own
+      // client's): only a clean stop lets serve unmap it. After a failed stop, a kill or a lost
+      // guardian the device may still be in use, and only the next leader's blocklist makes that safe.
       const ok = ended.kind === 'stopped' && ended.code === 0
-      return {ok, code: ended.kind === 'stopped' ? ended.code : null, ms: Date.now() - started, output: ok ? '' : `stop ${describe(ended)}${this.outputTail()}`}
+      const unmapped = await this.unmapImage(token, ok)
+      return {
+        ok: ok && !unmapped,
+        code: ended.kind === 'stopped' ? ended.code : null,
+        ms: Date.now() - started,
+        output: ok ? unmapped : `stop ${describe(ended)}${this.outputTail()}`,
+      }
     })
+  }
+
+  /**
+   * Maps the freshly fenced image for this leadership. A mapping of it left on this host (a stop
+   * that failed, a serve that died) belongs to a client the fence just blocklisted: it is
+   * unmapped first, forced, so the service never finds a dead device in its place.
+   */
+  private async mapImage(image: string, type: MapDeviceType, token: string): Promise<RbdMapping> {
+    for (const stale of (await this.rbd.mappings(type)).filter((m) => m.image === image)) {
+      const unmapped = await timed(() => this.rbd.unmap(stale, true))
+      this.log('rbd-stale-unmapped', {token, image, device: stale.device, ok: unmapped.ok, ...(unmapped.ok ? {} : {output: unmapped.output})})
+    }
+    return {image, type, device: await this.rbd.map(image, type)}
+  }
+
+  /**
+   * After a clean stop: the mapping goes, and its exclusive lock with it. After any other end the
+   * mapping stays (the service may still hold the device): the next leader's blocklist fences it.
+   * Returns what went wrong, or '' when all is well.
+   */
+  private async unmapImage(token: string | null, cleanStop: boolean): Promise<string> {
+    const mapping = this.mapping
+    this.mapping = undefined
+    if (!mapping) return ''
+    if (!cleanStop) {
+      this.log('rbd-left-mapped', {token, image: mapping.image, device: mapping.device})
+      return ''
+    }
+    const unmapped = await timed(() => this.rbd.unmap(mapping))
+    this.log('rbd-unmapped', {token, image: mapping.image, device: mapping.device, ok: unmapped.ok, ...(unmapped.ok ? {} : {output: unmapped.output})})
+    return unmapped.ok ? '' : `stopped, but ${mapping.image} stays mapped at ${mapping.device} (its lock is left to the next leader's fence): ${unmapped.output}`
   }
 
   private launch(token: string, guard: StartGuard): Guardian {
@@ -183,7 +235,13 @@ export class ServiceRunner {
       deadlineCs: guard.deadlineCs(),
       logFile: this.logFile(),
       leaseHex: BigInt(guard.leaseId).toString(16),
-      env: {XCLUSTER_SERVICE: this.service.name, XCLUSTER_NODE: this.node, XCLUSTER_TOKEN: token, ...this.scope.etcdctlEnv},
+      env: {
+        XCLUSTER_SERVICE: this.service.name,
+        XCLUSTER_NODE: this.node,
+        XCLUSTER_TOKEN: token,
+        ...(this.mapping ? {XCLUSTER_RBD_DEVICE: this.mapping.device} : {}),
+        ...this.scope.etcdctlEnv,
+      },
     })
   }
 

@@ -67,10 +67,21 @@ export interface ServiceSpec {
   /**
    * An RBD image (`pool/image`) only the leader may use: before starting the service its daemon
    * fences the image (blocklists every other client, breaks their locks, records it under its
-   * token); the service's own client (its mapping) holds librbd's exclusive lock.
+   * token); then it maps the image with librbd's exclusive lock held by the mapping itself
+   * (see rbdMap), and unmaps it only once the service really stopped.
    */
   rbdImage?: string
+  /** How the leader maps rbdImage (default auto). */
+  rbdMap?: RbdMapMode
 }
+
+/**
+ * `auto`: the kernel's rbd driver where the kernel has it, else rbd-nbd; `krbd` or `nbd`: that
+ * one; `none`: serve fences but does not map (the service opens the image itself through librbd,
+ * as QEMU does, and takes the exclusive lock with its own client).
+ */
+export const RBD_MAP_MODES = ['auto', 'krbd', 'nbd', 'none'] as const
+export type RbdMapMode = (typeof RBD_MAP_MODES)[number]
 
 /**
  * Where the nodes' packages come from. Optional in the spec: what is left out defaults from the

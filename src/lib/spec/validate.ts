@@ -6,7 +6,7 @@ import {fromInt, inRange, inSubnet, isHostAddress, parseCidr, parseIpv4, parseRa
 import {checkMac} from './mac.js'
 import {CORE_COUNTS, TYPE_FROM_NAME_RULES, isNodeType, typeFromName} from './node-type.js'
 import {formatPath, type Locator, type SpecPath, type SpecProblem} from './problems.js'
-import type {CephSpec, ClusterSpec, IpRange, NetworkSpec, NodeSpec, PackagesSpec, PxeSpec, ServiceSpec} from './types.js'
+import {RBD_MAP_MODES, type CephSpec, type ClusterSpec, type IpRange, type NetworkSpec, type NodeSpec, type PackagesSpec, type PxeSpec, type RbdMapMode, type ServiceSpec} from './types.js'
 
 /** The result of validation: a spec when there are no problems, every problem otherwise. */
 export type SpecValidation = {ok: true; spec: ClusterSpec; problems: []} | {ok: false; problems: SpecProblem[]}
@@ -32,7 +32,7 @@ const RANGE_KEYS = ['core', 'storage', 'compute', 'frontend', 'discovery'] as co
 const SSH_KEYS = ['user', 'key'] as const
 const NODE_KEYS = ['name', 'mac', 'ip', 'type'] as const
 const NODE_REQUIRED = ['name', 'mac'] as const
-const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip', 'rbdImage'] as const
+const SERVICE_KEYS = ['name', 'ttl', 'start', 'stop', 'unit', 'nodes', 'vip', 'rbdImage', 'rbdMap'] as const
 /** etcd's lease floor with default timings is 2 s (1.5 x the 1 s election timeout). */
 const SERVICE_TTL = {default: settings.election.defaultTtlSeconds, min: 1, max: 300} as const
 
@@ -516,6 +516,12 @@ class SpecChecker {
     if (rbdImage !== undefined && !RBD_IMAGE.test(rbdImage)) {
       this.report([...path, 'rbdImage'], `"${rbdImage}" is not an RBD image name`, 'Write pool/image, e.g. rbdImage: rbd/postgres.')
     }
+    const rbdMap = this.string(entry.rbdMap, [...path, 'rbdMap'], 'RBD map mode')
+    if (rbdMap !== undefined && !(RBD_MAP_MODES as readonly string[]).includes(rbdMap)) {
+      this.report([...path, 'rbdMap'], `"${rbdMap}" is not a way to map an image`, `Write one of ${RBD_MAP_MODES.join(', ')} (auto when left out).`)
+    } else if (rbdMap !== undefined && rbdImage === undefined) {
+      this.report([...path, 'rbdMap'], 'says how to map rbdImage, but there is no rbdImage', 'Add rbdImage: POOL/IMAGE, or leave rbdMap: out.')
+    }
     if (name === undefined) return undefined
     return {
       name,
@@ -524,6 +530,7 @@ class SpecChecker {
       ...(allowed ? {nodes: allowed} : {}),
       ...(vip === undefined ? {} : {vip: fromInt(vip)}),
       ...(rbdImage === undefined ? {} : {rbdImage}),
+      ...(rbdMap === undefined ? {} : {rbdMap: rbdMap as RbdMapMode}),
     }
   }
 
