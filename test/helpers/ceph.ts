@@ -27,6 +27,8 @@ export interface CephOptions {
    * host's: its loopback is where the cluster then answers, for the sandbox's own sshd sessions.
    */
   netns?: string
+  /** The address the monitor listens on (default 127.0.0.1): a namespace's own, for clients beyond its loopback. */
+  address?: string
 }
 
 /**
@@ -41,6 +43,7 @@ export async function startCeph(options: CephOptions): Promise<TestCeph> {
   // `ip netns exec` execs the command itself: the child's pid is the daemon's, for the kill.
   const inNs = (cmd: string, args: string[]): [string, string[]] => (options.netns ? ['ip', ['netns', 'exec', options.netns, cmd, ...args]] : [cmd, args])
   const fsid = randomUUID()
+  const address = options.address ?? '127.0.0.1'
   const [v2, v1] = [await freePort(), await freePort()]
   const conf = join(dir, 'ceph.conf')
   for (const sub of ['run', 'log', 'mon.a', 'mgr.x']) mkdirSync(join(dir, sub))
@@ -48,7 +51,7 @@ export async function startCeph(options: CephOptions): Promise<TestCeph> {
     conf,
     `[global]
 fsid = ${fsid}
-mon host = [v2:127.0.0.1:${v2},v1:127.0.0.1:${v1}]
+mon host = [v2:${address}:${v2},v1:${address}:${v1}]
 keyring = ${dir}/keyring
 run dir = ${dir}/run
 admin socket = ${dir}/run/$name.asok
@@ -120,7 +123,7 @@ keyring = ${dir}/osd.$id/keyring
       'allow *',
     ])
     run('ceph-authtool', [monKeyring, '--import-keyring', join(dir, 'keyring')])
-    run('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${v2},v1:127.0.0.1:${v1}]`, join(dir, 'monmap')])
+    run('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v2:${address}:${v2},v1:${address}:${v1}]`, join(dir, 'monmap')])
     run('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', monKeyring])
     daemon('ceph-mon', ['-i', 'a'])
     ceph(['auth', 'get-or-create', 'mgr.x', 'mon', 'allow profile mgr', 'osd', 'allow *', 'mds', 'allow *', '-o', join(dir, 'mgr.x', 'keyring')])

@@ -1,5 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {request as httpRequest} from 'node:http'
 import {request} from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -30,6 +31,11 @@ export interface StartEtcdOptions {
   /** Also listen on a unix socket in the data dir (etcd names it HOST:PORT, relative to its cwd). */
   unixSocket?: boolean
   /**
+   * A network namespace to run etcd in (`ip netns exec`), listening on `host` there: its
+   * machines reach it at endpoint, this process at unixEndpoint (unixSocket is implied).
+   */
+  netns?: string
+  /**
    * TLS with client-certificate authentication, from the rendered member config
    * (templates/node/etcd-member.yml) and certificates of this CA; the endpoint is https.
    */
@@ -41,6 +47,19 @@ export interface TlsClientFiles {
   caFile: string
   certFile: string
   keyFile: string
+}
+
+/** etcd's /health through its unix socket (from outside the namespace it listens in). */
+function unixHealthy(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest({socketPath, path: '/health', timeout: 500}, (res) => {
+      res.resume()
+      resolve(res.statusCode === 200)
+    })
+    req.on('error', () => resolve(false))
+    req.on('timeout', () => req.destroy())
+    req.end()
+  })
 }
 
 /** The identity test helpers use to ask /health over TLS (any certificate of the CA will do). */
@@ -86,7 +105,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
       '--data-dir',
       join(dir, 'data'),
       '--listen-client-urls',
-      options.unixSocket ? `${endpoint},unix://etcd.sock:1` : endpoint,
+      options.unixSocket || options.netns ? `${endpoint},unix://etcd.sock:1` : endpoint,
       '--advertise-client-urls',
       endpoint,
       '--listen-peer-urls',
@@ -99,13 +118,18 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
       'error',
     ]
   }
-  const proc: ChildProcess = spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir})
+  const socket = join(dir, 'etcd.sock:1')
+  const proc: ChildProcess = options.netns
+    ? spawn('ip', ['netns', 'exec', options.netns, bin, ...argv], {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir})
+    : spawn(bin, argv, {stdio: ['ignore', 'ignore', 'pipe'], cwd: dir})
   let stderr = ''
   proc.stderr?.on('data', (d) => (stderr += d))
   const deadline = Date.now() + 10_000
   for (;;) {
     if (probe) {
       if (await tlsHealthy(endpoint, probe)) break
+    } else if (options.netns) {
+      if (await unixHealthy(socket)) break
     } else {
       try {
         const res = await fetch(`${endpoint}/health`)
@@ -122,7 +146,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<TestEtc
   }
   return {
     endpoint,
-    ...(options.unixSocket ? {unixEndpoint: `unix://${join(dir, 'etcd.sock:1')}`} : {}),
+    ...(options.unixSocket || options.netns ? {unixEndpoint: `unix://${socket}`} : {}),
     clientPort: client,
     peerPort: peer,
     dir,

@@ -10,9 +10,13 @@ A client that was blocklisted gets an error from librbd on its next write: it lo
 and exits 1. SIGTERM ends it cleanly (the stop command), releasing the lock.
 
 Usage: rbd-writer.py CONF POOL/IMAGE NODE TOKEN LOG [INTERVAL]
+   or: rbd-writer.py --device DEVICE NODE TOKEN LOG [INTERVAL]: the same records through a mapped
+       device (the leader's mapping holds the lock), each write O_DIRECT and synchronous, so it
+       reaches the image or fails. Its first line is `opened NODE TOKEN DEVICE`.
 Log lines: `locked NODE TOKEN ADDR`, `wrote NODE TOKEN SEQ SLOT NS`, `failed NODE TOKEN SEQ ERROR`.
 Read back: rbd-writer.py --dump CONF POOL/IMAGE prints `SLOT NODE TOKEN SEQ NS` per record.
 """
+import mmap
 import os
 import signal
 import struct
@@ -81,8 +85,37 @@ def write(conf, spec, node, token, log, interval):
     out.write(f'stopped {node} {token} {seq}\n')
 
 
+def write_device(device, node, token, log, interval):
+    out = open(log, 'a', buffering=1)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    fd = os.open(device, os.O_RDWR | os.O_DIRECT | os.O_SYNC)
+    block = mmap.mmap(-1, RECORD)  # page-aligned, as O_DIRECT asks
+    seq = 0
+    try:
+        os.preadv(fd, [block], 0)
+        (slot,) = HEADER.unpack(block[: HEADER.size])
+        out.write(f'opened {node} {token} {device}\n')
+        while not stopping:
+            seq += 1
+            block[:] = STAMP.pack(node.encode(), token.encode(), seq, time.time_ns()).ljust(RECORD, b'\0')
+            os.pwritev(fd, [block], RECORD * (1 + slot))
+            block[:] = HEADER.pack(slot + 1).ljust(RECORD, b'\0')
+            os.pwritev(fd, [block], 0)
+            out.write(f'wrote {node} {token} {seq} {slot} {time.time_ns()}\n')
+            slot += 1
+            time.sleep(interval)
+    except OSError as err:  # the kernel's error once the mapping's client was blocklisted
+        out.write(f'failed {node} {token} {seq} {type(err).__name__}: {err}\n')
+        os._exit(1)
+    os.close(fd)
+    out.write(f'stopped {node} {token} {seq}\n')
+
+
 if __name__ == '__main__':
     if sys.argv[1] == '--dump':
         dump(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == '--device':
+        write_device(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]) if len(sys.argv) > 6 else 0.05)
     else:
         write(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]) if len(sys.argv) > 6 else 0.05)

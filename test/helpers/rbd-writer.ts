@@ -38,6 +38,35 @@ while kill -0 $pid 2>/dev/null; do sleep 0.02; done
   return {start, stop}
 }
 
+/**
+ * Start and stop scripts for a writer through the leader's mapping (XCLUSTER_RBD_DEVICE, which
+ * serve sets): start returns once the writer opened the device; stop ends it with SIGTERM.
+ * Each node's writer logs to a file of its own (`log(node)`): the machines' kernels each cache
+ * the host's files, so two of them appending to one file overwrite each other's lines.
+ */
+export function writeDeviceWriterScripts(dir: string, intervalSeconds = 0.05): {start: string; stop: string; log: (node: string) => string} {
+  const start = join(dir, 'device-writer-start.sh')
+  const stop = join(dir, 'device-writer-stop.sh')
+  const pidFile = `${dir}/writer-$XCLUSTER_NODE-$XCLUSTER_TOKEN.pid`
+  const log = `${dir}/writer-$XCLUSTER_NODE.log`
+  writeFileSync(
+    start,
+    `${SYSTEM_PYTHON} ${RBD_WRITER} --device "$XCLUSTER_RBD_DEVICE" "$XCLUSTER_NODE" "$XCLUSTER_TOKEN" ${log} ${intervalSeconds} &
+pid=$!
+echo $pid > ${pidFile}
+until grep -q "^opened $XCLUSTER_NODE $XCLUSTER_TOKEN " ${log} 2>/dev/null; do kill -0 $pid || exit 1; sleep 0.02; done
+`,
+  )
+  writeFileSync(
+    stop,
+    `pid=$(cat ${pidFile})
+kill -TERM $pid
+while kill -0 $pid 2>/dev/null; do sleep 0.02; done
+`,
+  )
+  return {start, stop, log: (node) => join(dir, `writer-${node}.log`)}
+}
+
 export const writerPid = (dir: string, node: string, token: string): number => Number(readFileSync(join(dir, `writer-${node}-${token}.pid`), 'utf8').trim())
 
 export const writerLines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [])
@@ -61,8 +90,10 @@ export interface ImageRecord {
   ns: bigint
 }
 
-export function readRecords(conf: string, image: string): ImageRecord[] {
-  return execFileSync(SYSTEM_PYTHON, [RBD_WRITER, '--dump', conf, image], {encoding: 'utf8'})
+/** `wrap`: a command prefix to read from, e.g. `ip netns exec NS` where the cluster answers. */
+export function readRecords(conf: string, image: string, wrap: string[] = []): ImageRecord[] {
+  const argv = [...wrap, SYSTEM_PYTHON, RBD_WRITER, '--dump', conf, image]
+  return execFileSync(argv[0] as string, argv.slice(1), {encoding: 'utf8'})
     .split('\n')
     .filter(Boolean)
     .map((l) => {
