@@ -107,6 +107,36 @@ describe('the instance guardian', () => {
     assert.equal(processAlive(pidOf(pidFile)), false)
   })
 
+  it('reads every command whole on a busy host: no byte is lost to a read timeout', async () => {
+    // A timed read whose timer fires as a byte arrives drops that byte (bash reads a pipe a byte
+    // at a time): on busy cores, lines that come about one read timeout (20 ms) apart came out
+    // cut (`stop` read as `top`) or glued together. Rare per line, so six guardians at once.
+    const busy = Array.from({length: 4}, () => spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'}))
+    try {
+      const guarded = Array.from({length: 6}, () => launch())
+      await Promise.all(guarded.map(async ({guardian}) => assert.deepEqual(await guardian.next(), {kind: 'started', code: 0})))
+      await Promise.all(
+        guarded.map(async ({guardian}) => {
+          const started = Date.now()
+          while (Date.now() - started < 5000) {
+            guardian.deadline((uptimeCentiseconds() as number) + 6000)
+            await sleep(15 + Math.random() * 10)
+          }
+        }),
+      )
+      for (const {guardian, pidFile, log} of guarded) {
+        assert.deepEqual(await guardian.stop(), {kind: 'stopped', code: 0})
+        assert.equal(processAlive(pidOf(pidFile)), false)
+        const complaints = readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((line) => /guardian|integer expression/.test(line))
+        assert.deepEqual(complaints, [], 'the guardian misread commands')
+      }
+    } finally {
+      for (const proc of busy) proc.kill('SIGKILL')
+    }
+  })
+
   it('kills the instance when the deadline passes (serve frozen or cut off), within a few ticks', async () => {
     const {guardian, pidFile} = launch({inSeconds: 0.5})
     await guardian.next()
