@@ -37,14 +37,18 @@ export function parseMappings(json: string, type: MapDeviceType): RbdMapping[] {
  * container), which `rbd` would otherwise wait for.
  */
 export function mapArgs(image: string, type: MapDeviceType, udev: boolean): string[] {
-  const options = type === 'krbd' ? ['noshare', ...(udev ? [] : ['noudev'])] : []
-  return ['device', 'map', '--device-type', type, '--exclusive', ...(options.length > 0 ? ['--options', options.join(',')] : []), image]
+  return ['device', 'map', '--device-type', type, '--exclusive', ...krbdOptions(type, udev, ['noshare']), image]
 }
 
 /** `force` unmaps a device still open (a stale mapping whose client was blocklisted). */
 export function unmapArgs(device: string, type: MapDeviceType, udev: boolean, force = false): string[] {
-  const options = [...(force && type === 'krbd' ? ['force'] : []), ...(type === 'krbd' && !udev ? ['noudev'] : [])]
-  return ['device', 'unmap', '--device-type', type, ...(options.length > 0 ? ['--options', options.join(',')] : []), device]
+  return ['device', 'unmap', '--device-type', type, ...krbdOptions(type, udev, force ? ['force'] : []), device]
+}
+
+/** krbd's `--options`: the ones asked for, and `noudev` where no udevd runs. rbd-nbd takes none. */
+function krbdOptions(type: MapDeviceType, udev: boolean, wanted: string[]): string[] {
+  const options = type === 'krbd' ? [...wanted, ...(udev ? [] : ['noudev'])] : []
+  return options.length > 0 ? ['--options', options.join(',')] : []
 }
 
 /** Whether a udevd runs here (the one that makes /dev/rbd/POOL/IMAGE). */
