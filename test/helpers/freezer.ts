@@ -13,7 +13,7 @@ import {join} from 'node:path'
  * suite runs in the lab's admin namespace) remounts /sys without the cgroup mounts: there the
  * same hierarchy is mounted again, on a directory of its own (it lives as long as the namespace).
  */
-function freezerRoot(): string {
+export function freezerRoot(): string {
   // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - TYPE SOURCE SUPEROPTIONS"
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const [mount, fs = ''] = line.split(' - ')

@@ -85,8 +85,15 @@ def write(conf, spec, node, token, log, interval):
     out.write(f'stopped {node} {token} {seq}\n')
 
 
+def open_synced_log(log):
+    # Each line reaches the file before the write returns: in a UML machine the log is on hostfs,
+    # whose page cache would otherwise hand lines to the host (where the test reads them) only at
+    # writeback, tens of seconds later.
+    return os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_SYNC, 0o644), 'a', buffering=1)
+
+
 def write_device(device, node, token, log, interval):
-    out = open(log, 'a', buffering=1)
+    out = open_synced_log(log)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     fd = os.open(device, os.O_RDWR | os.O_DIRECT | os.O_SYNC)

@@ -14,10 +14,10 @@ import {existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSy
 import {join} from 'node:path'
 
 import {ROOT} from './cli.js'
+import {freezerRoot} from './freezer.js'
 import {requireTool} from './tools.js'
 
 export const BRIDGE_ADDRESS = '10.99.0.1'
-const FREEZER = '/sys/fs/cgroup/freezer'
 const UML_RUN = join(ROOT, 'test', 'helpers', 'uml-run')
 
 const ip = (args: string[]) => execFileSync('ip', args, {stdio: ['ignore', 'pipe', 'pipe']})
@@ -29,7 +29,6 @@ export class UmlNetwork {
   constructor() {
     requireTool('linux.uml', 'user-mode-linux')
     requireTool('modprobe', 'kmod')
-    if (!existsSync(join(FREEZER, 'cgroup.procs'))) throw new Error(`no cgroup freezer at ${FREEZER}: the UML tests pause machines with it`)
     ip(['netns', 'add', this.netns])
     const inNs = (args: string[]) => ip(['netns', 'exec', this.netns, 'ip', ...args])
     inNs(['link', 'set', 'lo', 'up'])
@@ -64,7 +63,7 @@ export class UmlMachine {
     readonly address: string,
     baseDir: string,
   ) {
-    this.cgroup = join(FREEZER, `${net.netns}-${name}`)
+    this.cgroup = join(freezerRoot(), `${net.netns}-${name}`)
     mkdirSync(this.cgroup, {recursive: true})
     this.dir = join(baseDir, `uml-${name}`)
   }
@@ -117,23 +116,47 @@ export class UmlMachine {
     }
   }
 
+  /**
+   * A freeze can stay FREEZING: the UML kernel ptrace-stops its processes, and a task stopped by
+   * a tracer that is frozen itself is never marked frozen. It is paused all the same, so the
+   * machine counts as paused once no thread of it is running or in an ordinary sleep: each is
+   * frozen (shown as D), stopped by its tracer (t), or exited (Z).
+   */
   private async setState(state: 'FROZEN' | 'THAWED'): Promise<void> {
     writeFileSync(join(this.cgroup, 'freezer.state'), state)
     const deadline = Date.now() + 10_000
-    while (readFileSync(join(this.cgroup, 'freezer.state'), 'utf8').trim() !== state) {
-      if (Date.now() > deadline) throw new Error(`${this.name} did not become ${state}`)
+    for (;;) {
+      const now = readFileSync(join(this.cgroup, 'freezer.state'), 'utf8').trim()
+      if (now === state || (state === 'FROZEN' && now === 'FREEZING' && this.threadStates().every((s) => 'DtZ'.includes(s)))) return
+      if (Date.now() > deadline) throw new Error(`${this.name} did not become ${state} (${now}; thread states ${this.threadStates().join('')})`)
       await new Promise((r) => setTimeout(r, 10))
     }
+  }
+
+  /** The state letter (/proc/TID/stat) of every thread of the machine's host processes. */
+  private threadStates(): string[] {
+    return readFileSync(join(this.cgroup, 'tasks'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((tid) => {
+        try {
+          // "PID (COMM) STATE ...": the command name may hold spaces and parentheses.
+          const stat = readFileSync(`/proc/${tid}/stat`, 'utf8')
+          return [stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)]
+        } catch {
+          return [] // exited meanwhile
+        }
+      })
   }
 }
 
 /** Removes the freezer cgroups of earlier runs whose processes are all gone. */
 export function removeStaleUmlCgroups(): void {
-  if (!existsSync(FREEZER)) return
-  for (const entry of readdirSync(FREEZER)) {
+  const root = freezerRoot()
+  for (const entry of readdirSync(root)) {
     if (!entry.startsWith('xct-uml-')) continue
     try {
-      rmdirSync(join(FREEZER, entry))
+      rmdirSync(join(root, entry))
     } catch {
       // still in use
     }
