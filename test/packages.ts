@@ -43,4 +43,7 @@ export const TEST_PACKAGES: readonly string[] = [
   'pebble',
   // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
   'chromium',
+  // Test machines with a kernel of their own, whose rbd driver maps a leader's image (test/uml/).
+  'user-mode-linux',
+  'kmod',
 ]

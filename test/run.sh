@@ -27,7 +27,7 @@ shopt -s nullglob
 out=$(mktemp -d)
 # 1. Everything but the teardown, one file at a time (the lab tests share one lab), inside the
 #    admin namespace, where the lab's nodes are reachable (the root namespace has no route in).
-files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/dhcp/*.test.ts test/admin/*.test.ts test/lab/*.test.ts)
+files=(test/unit/*.test.ts test/etcd/*.test.ts test/ssh/*.test.ts test/dhcp/*.test.ts test/admin/*.test.ts test/uml/*.test.ts test/lab/*.test.ts)
 status=0
 codes=()
 #    Guards so a hang can only fail the run, never stall it: a test may take 10 minutes at most,

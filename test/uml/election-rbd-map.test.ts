@@ -12,12 +12,9 @@
  * - A clean stop unmaps, so the lock is gone with the service: the next leader has nothing to fence.
  * The 50-trial proof of the fence itself is test/etcd/election-rbd-fence.test.ts (a librbd writer).
  *
- * Not in `npm test` yet (run it with `npm run test:uml`; it needs Debian's user-mode-linux and
- * kmod): the first test passes every run here, and takeovers passed (the paused leader's writer
- * got EIO from the blocklisted mapping), but a freeze of a whole UML machine through the cgroup
- * freezer sometimes stays FREEZING (the UML kernel ptrace-stops its processes), and the clean-stop
- * test has not passed yet. A flaky test in the suite would hide real failures. It also needs the
- * guardian of commit ec83a83 (first character read with a timeout, the rest whole), not landed yet.
+ * Part of `npm test` (alone: `npm run test:uml`); it needs Debian's user-mode-linux and kmod
+ * (test/packages.ts). A frozen UML machine can stay FREEZING rather than FROZEN (its kernel
+ * ptrace-stops its processes); UmlMachine.freeze counts it paused once no thread of it runs.
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
@@ -75,16 +72,23 @@ describe("a leader's mapping of its image, on a kernel with the rbd driver", {co
     const [, node, token, device] = opened
     return {node, token, device, wrote: linesOf(node).filter((l) => l.startsWith(`wrote ${node} ${token} `)).length}
   }
-  const writing = (accept: (w: Writer) => boolean = () => true) =>
-    until(
-      'a writer through the leader mapping',
-      () => {
-        const w = latestWriter()
-        return w && w.wrote >= 3 && accept(w) ? w : undefined
-      },
-      TAKEOVER_TIMEOUT_MS,
-      100,
-    )
+  const writing = async (accept: (w: Writer) => boolean = () => true) => {
+    try {
+      return await until(
+        'a writer through the leader mapping',
+        () => {
+          const w = latestWriter()
+          return w && w.wrote >= 3 && accept(w) ? w : undefined
+        },
+        TAKEOVER_TIMEOUT_MS,
+        100,
+      )
+    } catch (error) {
+      // What each machine did last, for the failure's message: its serve's events, its writer's lines.
+      const last = (Object.keys(MACHINES) as Node[]).map((n) => `${n}: ${JSON.stringify(daemons.get(n)?.events.slice(-8))}\n${n} writer: ${linesOf(n).slice(-3).join(' | ')}`)
+      throw new Error(`${(error as Error).message}; latest writer ${JSON.stringify(latestWriter())}\n${last.join('\n')}`)
+    }
+  }
   const event = (node: Node, name: string, token: string) => daemons.get(node)?.events.find((e) => e.event === name && e.token === token)
 
   before(async () => {
@@ -141,15 +145,20 @@ describe("a leader's mapping of its image, on a kernel with the rbd driver", {co
     )
     // The records on the image are the leader's.
     assert.ok(records().some((r) => r.node === leader.node && r.token === leader.token))
+    // The holder is recorded once the start command returned, which in UML takes seconds more.
+    let lastCheck = ''
     const checked = await until(
       'election check to name the holder',
       async () => {
         const res = await xcluster(['election', 'check', '--json', '--no-vips'], {env: {XCLUSTER_ETCD: etcd.endpoint, CEPH_CONF: ceph.conf}, wrap: net.wrap})
+        lastCheck = `exit ${res.code}: ${res.stdout.slice(-600)} ${res.stderr.slice(-300)}`
         return res.code === 0 ? res.json<CheckResult>() : undefined
       },
-      20_000,
+      TAKEOVER_TIMEOUT_MS,
       500,
-    )
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last check: ${lastCheck}; ${leader.node}: ${JSON.stringify(daemons.get(leader.node)?.events.slice(-4))}`)
+    })
     const pg = checked.services.find((s) => s.service === 'pg')
     assert.deepEqual(
       pg?.rbdHolders?.map((h) => [h.node, h.token, addressOf(h.address)]),
