@@ -85,6 +85,7 @@ export const settings = {
     rbd: 'rbd',
     /** The ceph CLI the fencing leader blocklists with (env XCLUSTER_CEPH; MicroCeph: microceph.ceph). */
     ceph: 'ceph',
+    /** Each rbd/ceph call of serve and check (env XCLUSTER_CEPH_TIMEOUT_MS); a fence that gets no answer fails the start. */
     commandTimeoutMs: 10_000,
     /**
      * How long a fenced client stays blocklisted. A client paused longer than this could write
@@ -641,6 +642,8 @@ export const env = {
   sshKey: 'XCLUSTER_SSH_KEY',
   rbd: 'XCLUSTER_RBD',
   ceph: 'XCLUSTER_CEPH',
+  /** The bound on each rbd/ceph call of serve and check (default settings.ceph.commandTimeoutMs). */
+  cephTimeoutMs: 'XCLUSTER_CEPH_TIMEOUT_MS',
   runDir: 'XCLUSTER_RUN_DIR',
   /** Where serve --certs, while it leads, writes the Rathole clients' configs (default settings.frontend.ratholeClientDir). */
   ratholeClientDir: 'XCLUSTER_RATHOLE_CLIENT_DIR',

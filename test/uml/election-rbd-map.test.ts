@@ -36,8 +36,14 @@ const MACHINES = {s1: '10.99.0.11', s2: '10.99.0.12'} as const
 type Node = keyof typeof MACHINES
 /** Takeovers in the paused-leader test; they alternate between the two machines. */
 const TAKEOVERS = Number(process.env.XCT_MAP_TAKEOVERS ?? 3)
-/** A takeover: the TTL, the fence's ceph calls and a krbd map, on machines that run their kernel as processes. */
-const TAKEOVER_TIMEOUT_MS = 60_000
+/**
+ * A takeover: the TTL, the fence's ceph calls and a krbd map, on machines that run their kernel
+ * as processes. Each call there is slow (UML traps every system call): the Python `ceph` CLI
+ * takes ~7 s on an idle host, past 10 s beside the suite's lab. So serve's bound on a Ceph call
+ * is raised (CEPH_CALL_TIMEOUT_MS) and a takeover gets two minutes.
+ */
+const TAKEOVER_TIMEOUT_MS = 120_000
+const CEPH_CALL_TIMEOUT_MS = 60_000
 
 interface Writer {
   node: Node
@@ -110,7 +116,7 @@ describe("a leader's mapping of its image, on a kernel with the rbd driver", {co
       const machine = new UmlMachine(net, node, address, dir)
       machines.set(node, machine)
       // Inside the machine: the test cluster's conf, and a run dir the test can read (instance logs).
-      const env = {CEPH_CONF: ceph.conf, XCLUSTER_RUN_DIR: join(machine.dir, 'run')}
+      const env = {CEPH_CONF: ceph.conf, XCLUSTER_RUN_DIR: join(machine.dir, 'run'), XCLUSTER_CEPH_TIMEOUT_MS: String(CEPH_CALL_TIMEOUT_MS)}
       daemons.set(node, new Daemon(node, ['pg'], etcd.endpoint, join(dir, `${node}.console`), machine.wrap, env).start())
     }
   })

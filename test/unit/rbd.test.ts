@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
+import {chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
-import {fenceRbdImage, localRbdHolders, RbdCli, rbdLockHolder, rbdLockId, type RbdLock, type RbdWatcher} from '../../src/lib/ceph/rbd.js'
+import {cephCommandTimeoutMs, fenceRbdImage, localRbdHolders, RbdCli, rbdLockHolder, rbdLockId, type RbdLock, type RbdWatcher} from '../../src/lib/ceph/rbd.js'
 import {attributeRbdHolders} from '../../src/lib/election/split-brain.js'
 
 describe('RBD lock holders', () => {
@@ -59,5 +62,24 @@ describe('RBD lock holders', () => {
     const fence = await fenceRbdImage(rbd, 'rbd/pg', 's1', '7', async () => answers.shift() ?? false)
     assert.deepEqual(calls, ['blocklist 10.0.0.1:0/1', 'blocklist 10.0.0.2:0/2', 'break auto 1'])
     assert.deepEqual(fence.blocklisted, ['10.0.0.1:0/1', '10.0.0.2:0/2'])
+  })
+
+  it('a ceph call that does not answer in time says so, and the bound is XCLUSTER_CEPH_TIMEOUT_MS when set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xct-rbd-'))
+    try {
+      // A CLI that never answers, as the ceph CLI of a cluster without a monitor in reach.
+      const silent = join(dir, 'ceph')
+      writeFileSync(silent, '#!/bin/sh\nexec sleep 30\n')
+      chmodSync(silent, 0o755)
+      const started = Date.now()
+      await assert.rejects(new RbdCli('rbd', 300, silent).blocklist('10.0.0.1:0/1', 60), /osd blocklist add 10\.0\.0\.1:0\/1 60: no answer within 300 ms .*XCLUSTER_CEPH_TIMEOUT_MS/)
+      assert.ok(Date.now() - started < 5000, 'the call was cut at its bound')
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+    assert.equal(cephCommandTimeoutMs(undefined), 10_000)
+    assert.equal(cephCommandTimeoutMs('45000'), 45_000)
+    for (const bad of ['0', '-5', '1.5', 'ten'])
+      assert.throws(() => cephCommandTimeoutMs(bad), /XCLUSTER_CEPH_TIMEOUT_MS=.* is not a whole number of milliseconds above 0: set it like XCLUSTER_CEPH_TIMEOUT_MS=30000/)
   })
 })

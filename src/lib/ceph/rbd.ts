@@ -1,4 +1,4 @@
-import {execFile} from 'node:child_process'
+import {execFile, type ExecFileException} from 'node:child_process'
 
 import {env, settings} from '../settings.js'
 import {mapArgs, type MapDeviceType, parseMappings, type RbdMapping, unmapArgs, udevRunning} from './rbd-map.js'
@@ -47,7 +47,7 @@ export const RBD_IMAGE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){1,2}$/
 export class RbdCli {
   constructor(
     private readonly bin: string = process.env[env.rbd] || settings.ceph.rbd,
-    private readonly timeoutMs: number = settings.ceph.commandTimeoutMs,
+    private readonly timeoutMs: number = cephCommandTimeoutMs(),
     private readonly cephBin: string = process.env[env.ceph] || settings.ceph.ceph,
   ) {}
 
@@ -99,11 +99,26 @@ export class RbdCli {
     return new Promise((resolve, reject) => {
       execFile(bin, args, {timeout: this.timeoutMs, encoding: 'utf8'}, (err, stdout, stderr) => {
         // The cause keeps the spawn error's code: ENOENT means there is no rbd CLI on this host.
-        if (err) reject(new Error(`${bin} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop()}`, {cause: err}))
+        if (err) reject(new Error(`${bin} ${args.join(' ')}: ${callFailure(err, stderr, this.timeoutMs)}`, {cause: err}))
         else resolve(stdout)
       })
     })
   }
+}
+
+/** Why a Ceph CLI call failed: its last line of stderr, or that it ran past its bound (it prints nothing then). */
+function callFailure(err: ExecFileException, stderr: string, timeoutMs: number): string {
+  if (err.killed && err.signal) return `no answer within ${timeoutMs} ms (killed; raise ${env.cephTimeoutMs} on a slow cluster)`
+  return (stderr || err.message).trim().split('\n').pop() ?? ''
+}
+
+/** The bound on each rbd/ceph call: settings.ceph.commandTimeoutMs, or env XCLUSTER_CEPH_TIMEOUT_MS. */
+export function cephCommandTimeoutMs(value: string | undefined = process.env[env.cephTimeoutMs]): number {
+  if (value === undefined || value === '') return settings.ceph.commandTimeoutMs
+  const ms = Number(value)
+  if (!Number.isInteger(ms) || ms <= 0)
+    throw new Error(`${env.cephTimeoutMs}=${value} is not a whole number of milliseconds above 0: set it like ${env.cephTimeoutMs}=30000, or unset it for ${settings.ceph.commandTimeoutMs}`)
+  return ms
 }
 
 /** What a new leader did to take an image over: recorded in etcd under its token (RbdFenceRecord). */
