@@ -205,6 +205,29 @@ describe('the instance guardian', () => {
     }
   })
 
+  it('gives up on an instance stuck in the kernel 5 s after its SIGKILL, counted on the clock, and says so', async () => {
+    // A frozen process (as one in uninterruptible I/O on a fenced device) never dies of its SIGKILL.
+    // Each round of the kill loop forks a grep and walks /proc: counted in rounds, 1000 of them took
+    // far longer than 5 s (minutes in a UML machine), and serve's stop waited that long.
+    const {guardian, pidFile, log} = launch()
+    await guardian.next()
+    const pid = pidOf(pidFile)
+    const frozen = freeze(pid, `xct-guardian-stuck-${process.pid}`)
+    try {
+      const started = Date.now()
+      const ended = new Promise((resolve) => guardian.onEnd(resolve))
+      ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+      assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
+      const took = Date.now() - started
+      assert.ok(took >= 4900 && took < 8000, `reported after ${took} ms, not 5 s after the SIGKILL`)
+      assert.ok(processAlive(pid) && killPending(pid), 'the stuck process is still there, its SIGKILL pending')
+      assert.match(readFileSync(log, 'utf8'), /instance \S+ still alive 5 s after SIGKILL/)
+    } finally {
+      frozen.thaw()
+    }
+    await until('the instance dead once it runs', () => !processAlive(pid), 2000)
+  })
+
   it('a failed start is aborted: the instance killed, the stop command run', async () => {
     const {guardian, pidFile, log} = launch({extra: 'exit 3'})
     assert.deepEqual(await guardian.next(), {kind: 'started', code: 3})
