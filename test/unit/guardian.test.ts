@@ -47,6 +47,8 @@ function launch(options: Partial<GuardianOptions> & {extra?: string; inSeconds?:
 }
 
 const pidOf = (file: string): number => Number(readFileSync(file, 'utf8').trim())
+/** Closes the guardian's stdin as a dying serve's pipe closes. */
+const serveDies = (guardian: Guardian): void => (guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
 
 describe('the instance guardian', () => {
   it('starts the instance, keeps it while deadlines move, and stops it with the stop command', async () => {
@@ -160,7 +162,7 @@ describe('the instance guardian', () => {
     const ended = new Promise((resolve) => guardian.onEnd(resolve))
     const started = Date.now()
     // What serve's death looks like from the guardian: its stdin reaches end of file.
-    ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+    serveDies(guardian)
     assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
     await until('both processes dead', () => pids.every((p) => !processAlive(p)), 2000)
     assert.ok(Date.now() - started < 1000)
@@ -174,7 +176,7 @@ describe('the instance guardian', () => {
     const ended = new Promise((resolve) => guardian.onEnd(resolve))
     let reported = false
     void ended.then(() => (reported = true))
-    ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+    serveDies(guardian)
     await sleep(400)
     assert.equal(reported, false, 'reported killed while the instance was still there')
     writeFileSync(flag, '')
@@ -193,7 +195,7 @@ describe('the instance guardian', () => {
       const ended = new Promise((resolve) => guardian.onEnd(resolve))
       let reported = false
       void ended.then(() => (reported = true))
-      ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+      serveDies(guardian)
       await until('the SIGKILL sent', () => killPending(pid), 2000)
       await sleep(400)
       assert.equal(reported, false, 'reported killed while a process of the instance was still alive')
@@ -216,7 +218,7 @@ describe('the instance guardian', () => {
     try {
       const started = Date.now()
       const ended = new Promise((resolve) => guardian.onEnd(resolve))
-      ;(guardian as unknown as {proc: {stdin: {end(): void}}}).proc.stdin.end()
+      serveDies(guardian)
       assert.deepEqual(await ended, {kind: 'killed', reason: 'serve-died'})
       const took = Date.now() - started
       assert.ok(took >= 4900 && took < 8000, `reported after ${took} ms, not 5 s after the SIGKILL`)
