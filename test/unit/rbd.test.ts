@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import {chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 
 import {cephCommandTimeoutMs, fenceRbdImage, localRbdHolders, RbdCli, rbdLockHolder, rbdLockId, type RbdLock, type RbdWatcher} from '../../src/lib/ceph/rbd.js'
 import {attributeRbdHolders} from '../../src/lib/election/split-brain.js'
+import {freeze, killPending} from '../helpers/freezer.js'
 
 describe('RBD lock holders', () => {
   it('reads node and token from an xcluster lock id, and nothing from a foreign one', () => {
@@ -78,6 +79,32 @@ describe('RBD lock holders', () => {
       rmSync(dir, {recursive: true, force: true})
     }
     assert.equal(cephCommandTimeoutMs(undefined), 10_000)
+  })
+
+  it('a ceph call stuck in the kernel (its SIGKILL pending) still ends at its bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xct-rbd-'))
+    const pidFile = join(dir, 'pid')
+    // An rbd that hangs where no signal reaches it: frozen by the test once it runs, as an unmap
+    // waiting in the kernel on the I/O of a blocklisted mapping stays in D state.
+    const stuck = join(dir, 'rbd')
+    writeFileSync(stuck, `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 30\n`)
+    chmodSync(stuck, 0o755)
+    let frozen: {thaw(): void} | undefined
+    try {
+      const started = Date.now()
+      const call = new RbdCli(stuck, 1500).unmap({image: 'rbd/pg', device: '/dev/rbd0', type: 'krbd'}, true)
+      const outcome = assert.rejects(call, /device unmap .*\/dev\/rbd0: no answer within 1500 ms \(killed/)
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await new Promise((r) => setTimeout(r, 10))
+      const pid = Number(readFileSync(pidFile, 'utf8'))
+      frozen = freeze(pid, `xct-rbd-${process.pid}`)
+      await outcome
+      const ms = Date.now() - started
+      assert.ok(ms < 4000, `the call ended ${ms} ms after it began, not at its 1500 ms bound`)
+      assert.ok(killPending(pid), 'the stuck rbd is still alive, its SIGKILL pending: the call did not wait for its death')
+    } finally {
+      frozen?.thaw()
+      rmSync(dir, {recursive: true, force: true})
+    }
     assert.equal(cephCommandTimeoutMs('45000'), 45_000)
     for (const bad of ['0', '-5', '1.5', 'ten'])
       assert.throws(() => cephCommandTimeoutMs(bad), /XCLUSTER_CEPH_TIMEOUT_MS=.* is not a whole number of milliseconds above 0: set it like XCLUSTER_CEPH_TIMEOUT_MS=30000/)

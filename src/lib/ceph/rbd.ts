@@ -95,20 +95,36 @@ export class RbdCli {
     return parseMappings(await this.call(['device', 'list', '--device-type', type, '--format', 'json']), type)
   }
 
+  /**
+   * The bound is kept by its own timer, not by the call's exit: a call stuck in the kernel (an
+   * unmap waiting on I/O a blocklisted client can never finish) does not die of its SIGKILL, and
+   * waiting for its exit would hang the start or check that made it.
+   */
   private call(args: string[], bin: string = this.bin): Promise<string> {
+    const what = `${bin} ${args.join(' ')}`
     return new Promise((resolve, reject) => {
-      execFile(bin, args, {timeout: this.timeoutMs, encoding: 'utf8'}, (err, stdout, stderr) => {
+      const child = execFile(bin, args, {encoding: 'utf8'}, (err, stdout, stderr) => {
+        clearTimeout(bound)
         // The cause keeps the spawn error's code: ENOENT means there is no rbd CLI on this host.
-        if (err) reject(new Error(`${bin} ${args.join(' ')}: ${callFailure(err, stderr, this.timeoutMs)}`, {cause: err}))
+        if (err) reject(new Error(`${what}: ${callFailure(err, stderr)}`, {cause: err}))
         else resolve(stdout)
       })
+      const bound = setTimeout(() => {
+        child.kill('SIGKILL')
+        // Let go of it: its pipes, and its exit, no longer hold this process.
+        for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy()
+        child.unref()
+        reject(new CephCallTimeout(`${what}: no answer within ${this.timeoutMs} ms (killed; raise ${env.cephTimeoutMs} on a slow cluster)`))
+      }, this.timeoutMs)
     })
   }
 }
 
-/** Why a Ceph CLI call failed: its last line of stderr, or that it ran past its bound (it prints nothing then). */
-function callFailure(err: ExecFileException, stderr: string, timeoutMs: number): string {
-  if (err.killed && err.signal) return `no answer within ${timeoutMs} ms (killed; raise ${env.cephTimeoutMs} on a slow cluster)`
+/** A Ceph CLI call that got no answer within its bound (and may live on, stuck in the kernel). */
+export class CephCallTimeout extends Error {}
+
+/** Why a Ceph CLI call failed: its last line of stderr, or the error itself. */
+function callFailure(err: ExecFileException, stderr: string): string {
   return (stderr || err.message).trim().split('\n').pop() ?? ''
 }
 
