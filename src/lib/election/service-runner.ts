@@ -1,7 +1,7 @@
 import {closeSync, existsSync, mkdirSync, openSync, readSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {fenceRbdImage, managedLockHolder, RbdCli} from '../ceph/rbd.js'
+import {CephCallTimeout, fenceRbdImage, managedLockHolder, RbdCli} from '../ceph/rbd.js'
 import {mapDeviceType, type MapDeviceType, type RbdMapping} from '../ceph/rbd-map.js'
 import {settings} from '../settings.js'
 import type {ServiceSpec} from '../spec/types.js'
@@ -57,6 +57,11 @@ export class ServiceRunner {
   private lostListener?: (token: string, report: GuardianReport) => void
   /** The leader's mapping of rbdImage, from the start until a clean stop unmaps it. */
   private mapping?: RbdMapping
+  /**
+   * Stale mappings whose forced unmap got no answer: stuck in the kernel behind I/O its
+   * blocklisted client can never finish. A second unmap would only wait as long again.
+   */
+  private readonly stuckDevices = new Set<string>()
 
   constructor(
     readonly service: ServiceSpec,
@@ -192,11 +197,27 @@ export class ServiceRunner {
    * unmapped first, forced, so the service never finds a dead device in its place.
    */
   private async mapImage(image: string, type: MapDeviceType, token: string): Promise<RbdMapping> {
-    for (const stale of (await this.rbd.mappings(type)).filter((m) => m.image === image)) {
-      const unmapped = await timed(() => this.rbd.unmap(stale, true))
-      this.log('rbd-stale-unmapped', {token, image, device: stale.device, ok: unmapped.ok, ...(unmapped.ok ? {} : {output: unmapped.output})})
-    }
+    for (const stale of (await this.rbd.mappings(type)).filter((m) => m.image === image)) await this.unmapStale(stale, token)
     return {image, type, device: await this.rbd.map(image, type)}
+  }
+
+  /**
+   * A stale mapping whose unmap gets no answer is left where it is (and not tried again): its
+   * client is blocklisted, so it writes nothing, and the new mapping is a device of its own.
+   */
+  private async unmapStale(stale: RbdMapping, token: string): Promise<void> {
+    const event = {token, image: stale.image, device: stale.device}
+    if (this.stuckDevices.has(stale.device)) {
+      this.log('rbd-stale-unmapped', {...event, ok: false, output: 'left as it is: an earlier unmap of it is stuck in the kernel'})
+      return
+    }
+    try {
+      await this.rbd.unmap(stale, true)
+      this.log('rbd-stale-unmapped', {...event, ok: true})
+    } catch (error) {
+      if (error instanceof CephCallTimeout) this.stuckDevices.add(stale.device)
+      this.log('rbd-stale-unmapped', {...event, ok: false, output: (error as Error).message})
+    }
   }
 
   /**
