@@ -13,7 +13,8 @@ Usage: rbd-writer.py CONF POOL/IMAGE NODE TOKEN LOG [INTERVAL]
    or: rbd-writer.py --device DEVICE NODE TOKEN LOG [INTERVAL]: the same records through a mapped
        device (the leader's mapping holds the lock), each write O_DIRECT and synchronous, so it
        reaches the image or fails. Its first line is `opened NODE TOKEN DEVICE`.
-Log lines: `locked NODE TOKEN ADDR`, `wrote NODE TOKEN SEQ SLOT NS`, `failed NODE TOKEN SEQ ERROR`.
+Log lines: `locked NODE TOKEN ADDR`, `wrote NODE TOKEN SEQ SLOT NS`, `failed NODE TOKEN SEQ ERROR`;
+the device writer's `wrote` line is `wrote NODE TOKEN SEQ SLOT ISSUED_NS DONE_NS` (its last write's).
 Read back: rbd-writer.py --dump CONF POOL/IMAGE prints `SLOT NODE TOKEN SEQ NS` per record.
 """
 import mmap
@@ -108,8 +109,11 @@ def write_device(device, node, token, log, interval):
             block[:] = STAMP.pack(node.encode(), token.encode(), seq, time.time_ns()).ljust(RECORD, b'\0')
             os.pwritev(fd, [block], RECORD * (1 + slot))
             block[:] = HEADER.pack(slot + 1).ljust(RECORD, b'\0')
+            issued = time.time_ns()
             os.pwritev(fd, [block], 0)
-            out.write(f'wrote {node} {token} {seq} {slot} {time.time_ns()}\n')
+            # When the record's last write was issued, not only when it returned: a write issued
+            # before its machine was paused can return after it runs again, and that is no late write.
+            out.write(f'wrote {node} {token} {seq} {slot} {issued} {time.time_ns()}\n')
             slot += 1
             time.sleep(interval)
     except OSError as err:  # the kernel's error once the mapping's client was blocklisted

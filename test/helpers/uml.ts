@@ -24,9 +24,11 @@ const ip = (args: string[]) => execFileSync('ip', args, {stdio: ['ignore', 'pipe
 
 /** The namespace and bridge the machines share; `close()` takes them down (and every tap on the bridge). */
 export class UmlNetwork {
-  readonly netns = `xct-uml-${process.pid}`
+  readonly netns: string
 
-  constructor() {
+  /** `tag` tells apart the networks of one test process (one per suite). */
+  constructor(tag: string) {
+    this.netns = `xct-uml-${process.pid}-${tag}`
     requireTool('linux.uml', 'user-mode-linux')
     requireTool('modprobe', 'kmod')
     ip(['netns', 'add', this.netns])
@@ -62,6 +64,8 @@ export class UmlMachine {
     readonly name: string,
     readonly address: string,
     baseDir: string,
+    /** The kernel modules the machine has (loaded at boot): a program finds no other. */
+    readonly modules: readonly string[],
   ) {
     this.cgroup = join(freezerRoot(), `${net.netns}-${name}`)
     mkdirSync(this.cgroup, {recursive: true})
@@ -70,7 +74,7 @@ export class UmlMachine {
 
   /** A command prefix (e.g. the Daemon's wrap) that runs the rest as this machine's program. */
   get wrap(): string[] {
-    return ['bash', UML_RUN, this.net.netns, this.name, this.address, this.cgroup, this.dir]
+    return ['bash', UML_RUN, this.net.netns, this.name, this.address, this.cgroup, this.dir, this.modules.join(',')]
   }
 
   /** The host processes of the machine (its kernel and every process in it). */
