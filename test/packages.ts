@@ -44,7 +44,7 @@ export const TEST_PACKAGES: readonly string[] = [
   // The browser playwright-core drives to test the web dashboard (test/etcd/dashboard.test.ts).
   'chromium',
   // Test machines with a kernel of their own, whose rbd driver maps a leader's image (test/uml/).
-  // rbd-nbd maps it where a kernel has nbd but no rbd driver (rbdMap: nbd).
+  // rbd-nbd maps it where a kernel has nbd but no rbd driver (rbdMap: auto picks it there).
   'user-mode-linux',
   'kmod',
   'rbd-nbd',
