@@ -148,7 +148,7 @@ describe('serve --certs: the certs leader renews ACME certificates as they fall 
     await responder.stop('SIGTERM')
     const held = (await leader())!
     const keeper = keepers.get(held.node)!
-    const before = await raw()
+    const atStop = await raw()
     const count = writes.length
     const refused = await until('the leader’s renewal refused', () => keeper.events.find((e) => e.event === 'cert-renew-refused' && e.name === DOMAIN), 30_000, 100)
     assert.match(String(refused.error), /The ACME CA at https:\/\/127\.0\.0\.1:\d+\/dir refused to obtain the certificate for shop\.xcluster\.test/)
@@ -156,8 +156,18 @@ describe('serve --certs: the certs leader renews ACME certificates as they fall 
     assert.equal(refused.failures, 1)
     const retryIn = Date.parse(String(refused.retryAt)) - refused.receivedAt
     assert.ok(Math.abs(retryIn - settings.certs.keeperRetryMs) < 5000, `the next order in keeperRetryMs, not at once: ${retryIn} ms`)
-    assert.deepEqual(await raw(), before, 'the record is unchanged')
-    assert.equal(writes.length, count, 'no write at all')
+    // On a loaded host the last test's checks can outlast two thirds of the renewed certificate's
+    // life: an order Pebble validated before the responder stopped may still land. The keeper
+    // renews one order at a time, so the refused order is the one after it, and it wrote nothing.
+    const landed = writes.slice(count)
+    assert.ok(landed.length <= 1, `at most the one order in flight at the stop landed: ${landed.length} writes`)
+    const landedRecord = landed[0]
+    if (landedRecord) {
+      const renewedAt = keeper.events.findIndex((e) => e.event === 'cert-renewed' && e.serial === landedRecord.serial)
+      assert.ok(renewedAt >= 0 && renewedAt < keeper.events.indexOf(refused), `the write that landed was the order before the refused one: ${JSON.stringify(keeper.events.slice(-4))}`)
+      assert.deepEqual(JSON.parse((await raw()).value), landedRecord, 'the record is that order’s')
+    } else assert.deepEqual(await raw(), atStop, 'the record is unchanged')
+    assert.equal(writes.length, count + landed.length, 'no write by the refused order')
     assert.deepEqual(await challengeKeys(), [], 'its challenge went with the order')
     // No second order while it waits, however often it wakes (its own challenge writes woke it).
     await new Promise((r) => setTimeout(r, 2000))
