@@ -60,7 +60,22 @@ describe('serve --certs: the certs leader keeps the Rathole clients, one per rea
     const ready = state.nodes.filter((n) => n.type === 'frontend' && n.state === 'ready')
     return Object.fromEntries(ready.map((f) => [ratholeClientFileName(f.name), renderRatholeClient(f, state, defaultLayout(), {redact: false})]))
   }
-  const contents = (node: string): Record<string, string> => Object.fromEntries(filesIn(node).map((f) => [f, readFileSync(join(clientDir(node), f), 'utf8')]))
+  /**
+   * What NODE's directory holds. A file gone between the listing and its read was a write's
+   * temporary file, renamed meanwhile (CI caught one): it is left out, and the next round sees
+   * the file it became.
+   */
+  const contents = (node: string): Record<string, string> =>
+    Object.fromEntries(
+      filesIn(node).flatMap((f) => {
+        try {
+          return [[f, readFileSync(join(clientDir(node), f), 'utf8')]]
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+          throw error
+        }
+      }),
+    )
   /** Waits until NODE's directory holds exactly what etcd's state renders to. */
   const holdsRendered = async (node: string, what: string): Promise<Record<string, string>> => {
     let want: Record<string, string> = {}
