@@ -79,6 +79,9 @@ describe('RBD lock holders', () => {
       rmSync(dir, {recursive: true, force: true})
     }
     assert.equal(cephCommandTimeoutMs(undefined), 10_000)
+    assert.equal(cephCommandTimeoutMs('45000'), 45_000)
+    for (const bad of ['0', '-5', '1.5', 'ten'])
+      assert.throws(() => cephCommandTimeoutMs(bad), /XCLUSTER_CEPH_TIMEOUT_MS=.* is not a whole number of milliseconds above 0: set it like XCLUSTER_CEPH_TIMEOUT_MS=30000/)
   })
 
   it('a ceph call stuck in the kernel (its SIGKILL pending) still ends at its bound', async () => {
@@ -105,8 +108,5 @@ describe('RBD lock holders', () => {
       frozen?.thaw()
       rmSync(dir, {recursive: true, force: true})
     }
-    assert.equal(cephCommandTimeoutMs('45000'), 45_000)
-    for (const bad of ['0', '-5', '1.5', 'ten'])
-      assert.throws(() => cephCommandTimeoutMs(bad), /XCLUSTER_CEPH_TIMEOUT_MS=.* is not a whole number of milliseconds above 0: set it like XCLUSTER_CEPH_TIMEOUT_MS=30000/)
   })
 })
