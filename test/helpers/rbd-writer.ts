@@ -43,6 +43,8 @@ while kill -0 $pid 2>/dev/null; do sleep 0.02; done
  * serve sets): start returns once the writer opened the device; stop ends it with SIGTERM.
  * Each node's writer logs to a file of its own (`log(node)`): the machines' kernels each cache
  * the host's files, so two of them appending to one file overwrite each other's lines.
+ * Start first logs the rbd and nbd devices the machine's kernel has mapped then (a size other
+ * than 0): `devices NODE TOKEN DEVICE...`, what the machine holds as its service starts.
  */
 export function writeDeviceWriterScripts(dir: string, intervalSeconds = 0.05): {start: string; stop: string; log: (node: string) => string} {
   const start = join(dir, 'device-writer-start.sh')
@@ -51,7 +53,10 @@ export function writeDeviceWriterScripts(dir: string, intervalSeconds = 0.05): {
   const log = `${dir}/writer-$XCLUSTER_NODE.log`
   writeFileSync(
     start,
-    `${SYSTEM_PYTHON} ${RBD_WRITER} --device "$XCLUSTER_RBD_DEVICE" "$XCLUSTER_NODE" "$XCLUSTER_TOKEN" ${log} ${intervalSeconds} &
+    `mapped=
+for d in /sys/block/rbd* /sys/block/nbd*; do [ -e "$d/size" ] && [ "$(cat "$d/size")" != 0 ] && mapped="$mapped /dev/\${d##*/}"; done
+echo "devices $XCLUSTER_NODE $XCLUSTER_TOKEN$mapped" >> ${log}
+${SYSTEM_PYTHON} ${RBD_WRITER} --device "$XCLUSTER_RBD_DEVICE" "$XCLUSTER_NODE" "$XCLUSTER_TOKEN" ${log} ${intervalSeconds} &
 pid=$!
 echo $pid > ${pidFile}
 until grep -q "^opened $XCLUSTER_NODE $XCLUSTER_TOKEN " ${log} 2>/dev/null; do kill -0 $pid || exit 1; sleep 0.02; done
