@@ -21,7 +21,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -32,7 +32,7 @@ import {startCeph, type TestCeph} from '../helpers/ceph.js'
 import {ROOT, xcluster} from '../helpers/cli.js'
 import {Daemon, specBase, until, writeSpec} from '../helpers/election-harness.js'
 import {startEtcd, type TestEtcd} from '../helpers/etcd.js'
-import {readRecords, writeDeviceWriterScripts} from '../helpers/rbd-writer.js'
+import {readRecords, writeDeviceWriterScripts, writerLines} from '../helpers/rbd-writer.js'
 import {BRIDGE_ADDRESS, removeStaleUmlCgroups, UmlMachine, UmlNetwork} from '../helpers/uml.js'
 
 const IMAGE = 'rbd/pg'
@@ -76,7 +76,7 @@ for (const driver of DRIVERS)
     const machines = new Map<Node, UmlMachine>()
     const daemons = new Map<Node, Daemon>()
     let writerLog: (node: string) => string
-    const linesOf = (node: Node) => (existsSync(writerLog(node)) ? readFileSync(writerLog(node), 'utf8').split('\n').filter(Boolean) : [])
+    const linesOf = (node: Node) => writerLines(writerLog(node))
     /** What a user on the machines' network sees, with the cluster's own CLIs. */
     const onNet = (cmd: string, args: string[]) => execFileSync('ip', ['netns', 'exec', net.netns, cmd, ...args], {encoding: 'utf8'})
     const rbdJson = <T>(args: string[]) => JSON.parse(onNet('rbd', ['-c', ceph.conf, ...args, '--format', 'json'])) as T
